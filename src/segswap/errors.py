@@ -1,0 +1,21 @@
+"""Exceptions that carry a message meant for the user.
+
+The CLI prints ``SegswapError`` messages as one line and exits with status 2; anything else is a bug
+and keeps its traceback.
+"""
+
+
+class SegswapError(Exception):
+    """A problem with the user's input or set-up, explained in one line."""
+
+
+class ImageError(SegswapError):
+    """An image that cannot be read or used."""
+
+
+class UntrainedModelError(SegswapError):
+    """A model was asked for whose trained weights are not available."""
+
+
+class BackboneUnavailableError(SegswapError):
+    """A backbone whose package is not installed."""
