@@ -1,0 +1,99 @@
+"""The ``segswap`` command: thin typer commands over the package's functions, no logic of its own."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import __version__
+from .errors import SegswapError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Find what images have in common: co-segmentation masks and dense correspondences.")
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"segswap {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit.")):
+    pass
+
+
+@app.command()
+def pair(
+    image_a: Path = typer.Argument(..., help="First image (the query)."),
+    image_b: Path = typer.Argument(..., help="Second image."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for mask_a.png, mask_b.png, overlay.png, result.json."),
+    size: Optional[int] = typer.Option(None, help="Input long side in px, a multiple of 16 (default: the weights' own, 480)."),
+    backbone: Optional[str] = typer.Option(None, help="Feature backbone (see `segswap backbones`)."),
+    weights: Optional[Path] = typer.Option(None, help="Weights file from `segswap export`."),
+    model: Optional[str] = typer.Option(None, help="Pair model: segswap (default) or correlation (training-free)."),
+    flip: bool = typer.Option(False, help="Also run the pair mirrored and average (test-time augmentation)."),
+):
+    """Match two images: where they share content, and which pixel goes where."""
+    from .pair import load
+    from .report import write_pair_outputs
+
+    matcher = load(model, weights, backbone=backbone, size=size)
+    result = matcher.match(image_a, image_b, flip=flip)
+    summary = write_pair_outputs(out, image_a, image_b, result)
+    typer.echo(f"score {summary['score']:.3f}  shared area: a {summary['mask_area_a']:.1%}, b {summary['mask_area_b']:.1%}  "
+               f"{len(summary['correspondences'])} correspondences  → {out}")
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Folder for the results.")):
+    """Match the two sample images shipped with segswap (a box, and the box in a cluttered scene)."""
+    from .pair import DEFAULT_MODEL, load, shipped_weights_path
+    from .report import write_pair_outputs
+
+    data = resources.files("segswap") / "data"
+    image_a, image_b = Path(str(data / "box.png")), Path(str(data / "box_in_scene.png"))
+    if shipped_weights_path(DEFAULT_MODEL) is None:
+        typer.echo("note: no trained SegSwap weights are installed yet; running the training-free "
+                   "'correlation' model (mutual nearest neighbours of backbone features) instead.", err=True)
+        matcher = load("correlation")
+    else:
+        matcher = load()
+    result = matcher.match(image_a, image_b)
+    summary = write_pair_outputs(out, image_a, image_b, result)
+    typer.echo(f"model {summary['model']} on {summary['backbone']}: score {summary['score']:.3f}, shared area "
+               f"a {summary['mask_area_a']:.1%}, b {summary['mask_area_b']:.1%}, "
+               f"{len(summary['correspondences'])} correspondences")
+    typer.echo(f"wrote {out}/overlay.png, mask_a.png, mask_b.png, result.json")
+
+
+@app.command()
+def backbones(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
+    """List the feature backbones and whether their packages are installed."""
+    from .backbone import DEFAULT_BACKBONE, list_backbones
+
+    rows = list_backbones()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        state = "installed" if row["installed"] else f"missing: {row['install']}"
+        default = " (default)" if row["name"] == DEFAULT_BACKBONE else ""
+        typer.echo(f"{row['name']:<20} {row['channels']:>4} ch  {state}{default}  — {row['description']}")
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and exit status 2."""
+    try:
+        app()
+    except SegswapError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,50 @@
+"""A training-free pair model: soft mutual nearest neighbours of the frozen backbone features.
+
+It is NC-Net without the learned neighbourhood consensus: the 2-D correlation of the two feature maps
+is softmax-normalised along each image, a cell's mask value is its best *mutual* match probability
+(high only when a and b choose each other unambiguously) and its correspondence is the soft-argmax of
+its row. It is the floor every trained model must beat and a working matcher before training.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def cell_centres(h: int, w: int, device=None) -> torch.Tensor:
+    """(h·w)×2 cell centres, (x, y) normalised to [0, 1]."""
+    ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
+    xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
+    return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
+
+
+class CorrelationMatcher(nn.Module):
+    """Same inputs and outputs as :class:`segswap.models.transformer.SegSwapTransformer`; no weights."""
+
+    default_conf = {
+        "temperature": 0.1,  # softmax temperature on cosine similarities
+    }
+
+    def __init__(self, **conf):
+        super().__init__()
+        unknown = set(conf) - set(self.default_conf)
+        if unknown:
+            raise ValueError(f"unknown CorrelationMatcher options: {sorted(unknown)}")
+        self.conf = {**self.default_conf, **conf}
+
+    def forward(self, data: dict) -> dict:
+        fa, fb = data["feats_a"], data["feats_b"]
+        (b, _, ha, wa), (_, _, hb, wb) = fa.shape, fb.shape
+        sim = torch.einsum("bcn,bcm->bnm", fa.flatten(2), fb.flatten(2)) / self.conf["temperature"]
+        p_ab = sim.softmax(dim=2)  # each a-cell's distribution over b
+        p_ba = sim.softmax(dim=1)  # each b-cell's distribution over a
+        mutual = p_ab * p_ba
+        flow_ab = p_ab @ cell_centres(hb, wb, fa.device)
+        flow_ba = p_ba.transpose(1, 2) @ cell_centres(ha, wa, fa.device)
+        return {
+            "mask_a": mutual.amax(dim=2).view(b, ha, wa),
+            "mask_b": mutual.amax(dim=1).view(b, hb, wb),
+            "flow_ab": flow_ab.view(b, ha, wa, 2),
+            "flow_ba": flow_ba.view(b, hb, wb, 2),
+        }

@@ -1,0 +1,65 @@
+"""Weights files: safetensors tensors plus a small JSON config in the safetensors header.
+
+The config (key ``segswap`` of the header metadata) holds ``format``, ``model`` (a name in
+:data:`segswap.models.MODEL_CLASSES`), ``conf`` (the model's options), ``backbone``, ``size`` (input
+long side it was trained at) and ``recipe`` (a hash of the training recipe), plus free-form ``info``.
+Loading never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from ..errors import SegswapError
+from ..io.files import atomic_path
+from . import MODEL_CLASSES
+
+FORMAT_VERSION = 1
+
+
+def save_weights(path: str | os.PathLike, model, *, backbone: str, size: int, recipe: str = "", info: dict | None = None) -> None:
+    """Write ``model``'s tensors and config to ``path`` atomically (temp file + rename)."""
+    name = next((n for n, cls in MODEL_CLASSES.items() if type(model) is cls), None)
+    if name is None:
+        raise ValueError(f"{type(model).__name__} is not a registered model class")
+    config = {"format": FORMAT_VERSION, "model": name, "conf": model.conf, "backbone": backbone, "size": size,
+              "recipe": recipe, "info": info or {}}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"segswap": json.dumps(config, sort_keys=True)})
+
+
+def read_config(path: str | os.PathLike) -> dict:
+    """The JSON config stored in a weights file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SegswapError(f"{path}: no such weights file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise SegswapError(f"{path}: not a safetensors weights file ({str(err).splitlines()[0]})") from None
+    if "segswap" not in meta:
+        raise SegswapError(f"{path}: safetensors file without a segswap config (was it written by `segswap export`?)")
+    config = json.loads(meta["segswap"])
+    if config.get("format") != FORMAT_VERSION:
+        raise SegswapError(f"{path}: weights format {config.get('format')} is not supported (expected {FORMAT_VERSION})")
+    if config.get("model") not in MODEL_CLASSES:
+        raise SegswapError(f"{path}: unknown model {config.get('model')!r}")
+    return config
+
+
+def load_weights(path: str | os.PathLike):
+    """Build the model a weights file describes and load its tensors → ``(model, config)``, in eval mode."""
+    config = read_config(path)
+    model = MODEL_CLASSES[config["model"]](**config["conf"])
+    state = load_file(str(path), device="cpu")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise SegswapError(f"{path}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model.eval(), config

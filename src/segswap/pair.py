@@ -1,0 +1,259 @@
+"""Pair inference: two images → co-segmentation masks, dense correspondences and a similarity score.
+
+``segswap.load()`` returns a :class:`Matcher`; ``Matcher.match(a, b)`` returns a dict:
+
+===================== ======================= ===============================================
+key                   type / shape            meaning
+===================== ======================= ===============================================
+``mask_a``            float32 H_a×W_a          cycle-consistent mask of a at a's input size
+``mask_b``            float32 H_b×W_b          the same for b
+``mask_a_tokens``     float32 h_a×w_a          the model's own mask of a on the token grid
+``mask_b_tokens``     float32 h_b×w_b          the same for b
+``cycle_mask_a_tokens`` float32 h_a×w_a        own mask × b's mask read through ``flow_ab``
+``cycle_mask_b_tokens`` float32 h_b×w_b        own mask × a's mask read through ``flow_ba``
+``flow_ab``           float32 h_a×w_a×2        per a-cell, (x, y) in [0, 1] of its match in b
+``flow_ba``           float32 h_b×w_b×2        per b-cell, (x, y) in [0, 1] of its match in a
+``score``             float                    paper Eq. 3 with a as the query: S(a → b)
+``score_ba``          float                    S(b → a); S is not symmetric, see :func:`similarity_score`
+``correspondences``   float32 N×5              ``[xa, ya, xb, yb, confidence]`` in input pixels,
+                                               best first, confidence ≥ ``min_confidence``
+``size_a``/``size_b`` (width, height)          the input images' sizes
+``model``, ``backbone``, ``input_size``, ``trained``  what produced the result
+===================== ======================= ===============================================
+
+h×w is the token grid: the image resized so its long side is ``size`` px, divided by 16.
+"""
+
+from __future__ import annotations
+
+import math
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .backbone import DEFAULT_BACKBONE, get_backbone
+from .errors import SegswapError, UntrainedModelError
+from .io import load_image, resize_for_model
+from .models import MODEL_CLASSES, TRAINABLE
+from .models.correlation import cell_centres
+from .models.layers import read_through_flow
+from .models.weights import load_weights
+
+DEFAULT_MODEL = "segswap"
+DEFAULT_SIZE = 480
+#: Weights file shipped inside the package for each trainable model.
+SHIPPED_WEIGHTS = {"segswap": "segswap.safetensors"}
+
+
+def shipped_weights_path(name: str) -> Path | None:
+    """Path of the weights shipped in the package for model ``name``, or None if there are none."""
+    filename = SHIPPED_WEIGHTS.get(name)
+    if filename is None:
+        return None
+    path = Path(str(resources.files("segswap") / "data" / filename))
+    return path if path.is_file() else None
+
+
+def load(name: str | None = None, weights=None, *, backbone: str | None = None, size: int | None = None,
+         runtime: str = "auto", allow_untrained: bool = False, **conf) -> "Matcher":
+    """Return a ready :class:`Matcher`.
+
+    ``name``: a model in :data:`segswap.models.MODEL_CLASSES` (default ``"segswap"``, the cross-image
+    transformer; ``"correlation"`` is the training-free matcher). ``weights``: a weights file written
+    by ``segswap export``; by default the weights shipped in the package. Without trained weights a
+    trainable model raises :class:`~segswap.errors.UntrainedModelError`, unless ``allow_untrained``
+    (tests, benchmarks), in which case results carry ``trained=False``. ``backbone`` and ``size``
+    default to those the weights were trained with. ``conf`` overrides model options.
+    """
+    if weights is not None:
+        model, config = load_weights(weights)
+        if name is not None and name != config["model"]:
+            raise SegswapError(f"{weights}: holds a {config['model']!r} model, not {name!r}")
+        name, trained = config["model"], True
+        if backbone is not None and backbone != config["backbone"]:
+            raise SegswapError(f"{weights}: trained on backbone {config['backbone']!r}; it cannot run on {backbone!r}")
+        backbone, size = config["backbone"], size or config["size"]
+        if conf:
+            raise SegswapError("model options cannot be overridden when loading trained weights")
+    else:
+        name = name or DEFAULT_MODEL
+        if name not in MODEL_CLASSES:
+            raise SegswapError(f"unknown model {name!r}; choose from {', '.join(MODEL_CLASSES)}")
+        shipped = shipped_weights_path(name)
+        if shipped is not None and not conf:
+            return load(name, shipped, backbone=backbone, size=size, runtime=runtime)
+        if name in TRAINABLE and not allow_untrained:
+            raise UntrainedModelError(
+                f"no trained weights for model {name!r} are installed; pass weights=PATH (--weights) from "
+                "`segswap train`/`segswap export`, or use the training-free model 'correlation' (--model correlation)"
+            )
+        feature_extractor = get_backbone(backbone or DEFAULT_BACKBONE, runtime)
+        if name in TRAINABLE:
+            conf = {"input_dim": feature_extractor.channels, **conf}
+        model = MODEL_CLASSES[name](**conf).eval()
+        trained = name not in TRAINABLE
+        return Matcher(model, feature_extractor, size=size or DEFAULT_SIZE, name=name, trained=trained)
+    return Matcher(model, get_backbone(backbone, runtime), size=size, name=name, trained=trained)
+
+
+class Matcher:
+    """A pair model with its frozen backbone and input size. Stateless across calls."""
+
+    def __init__(self, model, backbone, *, size: int = DEFAULT_SIZE, name: str = DEFAULT_MODEL, trained: bool = True):
+        if size % 16 or size < 32:
+            raise SegswapError(f"--size must be a multiple of 16 and at least 32, got {size}")
+        self.model = model.eval()
+        self.backbone = backbone
+        self.size = size
+        self.name = name
+        self.trained = trained
+
+    # -- features -------------------------------------------------------------------------------
+    def prepare(self, image) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Load ``image`` (path, PIL image or array) → (1×3×H×W tensor in [0, 1], original (w, h))."""
+        rgb = load_image(image)
+        resized = resize_for_model(rgb, self.size)
+        tensor = torch.from_numpy(resized).permute(2, 0, 1)[None].float().div_(255.0)
+        return tensor, (rgb.shape[1], rgb.shape[0])
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """B×3×H×W in [0, 1] → B×C×H/16×W/16 L2-normalised backbone features."""
+        return self.backbone(images)
+
+    # -- matching -------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict(self, feats_a: torch.Tensor, feats_b: torch.Tensor, flip: bool = False) -> dict:
+        """Run the pair model on feature maps (B×C×h×w each) → its output dict (token grid).
+
+        With ``flip``, the pair is also run mirrored left-right and the two predictions averaged.
+        """
+        out = self.model({"feats_a": feats_a, "feats_b": feats_b})
+        if not flip:
+            return out
+        mirrored = self.model({"feats_a": feats_a.flip(-1), "feats_b": feats_b.flip(-1)})
+        merged = {}
+        for key in ("mask_a", "mask_b"):
+            merged[key] = (out[key] + mirrored[key].flip(-1)) / 2
+        for key in ("flow_ab", "flow_ba"):
+            back = mirrored[key].flip(-2).clone()
+            back[..., 0] = 1 - back[..., 0]
+            merged[key] = (out[key] + back) / 2
+        return merged
+
+    def match(self, image_a, image_b, *, flip: bool = False, min_confidence: float = 0.5) -> dict:
+        """Match two images (paths, PIL images or arrays); see the module docstring for the result."""
+        return self.match_many([(image_a, image_b)], flip=flip, min_confidence=min_confidence)[0]
+
+    def match_many(self, pairs, *, flip: bool = False, min_confidence: float = 0.5, batch_size: int = 8) -> list[dict]:
+        """Match many pairs; pairs whose inputs share a grid size run through the model as one batch."""
+        images = {}
+        for a, b in pairs:
+            for img in (a, b):
+                key = _image_key(img)
+                if key not in images:
+                    images[key] = self.prepare(img)
+        feats = {}
+        for key, (tensor, _) in images.items():
+            feats[key] = self.features(tensor)
+        groups: dict[tuple, list[int]] = {}
+        for i, (a, b) in enumerate(pairs):
+            shape = (feats[_image_key(a)].shape, feats[_image_key(b)].shape)
+            groups.setdefault(shape, []).append(i)
+        results: list[dict | None] = [None] * len(pairs)
+        for indices in groups.values():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start:start + batch_size]
+                fa = torch.cat([feats[_image_key(pairs[i][0])] for i in chunk])
+                fb = torch.cat([feats[_image_key(pairs[i][1])] for i in chunk])
+                out = self.predict(fa, fb, flip=flip)
+                scores_ab = similarity_score(out["mask_a"], out["mask_b"], out["flow_ab"], fa, fb)
+                scores_ba = similarity_score(out["mask_b"], out["mask_a"], out["flow_ba"], fb, fa)
+                for j, i in enumerate(chunk):
+                    size_a = images[_image_key(pairs[i][0])][1]
+                    size_b = images[_image_key(pairs[i][1])][1]
+                    single = {k: v[j:j + 1] for k, v in out.items()}
+                    results[i] = self._result(single, float(scores_ab[j]), float(scores_ba[j]), size_a, size_b, min_confidence)
+        return results
+
+    def _result(self, out: dict, score_ab: float, score_ba: float, size_a, size_b, min_confidence: float) -> dict:
+        cycle_a = cycle_consistent_mask(out["mask_a"], out["mask_b"], out["flow_ab"])
+        cycle_b = cycle_consistent_mask(out["mask_b"], out["mask_a"], out["flow_ba"])
+        return {
+            "mask_a": upsample_mask(cycle_a[0], size_a),
+            "mask_b": upsample_mask(cycle_b[0], size_b),
+            "mask_a_tokens": out["mask_a"][0].numpy(),
+            "mask_b_tokens": out["mask_b"][0].numpy(),
+            "cycle_mask_a_tokens": cycle_a[0].numpy(),
+            "cycle_mask_b_tokens": cycle_b[0].numpy(),
+            "flow_ab": out["flow_ab"][0].numpy(),
+            "flow_ba": out["flow_ba"][0].numpy(),
+            "score": score_ab,
+            "score_ba": score_ba,
+            "correspondences": correspondences(out, size_a, size_b, min_confidence),
+            "size_a": tuple(size_a),
+            "size_b": tuple(size_b),
+            "model": self.name,
+            "backbone": self.backbone.name,
+            "input_size": self.size,
+            "trained": self.trained,
+        }
+
+
+def _image_key(image):
+    return ("path", str(image)) if isinstance(image, (str, Path)) else ("object", id(image))
+
+
+def cycle_consistent_mask(mask: torch.Tensor, mask_other: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Own mask × the other image's mask read where the flow points (B×h×w)."""
+    return mask * read_through_flow(mask_other[:, None], flow)[:, 0]
+
+
+def upsample_mask(mask_tokens: torch.Tensor, size) -> np.ndarray:
+    """h×w token mask → float32 H×W at ``size`` = (width, height), bilinear."""
+    m = mask_tokens.float().numpy()
+    return np.clip(cv2.resize(m, tuple(int(s) for s in size), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+
+
+def similarity_score(mask_q, mask_t, flow_qt, feats_q, feats_t) -> torch.Tensor:
+    """Paper Eq. 3, query q against target t, per batch item → B scores.
+
+    S = Σ over query cells of  M_q(i) · M_t(C(i)) · cos(F_q(i), F_t(C(i))),  keeping, as the authors'
+    code does, only the best query cell for each target cell it lands in (so a region of the query
+    cannot score many times on one target cell). S(q, t) ≠ S(t, q) in general; retrieval uses the
+    query's direction.
+    """
+    b, hq, wq = mask_q.shape
+    ht, wt = mask_t.shape[1:]
+    joint = mask_q * read_through_flow(mask_t[:, None], flow_qt)[:, 0]
+    feats_at = read_through_flow(feats_t, flow_qt)
+    cosine = (feats_q * torch.nn.functional.normalize(feats_at, dim=1)).sum(dim=1)
+    contribution = (joint * cosine).flatten(1)  # B×(hq·wq)
+    cx = (flow_qt[..., 0] * wt).long().clamp(0, wt - 1)
+    cy = (flow_qt[..., 1] * ht).long().clamp(0, ht - 1)
+    target_cell = (cy * wt + cx).flatten(1)
+    best = torch.full((b, ht * wt), -math.inf, dtype=contribution.dtype)
+    best = best.scatter_reduce(1, target_cell, contribution, reduce="amax", include_self=True)
+    return torch.where(torch.isfinite(best), best, torch.zeros_like(best)).sum(dim=1)
+
+
+def correspondences(out: dict, size_a, size_b, min_confidence: float) -> np.ndarray:
+    """Per a-cell correspondence in input pixels, ``[xa, ya, xb, yb, confidence]``, best first.
+
+    Confidence = the joint mask (a's mask × b's mask at the match) × how well the match returns:
+    exp(-d²/2), d the round-trip error a → b → a in cells.
+    """
+    mask_a, mask_b, flow_ab, flow_ba = out["mask_a"], out["mask_b"], out["flow_ab"], out["flow_ba"]
+    _, ha, wa = mask_a.shape
+    joint = cycle_consistent_mask(mask_a, mask_b, flow_ab)[0].flatten()
+    back = read_through_flow(flow_ba.permute(0, 3, 1, 2), flow_ab)[0].permute(1, 2, 0).reshape(-1, 2)
+    start = cell_centres(ha, wa)
+    d = ((back - start) * torch.tensor([wa, ha], dtype=torch.float32)).norm(dim=1)
+    confidence = joint * torch.exp(-0.5 * d**2)
+    target = flow_ab[0].reshape(-1, 2)
+    rows = torch.cat([start * torch.tensor(size_a, dtype=torch.float32), target * torch.tensor(size_b, dtype=torch.float32),
+                      confidence[:, None]], dim=1)
+    rows = rows[confidence >= min_confidence]
+    return rows[rows[:, 4].argsort(descending=True)].numpy().astype(np.float32)

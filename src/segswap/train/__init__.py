@@ -1,0 +1,1 @@
+"""Training the pair models on segment-swapping pairs."""

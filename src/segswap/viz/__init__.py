@@ -1,0 +1,1 @@
+"""Pictures people look at: overlays, correspondence drawings, contact sheets."""
