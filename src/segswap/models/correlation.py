@@ -23,7 +23,7 @@ class CorrelationMatcher(nn.Module):
     """Same inputs and outputs as :class:`segswap.models.transformer.SegSwapTransformer`; no weights."""
 
     default_conf = {
-        "temperature": 0.1,  # softmax temperature on cosine similarities
+        "temperature": 0.02,  # softmax temperature on cosine similarities
     }
 
     def __init__(self, **conf):

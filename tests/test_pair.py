@@ -1,0 +1,116 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import segswap
+from segswap.errors import SegswapError, UntrainedModelError
+from segswap.models.weights import save_weights
+from segswap.pair import similarity_score
+
+DATA = Path(segswap.__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def untrained():
+    torch.manual_seed(0)
+    return segswap.load("segswap", allow_untrained=True, size=160)
+
+
+@pytest.fixture(scope="module")
+def correlation():
+    return segswap.load("correlation", size=224)
+
+
+def _image(w, h, seed):
+    rng = np.random.default_rng(seed)
+    return (rng.random((h, w, 3)) * 255).astype(np.uint8)
+
+
+def test_untrained_model_is_refused_unless_asked_for(monkeypatch):
+    monkeypatch.setattr("segswap.pair.shipped_weights_path", lambda name: None)
+    with pytest.raises(UntrainedModelError, match="no trained weights"):
+        segswap.load()
+    with pytest.raises(SegswapError, match="unknown model"):
+        segswap.load("nope")
+
+
+def test_result_shapes_and_ranges_for_unequal_sizes(untrained):
+    a, b = _image(200, 120, 1), _image(90, 150, 2)
+    r = untrained.match(a, b)
+    assert r["trained"] is False
+    assert r["mask_a"].shape == (120, 200) and r["mask_b"].shape == (150, 90)
+    ha, wa = r["mask_a_tokens"].shape
+    hb, wb = r["mask_b_tokens"].shape
+    assert (ha, wa) == (6, 10) and (hb, wb) == (10, 6)
+    assert r["flow_ab"].shape == (ha, wa, 2) and r["flow_ba"].shape == (hb, wb, 2)
+    for key in ("mask_a", "mask_b", "mask_a_tokens", "cycle_mask_a_tokens", "flow_ab", "flow_ba"):
+        assert r[key].min() >= 0 and r[key].max() <= 1
+    assert np.all(r["cycle_mask_a_tokens"] <= r["mask_a_tokens"] + 1e-6)
+    c = untrained.match(a, b, min_confidence=0.0)["correspondences"]
+    assert c.shape == (ha * wa, 5)
+    assert (c[:, 0] <= 200).all() and (c[:, 2] <= 90).all() and (c[:, 3] <= 150).all()
+    assert np.all(np.diff(c[:, 4]) <= 0)  # best first
+
+
+def test_flip_averaging_keeps_ranges(untrained):
+    r = untrained.match(_image(160, 160, 3), _image(160, 160, 4), flip=True)
+    assert 0 <= r["flow_ab"].min() and r["flow_ab"].max() <= 1
+
+
+def test_batched_matching_equals_one_by_one(untrained):
+    imgs = [_image(160, 96, s) for s in range(3)] + [_image(96, 160, 9)]
+    pairs = [(imgs[0], imgs[1]), (imgs[1], imgs[2]), (imgs[0], imgs[3])]
+    many = untrained.match_many(pairs, batch_size=2)
+    for (a, b), r in zip(pairs, many):
+        one = untrained.match(a, b)
+        assert np.allclose(one["mask_a_tokens"], r["mask_a_tokens"], atol=1e-5)
+        assert abs(one["score"] - r["score"]) < 1e-4
+
+
+def test_correlation_model_finds_a_pasted_detail(correlation):
+    scene = np.asarray(segswap.io.load_image(DATA / "box_in_scene.png"))
+    box = scene[130:290, 120:300].copy()  # a detail of the scene, shown alone
+    r = correlation.match(box, scene, min_confidence=0.3)
+    mask_b = r["mask_b"]
+    inside = mask_b[130:290, 120:300].mean()
+    outside = (mask_b.sum() - mask_b[130:290, 120:300].sum()) / (mask_b.size - 160 * 180)
+    assert inside > 3 * outside
+    c = r["correspondences"]
+    assert len(c) > 10
+    err = np.hypot(c[:, 0] + 120 - c[:, 2], c[:, 1] + 130 - c[:, 3])
+    cell_b = scene.shape[1] / r["mask_b_tokens"].shape[1]
+    assert np.median(err) < cell_b  # the typical match lands in the right cell
+
+
+def test_score_counts_each_target_cell_once():
+    # Two query cells landing on one target cell score once: the best of them.
+    mask_q = torch.ones(1, 1, 2)
+    mask_t = torch.ones(1, 2, 2)
+    flow = torch.tensor([[[[0.25, 0.25], [0.25, 0.25]]]])  # both onto target cell (0, 0)
+    fq = torch.nn.functional.normalize(torch.tensor([[[[1.0, 0.6]], [[0.0, 0.8]]]]), dim=1)
+    ft = torch.zeros(1, 2, 2, 2)
+    ft[:, 0] = 1.0
+    s = similarity_score(mask_q, mask_t, flow, fq, ft)
+    assert torch.allclose(s, torch.tensor([1.0]))
+    s_masked = similarity_score(mask_q * 0.5, mask_t, flow, fq, ft)
+    assert torch.allclose(s_masked, torch.tensor([0.5]))
+
+
+def test_identical_images_score_higher_than_unrelated(correlation):
+    scene = segswap.io.load_image(DATA / "box_in_scene.png")
+    other = _image(320, 240, 5)
+    same = correlation.match(scene, scene)
+    diff = correlation.match(scene, other)
+    assert same["score"] > 3 * max(diff["score"], 1e-3)
+    assert abs(same["score"] - same["score_ba"]) < 1e-3  # symmetric for a pair with itself
+
+
+def test_weights_file_loads_as_matcher(tmp_path):
+    model = segswap.models.SegSwapTransformer(input_dim=120, dim=32, ffn_dim=32, layers="ICI")
+    save_weights(tmp_path / "w.safetensors", model, backbone="efficientnet-lite2", size=160)
+    m = segswap.load(weights=tmp_path / "w.safetensors")
+    assert m.trained and m.size == 160 and m.backbone.name == "efficientnet-lite2"
+    with pytest.raises(SegswapError, match="trained on backbone"):
+        segswap.load(weights=tmp_path / "w.safetensors", backbone="efficientnet-lite0")
