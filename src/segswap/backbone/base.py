@@ -1,0 +1,115 @@
+"""What every backbone shares: the call contract, L2 normalisation, the on-disk cache, ONNX sessions."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import SegswapError
+
+
+class Backbone:
+    """A frozen, inference-only feature extractor giving L2-normalised stride-16 maps.
+
+    Subclasses set ``name``, ``channels`` and ``runtime`` and implement :meth:`_features`.
+    """
+
+    name: str
+    channels: int
+    stride: int = 16
+    runtime: str
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """images: B×3×H×W float32 RGB in [0, 1], H and W multiples of 16.
+
+        Returns B×C×(H/16)×(W/16) float32, L2-normalised over C at every position. The features are
+        computed under ``torch.inference_mode()``; the result is an ordinary tensor, so it may feed a
+        layer that is being trained.
+        """
+        self._check(images)
+        with torch.inference_mode():
+            features = F.normalize(self._features(images.float()), dim=1)
+        # Inference tensors cannot be saved for backward; a clone outside inference mode can.
+        return features.clone()
+
+    def _features(self, images: torch.Tensor) -> torch.Tensor:
+        """B×3×H×W in [0, 1] -> B×C×H/16×W/16, not yet normalised."""
+        raise NotImplementedError
+
+    def _check(self, images: torch.Tensor) -> None:
+        if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise SegswapError(f"{self.name}: expected a B×3×H×W image tensor, got {shape}")
+        h, w = images.shape[-2:]
+        if h % self.stride or w % self.stride or h == 0 or w == 0:
+            raise SegswapError(f"{self.name}: image sides must be positive multiples of {self.stride}, got {h}×{w}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, channels={self.channels}, runtime={self.runtime!r})"
+
+
+def cache_dir() -> Path:
+    """Where derived model files go: ``$XDG_CACHE_HOME/segswap``, else ``~/.cache/segswap``."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "segswap"
+
+
+def cached_file(filename: str, write: Callable[[Path], None]) -> Path:
+    """Return ``cache_dir() / filename``, first creating it with ``write(path)`` if it is missing.
+
+    ``write`` fills a temporary file in the same folder that is then renamed into place, so a
+    concurrent or interrupted run never sees half a file. Raises ``OSError`` if the cache is not
+    writable.
+    """
+    target = cache_dir() / filename
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{filename}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def available_cores() -> int:
+    """Cores this process may run on (the affinity mask, where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+class OnnxModel:
+    """An onnxruntime session with one input and one output, called with and returning torch tensors."""
+
+    def __init__(self, model: Path | bytes, label: str):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise SegswapError(f"{label}: the ONNX runtime needs onnxruntime (pip install onnxruntime)") from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = available_cores()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # keep onnxruntime's warnings off the user's terminal
+        source = str(model) if isinstance(model, Path) else model
+        try:
+            self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own, unexported exception types
+            raise SegswapError(f"{label}: onnxruntime cannot load the model ({err})") from err
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        array = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+        (output,) = self.session.run(None, {self.input_name: array})
+        return torch.from_numpy(output)
