@@ -87,6 +87,35 @@ def backbones(as_json: bool = typer.Option(False, "--json", help="Print JSON ins
         typer.echo(f"{row['name']:<20} {row['channels']:>4} ch  {state}{default}  — {row['description']}")
 
 
+@app.command("train")
+def train_command(
+    pairs: list[Path] = typer.Option(..., "--pairs", help="A `segswap synth` output folder (repeatable)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: recipe, checkpoint, logs, curves."),
+    config: str = typer.Option("default", help="Training recipe name (see docs/training.md)."),
+    steps: Optional[int] = typer.Option(None, help="Main-stage steps (overrides the recipe)."),
+    size: Optional[int] = typer.Option(None, help="Input size the pairs were made at (overrides the recipe)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+):
+    """Train the cross-image transformer on synthetic pairs (features are cached inside each pairs folder)."""
+    from .train.loop import train
+
+    metrics = train(pairs, out, config=config, steps=steps, resume=resume, overrides={"size": size})
+    typer.echo("done: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k != "step"))
+
+
+@app.command("export")
+def export_command(
+    run_dir: Path = typer.Argument(..., help="A `segswap train` run folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Weights file to write (.safetensors)."),
+):
+    """Write a run's model as a safetensors weights file that `segswap.load(weights=...)` reads."""
+    from .train.loop import export
+
+    config = export(run_dir, out)
+    typer.echo(f"wrote {out} (model {config['model']}, backbone {config['backbone']}, size {config['size']}, "
+               f"recipe {config['recipe']})")
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
     try:

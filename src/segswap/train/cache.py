@@ -1,0 +1,154 @@
+"""Backbone features of synthetic pairs, computed once and stored as float16 memory-mapped shards.
+
+The backbone is frozen, so training reads features, not pixels. A cache folder holds::
+
+    cache.json                 backbone, size, grid, shard list
+    shard-00000/feats_a.npy    n×C×h×w float16   (memory-mapped when read)
+                feats_b.npy    n×C×h×w float16
+                mask_a.npy     n×h×w   float32   ground truth from gt.npz
+                mask_b.npy     n×h×w   float32
+                flow_ab.npy    n×h×w×2 float32
+                flow_ba.npy    n×h×w×2 float32
+                ids.json       the pair ids, in order
+
+Each shard is written to a temporary folder and renamed into place, so a killed run loses at most
+the shard in progress and a new run carries on after the last complete one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..backbone import get_backbone
+from ..errors import SegswapError
+from ..io import load_image, resize_for_model
+from ..io.files import write_bytes_atomic
+
+ARRAYS = ("feats_a", "feats_b", "mask_a", "mask_b", "flow_ab", "flow_ba")
+SHARD_SIZE = 256
+
+
+def read_manifest(pairs_dir: Path) -> list[dict]:
+    """The positive pairs listed in a synth folder's manifest.jsonl whose folders are complete."""
+    manifest = pairs_dir / "manifest.jsonl"
+    if not manifest.is_file():
+        raise SegswapError(f"{pairs_dir}: no manifest.jsonl (is it a `segswap synth` output folder?)")
+    entries = []
+    for line in manifest.read_text().splitlines():
+        if line.strip():
+            entry = json.loads(line)
+            if entry.get("kind", "positive") == "positive" and (pairs_dir / entry["id"] / "gt.npz").is_file():
+                entries.append(entry)
+    return entries
+
+
+def cache_dir_for(pairs_dir: Path, backbone: str, size: int) -> Path:
+    """Where the features of a synth folder are cached: inside it, one folder per backbone and size."""
+    return Path(pairs_dir) / f"features-{backbone}-{size}"
+
+
+def build_cache(pairs_dir: Path, backbone: str, size: int, batch_size: int = 16, show_progress: bool = True) -> Path:
+    """Compute (or finish computing) the feature cache of the pairs in ``pairs_dir``; return its folder."""
+    pairs_dir = Path(pairs_dir)
+    cache_dir = cache_dir_for(pairs_dir, backbone, size)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    pairs = read_manifest(pairs_dir)
+    if not pairs:
+        raise SegswapError(f"{pairs_dir}: no complete positive pairs")
+    index_path = cache_dir / "cache.json"
+    index = {"backbone": backbone, "size": size, "grid": None, "shards": []}
+    if index_path.is_file():
+        index = json.loads(index_path.read_text())
+    done = sum(len(json.loads((cache_dir / s / "ids.json").read_text())) for s in index["shards"])
+    if done >= len(pairs):
+        return cache_dir
+    extractor = get_backbone(backbone)
+    progress = tqdm(total=len(pairs), initial=done, desc=f"caching {pairs_dir.name}", unit="pair", disable=not show_progress)
+    for start in range(done, len(pairs), SHARD_SIZE):
+        chunk = pairs[start:start + SHARD_SIZE]
+        name = f"shard-{start // SHARD_SIZE:05d}"
+        arrays = _features_of(pairs_dir, chunk, extractor, size, batch_size, progress)
+        index["grid"] = list(arrays["mask_a"].shape[1:3])
+        _write_shard(cache_dir / name, arrays, [e["id"] for e in chunk])
+        index["shards"].append(name)
+        write_bytes_atomic(index_path, json.dumps(index, indent=1).encode())
+    progress.close()
+    return cache_dir
+
+
+def _features_of(pairs_dir: Path, chunk, extractor, size: int, batch_size: int, progress) -> dict:
+    out = {k: [] for k in ARRAYS}
+    for start in range(0, len(chunk), batch_size):
+        batch = chunk[start:start + batch_size]
+        for side in ("a", "b"):
+            images = [resize_for_model(load_image(pairs_dir / e["id"] / f"{side}.jpg"), size) for e in batch]
+            if len({im.shape for im in images}) != 1:
+                raise SegswapError("synthetic pairs of one cache must share one image size")
+            tensor = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255.0)
+            out[f"feats_{side}"].append(extractor(tensor).numpy().astype(np.float16))
+        for e in batch:
+            with np.load(pairs_dir / e["id"] / "gt.npz") as gt:
+                for key in ("mask_a", "mask_b", "flow_ab", "flow_ba"):
+                    out[key].append(gt[key][None].astype(np.float32))
+        progress.update(len(batch))
+    arrays = {k: np.concatenate(v) for k, v in out.items()}
+    if arrays["feats_a"].shape[2:] != arrays["mask_a"].shape[1:]:
+        raise SegswapError(f"feature grid {arrays['feats_a'].shape[2:]} differs from the ground-truth grid "
+                           f"{arrays['mask_a'].shape[1:]}: cache at the size the pairs were made at (--size)")
+    return arrays
+
+
+def _write_shard(path: Path, arrays: dict, ids: list[str]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
+    tmp.mkdir()
+    try:
+        for key, value in arrays.items():
+            np.save(tmp / f"{key}.npy", value)
+        (tmp / "ids.json").write_text(json.dumps(ids))
+        if path.exists():  # a shard written but not yet recorded in cache.json by a killed run
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+class FeatureCache:
+    """Read side: the shards of one or more caches memory-mapped, indexed as one sequence of pairs."""
+
+    def __init__(self, roots):
+        self.shards, self.ids, grids = [], [], set()
+        for root in map(Path, roots):
+            index_path = root / "cache.json"
+            if not index_path.is_file():
+                raise SegswapError(f"{root}: not a feature cache (no cache.json)")
+            index = json.loads(index_path.read_text())
+            grids.add(tuple(index["grid"]))
+            for s in index["shards"]:
+                self.shards.append({k: np.load(root / s / f"{k}.npy", mmap_mode="r") for k in ARRAYS})
+                self.ids += [f"{root.parent.name}/{i}" for i in json.loads((root / s / "ids.json").read_text())]
+        if len(grids) > 1:
+            raise SegswapError(f"feature caches with different grids cannot be mixed: {sorted(grids)}")
+        self.offsets = np.cumsum([0] + [len(s["mask_a"]) for s in self.shards])
+        self.channels = int(self.shards[0]["feats_a"].shape[1]) if self.shards else 0
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def get(self, indices, keys=ARRAYS) -> dict:
+        """Pairs ``indices`` as float32 tensors, keyed like the model's inputs and targets."""
+        rows = {k: [] for k in keys}
+        for i in indices:
+            s = int(np.searchsorted(self.offsets, i, side="right") - 1)
+            shard, j = self.shards[s], int(i - self.offsets[s])
+            for k in keys:
+                rows[k].append(np.asarray(shard[k][j], dtype=np.float32))
+        return {k: torch.from_numpy(np.stack(v)) for k, v in rows.items()}

@@ -1,0 +1,220 @@
+"""The training loop: positives and negatives from the feature cache, Adam with warm-up and cosine
+decay, then a hard-negative stage; atomic checkpoints, resume, CSV logs and validation.
+
+A run folder holds ``recipe.json``, ``checkpoint.pt`` (model, optimiser, step and random states; read
+back with ``torch.load(weights_only=True)``), ``log.csv`` (losses per step), ``val.csv`` (held-out
+metrics) and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..errors import SegswapError
+from ..io.files import atomic_path, write_bytes_atomic
+from ..models import MODEL_CLASSES
+from .cache import FeatureCache, build_cache
+from .losses import segswap_loss
+from .mining import mine_hard_negatives, random_negatives
+from .recipes import get_recipe, recipe_hash
+from .validate import validate_synthetic
+
+LOG_FIELDS = ["step", "stage", "lr", "mask", "transported", "corr", "total", "seconds"]
+
+
+def learning_rate(step: int, recipe: dict) -> float:
+    """Linear warm-up to ``lr``, then cosine decay to ``lr_final`` at the last main step."""
+    if step < recipe["warmup"]:
+        return recipe["lr"] * (step + 1) / recipe["warmup"]
+    span = max(1, recipe["steps"] - recipe["warmup"])
+    t = min(1.0, (step - recipe["warmup"]) / span)
+    return recipe["lr_final"] + 0.5 * (recipe["lr"] - recipe["lr_final"]) * (1 + math.cos(math.pi * t))
+
+
+def split_indices(n: int, val_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed, seeded split of the cache into training and held-out validation pairs."""
+    if n < val_pairs + 2:
+        raise SegswapError(f"only {n} pairs: need more than {val_pairs} held-out pairs plus 2 for training")
+    order = np.random.default_rng([seed, 12345]).permutation(n)
+    return np.sort(order[val_pairs:]), np.sort(order[:val_pairs])
+
+
+def make_batch(cache: FeatureCache, positives: np.ndarray, negatives: np.ndarray) -> tuple[dict, dict]:
+    """Model inputs and targets for positive pairs and for negative (a_i, b_j), i ≠ j, pairs."""
+    pos = cache.get(positives)
+    inputs = {"feats_a": pos["feats_a"], "feats_b": pos["feats_b"]}
+    target = {k: pos[k] for k in ("mask_a", "mask_b", "flow_ab", "flow_ba")}
+    if len(negatives):
+        na = cache.get(negatives[:, 0], keys=("feats_a",))["feats_a"]
+        nb = cache.get(negatives[:, 1], keys=("feats_b",))["feats_b"]
+        inputs = {"feats_a": torch.cat([inputs["feats_a"], na]), "feats_b": torch.cat([inputs["feats_b"], nb])}
+        for k in target:
+            target[k] = torch.cat([target[k], torch.zeros((len(negatives), *target[k].shape[1:]))])
+    return inputs, target
+
+
+class Run:
+    """One training run in a folder: state, checkpointing and logs."""
+
+    def __init__(self, run_dir: Path, recipe: dict, channels: int):
+        self.dir = run_dir
+        self.recipe = recipe
+        cls = MODEL_CLASSES[recipe["model"]]
+        torch.manual_seed(recipe["seed"])
+        self.model = cls(input_dim=channels, **recipe["model_conf"])
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=recipe["lr"], betas=tuple(recipe["betas"]))
+        self.rng = np.random.default_rng(recipe["seed"])
+        self.step = 0
+        self.hard_pool: np.ndarray | None = None
+
+    @property
+    def total_steps(self) -> int:
+        return self.recipe["steps"] + self.recipe["hard_negatives"]["steps"]
+
+    def save(self) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "numpy_rng": json.dumps(self.rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+            "hard_pool": torch.from_numpy(self.hard_pool) if self.hard_pool is not None else torch.zeros(0, 2, dtype=torch.long),
+            "has_hard_pool": self.hard_pool is not None,
+        }
+        with atomic_path(self.dir / "checkpoint.pt") as tmp:
+            torch.save(state, tmp)
+
+    def load(self) -> None:
+        state = torch.load(self.dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.hard_pool = state["hard_pool"].numpy() if state["has_hard_pool"] else None
+
+
+def _truncate_csv(path: Path, last_step: int) -> None:
+    """Drop rows logged after the checkpoint a resumed run restarts from."""
+    if not path.is_file():
+        return
+    rows = list(csv.reader(path.read_text().splitlines()))
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= last_step]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(kept)
+    write_bytes_atomic(path, buffer.getvalue().encode())
+
+
+def _append_csv(path: Path, fields: list[str], row: dict) -> None:
+    new = not path.is_file()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None, resume: bool = False,
+          show_progress: bool = True, overrides: dict | None = None) -> dict:
+    """Train (or resume training) a pair model on synth folders; return the last validation metrics.
+
+    ``overrides`` replaces top-level recipe options (e.g. ``{"size": 320}``) of a new run.
+    """
+    run_dir = Path(run_dir)
+    recipe_path = run_dir / "recipe.json"
+    if resume:
+        if not recipe_path.is_file():
+            raise SegswapError(f"{run_dir}: nothing to resume (no recipe.json)")
+        recipe = json.loads(recipe_path.read_text())
+        if steps is not None:
+            recipe["steps"] = steps
+    else:
+        if (run_dir / "checkpoint.pt").exists() or recipe_path.exists():
+            raise SegswapError(f"{run_dir}: already holds a run; pass --resume to continue it, or choose a new folder")
+        recipe = get_recipe(config, steps=steps, **(overrides or {}))
+        recipe["pairs"] = sorted(str(Path(p).resolve()) for p in pairs_dirs)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(recipe_path, json.dumps(recipe, indent=1).encode())
+
+    caches = [build_cache(Path(p), recipe["backbone"], recipe["size"], show_progress=show_progress) for p in recipe["pairs"]]
+    cache = FeatureCache(caches)
+    train_idx, val_idx = split_indices(len(cache), recipe["val_pairs"], recipe["seed"])
+
+    run = Run(run_dir, recipe, cache.channels)
+    if resume and (run_dir / "checkpoint.pt").is_file():
+        run.load()
+    _truncate_csv(run_dir / "log.csv", run.step - 1)
+    _truncate_csv(run_dir / "val.csv", run.step)
+
+    metrics = {}
+    bar = tqdm(total=run.total_steps, initial=run.step, desc="training", unit="step", disable=not show_progress)
+    while run.step < run.total_steps:
+        hard_stage = run.step >= recipe["steps"]
+        if hard_stage and run.hard_pool is None:
+            run.model.eval()
+            run.hard_pool = mine_hard_negatives(run.model, cache, train_idx, run.rng, recipe["hard_negatives"])
+            run.save()
+        lr = recipe["hard_negatives"]["lr"] if hard_stage else learning_rate(run.step, recipe)
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr
+        positives = run.rng.choice(train_idx, size=recipe["positives"])
+        if hard_stage and len(run.hard_pool):
+            negatives = run.hard_pool[run.rng.choice(len(run.hard_pool), size=recipe["negatives"])]
+        else:
+            negatives = random_negatives(run.rng, train_idx, recipe["negatives"])
+        inputs, target = make_batch(cache, positives, negatives)
+        start = time.perf_counter()
+        run.model.train()
+        terms = segswap_loss(run.model(inputs), target, recipe["loss_weights"])
+        run.optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        run.optimizer.step()
+        row = {k: f"{float(v.detach()):.5f}" for k, v in terms.items()}
+        row.update(step=run.step, stage="hard" if hard_stage else "main", lr=f"{lr:.3g}", seconds=f"{time.perf_counter() - start:.3f}")
+        _append_csv(run_dir / "log.csv", LOG_FIELDS, row)
+        run.step += 1
+        bar.update(1)
+        bar.set_postfix(loss=row["total"], mask=row["mask"], corr=row["corr"])
+        last = run.step == run.total_steps
+        if run.step % recipe["val_every"] == 0 or last:
+            metrics = {"step": run.step, **validate_synthetic(run.model, cache, val_idx, recipe["seed"])}
+            _append_csv(run_dir / "val.csv", list(metrics), metrics)
+            bar.write(f"step {run.step}: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k != "step"))
+        if run.step % recipe["checkpoint_every"] == 0 or last:
+            run.save()
+    bar.close()
+    from ..viz.curves import plot_training_curves
+
+    plot_training_curves(run_dir / "log.csv", run_dir / "val.csv", run_dir / "curves.png")
+    return metrics or _last_row(run_dir / "val.csv")
+
+
+def _last_row(path: Path) -> dict:
+    rows = list(csv.DictReader(path.read_text().splitlines())) if path.is_file() else []
+    return {k: float(v) for k, v in rows[-1].items()} if rows else {}
+
+
+def export(run_dir, out_path) -> dict:
+    """Write a finished (or interrupted) run's model as a weights file; return its config."""
+    from ..models.weights import read_config, save_weights
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "checkpoint.pt").is_file():
+        raise SegswapError(f"{run_dir}: no checkpoint.pt (is it a `segswap train` run folder?)")
+    recipe = json.loads((run_dir / "recipe.json").read_text())
+    state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    channels = state["model"]["project.weight"].shape[1]
+    model = MODEL_CLASSES[recipe["model"]](input_dim=int(channels), **recipe["model_conf"])
+    model.load_state_dict(state["model"])
+    info = {"steps": int(state["step"]), "recipe_name": recipe["name"], "validation": _last_row(run_dir / "val.csv")}
+    save_weights(out_path, model.eval(), backbone=recipe["backbone"], size=recipe["size"], recipe=recipe_hash(recipe), info=info)
+    return read_config(out_path)

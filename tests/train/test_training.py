@@ -1,0 +1,138 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import segswap
+from segswap.errors import SegswapError
+from segswap.train import loop
+from segswap.train.cache import FeatureCache, build_cache
+from segswap.train.loop import export, train
+from segswap.train.mining import mine_hard_negatives
+
+
+def _fake_synth(root, n=8, size=64, seed=0):
+    """A folder in `segswap synth`'s format: a textured square pasted at two places."""
+    rng = np.random.default_rng(seed)
+    g = size // 16
+    lines = []
+    for i in range(n):
+        pid = f"{i:06d}"
+        d = root / pid
+        d.mkdir(parents=True)
+        tex = (rng.random((16, 16, 3)) * 255).astype(np.uint8)
+        tex = cv2.resize(tex, (32, 32), interpolation=cv2.INTER_NEAREST)
+        a = (rng.random((size, size, 3)) * 80).astype(np.uint8)
+        b = (rng.random((size, size, 3)) * 80).astype(np.uint8)
+        a[0:32, 0:32] = tex
+        b[32:64, 32:64] = tex
+        cv2.imwrite(str(d / "a.jpg"), a)
+        cv2.imwrite(str(d / "b.jpg"), b)
+        mask_a = np.zeros((g, g), np.float32)
+        mask_a[:2, :2] = 1
+        mask_b = np.zeros((g, g), np.float32)
+        mask_b[2:, 2:] = 1
+        centres = (np.stack(np.meshgrid(np.arange(g), np.arange(g)), -1) + 0.5) / g
+        np.savez(d / "gt.npz", mask_a=mask_a, mask_b=mask_b, flow_ab=np.clip(centres + 0.5, 0, 1).astype(np.float32),
+                 flow_ba=np.clip(centres - 0.5, 0, 1).astype(np.float32))
+        lines.append(json.dumps({"id": pid, "kind": "positive", "seed": seed}))
+    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    return _fake_synth(tmp_path_factory.mktemp("synth"))
+
+
+TINY = {"size": 64}
+
+
+def test_cache_holds_features_and_truth(pairs):
+    root = build_cache(pairs, "efficientnet-lite2", 64, show_progress=False)
+    cache = FeatureCache([root])
+    assert len(cache) == 8 and cache.channels == 120
+    batch = cache.get([0, 3])
+    assert batch["feats_a"].shape == (2, 120, 4, 4) and batch["flow_ab"].shape == (2, 4, 4, 2)
+    assert torch.allclose(batch["feats_a"].norm(dim=1), torch.ones(2, 4, 4), atol=1e-2)  # float16 storage
+    assert build_cache(pairs, "efficientnet-lite2", 64, show_progress=False) == root  # complete: nothing redone
+
+
+def test_train_resume_after_a_kill_reaches_the_same_state(pairs, tmp_path, monkeypatch):
+    straight = tmp_path / "straight"
+    train([pairs], straight, config="tiny", show_progress=False, overrides=TINY)
+
+    killed = tmp_path / "killed"
+    real_loss = loop.segswap_loss
+    calls = {"n": 0}
+
+    def dying_loss(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:  # after the checkpoint written at step 4
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "segswap_loss", dying_loss)
+    with pytest.raises(KeyboardInterrupt):
+        train([pairs], killed, config="tiny", show_progress=False, overrides=TINY)
+    monkeypatch.setattr(loop, "segswap_loss", real_loss)
+    with pytest.raises(SegswapError, match="--resume"):
+        train([pairs], killed, config="tiny", show_progress=False, overrides=TINY)
+    train([pairs], killed, resume=True, show_progress=False)
+
+    a = torch.load(straight / "checkpoint.pt", weights_only=True)
+    b = torch.load(killed / "checkpoint.pt", weights_only=True)
+    assert a["step"] == b["step"] == 8
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    log = (killed / "log.csv").read_text().splitlines()
+    assert [int(r.split(",")[0]) for r in log[1:]] == list(range(8))  # no step logged twice
+    assert (killed / "curves.png").is_file() and (killed / "val.csv").is_file()
+
+
+def test_hard_negatives_are_mined_from_predictions(pairs):
+    cache = FeatureCache([build_cache(pairs, "efficientnet-lite2", 64, show_progress=False)])
+    model = segswap.models.SegSwapTransformer(input_dim=120, dim=32, ffn_dim=32, layers="ICI").eval()
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        model.head.bias[2] = 5.0  # predicts "shared" everywhere: every negative is hard
+    kept = mine_hard_negatives(model, cache, np.arange(8), rng, {"pool": 10, "threshold": 0.5})
+    assert kept.shape == (10, 2) and (kept[:, 0] != kept[:, 1]).all()
+    with torch.no_grad():
+        model.head.bias[2] = -5.0  # predicts nothing: no negative is hard
+    assert len(mine_hard_negatives(model, cache, np.arange(8), rng, {"pool": 10, "threshold": 0.5})) == 0
+
+
+def test_one_step_decreases_the_loss_on_a_fixed_batch(pairs):
+    cache = FeatureCache([build_cache(pairs, "efficientnet-lite2", 64, show_progress=False)])
+    inputs, target = loop.make_batch(cache, np.array([0, 1, 2]), np.array([[0, 1], [2, 3]]))
+    torch.manual_seed(0)
+    model = segswap.models.SegSwapTransformer(input_dim=120, dim=32, ffn_dim=32, dropout=0.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    before = segswap.train.losses.segswap_loss(model(inputs), target)
+    opt.zero_grad()
+    before["total"].backward()
+    opt.step()
+    after = segswap.train.losses.segswap_loss(model(inputs), target)
+    for term in ("mask", "transported", "corr", "total"):
+        assert after[term] < before[term], term
+
+
+def test_exported_weights_match_the_checkpoint(pairs, tmp_path):
+    run = tmp_path / "run"
+    train([pairs], run, config="tiny", show_progress=False, overrides=TINY)
+    config = export(run, tmp_path / "w.safetensors")
+    assert config["backbone"] == "efficientnet-lite2" and config["size"] == 64 and len(config["recipe"]) == 12
+    matcher = segswap.load(weights=tmp_path / "w.safetensors")
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    reference = segswap.models.SegSwapTransformer(input_dim=120, **json.loads((run / "recipe.json").read_text())["model_conf"])
+    reference.load_state_dict(state["model"])
+    reference.eval()
+    feats = torch.nn.functional.normalize(torch.randn(1, 120, 4, 4), dim=1)
+    with torch.no_grad():
+        x = reference({"feats_a": feats, "feats_b": feats.flip(-1)})
+        y = matcher.model({"feats_a": feats, "feats_b": feats.flip(-1)})
+    for k in x:
+        assert torch.equal(x[k], y[k])
