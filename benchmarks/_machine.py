@@ -1,0 +1,60 @@
+"""What every benchmark prints first: the machine it ran on, and helpers for timing."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+
+
+def machine_summary() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import torch
+
+    mem = ""
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        mem = f", {pages * size / 2**30:.0f} GiB RAM"
+    except (ValueError, OSError):
+        pass
+    return (f"machine: {cpu}, {os.cpu_count()} logical cores{mem}; Python {platform.python_version()}, "
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+
+
+def median_time(fn, repeats: int = 7, warmup: int = 2) -> float:
+    """Median wall time of ``fn()`` in seconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def matmul_gflops(n: int = 2048) -> float:
+    """The machine's measured fp32 matmul rate (GFLOP/s), the yardstick for achieved efficiency."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n**3 / median_time(lambda: a @ b, repeats=9) / 1e9
+
+
+def print_table(headers: list[str], rows: list[list]) -> None:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = lambda r: "| " + " | ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) + " |"
+    print(line(cells[0]))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in cells[1:]:
+        print(line(r))
