@@ -4,13 +4,25 @@ Input: two frozen, L2-normalised backbone feature maps. Output, per image: a co-
 for each cell, where the same point lies in the other image. Layers alternate attention inside each
 image ("I") and across images ("C"), pattern "ICICI" by default; self layers see the 2-D sine position
 encoding, cross layers do not, as in the authors' model.
+
+Two ways to read the correspondences off the last layer (``flow_head``):
+
+- ``"regress"`` (the paper's): a 1×1 convolution regresses (x, y) through a sigmoid, beside the mask.
+- ``"match"``: each cell's match is the soft-argmax over the other image's cells of the cosine
+  similarity of the two cells' final tokens (after a learned projection, with a learned temperature).
+  The geometry then comes from attention rather than from decoding coordinates, which trains in far
+  fewer steps; see docs/training.md for the measured difference.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from .correlation import cell_centres
 from .layers import AttentionBlock, sine_position_encoding, split_head_output
 
 
@@ -34,6 +46,7 @@ class SegSwapTransformer(nn.Module):
         "layers": "ICICI",
         "dropout": 0.1,
         "pos_weight": 0.1,
+        "flow_head": "regress",
     }
 
     def __init__(self, **conf):
@@ -48,7 +61,12 @@ class SegSwapTransformer(nn.Module):
         self.project = nn.Conv2d(c["input_dim"], c["dim"], kernel_size=1)
         self.feature_dropout = nn.Dropout2d(c["dropout"])
         self.blocks = nn.ModuleList(AttentionBlock(c["dim"], c["heads"], c["ffn_dim"], c["dropout"]) for _ in c["layers"])
+        if c["flow_head"] not in ("regress", "match"):
+            raise ValueError(f"flow_head must be 'regress' or 'match', got {c['flow_head']!r}")
         self.head = nn.Conv2d(c["dim"], 3, kernel_size=1)
+        if c["flow_head"] == "match":
+            self.match_projection = nn.Linear(c["dim"], c["dim"])
+            self.match_log_scale = nn.Parameter(torch.tensor(math.log(20.0)))  # inverse temperature
 
     def forward(self, data: dict) -> dict:
         fa, fb = data["feats_a"], data["feats_b"]
@@ -65,7 +83,17 @@ class SegSwapTransformer(nn.Module):
                 xa, xb = block(xa, xb), block(xb, xa)
         mask_a, flow_ab = split_head_output(self._head(xa, ha, wa))
         mask_b, flow_ba = split_head_output(self._head(xb, hb, wb))
+        if self.conf["flow_head"] == "match":
+            flow_ab, flow_ba = self._soft_argmax_flows(xa, xb, (ha, wa), (hb, wb))
         return {"mask_a": mask_a, "mask_b": mask_b, "flow_ab": flow_ab, "flow_ba": flow_ba}
+
+    def _soft_argmax_flows(self, xa, xb, grid_a, grid_b):
+        qa = F.normalize(self.match_projection(xa), dim=-1)
+        qb = F.normalize(self.match_projection(xb), dim=-1)
+        logits = qa @ qb.transpose(1, 2) * self.match_log_scale.exp()
+        flow_ab = logits.softmax(dim=2) @ cell_centres(*grid_b, device=xa.device)
+        flow_ba = logits.softmax(dim=1).transpose(1, 2) @ cell_centres(*grid_a, device=xa.device)
+        return flow_ab.view(-1, *grid_a, 2), flow_ba.view(-1, *grid_b, 2)
 
     def _tokens(self, feats: torch.Tensor) -> torch.Tensor:
         return self.feature_dropout(self.project(feats)).flatten(2).transpose(1, 2)

@@ -10,6 +10,7 @@ The backbone is frozen, so training reads features, not pixels. A cache folder h
                 flow_ab.npy    n×h×w×2 float32
                 flow_ba.npy    n×h×w×2 float32
                 ids.json       the pair ids, in order
+                content.json   per pair, the source photos seen in a and in b (from meta.json)
 
 Each shard is written to a temporary folder and renamed into place, so a killed run loses at most
 the shard in progress and a new run carries on after the last complete one.
@@ -77,7 +78,7 @@ def build_cache(pairs_dir: Path, backbone: str, size: int, batch_size: int = 16,
         name = f"shard-{start // SHARD_SIZE:05d}"
         arrays = _features_of(pairs_dir, chunk, extractor, size, batch_size, progress)
         index["grid"] = list(arrays["mask_a"].shape[1:3])
-        _write_shard(cache_dir / name, arrays, [e["id"] for e in chunk])
+        _write_shard(cache_dir / name, arrays, [e["id"] for e in chunk], [_content_of(pairs_dir / e["id"]) for e in chunk])
         index["shards"].append(name)
         write_bytes_atomic(index_path, json.dumps(index, indent=1).encode())
     progress.close()
@@ -106,13 +107,25 @@ def _features_of(pairs_dir: Path, chunk, extractor, size: int, batch_size: int, 
     return arrays
 
 
-def _write_shard(path: Path, arrays: dict, ids: list[str]) -> None:
+def _content_of(pair_dir: Path) -> list[list[str]]:
+    """The photos image a and image b are made of (background and object source), so that negatives
+    never pair two images that show the same photo."""
+    meta_path = pair_dir / "meta.json"
+    if not meta_path.is_file():
+        return [[], []]
+    meta = json.loads(meta_path.read_text())
+    return [[str(meta[side].get(k) if k == "source" else meta[side].get(k, {}).get("path")) for k in ("background", "source")]
+            for side in ("a", "b")]
+
+
+def _write_shard(path: Path, arrays: dict, ids: list[str], content: list) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
     tmp.mkdir()
     try:
         for key, value in arrays.items():
             np.save(tmp / f"{key}.npy", value)
         (tmp / "ids.json").write_text(json.dumps(ids))
+        (tmp / "content.json").write_text(json.dumps(content))
         if path.exists():  # a shard written but not yet recorded in cache.json by a killed run
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -125,7 +138,7 @@ class FeatureCache:
     """Read side: the shards of one or more caches memory-mapped, indexed as one sequence of pairs."""
 
     def __init__(self, roots):
-        self.shards, self.ids, grids = [], [], set()
+        self.shards, self.ids, self.content, grids = [], [], [], set()
         for root in map(Path, roots):
             index_path = root / "cache.json"
             if not index_path.is_file():
@@ -135,6 +148,7 @@ class FeatureCache:
             for s in index["shards"]:
                 self.shards.append({k: np.load(root / s / f"{k}.npy", mmap_mode="r") for k in ARRAYS})
                 self.ids += [f"{root.parent.name}/{i}" for i in json.loads((root / s / "ids.json").read_text())]
+                self.content += [tuple(frozenset(side) for side in c) for c in json.loads((root / s / "content.json").read_text())]
         if len(grids) > 1:
             raise SegswapError(f"feature caches with different grids cannot be mixed: {sorted(grids)}")
         self.offsets = np.cumsum([0] + [len(s["mask_a"]) for s in self.shards])
@@ -142,6 +156,10 @@ class FeatureCache:
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
+
+    def shares_content(self, i: int, j: int) -> bool:
+        """Whether image a of pair i and image b of pair j were made from a common photo."""
+        return bool(self.content[i][0] & self.content[j][1])
 
     def get(self, indices, keys=ARRAYS) -> dict:
         """Pairs ``indices`` as float32 tensors, keyed like the model's inputs and targets."""

@@ -170,7 +170,7 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
         if hard_stage and len(run.hard_pool):
             negatives = run.hard_pool[run.rng.choice(len(run.hard_pool), size=recipe["negatives"])]
         else:
-            negatives = random_negatives(run.rng, train_idx, recipe["negatives"])
+            negatives = random_negatives(run.rng, train_idx, recipe["negatives"], cache)
         inputs, target = make_batch(cache, positives, negatives)
         start = time.perf_counter()
         run.model.train()

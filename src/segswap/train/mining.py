@@ -8,15 +8,25 @@ import torch
 from .cache import FeatureCache
 
 
-def random_negatives(rng: np.random.Generator, pool: np.ndarray, count: int) -> np.ndarray:
-    """``count`` pairs (i, j) of distinct pool members: image a of pair i with image b of pair j."""
+def random_negatives(rng: np.random.Generator, pool: np.ndarray, count: int, cache: FeatureCache | None = None) -> np.ndarray:
+    """``count`` pairs (i, j), i ≠ j, of pool members: image a of pair i with image b of pair j; with a
+    ``cache``, pairs whose images were made from a common photo are redrawn (they share content)."""
     i = rng.choice(pool, size=count)
     j = rng.choice(pool, size=count)
-    clash = i == j
-    while clash.any():
+
+    def clashes():
+        same = i == j
+        if cache is not None:
+            same |= np.array([cache.shares_content(int(x), int(y)) for x, y in zip(i, j)], dtype=bool)
+        return same
+
+    clash = clashes()
+    for _ in range(100):
+        if not clash.any():
+            break
         j[clash] = rng.choice(pool, size=int(clash.sum()))
-        clash = i == j
-    return np.stack([i, j], axis=1)
+        clash = clashes()
+    return np.stack([i, j], axis=1)[~clash]
 
 
 @torch.inference_mode()
@@ -24,7 +34,7 @@ def mine_hard_negatives(model, cache: FeatureCache, pool_indices: np.ndarray, rn
                         conf: dict, batch_size: int = 32) -> np.ndarray:
     """Draw ``conf["pool"]`` random (a_i, b_j) pairs, i ≠ j, and keep those whose predicted masks
     average above ``conf["threshold"]`` in either image → K×2 array of (i, j)."""
-    candidates = random_negatives(rng, pool_indices, conf["pool"])
+    candidates = random_negatives(rng, pool_indices, conf["pool"], cache)
     kept = []
     for start in range(0, len(candidates), batch_size):
         chunk = candidates[start:start + batch_size]

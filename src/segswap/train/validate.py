@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from .cache import FeatureCache
+from .mining import random_negatives
 
 
 @torch.inference_mode()
@@ -14,7 +15,7 @@ def validate_synthetic(model, cache: FeatureCache, indices: np.ndarray, seed: in
     (cells, inside the ground-truth mask), and the mean predicted mask area on held-out negatives."""
     model.eval()
     ious, errors, negative_area = [], [], []
-    rng = np.random.default_rng([seed, 777])
+    negatives = random_negatives(np.random.default_rng([seed, 777]), indices, len(indices), cache)
     for start in range(0, len(indices), batch_size):
         chunk = indices[start:start + batch_size]
         batch = cache.get(chunk)
@@ -27,10 +28,11 @@ def validate_synthetic(model, cache: FeatureCache, indices: np.ndarray, seed: in
             h, w = gt.shape[1:]
             err = ((out[flow] - batch[flow]) * torch.tensor([w, h])).norm(dim=-1)
             errors += err[gt].tolist()
-        if len(chunk) > 1:  # negatives: a of one held-out pair with b of another
-            shuffled = np.roll(chunk, 1 + int(rng.integers(len(chunk) - 1)))
-            fb = cache.get(shuffled, keys=("feats_b",))["feats_b"]
-            neg = model({"feats_a": batch["feats_a"], "feats_b": fb})
+        pairs = negatives[start:start + batch_size]  # a of one held-out pair with b of another
+        if len(pairs):
+            fa = cache.get(pairs[:, 0], keys=("feats_a",))["feats_a"]
+            fb = cache.get(pairs[:, 1], keys=("feats_b",))["feats_b"]
+            neg = model({"feats_a": fa, "feats_b": fb})
             negative_area += ((neg["mask_a"] > 0.5).flatten(1).float().mean(1)).tolist()
     return {
         "val_iou": float(np.mean(ious)),
