@@ -9,10 +9,11 @@ from segswap.synth import compose
 
 
 def test_seamless_clone_keeps_the_patch_in_place():
-    """Cloning a patch onto itself changes nothing, for odd and even boxes: no off-by-one placement."""
+    """Cloning a patch onto itself changes nothing, for odd and even boxes: no off-by-one placement,
+    whether solved at full or (big objects) half size."""
     rng = np.random.default_rng(0)
     for _ in range(20):
-        h, w = (int(v) for v in rng.integers(20, 90, 2))
+        h, w = (int(v) for v in rng.integers(20, 260, 2))  # both sides of FULL_RES_POISSON
         patch = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3)).astype(np.uint8), (0, 0), 1.0)
         region = np.zeros((h, w), np.uint8)
         cv2.ellipse(region, (w // 2, h // 2), (w // 2 - int(rng.integers(2, 6)), h // 2 - int(rng.integers(2, 6))),

@@ -77,10 +77,14 @@ class StageTimer:
 
 
 class ImageCache:
-    """Recently decoded images, optionally shrunk so their long side is at most ``max_side``."""
+    """Recently decoded images (up to ``budget`` bytes), optionally shrunk to a long side of ``max_side``.
 
-    def __init__(self, capacity: int = 64):
-        self.capacity = capacity
+    Decoding is the largest cost after blending when the cache is too small for the source folders.
+    """
+
+    def __init__(self, budget: int = 512 * 2**20):
+        self.budget = budget
+        self.used = 0
         self.items: OrderedDict[tuple[str, int | None], tuple[np.ndarray, float]] = OrderedDict()
 
     def get(self, path: str, max_side: int | None = None) -> tuple[np.ndarray, float]:
@@ -94,8 +98,9 @@ class ImageCache:
             scale = max_side / max(image.shape[:2])
             image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         self.items[key] = (image, scale)
-        if len(self.items) > self.capacity:
-            self.items.popitem(last=False)
+        self.used += image.nbytes
+        while self.used > self.budget and len(self.items) > 1:
+            self.used -= self.items.popitem(last=False)[1][0].nbytes
         return image, scale
 
 
@@ -239,8 +244,10 @@ class PairMaker:
             grid = geometry.TPS_GRIDS[int(rng.integers(len(geometry.TPS_GRIDS)))]
             limit = geometry.TPS_MOVE / grid
             moves = rng.uniform(-limit, limit, size=(grid * grid, 2))
-            warp = geometry.FrameWarp.thin_plate(s.size, self.margin, grid, moves)
-            warp_meta = {"grid": grid, "moves": moves.round(6).tolist()}
+            tps_warp = geometry.FrameWarp.thin_plate(s.size, self.margin, grid, moves)
+            folds = tps_warp.folds()
+            warp = warp if folds else tps_warp
+            warp_meta = {"grid": grid, "moves": moves.tolist(), "applied": not folds}
         meta = {
             "source": source,
             "background": {"path": path, **crop.as_dict()},

@@ -94,8 +94,9 @@ def matchable_mask(x: ImageGeometry, y: ImageGeometry) -> np.ndarray:
         rows, cols = np.nonzero(x.visible[m : m + size, m : m + size])
         canvas = np.stack([cols + m, rows + m], axis=1).astype(np.float64)
     else:
-        on_object = x.label_at(dense.reshape(-1, 2)) > 0
-        rows, cols = np.divmod(np.flatnonzero(on_object), size)
+        # Candidates by a fast nearest-pixel remap; transfer() re-reads each label exactly.
+        shown = cv2.remap(x.visible, dense, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        rows, cols = np.nonzero(shown)
         canvas = dense[rows, cols].astype(np.float64)
     _, valid = transfer(x, y, canvas)
     mask = np.zeros((size, size), bool)
