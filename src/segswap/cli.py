@@ -116,6 +116,10 @@ def export_command(
                f"recipe {config['recipe']})")
 
 
+from .cli_eval import eval_app as _eval_app  # noqa: E402  (registered after the commands above)
+app.add_typer(_eval_app, name="eval")
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
     try:

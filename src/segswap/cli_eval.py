@@ -1,0 +1,99 @@
+"""``segswap eval``: thin typer commands over :mod:`segswap.evaluation`, printing Markdown tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+eval_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                       help="Benchmarks on real data: co-segmentation, correspondences, place recognition.")
+
+_MODEL_HELP = "Pair model: segswap (default, needs trained weights) or correlation (training-free)."
+
+
+def _write_json(path: Optional[Path], result: dict) -> None:
+    if path is not None:
+        from .io.files import write_bytes_atomic
+
+        write_bytes_atomic(path, (json.dumps(result, indent=2) + "\n").encode())
+        typer.echo(f"wrote {path}", err=True)
+
+
+def _load_matcher(model, weights, backbone, size):
+    from .pair import load
+
+    return load(model, weights, backbone=backbone, size=size)
+
+
+@eval_app.command("methods")
+def methods():
+    """List the co-segmentation methods of `segswap eval coseg --method`."""
+    from .evaluation.coseg import METHODS
+
+    for name, method in METHODS.items():
+        typer.echo(f"{name:<18} {method.description}")
+
+
+@eval_app.command("coseg")
+def coseg(
+    root: Path = typer.Argument(..., help="Folder with images/<group>/* and groundtruth/<group>/<stem>.png."),
+    groups: Optional[list[str]] = typer.Option(None, "--groups", help="Groups to run (comma-separated or repeated; default all)."),
+    method: str = typer.Option("segswap", "--method", help="Method (see `segswap eval methods`)."),
+    weights: Optional[Path] = typer.Option(None, help="Weights file for the segswap method."),
+    backbone: Optional[str] = typer.Option(None, help="Feature backbone (see `segswap backbones`)."),
+    size: Optional[int] = typer.Option(None, help="Input long side in px, a multiple of 16."),
+    flip: bool = typer.Option(False, help="Mirrored test-time augmentation (pair-model methods)."),
+    top_k: int = typer.Option(5, "--top-k", help="Partners per image in the collection graph (pair-model methods)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
+):
+    """Co-segmentation P and J per group and their mean."""
+    from .evaluation.coseg import MethodOptions, evaluate_coseg
+    from .evaluation.tables import coseg_table
+
+    names = [g.strip() for item in groups or [] for g in item.split(",") if g.strip()]
+    options = MethodOptions(weights=weights, backbone=backbone, size=size, flip=flip, top_k=top_k)
+    result = evaluate_coseg(root, method, names or None, options)
+    typer.echo(coseg_table(result))
+    _write_json(json_out, result)
+
+
+@eval_app.command("corr")
+def corr(
+    root: Path = typer.Argument(..., help="Folder with img1..imgK and the homographies H1toKp."),
+    model: Optional[str] = typer.Option(None, help=_MODEL_HELP),
+    weights: Optional[Path] = typer.Option(None, help="Weights file from `segswap export`."),
+    backbone: Optional[str] = typer.Option(None, help="Feature backbone (see `segswap backbones`)."),
+    size: Optional[int] = typer.Option(None, help="Input long side in px, a multiple of 16."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
+):
+    """Correspondence accuracy img1 → imgK against the true homography, beside SIFT (ratio test, RANSAC)."""
+    from .evaluation.corr import evaluate_correspondences
+    from .evaluation.tables import corr_table
+
+    result = evaluate_correspondences(root, _load_matcher(model, weights, backbone, size))
+    typer.echo(corr_table(result))
+    _write_json(json_out, result)
+
+
+@eval_app.command("vpr")
+def vpr(
+    root: Path = typer.Argument(..., help="VPR-Bench folder: query/, ref/, ground_truth_new.npy."),
+    model: Optional[str] = typer.Option(None, help=_MODEL_HELP),
+    weights: Optional[Path] = typer.Option(None, help="Weights file from `segswap export`."),
+    backbone: Optional[str] = typer.Option(None, help="Feature backbone (see `segswap backbones`)."),
+    size: Optional[int] = typer.Option(None, help="Input long side in px, a multiple of 16."),
+    shortlist: Optional[int] = typer.Option(None, help="How many global-descriptor candidates each re-ranking "
+                                                       "reorders (default 20)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
+):
+    """Recall@1/5/10: global descriptor, re-ranked by the pair score, and re-ranked by SIFT + RANSAC inliers."""
+    from .evaluation.tables import vpr_table
+    from .evaluation.vpr import evaluate_vpr
+
+    matcher = _load_matcher(model, weights, backbone, size)
+    result = evaluate_vpr(root, matcher, **({} if shortlist is None else {"shortlist": shortlist}))
+    typer.echo(vpr_table(result))
+    _write_json(json_out, result)

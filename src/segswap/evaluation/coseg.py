@@ -1,0 +1,178 @@
+"""Co-segmentation benchmarks: read any folder in the co-segmentation layout, run a method, score it.
+
+Layout: ``ROOT/images/<group>/<stem>.<ext>`` and ``ROOT/groundtruth/<group>/<stem>.png`` holding 255 for
+the group's object, 0 for background and 128 for pixels to ignore. Each method segments one whole group
+at a time (co-segmentation methods need the group; per-image baselines simply ignore it).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from ..errors import SegswapError
+from ..io import load_image
+from . import baselines
+from .metrics import BACKGROUND, IGNORE, OBJECT, coseg_scores
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+#: Long side of the images for the feature baselines: the size at which docs/reference.md measured them.
+FEATURE_SIZE = 448
+
+GroupSegmenter = Callable[[list[Path]], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class CosegItem:
+    image: Path
+    truth: Path
+
+
+@dataclass(frozen=True)
+class MethodOptions:
+    """What a method may be configured with; each method uses only the options that concern it."""
+
+    weights: Path | None = None
+    backbone: str | None = None
+    size: int | None = None
+    flip: bool = False
+    top_k: int = 5
+
+
+@dataclass(frozen=True)
+class Method:
+    description: str
+    build: Callable[[MethodOptions], GroupSegmenter]  # loads models once, returns the group segmenter
+
+
+def read_coseg_benchmark(root: Path, groups: list[str] | None = None) -> dict[str, list[CosegItem]]:
+    """Groups (sorted, or in the order asked for) → their images with ground truth, sorted by name."""
+    root = Path(root)
+    image_root, truth_root = root / "images", root / "groundtruth"
+    if not image_root.is_dir() or not truth_root.is_dir():
+        raise SegswapError(f"{root}: not a co-segmentation benchmark (needs images/<group>/ and groundtruth/<group>/)")
+    available = sorted(p.name for p in image_root.iterdir() if p.is_dir())
+    if groups:
+        unknown = [g for g in groups if g not in available]
+        if unknown:
+            raise SegswapError(f"{root}: no group {', '.join(unknown)}; groups: {', '.join(available)}")
+    benchmark = {}
+    for group in groups or available:
+        images = sorted(p for p in (image_root / group).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise SegswapError(f"{image_root / group}: no images")
+        missing = [p.name for p in images if not (truth_root / group / f"{p.stem}.png").is_file()]
+        if missing:
+            raise SegswapError(f"{truth_root / group}: no ground truth for {', '.join(missing[:5])}"
+                               + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+        benchmark[group] = [CosegItem(p, truth_root / group / f"{p.stem}.png") for p in images]
+    return benchmark
+
+
+def read_truth(path: Path) -> np.ndarray:
+    """A ground-truth mask as uint8 H×W holding only 255, 0 and 128."""
+    try:
+        truth = np.asarray(Image.open(path).convert("L"))
+    except OSError as err:
+        raise SegswapError(f"{path}: cannot read ground truth ({err})") from None
+    unexpected = set(np.unique(truth).tolist()) - {OBJECT, BACKGROUND, IGNORE}
+    if unexpected:
+        raise SegswapError(f"{path}: ground truth may hold only {OBJECT}, {BACKGROUND} and {IGNORE}, "
+                           f"found {sorted(unexpected)[:5]}")
+    return truth
+
+
+# -- methods ------------------------------------------------------------------------------------------
+def _pair_model(name: str) -> Callable[[MethodOptions], GroupSegmenter]:
+    def build(options: MethodOptions) -> GroupSegmenter:
+        from ..pair import load
+
+        try:
+            from ..collection.cosegment import cosegment_images
+        except ImportError as err:
+            raise SegswapError(f"method {name!r} needs collection co-segmentation (segswap.collection), "
+                               f"which this installation lacks ({err})") from None
+        matcher = load(name, options.weights, backbone=options.backbone, size=options.size)
+        return lambda paths: cosegment_images(paths, matcher, top_k=options.top_k, flip=options.flip,
+                                              show_progress=False)
+    return build
+
+
+def _per_image(segment: Callable[[np.ndarray], np.ndarray]) -> Callable[[MethodOptions], GroupSegmenter]:
+    return lambda options: lambda paths: [segment(load_image(p)) for p in paths]
+
+
+def _centre_box(image: np.ndarray) -> np.ndarray:
+    return baselines.centre_box(*image.shape[:2])
+
+
+def _features(refine: bool) -> Callable[[MethodOptions], GroupSegmenter]:
+    def build(options: MethodOptions) -> GroupSegmenter:
+        from ..backbone import DEFAULT_BACKBONE, get_backbone
+
+        backbone = get_backbone(options.backbone or DEFAULT_BACKBONE)
+        size = options.size or FEATURE_SIZE
+        return lambda paths: baselines.feature_cosegment([load_image(p) for p in paths], backbone, size, refine)
+    return build
+
+
+METHODS: dict[str, Method] = {
+    "segswap": Method("SegSwap transformer, collection co-segmentation over its pair predictions",
+                      _pair_model("segswap")),
+    "correlation": Method("the same collection pipeline on the training-free backbone correlation (no transformer)",
+                          _pair_model("correlation")),
+    "centre-box": Method("the centred box covering 2/3 of each side (no image content)", _per_image(_centre_box)),
+    "grabcut-centre": Method("GrabCut seeded with the centre box", _per_image(baselines.grabcut_centre)),
+    "features": Method("zero-shot: backbone tokens scored by their best matches in the group's other images, "
+                       "per-image mean removed, Otsu threshold", _features(refine=False)),
+    "features-grabcut": Method("the 'features' masks refined by GrabCut", _features(refine=True)),
+}
+
+
+def build_method(name: str, options: MethodOptions) -> GroupSegmenter:
+    if name not in METHODS:
+        raise SegswapError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+    return METHODS[name].build(options)
+
+
+# -- runner -------------------------------------------------------------------------------------------
+def evaluate_coseg(root: Path, method: str = "segswap", groups: list[str] | None = None,
+                   options: MethodOptions = MethodOptions(), show_progress: bool = True) -> dict:
+    """Run ``method`` on every group of the benchmark at ``root`` and score it.
+
+    Returns ``groups`` (per group ``P``, ``J``, ``n``), ``mean`` (``P``, ``J``: the plain mean over
+    groups, as the papers' tables report) and what was run (``method``, ``options``, ``seconds``).
+    """
+    benchmark = read_coseg_benchmark(root, groups)
+    segment = build_method(method, options)
+    start = time.perf_counter()
+    rows = {}
+    for group, items in tqdm(benchmark.items(), desc=f"coseg {method}", unit="group", disable=not show_progress):
+        predictions = segment([item.image for item in items])
+        truths = [read_truth(item.truth) for item in items]
+        for item, pred, truth in zip(items, predictions, truths):
+            if pred.shape[:2] != truth.shape:
+                raise SegswapError(f"{item.image}: mask is {pred.shape[1]}×{pred.shape[0]} px but its ground truth "
+                                   f"is {truth.shape[1]}×{truth.shape[0]}")
+        scores = coseg_scores(predictions, truths)
+        rows[group] = {"P": scores["P"], "J": scores["J"], "n": scores["n"]}
+    mean = {key: _mean([row[key] for row in rows.values()]) for key in ("P", "J")}
+    return {
+        "method": method,
+        "root": str(root),
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+        "groups": rows,
+        "mean": mean,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None

@@ -1,0 +1,42 @@
+"""Markdown tables of evaluation results, as printed by ``segswap eval`` and pasted into docs/results.md."""
+
+from __future__ import annotations
+
+
+def _number(value, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def coseg_table(result: dict) -> str:
+    """One row per group and the mean over groups: n, P, J."""
+    rows = [[group, str(row["n"]), _number(row["P"]), _number(row["J"])] for group, row in result["groups"].items()]
+    n = sum(row["n"] for row in result["groups"].values())
+    rows.append(["**mean**", str(n), _number(result["mean"]["P"]), _number(result["mean"]["J"])])
+    return _table(["group", "n", "P", "J"], rows)
+
+
+def corr_table(result: dict) -> str:
+    """One row per pair and method: the number of matches and the fractions within each threshold."""
+    thresholds = None
+    rows = []
+    for pair in result["pairs"]:
+        for method in result["methods"]:
+            accuracy = pair[method]
+            thresholds = list(accuracy["within"])
+            rows.append([pair["pair"], method, str(accuracy["n"])] + [_number(v) for v in accuracy["within"].values()])
+    return _table(["pair", "method", "matches"] + [f"≤{t} px" for t in thresholds], rows)
+
+
+def vpr_table(result: dict) -> str:
+    """One row per ranking: Recall@K."""
+    recalls = result["recall"]
+    ks = list(next(iter(recalls.values())))
+    names = {"global": "global descriptor", "pair-score": f"re-ranked by pair score ({result['model']})",
+             "sift-ransac": "re-ranked by SIFT + RANSAC inliers"}
+    rows = [[names.get(name, name)] + [_number(r[k]) for k in ks] for name, r in recalls.items()]
+    return _table(["ranking"] + [f"R@{k}" for k in ks], rows)

@@ -1,0 +1,121 @@
+"""Visual place recognition in the VPR-Bench layout: Recall@K of a global descriptor, then re-ranked.
+
+Layout: ``ROOT/query/*``, ``ROOT/ref/*`` (index = position in name order) and ``ROOT/ground_truth_new.npy``,
+an array of ``[query_index, [correct reference indices]]``. Every reference is ranked for every query by
+the cosine similarity of global descriptors (the mean of the backbone's normalised features); the top
+``shortlist`` are then re-ranked by the pair score (paper Eq. 3, query → reference) and, as a baseline,
+by the number of SIFT + RANSAC inliers. References beyond the shortlist keep their global order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..errors import SegswapError
+from ..io import load_image
+from ..pair import similarity_score
+from . import baselines
+from .coseg import IMAGE_SUFFIXES
+
+RECALL_AT = (1, 5, 10)
+SHORTLIST = 20
+
+
+@dataclass(frozen=True)
+class VprBenchmark:
+    queries: list[Path]
+    references: list[Path]
+    truth: dict[int, set[int]]  # query index → indices of the references showing the same place
+
+
+def read_ground_truth(path: Path) -> dict[int, set[int]]:
+    """``ground_truth_new.npy`` → {query index: set of correct reference indices}."""
+    try:
+        # allow_pickle: VPR-Bench stores ragged lists as a NumPy object array, which only pickle can
+        # hold. This reads the benchmark's own published file, never a file a user hands segswap.
+        rows = np.load(path, allow_pickle=True)
+    except (OSError, ValueError) as err:
+        raise SegswapError(f"{path}: cannot read VPR ground truth ({err})") from None
+    try:
+        return {int(query): {int(r) for r in np.atleast_1d(refs)} for query, refs in rows}
+    except (TypeError, ValueError):
+        raise SegswapError(f"{path}: expected rows of [query_index, [reference indices]]") from None
+
+
+def read_vpr_benchmark(root: Path) -> VprBenchmark:
+    root = Path(root)
+    folders = [root / "query", root / "ref"]
+    truth_path = root / "ground_truth_new.npy"
+    if not all(f.is_dir() for f in folders) or not truth_path.is_file():
+        raise SegswapError(f"{root}: not a VPR-Bench folder (needs query/, ref/ and ground_truth_new.npy)")
+    queries, references = ([p for p in sorted(f.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES] for f in folders)
+    truth = read_ground_truth(truth_path)
+    bad = [q for q, refs in truth.items() if not 0 <= q < len(queries) or any(not 0 <= r < len(references) for r in refs)]
+    if bad:
+        raise SegswapError(f"{truth_path}: indices out of range for {len(queries)} queries and "
+                           f"{len(references)} references (query {bad[0]})")
+    return VprBenchmark(queries, references, truth)
+
+
+def recall_at(rankings: dict[int, list[int]], truth: dict[int, set[int]], ks=RECALL_AT) -> dict[int, float]:
+    """Fraction of the queries with ground truth that have a correct reference among their first k."""
+    queries = [q for q, refs in truth.items() if refs]
+    if not queries:
+        raise SegswapError("no query has a correct reference in the ground truth")
+    return {k: float(np.mean([bool(set(rankings[q][:k]) & truth[q]) for q in queries])) for k in ks}
+
+
+def reranked(ranking: list[int], scores: list[float], shortlist: int) -> list[int]:
+    """``ranking`` with its first ``shortlist`` entries reordered by ``scores``, best first (ties keep order)."""
+    head = ranking[:shortlist]
+    order = sorted(range(len(head)), key=lambda i: -scores[i])
+    return [head[i] for i in order] + ranking[shortlist:]
+
+
+def global_descriptor(features: torch.Tensor) -> torch.Tensor:
+    """1×C×h×w normalised features → their normalised mean (C,)."""
+    return torch.nn.functional.normalize(features.mean(dim=(2, 3))[0], dim=0)
+
+
+def pair_scores(matcher, query_features: torch.Tensor, candidates: list[torch.Tensor]) -> list[float]:
+    """Paper Eq. 3 with the query as a, for each candidate's feature map."""
+    scores = []
+    for features in candidates:
+        out = matcher.predict(query_features, features)
+        scores.append(float(similarity_score(out["mask_a"], out["mask_b"], out["flow_ab"], query_features, features)[0]))
+    return scores
+
+
+def evaluate_vpr(root: Path, matcher, shortlist: int = SHORTLIST, show_progress: bool = True) -> dict:
+    """Recall@1/5/10 by global descriptor, after re-ranking by the pair score, and after SIFT re-ranking."""
+    if shortlist < 1:
+        raise SegswapError(f"--shortlist must be at least 1, got {shortlist}")
+    bench = read_vpr_benchmark(root)
+    features, sift = {}, {}
+    for path in tqdm(bench.queries + bench.references, desc="vpr features", unit="image", disable=not show_progress):
+        image = load_image(path)
+        features[path] = matcher.features(matcher.prepare(image)[0])
+        sift[path] = baselines.sift_features(image)
+    refs = torch.stack([global_descriptor(features[p]) for p in bench.references])
+    rankings = {"global": {}, "pair-score": {}, "sift-ransac": {}}
+    for q in tqdm(sorted(bench.truth), desc="vpr re-rank", unit="query", disable=not show_progress):
+        query = bench.queries[q]
+        similarity = refs @ global_descriptor(features[query])
+        ranking = torch.argsort(similarity, descending=True, stable=True).tolist()
+        head = [bench.references[r] for r in ranking[:shortlist]]
+        rankings["global"][q] = ranking
+        rankings["pair-score"][q] = reranked(ranking, pair_scores(matcher, features[query], [features[p] for p in head]),
+                                             shortlist)
+        rankings["sift-ransac"][q] = reranked(ranking, [baselines.sift_inlier_count(sift[query], sift[p]) for p in head],
+                                              shortlist)
+    return {
+        "root": str(root), "model": matcher.name, "backbone": matcher.backbone.name, "size": matcher.size,
+        "trained": matcher.trained, "shortlist": shortlist,
+        "queries": sum(1 for refs in bench.truth.values() if refs), "references": len(bench.references),
+        "recall": {name: recall_at(r, bench.truth) for name, r in rankings.items()},
+    }
