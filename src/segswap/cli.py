@@ -119,6 +119,10 @@ def export_command(
 from .cli_eval import eval_app as _eval_app  # noqa: E402  (registered after the commands above)
 app.add_typer(_eval_app, name="eval")
 
+from .cli_collection import register as _register_collection  # noqa: E402
+
+_register_collection(app)
+
 
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""

@@ -1,0 +1,137 @@
+"""The collection commands — index, search, discover, cosegment — as thin typer wrappers over
+:mod:`segswap.collection`; :func:`register` adds them to the ``segswap`` app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+MODEL_HELP = "Pair model: segswap (default, needs trained weights) or correlation (training-free)."
+WEIGHTS_HELP = "Weights file from `segswap export`."
+
+
+def _matcher(model: Optional[str], weights: Optional[Path], *, backbone: Optional[str] = None, size: Optional[int] = None):
+    """The pair model asked for; with neither --model nor --weights and no shipped SegSwap weights, the
+    training-free correlation model, with a note saying so."""
+    from .pair import DEFAULT_MODEL, load, shipped_weights_path
+
+    if model is None and weights is None and shipped_weights_path(DEFAULT_MODEL) is None:
+        typer.echo("note: no trained SegSwap weights are installed yet; using the training-free 'correlation' "
+                   "model (pass --model/--weights to choose).", err=True)
+        model = "correlation"
+    return load(model, weights, backbone=backbone, size=size)
+
+
+def _write_json(path: Path, data) -> None:
+    from .io.files import write_bytes_atomic
+
+    write_bytes_atomic(path, json.dumps(data, indent=1).encode())
+
+
+def index(
+    directory: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
+    index_dir: Path = typer.Option(..., "--index", help="Index folder (created if missing)."),
+    backbone: Optional[str] = typer.Option(None, help="Feature backbone for a new index (default efficientnet-lite2)."),
+    size: Optional[int] = typer.Option(None, help="Long side in px for a new index's features (default 480)."),
+):
+    """Index a folder, or update its index: new, changed and deleted files are found; resumes after a kill."""
+    from .collection.update import update_index
+
+    built, summary = update_index(directory, index_dir, backbone=backbone, size=size)
+    typer.echo(summary.line())
+    typer.echo(f"{index_dir}: {len(built)} images ({built.backbone}, {built.size} px)")
+
+
+def search(
+    query: Path = typer.Argument(..., help="Query image."),
+    index_dir: Path = typer.Option(..., "--index", help="Index folder from `segswap index`."),
+    box: Optional[str] = typer.Option(None, help="Search for this detail of the query: x0,y0,x1,y1 in its pixels."),
+    top: int = typer.Option(10, help="Results to return."),
+    shortlist: int = typer.Option(100, help="Candidates shortlisted by descriptor, then re-ranked by the pair model."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results: a list of {path, score, box}, best first."),
+    report: Optional[Path] = typer.Option(None, help="Write an HTML report (self-contained)."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+    weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
+):
+    """Where else does this image, or this detail of it, appear in the collection?"""
+    from .collection.index import CollectionIndex
+    from .collection.report import write_search_report
+    from .collection.search import parse_box, search as run_search
+
+    with CollectionIndex(index_dir) as collection:
+        matcher = _matcher(model, weights, backbone=collection.backbone, size=collection.size)
+        result = run_search(collection, query, matcher, box=parse_box(box) if box else None, top=top, shortlist=shortlist)
+        for rank, hit in enumerate(result.hits, 1):
+            where = ",".join(map(str, hit.box)) if hit.box else "-"
+            typer.echo(f"{rank:>3}. {hit.score:8.3f}  {hit.image.path}  box {where}")
+        if json_out:
+            _write_json(json_out, [hit.as_json() for hit in result.hits])
+        if report:
+            write_search_report(report, result, matcher)
+            typer.echo(f"report: {report}")
+
+
+def discover(
+    index_dir: Path = typer.Option(..., "--index", help="Index folder from `segswap index`."),
+    top_k: int = typer.Option(5, help="Neighbours per image (by descriptor) the pair model is run against."),
+    clusters: Optional[int] = typer.Option(None, help="k-means clusters (default: one per five images, 3 to 500)."),
+    flip: bool = typer.Option(False, help="Also run each pair mirrored and average (test-time augmentation)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the patterns found as JSON."),
+    report: Optional[Path] = typer.Option(None, help="Write an HTML report (self-contained), one row per pattern."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+    weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
+):
+    """What repeats across the collection? Patterns found in several images, and where."""
+    from .collection.discover import discover as run_discover
+    from .collection.index import CollectionIndex
+    from .collection.report import write_discovery_report
+
+    with CollectionIndex(index_dir) as collection:
+        matcher = _matcher(model, weights, backbone=collection.backbone, size=collection.size)
+        found = run_discover(collection, matcher, top_k=top_k, clusters=clusters, flip=flip)
+        typer.echo(f"{found.images} images, {found.pairs} pairs, {found.nodes} correspondences, {found.edges} edges: "
+                   f"{len(found.clusters)} repeated patterns")
+        for number, cluster in enumerate(found.clusters, 1):
+            names = ", ".join(m.image.path.name for m in cluster.images[:6])
+            more = f" and {len(cluster.images) - 6} more" if len(cluster.images) > 6 else ""
+            typer.echo(f"  pattern {number}: {len(cluster.images)} images (strength {cluster.strength:.1f}): {names}{more}")
+        if json_out:
+            _write_json(json_out, {"images": found.images, "pairs": found.pairs, "nodes": found.nodes, "edges": found.edges,
+                                   "patterns": [c.as_json() for c in found.clusters]})
+        if report:
+            write_discovery_report(report, found, matcher)
+            typer.echo(f"report: {report}")
+
+
+def cosegment(
+    directory: Path = typer.Argument(..., help="Folder of images, or a co-segmentation layout folder (images/<group>/...)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the masks: OUT/<stem>.png (0/255), OUT/<group>/... for groups."),
+    top_k: int = typer.Option(5, help="Partners per image whose correspondences enter the graph (the paper's 5)."),
+    flip: bool = typer.Option(False, help="Also run each pair mirrored and average (test-time augmentation)."),
+    report: Optional[Path] = typer.Option(None, help="Write an HTML report (self-contained)."),
+    size: Optional[int] = typer.Option(None, help="Model input long side in px (default: the model's own, 480)."),
+    backbone: Optional[str] = typer.Option(None, help="Feature backbone (see `segswap backbones`)."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+    weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
+):
+    """Cut out the object common to the images of a folder (each group separately), as masks."""
+    from .collection.cosegment import cosegment_folder
+    from .collection.report import write_cosegment_report
+
+    matcher = _matcher(model, weights, backbone=backbone, size=size)
+    summary = cosegment_folder(directory, out, matcher, top_k=top_k, flip=flip)
+    fallbacks = sum(sum(g["fallback"]) for g in summary.groups.values())
+    typer.echo(f"wrote {summary.images} masks to {out} ({len(summary.groups)} group(s)); {fallbacks} from the "
+               f"fallback (no confident correspondence); {len(summary.skipped)} unreadable files skipped")
+    if report:
+        write_cosegment_report(report, summary, matcher)
+        typer.echo(f"report: {report}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the collection commands to ``app``."""
+    for command in (index, search, discover, cosegment):
+        app.command()(command)

@@ -1,0 +1,284 @@
+"""A persistent index of an image collection: backbone features and shortlisting descriptors.
+
+An index is a folder::
+
+    index.sqlite                      settings, and one row per image: path, change signature, size,
+                                      where its features are, its regional descriptors
+    features/00000.f16 ...            feature shards (see :mod:`segswap.collection.shards`): each
+                                      image's C×h×w float16 stride-16 map at the index's size
+    descriptors-<generation>.faiss    FAISS inner-product index over every image's regional descriptors
+    .lock                             held by the one process writing
+
+Writes go through :class:`IndexWriter`: features are appended and flushed, then their rows commit in
+one transaction per batch, which also bumps the index's generation. The FAISS file is derived data
+named after the generation it reflects; a reader rebuilds it from the rows when it is missing or stale.
+:func:`segswap.collection.update.update_index` keeps an index in step with its folder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SegswapError
+from ..io.files import atomic_path
+from . import shards
+from .descriptor import DescriptorIndex, regional_descriptors
+
+FORMAT_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY,
+    path TEXT UNIQUE NOT NULL,      -- relative to the indexed folder, '/'-separated
+    bytes INTEGER NOT NULL,         -- file size and modification time: the cheap change signature
+    mtime_ns INTEGER NOT NULL,
+    sha1 TEXT NOT NULL,             -- content hash, checked when the cheap signature changes
+    width INTEGER NOT NULL,         -- the image's own size (after EXIF orientation)
+    height INTEGER NOT NULL,
+    grid_h INTEGER NOT NULL,        -- feature grid at the index's size
+    grid_w INTEGER NOT NULL,
+    shard INTEGER NOT NULL,         -- features/<shard>.f16
+    offset INTEGER NOT NULL,        -- byte offset of the C×grid_h×grid_w float16 block
+    descriptors BLOB NOT NULL       -- R×C float16 regional descriptors, whole image first
+);
+CREATE TABLE IF NOT EXISTS unreadable (
+    path TEXT PRIMARY KEY, bytes INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, reason TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class IndexedImage:
+    """One indexed image: its id, absolute path, own size (w, h) and feature grid (h, w)."""
+
+    id: int
+    path: Path
+    size: tuple[int, int]
+    grid: tuple[int, int]
+
+
+@dataclass
+class IndexEntry:
+    """An image to write: its path relative to the indexed folder, change signature and features."""
+
+    path: str
+    bytes: int
+    mtime_ns: int
+    sha1: str
+    size: tuple[int, int]  # the image's own (w, h)
+    features: np.ndarray  # C×h×w
+
+
+class CollectionIndex:
+    """An existing index folder, for reading. Create one with :func:`create_index`."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not (self.path / "index.sqlite").is_file():
+            raise SegswapError(f"{self.path}: not a segswap index (no index.sqlite); make one with "
+                               f"`segswap index DIR --index {self.path}`")
+        self.db = _connect(self.path / "index.sqlite")
+        settings = dict(self.db.execute("SELECT key, value FROM settings"))
+        if int(settings.get("format", -1)) != FORMAT_VERSION:
+            raise SegswapError(f"{self.path}: index format {settings.get('format')} is not {FORMAT_VERSION}; rebuild it")
+        self.root = Path(settings["root"])
+        self.backbone = settings["backbone"]
+        self.size = int(settings["size"])
+        self.channels = int(settings["channels"])
+        self._shards = shards.ShardReader(self.path)
+        self._descriptors: DescriptorIndex | None = None
+
+    def __len__(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+
+    def images(self) -> list[IndexedImage]:
+        """Every indexed image, by id."""
+        rows = self.db.execute("SELECT id, path, width, height, grid_h, grid_w FROM images ORDER BY id")
+        return [IndexedImage(i, self.root / p, (w, h), (gh, gw)) for i, p, w, h, gh, gw in rows]
+
+    def image(self, image_id: int) -> IndexedImage:
+        row = self.db.execute("SELECT id, path, width, height, grid_h, grid_w FROM images WHERE id = ?", (image_id,)).fetchone()
+        if row is None:
+            raise KeyError(image_id)
+        i, p, w, h, gh, gw = row
+        return IndexedImage(i, self.root / p, (w, h), (gh, gw))
+
+    def features(self, image_id: int) -> np.ndarray:
+        """The image's C×h×w float16 features: a read-only view of the memory-mapped shard."""
+        shard, offset, gh, gw = self.db.execute(
+            "SELECT shard, offset, grid_h, grid_w FROM images WHERE id = ?", (image_id,)).fetchone()
+        return self._shards.block(shard, offset, (self.channels, gh, gw))
+
+    def whole_image_descriptors(self) -> tuple[list[int], np.ndarray]:
+        """Image ids and their whole-image descriptors (N×C float32), by id."""
+        ids, rows = [], []
+        for image_id, blob in self.db.execute("SELECT id, descriptors FROM images ORDER BY id"):
+            ids.append(image_id)
+            rows.append(np.frombuffer(blob, dtype=np.float16, count=self.channels))
+        return ids, np.array(rows, dtype=np.float32).reshape(len(ids), self.channels)
+
+    def descriptor_index(self) -> DescriptorIndex:
+        """The FAISS index of every image's regional descriptors (read, or rebuilt when stale)."""
+        if self._descriptors is None:
+            target = self.path / f"descriptors-{self.generation}.faiss"
+            self._descriptors = DescriptorIndex.load(target, self.channels) if target.is_file() else self._rebuild_descriptors(target)
+        return self._descriptors
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every committed change."""
+        return int(self.db.execute("SELECT value FROM settings WHERE key = 'generation'").fetchone()[0])
+
+    def close(self) -> None:
+        self._shards.close()
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _rebuild_descriptors(self, target: Path) -> DescriptorIndex:
+        index = DescriptorIndex(self.channels)
+        for image_id, blob in self.db.execute("SELECT id, descriptors FROM images"):
+            index.add(image_id, np.frombuffer(blob, dtype=np.float16).reshape(-1, self.channels))
+        try:
+            with atomic_path(target) as tmp:
+                index.save(tmp)
+        except OSError:  # a read-only index still searches; it rebuilds this in memory each time
+            return index
+        for stale in self.path.glob("descriptors-*.faiss"):
+            if stale != target:
+                stale.unlink(missing_ok=True)
+        return index
+
+
+def create_index(path: Path, root: Path, backbone: str, size: int, channels: int) -> None:
+    """Make ``path`` an empty index of folder ``root`` (nothing happens if it already is one)."""
+    path.mkdir(parents=True, exist_ok=True)
+    db = _connect(path / "index.sqlite")
+    with db:
+        db.executescript(_SCHEMA)
+        if db.execute("SELECT COUNT(*) FROM settings").fetchone()[0] == 0:
+            settings = {"format": FORMAT_VERSION, "root": str(root), "backbone": backbone, "size": size,
+                        "channels": channels, "generation": 0}
+            db.executemany("INSERT INTO settings VALUES (?, ?)",
+                           [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in settings.items()])
+    db.close()
+
+
+class IndexWriter:
+    """The one writer of an index (it holds the index's lock): commits batches of images, forgets
+    deleted ones, compacts the shards. On opening it cuts off whatever a killed writer left uncommitted."""
+
+    def __init__(self, index: CollectionIndex):
+        self.index = index
+        self.db = index.db
+        self._lock = open(index.path / ".lock", "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise SegswapError(f"{index.path}: another process is updating this index") from None
+        shards.recover(index.path, self._committed_ends())
+        self._shards = shards.ShardWriter(index.path)
+
+    def add(self, entries: list[IndexEntry]) -> None:
+        """Write ``entries`` (new images, or new versions of indexed paths) in one committed batch."""
+        rows = []
+        for e in entries:
+            feats = np.asarray(e.features)
+            if feats.shape[0] != self.index.channels:
+                raise SegswapError(f"{e.path}: features have {feats.shape[0]} channels, the index {self.index.channels}")
+            shard, offset = self._shards.append(feats.astype(np.float16))
+            descriptors = regional_descriptors(feats).astype(np.float16)
+            rows.append((e.path, e.bytes, e.mtime_ns, e.sha1, e.size[0], e.size[1], feats.shape[1], feats.shape[2],
+                         shard, offset, descriptors.tobytes()))
+        self._shards.flush()
+        with self.db:
+            self.db.executemany("DELETE FROM unreadable WHERE path = ?", [(r[0],) for r in rows])
+            self.db.executemany(
+                "INSERT INTO images (path, bytes, mtime_ns, sha1, width, height, grid_h, grid_w, shard, offset, descriptors) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET bytes = excluded.bytes, "
+                "mtime_ns = excluded.mtime_ns, sha1 = excluded.sha1, width = excluded.width, height = excluded.height, "
+                "grid_h = excluded.grid_h, grid_w = excluded.grid_w, shard = excluded.shard, offset = excluded.offset, "
+                "descriptors = excluded.descriptors", rows)
+            self._bump_generation()
+
+    def mark_unreadable(self, path: str, nbytes: int, mtime_ns: int, reason: str) -> None:
+        """Remember a file that could not be read, so it is retried only once it changes."""
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO unreadable VALUES (?, ?, ?, ?)", (path, nbytes, mtime_ns, reason))
+
+    def touch(self, signatures: list[tuple[str, int, int]]) -> None:
+        """Record new (bytes, mtime_ns) for files whose content did not change."""
+        with self.db:
+            self.db.executemany("UPDATE images SET bytes = ?, mtime_ns = ? WHERE path = ?", [(b, m, p) for p, b, m in signatures])
+
+    def remove(self, paths: list[str]) -> None:
+        """Forget ``paths`` (their feature bytes become dead until :meth:`compact`)."""
+        with self.db:
+            self.db.executemany("DELETE FROM images WHERE path = ?", [(p,) for p in paths])
+            self.db.executemany("DELETE FROM unreadable WHERE path = ?", [(p,) for p in paths])
+            if paths:
+                self._bump_generation()
+
+    def dead_fraction(self) -> float:
+        """The fraction of shard bytes that belong to no row (deleted or replaced images)."""
+        total = shards.total_bytes(self.index.path)
+        (live,) = self.db.execute(f"SELECT COALESCE(SUM(2 * {self.index.channels} * grid_h * grid_w), 0) FROM images").fetchone()
+        return 1 - live / total if total else 0.0
+
+    def compact(self) -> None:
+        """Copy live blocks into fresh shards, commit their new places, delete the old shards.
+
+        A crash before the commit leaves the new shards unused, after it the old ones; either way the
+        next writer's recovery removes them."""
+        self._shards.close()
+        old = shards.shard_numbers(self.index.path)
+        fresh = shards.ShardWriter(self.index.path, first=(old[-1] + 1) if old else 0)
+        ids = [i for (i,) in self.db.execute("SELECT id FROM images ORDER BY shard, offset").fetchall()]
+        moves = [(*fresh.append(np.array(self.index.features(i))), i) for i in ids]
+        fresh.close()
+        with self.db:
+            self.db.executemany("UPDATE images SET shard = ?, offset = ? WHERE id = ?", moves)
+        self.index._shards.close()
+        for shard in old:
+            shards.shard_path(self.index.path, shard).unlink(missing_ok=True)
+        self._shards = shards.ShardWriter(self.index.path)
+
+    def close(self) -> None:
+        self._shards.close()
+        self.index._descriptors = None  # the rows changed: the next search reads (or rebuilds) afresh
+        fcntl.flock(self._lock, fcntl.LOCK_UN)
+        self._lock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _bump_generation(self) -> None:
+        self.db.execute("UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+
+    def _committed_ends(self) -> dict[int, int]:
+        c = self.index.channels
+        return dict(self.db.execute(f"SELECT shard, MAX(offset + 2 * {c} * grid_h * grid_w) FROM images GROUP BY shard"))
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path)
+    # WAL: a reader (a search) never blocks on, nor sees part of, a batch being written.
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    return db

@@ -1,0 +1,74 @@
+"""HTML reports of search, discovery and co-segmentation results (see :mod:`segswap.viz.html`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ImageError
+from ..io import load_image
+from ..viz.html import Row, Tile, write_report
+from .cosegment import FolderSummary
+from .discover import Discovery
+from .search import SearchResult
+
+#: Discovery reports show at most this many patterns, and this many images of each.
+MAX_PATTERNS = 50
+MAX_IMAGES_PER_PATTERN = 12
+
+
+def model_line(matcher) -> str:
+    state = "" if matcher.trained else " (untrained: results are meaningless)"
+    return f"model {matcher.name}{state} on {matcher.backbone.name}"
+
+
+def write_search_report(path: Path, result: SearchResult, matcher) -> None:
+    query = Tile(load_image(result.query), f"query: {result.query.name}", box=result.query_box)
+    tiles = []
+    for rank, hit in enumerate(result.hits, 1):
+        tiles.append(_tile(hit.image.path, f"#{rank} {hit.image.path.name} — score {hit.score:.2f}", hit.mask, hit.box))
+    summary = [f"{result.shortlisted} images shortlisted by descriptor, re-ranked by the pair model's score (Eq. 3)",
+               model_line(matcher)]
+    write_report(path, "segswap search", [Row("Query", [query]), Row("Best matches (matched region tinted, its box in green)", tiles)], summary)
+
+
+def write_discovery_report(path: Path, found: Discovery, matcher) -> None:
+    rows = []
+    for number, cluster in enumerate(found.clusters[:MAX_PATTERNS], 1):
+        shown = cluster.images[:MAX_IMAGES_PER_PATTERN]
+        tiles = [_tile(m.image.path, m.image.path.name, m.weight / max(float(m.weight.max()), 1e-12), m.box) for m in shown]
+        notes = [f"and {len(cluster.images) - len(shown)} more images"] if len(cluster.images) > len(shown) else []
+        rows.append(Row(f"Pattern {number}: {len(cluster.images)} images, {cluster.nodes} correspondences, "
+                        f"strength {cluster.strength:.1f}", tiles, notes))
+    summary = [f"{found.images} images, {found.pairs} pairs run, graph of {found.nodes} correspondences and "
+               f"{found.edges} edges; {len(found.clusters)} repeated patterns"
+               + (f" (the strongest {MAX_PATTERNS} shown)" if len(found.clusters) > MAX_PATTERNS else ""),
+               model_line(matcher)]
+    write_report(path, "segswap discover", rows, summary)
+
+
+def write_cosegment_report(path: Path, summary: FolderSummary, matcher) -> None:
+    """One row per group: each image with the mask `segswap cosegment` wrote for it."""
+    rows = []
+    for name, group in summary.groups.items():
+        tiles, fallbacks = [], []
+        for image, mask_path, fallback in zip(group["images"], group["masks"], group["fallback"]):
+            mask = load_image(mask_path)[..., 0] / 255.0
+            tiles.append(_tile(Path(image), Path(image).name + (" (fallback)" if fallback else ""), mask))
+            if fallback:
+                fallbacks.append(Path(image).name)
+        notes = [f"no confident correspondence reached {', '.join(fallbacks)}: their masks come from their pair "
+                 "masks, averaged"] if fallbacks else []
+        rows.append(Row(name or "images", tiles, notes))
+    lines = [f"{summary.images} images in {len(summary.groups)} group(s)", model_line(matcher)]
+    lines += [f"skipped: {message}" for message in summary.skipped]
+    write_report(path, "segswap cosegment", rows, lines)
+
+
+def _tile(path: Path, caption: str, mask: np.ndarray | None = None, box=None) -> Tile:
+    try:
+        image = load_image(path)
+    except ImageError:  # changed or removed since it was indexed: show a grey placeholder
+        return Tile(np.full((64, 64, 3), 200, np.uint8), caption + " (unreadable now)")
+    return Tile(image, caption, mask, box)

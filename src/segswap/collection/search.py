@@ -1,0 +1,132 @@
+"""Retrieval: "where else does this detail appear?" (paper Sec. 4).
+
+A query — an image, or a box in one (a detail) — is shortlisted against the index by descriptor (its
+pooled features against every image's windows), then the shortlist is re-ranked by the pair model's
+Eq. 3 score, S(query → candidate). Candidates' features come from the index, so per candidate only the
+pair model runs. Each hit carries the matched region: the candidate's cycle-consistent mask (its own
+mask × the query's mask where its cells land) and the bounding box of its strongest connected blob of
+cells above ``REGION_THRESHOLD`` (stray cells elsewhere would otherwise stretch the box).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..errors import SegswapError
+from ..io import load_image, resize_for_model
+from ..pair import cycle_consistent_mask
+from .descriptor import pooled
+from .index import CollectionIndex, IndexedImage
+from .pairs import predict_pairs
+
+#: A box query is cut out at the index's scale but never smaller than this on its short side (the
+#: authors' detail queries are 64-px crops): below 4 cells the pair model has too little to attend to.
+MIN_QUERY_SIDE = 64
+#: The matched region of a hit: its cycle-consistent mask above this.
+REGION_THRESHOLD = 0.5
+#: Pairs per batch of the pair model.
+BATCH = 16
+#: The pair model's key for the query among the candidates' image ids (which are positive).
+QUERY = -1
+
+
+@dataclass
+class SearchHit:
+    image: IndexedImage
+    score: float  # Eq. 3, S(query → image)
+    mask: np.ndarray  # the matched region: cycle-consistent mask on the image's token grid
+    box: tuple[int, int, int, int] | None  # x0, y0, x1, y1 of the region in the image's pixels
+
+    def as_json(self) -> dict:
+        return {"path": str(self.image.path), "score": round(self.score, 4), "box": list(self.box) if self.box else None}
+
+
+@dataclass
+class SearchResult:
+    query: Path
+    query_box: tuple[int, int, int, int] | None
+    shortlisted: int
+    hits: list[SearchHit]
+
+
+def parse_box(text: str) -> tuple[int, int, int, int]:
+    """``"x0,y0,x1,y1"`` → a tuple of ints (pixels of the query image)."""
+    try:
+        values = tuple(int(round(float(v))) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise SegswapError(f"--box must be x0,y0,x1,y1 in pixels, got {text!r}")
+    return values
+
+
+def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, int] | None = None, top: int = 10,
+           shortlist: int = 100, show_progress: bool = False) -> SearchResult:
+    """Find the ``top`` images of ``index`` that best share content with ``query`` (a path), or with the
+    ``box`` (x0, y0, x1, y1 in its pixels) of it; best first."""
+    if top < 1 or shortlist < 1:
+        raise SegswapError("--top and --shortlist must be at least 1")
+    if matcher.backbone.name != index.backbone:
+        raise SegswapError(f"{index.path} holds {index.backbone} features; the model runs on {matcher.backbone.name} "
+                           f"(index the folder again with --backbone {matcher.backbone.name})")
+    rgb = load_image(query)
+    box = _checked_box(box, rgb.shape[1], rgb.shape[0]) if box is not None else None
+    pixels = query_pixels(rgb, box, index.size)
+    query_feats = matcher.features(torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float() / 255)[0].numpy()
+    candidates = index.descriptor_index().search(pooled(query_feats)[None], max(shortlist, top))[0]
+    if not candidates:
+        return SearchResult(Path(query), box, 0, [])
+    features = lambda i: query_feats if i == QUERY else index.features(i)
+    predictions = predict_pairs(matcher, features, [(QUERY, image_id) for image_id, _ in candidates],
+                                batch_size=BATCH, show_progress=show_progress, desc="re-ranking")
+    ranked = sorted(predictions, key=lambda p: -p.score_ab)[:top]
+    hits = []
+    for pred in ranked:
+        image = index.image(pred.b)
+        region = cycle_consistent_mask(torch.from_numpy(pred.mask_b)[None], torch.from_numpy(pred.mask_a)[None],
+                                       torch.from_numpy(pred.flow_ba)[None])[0]
+        hits.append(SearchHit(image, pred.score_ab, region.numpy(), region_box(region.numpy(), image.size)))
+    return SearchResult(Path(query), box, len(candidates), hits)
+
+
+def query_pixels(rgb: np.ndarray, box, size: int) -> np.ndarray:
+    """The pixels the query's features are computed on: the image at the index's size, or the box cut
+    out at the same scale (at least ``MIN_QUERY_SIDE`` on its short side), sides multiples of 16."""
+    if box is None:
+        return resize_for_model(rgb, size)
+    x0, y0, x1, y1 = box
+    scale = size / max(rgb.shape[:2])
+    scale *= max(1.0, MIN_QUERY_SIDE / (min(x1 - x0, y1 - y0) * scale))
+    width = max(2, round((x1 - x0) * scale / 16)) * 16
+    height = max(2, round((y1 - y0) * scale / 16)) * 16
+    crop = rgb[y0:y1, x0:x1]
+    interpolation = cv2.INTER_AREA if width < crop.shape[1] else cv2.INTER_LINEAR
+    return cv2.resize(crop, (width, height), interpolation=interpolation)
+
+
+def region_box(mask: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """Pixel box (x0, y0, x1, y1, end exclusive) of the token ``mask``'s connected blob above
+    ``REGION_THRESHOLD`` with the most mass, in an image of ``size`` (w, h); None if no cell is above."""
+    above = (mask > REGION_THRESHOLD).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(above, connectivity=8)
+    if count < 2:
+        return None
+    mass = np.bincount(labels.ravel(), weights=mask.ravel(), minlength=count)
+    best = 1 + int(np.argmax(mass[1:]))
+    x, y, w, h = stats[best, :4]
+    sx, sy = size[0] / mask.shape[1], size[1] / mask.shape[0]
+    return int(x * sx), int(y * sy), min(size[0], round((x + w) * sx)), min(size[1], round((y + h) * sy))
+
+
+def _checked_box(box, width: int, height: int) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = (int(v) for v in box)
+    x0, x1 = max(0, min(x0, x1)), min(width, max(x0, x1))
+    y0, y1 = max(0, min(y0, y1)), min(height, max(y0, y1))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise SegswapError(f"--box {box} leaves no area inside the {width}×{height} query image")
+    return x0, y0, x1, y1

@@ -1,0 +1,160 @@
+"""`segswap index`: bring an index in step with its folder — new, changed and deleted files.
+
+A file whose size and modification time match its row is skipped without being read; one whose
+signature changed is hashed, and re-indexed only if its SHA-1 changed. Images are committed in batches
+of ``COMMIT_EVERY``, so a killed run loses at most one batch and the next run carries on from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..backbone import DEFAULT_BACKBONE, get_backbone
+from ..errors import ImageError, SegswapError
+from .features import model_input, prefetched
+from .folder import list_images
+from .index import CollectionIndex, IndexEntry, IndexWriter, create_index
+
+DEFAULT_SIZE = 480
+#: Images per committed batch: the most a killed run can lose.
+COMMIT_EVERY = 32
+#: Compact the shards when more than this fraction of their bytes belongs to deleted or replaced images.
+COMPACT_ABOVE = 0.3
+
+
+@dataclass
+class UpdateSummary:
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    unreadable: int = 0  # files that cannot be read, all of them (not only those met in this run)
+    seconds: float = 0.0
+    compacted: bool = False
+
+    def line(self) -> str:
+        done = self.added + self.updated
+        rate = f", {done / self.seconds:.1f} images/s" if done and self.seconds > 0 else ""
+        return (f"{self.added} added, {self.updated} updated, {self.removed} removed, {self.unchanged} unchanged, "
+                f"{self.unreadable} unreadable (skipped) in {self.seconds:.1f} s{rate}"
+                + ("; shards compacted" if self.compacted else ""))
+
+
+def update_index(root, path, *, backbone: str | None = None, size: int | None = None, runtime: str = "auto",
+                 show_progress: bool = True) -> tuple[CollectionIndex, UpdateSummary]:
+    """Create the index at ``path`` for folder ``root``, or bring it up to date; return it and what changed.
+
+    ``backbone`` and ``size`` are fixed when the index is created; an existing index keeps its own.
+    """
+    start = time.perf_counter()
+    root, path = Path(root).resolve(), Path(path)
+    if not root.is_dir():
+        raise SegswapError(f"{root}: no such folder")
+    extractor = get_backbone(backbone or DEFAULT_BACKBONE, runtime)
+    create_index(path, root, extractor.name, size or DEFAULT_SIZE, extractor.channels)
+    index = CollectionIndex(path)
+    if index.root != root:
+        raise SegswapError(f"{path}: indexes {index.root}, not {root}; choose another --index folder")
+    if (backbone or index.backbone) != index.backbone or (size or index.size) != index.size:
+        raise SegswapError(f"{path}: built with backbone {index.backbone} at {index.size} px; "
+                           "use another --index folder for other settings")
+    summary = UpdateSummary()
+    with IndexWriter(index) as writer:
+        to_index = _scan(index, writer, summary)
+        if to_index:
+            _index_files(index, writer, to_index, summary, runtime, show_progress)
+        if writer.dead_fraction() > COMPACT_ABOVE:
+            writer.compact()
+            summary.compacted = True
+    summary.unreadable = index.db.execute("SELECT COUNT(*) FROM unreadable").fetchone()[0]
+    index.descriptor_index()  # writes the FAISS file now rather than at the first search
+    summary.seconds = time.perf_counter() - start
+    return index, summary
+
+
+def _scan(index: CollectionIndex, writer: IndexWriter, summary: UpdateSummary) -> list[tuple[str, int, int, str | None]]:
+    """Compare the folder with the rows; forget deleted files; return ``(path, bytes, mtime_ns, sha1 or
+    None)`` of each file to (re-)index."""
+    known = {p: (b, m, s) for p, b, m, s in index.db.execute("SELECT path, bytes, mtime_ns, sha1 FROM images")}
+    failed = {p: (b, m) for p, b, m in index.db.execute("SELECT path, bytes, mtime_ns FROM unreadable")}
+    on_disk, to_index, touched = set(), [], []
+    for file in list_images(index.root):
+        rel = file.relative_to(index.root).as_posix()
+        try:
+            st = file.stat()
+        except FileNotFoundError:  # deleted while we scanned
+            continue
+        on_disk.add(rel)
+        signature = (st.st_size, st.st_mtime_ns)
+        if rel in known:
+            if known[rel][:2] == signature:
+                summary.unchanged += 1
+                continue
+            sha1 = _sha1(file)
+            if sha1 == known[rel][2]:
+                touched.append((rel, *signature))
+                summary.unchanged += 1
+            else:
+                to_index.append((rel, *signature, sha1))
+        elif failed.get(rel) != signature:
+            to_index.append((rel, *signature, None))
+    writer.touch(touched)
+    gone = [p for p in set(known) | set(failed) if p not in on_disk]
+    writer.remove(gone)
+    summary.removed = sum(p in known for p in gone)
+    return to_index
+
+
+def _index_files(index: CollectionIndex, writer: IndexWriter, to_index: list, summary: UpdateSummary,
+                 runtime: str, show_progress: bool) -> None:
+    extractor = get_backbone(index.backbone, runtime)
+    known = {p for (p,) in index.db.execute("SELECT path FROM images")}
+
+    def load(item):
+        path = index.root / item[0]
+        tensor, image_size = model_input(path, index.size)
+        try:
+            return tensor, image_size, item[3] or _sha1(path)
+        except OSError as err:
+            raise ImageError(f"{path}: {err.strerror or err}") from None
+
+    batch: list[IndexEntry] = []
+    progress = tqdm(total=len(to_index), unit="img", desc="indexing", disable=not show_progress)
+    for (rel, nbytes, mtime_ns, _), loaded in prefetched(load, to_index):
+        if isinstance(loaded, ImageError):
+            progress.write(f"warning: skipped {loaded}")
+            writer.mark_unreadable(rel, nbytes, mtime_ns, str(loaded))
+        else:
+            tensor, image_size, sha1 = loaded
+            batch.append(IndexEntry(rel, nbytes, mtime_ns, sha1, image_size, extractor(tensor)[0].numpy()))
+        if len(batch) >= COMMIT_EVERY:
+            _commit(writer, batch, known, summary)
+            batch = []
+        progress.update(1)
+    _commit(writer, batch, known, summary)
+    progress.close()
+
+
+def _commit(writer: IndexWriter, batch: list[IndexEntry], known: set, summary: UpdateSummary) -> None:
+    if not batch:
+        return
+    writer.add(batch)
+    for entry in batch:
+        if entry.path in known:
+            summary.updated += 1
+        else:
+            summary.added += 1
+            known.add(entry.path)
+
+
+def _sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

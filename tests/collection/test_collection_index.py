@@ -1,0 +1,160 @@
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from segswap.collection import index as index_module
+from segswap.collection import update as update_module
+from segswap.collection.index import CollectionIndex, IndexWriter
+from segswap.collection.shards import shard_numbers, total_bytes
+from segswap.collection.update import update_index
+from segswap.errors import SegswapError
+
+
+SIZE = 224
+
+
+@pytest.fixture
+def make_folder(kit):
+    def make(folder, n, seed=0):
+        rng = np.random.default_rng(seed)
+        return [kit.save(folder / f"{i:03d}.png", kit.clutter(rng, 120 + 16 * (i % 3), 176)) for i in range(n)]
+    return make
+
+
+def rows(index):
+    return {p: s for p, s in index.db.execute("SELECT path, sha1 FROM images")}
+
+
+def test_first_run_indexes_everything_and_second_run_nothing(tmp_path, make_folder):
+    make_folder(tmp_path / "photos", 5)
+    (tmp_path / "photos" / "notes.txt").write_text("not an image, not listed")
+    idx, summary = update_index(tmp_path / "photos", tmp_path / "idx", size=SIZE, show_progress=False)
+    assert (summary.added, summary.updated, summary.removed, summary.unchanged) == (5, 0, 0, 0)
+    assert len(idx) == 5 and len(idx.descriptor_index()) > 5  # several windows per image
+    image = idx.images()[0]
+    feats = idx.features(image.id)
+    assert feats.dtype == np.float16 and feats.shape == (idx.channels, *image.grid)
+    assert np.allclose(np.linalg.norm(feats.astype(np.float32), axis=0), 1, atol=0.01)  # L2-normalised cells
+    again = update_index(tmp_path / "photos", tmp_path / "idx", show_progress=False)[1]
+    assert (again.added, again.updated, again.removed, again.unchanged) == (0, 0, 0, 5)
+
+
+def test_new_changed_touched_deleted_and_unreadable_files_are_detected(tmp_path, make_folder, kit):
+    paths = make_folder(tmp_path / "photos", 5)
+    idx, _ = update_index(tmp_path / "photos", tmp_path / "idx", size=SIZE, show_progress=False)
+    before = rows(idx)
+    generation = idx.generation
+    idx.close()
+
+    kit.save(paths[0], kit.clutter(np.random.default_rng(99), 120, 176))  # new content
+    os.utime(paths[1], ns=(time.time_ns(), time.time_ns() + 10**9))  # new mtime, same content
+    paths[2].unlink()
+    make_folder(tmp_path / "photos" / "more", 2, seed=5)
+    (tmp_path / "photos" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+
+    idx, summary = update_index(tmp_path / "photos", tmp_path / "idx", show_progress=False)
+    assert (summary.added, summary.updated, summary.removed, summary.unchanged, summary.unreadable) == (2, 1, 1, 3, 1)
+    after = rows(idx)
+    assert "002.png" not in after and {"more/000.png", "more/001.png"} <= set(after)
+    assert after["000.png"] != before["000.png"] and after["001.png"] == before["001.png"]
+    assert idx.generation > generation
+    # The descriptor index follows: the deleted image is never shortlisted, the new ones are.
+    ids, whole = idx.whole_image_descriptors()
+    listed = {i for hits in idx.descriptor_index().search(whole, 10) for i, _ in hits}
+    assert listed == set(ids)
+    idx.close()
+    # An unreadable file is not retried until it changes.
+    third = update_index(tmp_path / "photos", tmp_path / "idx", show_progress=False)[1]
+    assert (third.added, third.updated, third.unchanged, third.unreadable) == (0, 0, 6, 1)
+
+
+def test_deleting_most_images_compacts_the_shards(tmp_path, make_folder):
+    paths = make_folder(tmp_path / "photos", 6)
+    update_index(tmp_path / "photos", tmp_path / "idx", size=SIZE, show_progress=False)[0].close()
+    for path in paths[:4]:
+        path.unlink()
+    idx, summary = update_index(tmp_path / "photos", tmp_path / "idx", show_progress=False)
+    assert summary.compacted and summary.removed == 4
+    live = sum(2 * idx.channels * im.grid[0] * im.grid[1] for im in idx.images())
+    assert total_bytes(idx.path) == live
+    for image in idx.images():  # features survived the move
+        assert np.isfinite(idx.features(image.id).astype(np.float32)).all()
+
+
+def test_a_crash_between_writing_features_and_committing_is_recovered(tmp_path, monkeypatch, make_folder):
+    make_folder(tmp_path / "photos", 9)
+    monkeypatch.setattr(update_module, "COMMIT_EVERY", 3)
+    real_add = IndexWriter.add
+    calls = []
+
+    def add_then_die(self, entries):
+        calls.append(len(entries))
+        if len(calls) == 2:  # the process dies after appending features, before the rows commit
+            for entry in entries:
+                self._shards.append(entry.features)
+            self._shards.flush()
+            raise KeyboardInterrupt
+        real_add(self, entries)
+
+    monkeypatch.setattr(IndexWriter, "add", add_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        update_index(tmp_path / "photos", tmp_path / "idx", size=SIZE, show_progress=False)
+    monkeypatch.setattr(IndexWriter, "add", real_add)
+    with sqlite3.connect(tmp_path / "idx" / "index.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 3  # the first batch survived
+
+    idx, summary = update_index(tmp_path / "photos", tmp_path / "idx", show_progress=False)
+    assert (summary.added, summary.unchanged) == (6, 3) and len(idx) == 9
+    live = sum(2 * idx.channels * im.grid[0] * im.grid[1] for im in idx.images())
+    assert total_bytes(idx.path) == live  # the orphaned features were cut off
+    fresh, _ = update_index(tmp_path / "photos", tmp_path / "fresh", size=SIZE, show_progress=False)
+    by_path = {im.path.name: im.id for im in fresh.images()}
+    for image in idx.images():
+        assert np.array_equal(idx.features(image.id), fresh.features(by_path[image.path.name]))
+
+
+def test_a_killed_index_process_resumes(tmp_path, make_folder):
+    make_folder(tmp_path / "photos", 40)
+    command = [sys.executable, "-c", "from segswap.cli import main; main()", "index", str(tmp_path / "photos"),
+               "--index", str(tmp_path / "idx"), "--size", str(SIZE)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    database = tmp_path / "idx" / "index.sqlite"
+    committed = 0
+    deadline = time.time() + 60
+    while time.time() < deadline and process.poll() is None and committed == 0:
+        time.sleep(0.05)
+        if database.exists():
+            try:
+                with sqlite3.connect(database) as db:
+                    committed = db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+            except sqlite3.OperationalError:  # the table is not created yet
+                pass
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 0 < committed < 40, "the process should be killed after its first batch and before the end"
+    idx, summary = update_index(tmp_path / "photos", tmp_path / "idx", show_progress=False)
+    assert len(idx) == 40 and summary.added == 40 - summary.unchanged
+    live = sum(2 * idx.channels * im.grid[0] * im.grid[1] for im in idx.images())
+    assert total_bytes(idx.path) == live
+
+
+def test_one_writer_at_a_time_and_settings_are_kept(tmp_path, make_folder):
+    make_folder(tmp_path / "photos", 2)
+    idx, _ = update_index(tmp_path / "photos", tmp_path / "idx", size=SIZE, show_progress=False)
+    with IndexWriter(idx):
+        with pytest.raises(SegswapError, match="another process"):
+            IndexWriter(CollectionIndex(tmp_path / "idx"))
+    with pytest.raises(SegswapError, match="built with backbone"):
+        update_index(tmp_path / "photos", tmp_path / "idx", size=320, show_progress=False)
+    with pytest.raises(SegswapError, match="indexes"):
+        update_index(tmp_path, tmp_path / "idx", show_progress=False)
+    with pytest.raises(SegswapError, match="not a segswap index"):
+        CollectionIndex(tmp_path / "photos")
+    assert shard_numbers(idx.path) == [0]
+    assert index_module.FORMAT_VERSION == int(idx.db.execute("SELECT value FROM settings WHERE key='format'").fetchone()[0])

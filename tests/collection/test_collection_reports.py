@@ -1,0 +1,90 @@
+import base64
+from html.parser import HTMLParser
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from segswap.collection.update import update_index
+from segswap.viz.html import Row, Tile, render_report
+
+VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+
+class Checker(HTMLParser):
+    """Checks nesting and collects every referenced resource."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.errors, self.references, self.images = [], [], [], 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for key in ("src", "href"):
+            if key in attrs:
+                self.references.append(attrs[key])
+        if tag == "img":
+            self.images += 1
+            if not attrs.get("alt"):
+                self.errors.append("img without alt")
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack.pop() != tag:
+            self.errors.append(f"unbalanced </{tag}>")
+
+
+def check_report(path: Path) -> Checker:
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    checker = Checker()
+    checker.feed(text)
+    checker.close()
+    assert not checker.errors and not checker.stack, (checker.errors, checker.stack)
+    for ref in checker.references:
+        if ref.startswith("data:image/jpeg;base64,"):
+            picture = cv2.imdecode(np.frombuffer(base64.b64decode(ref.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
+            assert picture is not None and picture.shape[0] > 0
+        else:
+            assert (path.parent / ref).exists(), ref  # only files that exist, relative to the report
+    return checker
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory, kit):
+    root = tmp_path_factory.mktemp("reports")
+    kit.planted_repeats(root / "images", seed=1)
+    update_index(root / "images", root / "idx", size=kit.SIZE, show_progress=False)[0].close()
+    return root
+
+
+def test_search_report(collection, tmp_path, run_cli):
+    report = tmp_path / "search.html"
+    result = run_cli("search", collection / "images" / "img03.png", "--index", collection / "idx", "--top", "4",
+                     "--box", "20,20,120,100", "--report", report, "--model", "correlation")
+    assert result.exit_code == 0, result.output
+    assert check_report(report).images == 1 + 4
+
+
+def test_discover_report(collection, tmp_path, run_cli):
+    report, listing = tmp_path / "discover.html", tmp_path / "discover.json"
+    result = run_cli("discover", "--index", collection / "idx", "--report", report, "--json", listing, "--model", "correlation")
+    assert result.exit_code == 0, result.output
+    assert check_report(report).images >= 4
+    assert "Pattern 1" in report.read_text()
+
+
+def test_cosegment_report(collection, tmp_path, kit, run_cli):
+    kit.planted_group(tmp_path / "group", 4, seed=2)
+    report = tmp_path / "cosegment.html"
+    result = run_cli("cosegment", tmp_path / "group", "--out", tmp_path / "masks", "--report", report,
+                     "--model", "correlation", "--size", kit.SIZE)
+    assert result.exit_code == 0, result.output
+    assert check_report(report).images == 4
+
+
+def test_text_is_escaped():
+    html = render_report("<b>&", [Row("a<script>", [Tile(np.zeros((20, 30, 3), np.uint8), 'x"<y>')])], ["1 < 2"])
+    assert "<script>" not in html and "&lt;b&gt;&amp;" in html and 'alt="x&quot;&lt;y&gt;"' in html

@@ -1,0 +1,87 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from segswap.collection.search import parse_box, query_pixels, search
+from segswap.collection.update import update_index
+from segswap.errors import SegswapError
+
+
+@pytest.fixture(scope="module")
+def planted_detail(tmp_path_factory, kit):
+    """12 cluttered images; a 96-px detail of a separate query image is pasted into one of them."""
+    root = tmp_path_factory.mktemp("detail")
+    rng = np.random.default_rng(7)
+    query = kit.clutter(rng, 168, 224)
+    detail = (90, 40, 186, 136)  # x0, y0, x1, y1 in the query
+    crop = query[detail[1]:detail[3], detail[0]:detail[2]]
+    planted_at = (100, 50)
+    for i in range(12):
+        image = kit.clutter(rng, 168, 224)
+        if i == 5:
+            image[planted_at[1]:planted_at[1] + 96, planted_at[0]:planted_at[0] + 96] = crop
+        kit.save(root / "collection" / f"{i:02d}.png", image)
+    query_path = kit.save(root / "query.png", query)
+    index, _ = update_index(root / "collection", root / "idx", size=kit.SIZE, show_progress=False)
+    return index, query_path, detail, root / "collection" / "05.png", planted_at
+
+
+def test_a_planted_detail_is_found_at_rank_1_with_its_region(planted_detail, matcher):
+    index, query, detail, target, (px, py) = planted_detail
+    result = search(index, query, matcher, box=detail, top=5, shortlist=100)
+    assert result.hits[0].image.path == target
+    assert result.hits[0].score > 1.5 * result.hits[1].score
+    x0, y0, x1, y1 = result.hits[0].box
+    inter = max(0, min(x1, px + 96) - max(x0, px)) * max(0, min(y1, py + 96) - max(y0, py))
+    assert inter / ((x1 - x0) * (y1 - y0) + 96 * 96 - inter) > 0.4  # the box lands on the planted copy
+    assert result.hits[0].mask.shape == index.image(result.hits[0].image.id).grid
+    scores = [h.score for h in result.hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_the_shortlist_bounds_the_reranking(planted_detail, matcher):
+    index, query, detail, target, _ = planted_detail
+    result = search(index, query, matcher, box=detail, top=3, shortlist=4)
+    assert result.shortlisted == 4 and len(result.hits) == 3
+    assert result.hits[0].image.path == target  # the regional descriptors shortlist the planted image
+
+
+def test_query_pixels_keep_the_index_scale_and_a_minimum_size():
+    image = np.zeros((480, 640, 3), np.uint8)
+    assert query_pixels(image, None, 320).shape == (240, 320, 3)
+    assert query_pixels(image, (0, 0, 320, 160), 320).shape == (80, 160, 3)  # half scale, like the index
+    small = query_pixels(image, (10, 10, 30, 40), 320)
+    assert min(small.shape[:2]) >= 64 and small.shape[0] % 16 == 0 and small.shape[1] % 16 == 0
+
+
+def test_boxes_are_parsed_and_checked(planted_detail, matcher):
+    assert parse_box("1,2,30.4,40") == (1, 2, 30, 40)
+    with pytest.raises(SegswapError, match="x0,y0,x1,y1"):
+        parse_box("1,2,3")
+    index, query, _, _, _ = planted_detail
+    with pytest.raises(SegswapError, match="no area"):
+        search(index, query, matcher, box=(500, 500, 600, 600))
+
+
+def test_search_command_writes_the_json_list(planted_detail, tmp_path, run_cli):
+    index, query, detail, target, _ = planted_detail
+    out = tmp_path / "hits.json"
+    result = run_cli("search", str(query), "--index", str(index.path), "--box", ",".join(map(str, detail)),
+                     "--top", "3", "--json", str(out), "--model", "correlation")
+    assert result.exit_code == 0, result.output
+    hits = json.loads(out.read_text())
+    assert [sorted(h) for h in hits] == [["box", "path", "score"]] * 3
+    assert hits[0]["path"] == str(target) and hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+    assert len(hits[0]["box"]) == 4
+
+
+def test_user_errors_give_one_line_and_exit_2(tmp_path, planted_detail):
+    _, query, _, _, _ = planted_detail
+    command = [sys.executable, "-c", "from segswap.cli import main; main()", "search", str(query),
+               "--index", str(tmp_path), "--model", "correlation"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "not a segswap index" in result.stderr
