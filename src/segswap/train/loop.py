@@ -140,7 +140,7 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
     else:
         if (run_dir / "checkpoint.pt").exists() or recipe_path.exists():
             raise SegswapError(f"{run_dir}: already holds a run; pass --resume to continue it, or choose a new folder")
-        recipe = get_recipe(config, steps=steps, **(overrides or {}))
+        recipe = get_recipe(config, **{**(overrides or {}), "steps": steps})
         recipe["pairs"] = sorted(str(Path(p).resolve()) for p in pairs_dirs)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(recipe_path, json.dumps(recipe, indent=1).encode())
