@@ -86,3 +86,6 @@ def test_unsupervised_segments_from_photos(kit, tmp_path):
     assert 0.05 < mask.mean() < 0.5
     border = np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]])
     assert not border.any()
+    # Worker processes after onnxruntime has run in the parent (a forked pool used to deadlock here).
+    summary = generate([folder], folder, tmp_path / "out", 2, size=160, workers=2, progress=False, unsupervised=True)
+    assert summary.written == 2

@@ -11,6 +11,7 @@ See docs/synth.md for the design and docs/formats.md for the files written.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -224,7 +225,11 @@ def _run(todo: list[int], sources: Sources, settings: Settings, seed: int, out: 
                     advance()
                     yield result
             return
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(sources, settings, seed, out)) as pool:
+        # Spawned, not forked: a fork after onnxruntime (unsupervised segments) or BLAS started their
+        # threads can leave workers deadlocked on a lock held by a thread that no longer exists.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(sources, settings, seed, out)) as pool:
             pending, queue = set(), iter(todo)
             try:
                 while True:

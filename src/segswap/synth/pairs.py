@@ -181,13 +181,13 @@ class PairMaker:
             a = self._compose(rng, source_a, objects_a, bg_a, tps=False)
             b = self._compose(rng, source_b, objects_b, bg_b, tps=True)
         with self.timer.stage("truth"):
-            truth = ground_truth(a.geometry, b.geometry, s.stride)
-            cells = truth.cells()
-            if not negative and min(cells) < s.min_cells:
-                return "fewer than 9 matching cells"
             if negative:
-                truth = _empty_truth(s.size, s.stride)
-                cells = (0, 0)
+                truth, cells = _empty_truth(s.size, s.stride), (0, 0)
+            else:
+                truth = ground_truth(a.geometry, b.geometry, s.stride)
+                cells = truth.cells()
+                if min(cells) < s.min_cells:
+                    return f"fewer than {s.min_cells} matching cells"
         with self.timer.stage("blend"):
             for composite in (a, b):
                 for obj, mode in composite.pasted:

@@ -28,7 +28,8 @@ def pair_tile(pair_dir: Path, height: int = ROW_HEIGHT, lines: int = 12) -> np.n
     ys, xs = np.nonzero(token_mask >= 0.5)
     matches = np.stack([(xs + 0.5) * cell, (ys + 0.5) * cell,
                         flow[ys, xs, 0] * b.shape[1], flow[ys, xs, 1] * b.shape[0]], axis=1)
-    return pair_overlay(a, b, mask_a, mask_b, matches, max_lines=lines, height=height, gap=GAP)
+    # A light tint (half strength) keeps the pasted objects themselves visible.
+    return pair_overlay(a, b, mask_a * 0.5, mask_b * 0.5, matches, max_lines=lines, height=height, gap=GAP)
 
 
 def contact_sheet(pair_dirs: list[Path], columns: int = COLUMNS, height: int = ROW_HEIGHT) -> np.ndarray:
