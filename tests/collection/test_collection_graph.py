@@ -1,7 +1,7 @@
 import numpy as np
 import scipy.sparse
 
-from segswap.collection.descriptor import DescriptorIndex, region_boxes, regional_descriptors
+from segswap.collection.descriptor import DescriptorIndex, mean_descriptor, region_boxes, regional_descriptors
 from segswap.collection.graph import (MIN_EDGE, NODE_THRESHOLD, correspondence_graph, graph_nodes,
                                       leading_eigenvectors)
 from segswap.collection.pairs import PairPrediction
@@ -84,12 +84,14 @@ def test_regional_descriptors_and_their_index():
     assert boxes[0] == (0, 0, 6, 8) and len(boxes) == len(set(boxes))
     rng = np.random.default_rng(0)
     feats = [rng.normal(size=(16, 6, 8)).astype(np.float32) for _ in range(4)]
-    index = DescriptorIndex(16)
-    for i, f in enumerate(feats):
-        d = regional_descriptors(f)
+    regional = [regional_descriptors(f) for f in feats]
+    index = DescriptorIndex(mean_descriptor(regional, 16))
+    for i, d in enumerate(regional):
         assert d.shape == (len(boxes), 16) and np.allclose(np.linalg.norm(d, axis=1), 1, atol=1e-5)
         index.add(i + 1, d)
     corner = feats[2][:, :3, :4].mean(axis=(1, 2))  # a window of image 3 is found by its own content
-    hits = index.search((corner / np.linalg.norm(corner))[None], 2)[0]
-    assert hits[0][0] == 3 and len({i for i, _ in hits}) == 2
-    assert all(i != 3 for i, _ in index.search((corner / np.linalg.norm(corner))[None], 3, exclude=[3])[0])
+    hits = index.search([(corner / np.linalg.norm(corner))[None]], 2)[0]
+    assert hits[0][0] == 3 and len({i for i, _ in hits}) == 2 and hits[0][1] >= hits[1][1]
+    assert all(i != 3 for i, _ in index.search([corner[None]], 3, exclude=[3])[0])
+    # all windows of an image as one query set: its own windows come first, so exclude it
+    assert index.search(regional[:1], 3, exclude=[1])[0][0][0] != 1

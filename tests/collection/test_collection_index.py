@@ -65,8 +65,8 @@ def test_new_changed_touched_deleted_and_unreadable_files_are_detected(tmp_path,
     assert after["000.png"] != before["000.png"] and after["001.png"] == before["001.png"]
     assert idx.generation > generation
     # The descriptor index follows: the deleted image is never shortlisted, the new ones are.
-    ids, whole = idx.whole_image_descriptors()
-    listed = {i for hits in idx.descriptor_index().search(whole, 10) for i, _ in hits}
+    ids, regional = idx.regional_descriptors()
+    listed = {i for hits in idx.descriptor_index().search(regional, 10) for i, _ in hits}
     assert listed == set(ids)
     idx.close()
     # An unreadable file is not retried until it changes.

@@ -29,10 +29,10 @@ from ..errors import SegswapError
 from ..io import load_image
 from ..io.files import write_bytes_atomic
 from ..pair import cycle_consistent_mask
-from .descriptor import DescriptorIndex, regional_descriptors
+from .descriptor import DescriptorIndex, mean_descriptor, regional_descriptors
 from .features import FolderFeatures, extract_features
 from .folder import coseg_groups, list_images
-from .graph import correspondence_graph, graph_nodes, leading_eigenvectors
+from .graph import cell_sums, correspondence_graph, graph_nodes, leading_eigenvectors
 from .pairs import PairPrediction, neighbour_pairs, predict_pairs
 
 #: Descriptor neighbours per image that the pair model scores, as a multiple of top_k.
@@ -78,26 +78,19 @@ def cosegment_features(feats: FolderFeatures, matcher, *, top_k: int = 5, flip: 
     if n == 0:
         return Cosegmentation([], [], [])
     grids = feats.grids
-    descriptors = DescriptorIndex(feats.features[0].shape[0])
-    whole = []
-    for i, f in enumerate(feats.features):
-        regional = regional_descriptors(f)
-        descriptors.add(i, regional)
-        whole.append(regional[0])
-    candidates = neighbour_pairs(descriptors, np.array(whole).reshape(n, -1), range(n), min(n - 1, CANDIDATES_PER_K * top_k))
+    regional = [regional_descriptors(f) for f in feats.features]
+    descriptors = DescriptorIndex(mean_descriptor(regional, regional[0].shape[1]))
+    for i, vectors in enumerate(regional):
+        descriptors.add(i, vectors)
+    candidates = neighbour_pairs(descriptors, regional, range(n), min(n - 1, CANDIDATES_PER_K * top_k))
     predictions = predict_pairs(matcher, lambda i: feats.features[i], candidates, flip=flip,
                                 show_progress=show_progress, desc="pairs")
     chosen = best_partners(predictions, n, top_k)
     nodes = graph_nodes(chosen)
     graph = correspondence_graph(nodes, chosen, predictions)
     _, vectors = leading_eigenvectors(graph, 1)
-    potentials = [np.zeros(g, np.float32) for g in grids]
-    if len(nodes):
-        weight = np.clip(vectors[:, 0], 0, None).astype(np.float32)
-        for image_of, cells in ((nodes.image_a, nodes.cell_a), (nodes.image_b, nodes.cell_b)):
-            for i in np.unique(image_of):
-                rows = image_of == i
-                np.add.at(potentials[i], (cells[rows, 1], cells[rows, 0]), weight[rows])
+    maps = cell_sums(nodes, np.clip(vectors[:, 0], 0, None) if len(nodes) else np.zeros(0), dict(enumerate(grids)))
+    potentials = [maps[i] for i in range(n)]
     peak = max((float(p.max()) for p in potentials), default=0.0)
     fallback = [float(p.max()) <= REACHED * peak or peak == 0 for p in potentials]
     for i in np.flatnonzero(fallback):

@@ -24,7 +24,8 @@ import scipy.sparse
 from sklearn.cluster import KMeans
 
 from ..errors import SegswapError
-from .graph import Nodes, correspondence_graph, graph_nodes, leading_eigenvectors
+from .features import cells_to_pixels
+from .graph import Nodes, cell_sums, correspondence_graph, graph_nodes, leading_eigenvectors
 from .index import CollectionIndex, IndexedImage
 from .pairs import neighbour_pairs, predict_pairs
 
@@ -81,8 +82,8 @@ def discover(index: CollectionIndex, matcher, *, top_k: int = 5, clusters: int |
         raise SegswapError(f"--clusters must be at least 1, got {clusters}")
     if matcher.backbone.name != index.backbone:
         raise SegswapError(f"{index.path} holds {index.backbone} features; the model runs on {matcher.backbone.name}")
-    ids, whole = index.whole_image_descriptors()
-    pairs = neighbour_pairs(index.descriptor_index(), whole, ids, top_k)
+    ids, regional = index.regional_descriptors()
+    pairs = neighbour_pairs(index.descriptor_index(), regional, ids, top_k)
     predictions = predict_pairs(matcher, index.features, pairs, flip=flip, show_progress=show_progress)
     nodes = graph_nodes(predictions)
     graph = correspondence_graph(nodes, predictions, predictions)
@@ -108,17 +109,15 @@ def _clusters(index: CollectionIndex, nodes: Nodes, graph: scipy.sparse.csr_matr
 
 
 def _members(index: CollectionIndex, nodes: Nodes, rows: np.ndarray) -> list[ClusterImage]:
+    """The images a cluster's nodes lie in, each with its node weight per cell and the box around it."""
+    cluster = nodes.subset(rows)
+    images = {int(i): index.image(int(i)) for i in np.unique(np.concatenate([cluster.image_a, cluster.image_b]))}
+    weights = cell_sums(cluster, cluster.mask, {i: image.grid for i, image in images.items()})
     members = []
-    for image_id in np.unique(np.concatenate([nodes.image_a[rows], nodes.image_b[rows]])):
-        image = index.image(int(image_id))
-        weight = np.zeros(image.grid, np.float32)
-        for image_of, cells in ((nodes.image_a, nodes.cell_a), (nodes.image_b, nodes.cell_b)):
-            mine = rows[image_of[rows] == image_id]
-            np.add.at(weight, (cells[mine, 1], cells[mine, 0]), nodes.mask[mine])
+    for image_id, image in images.items():
+        weight = weights[image_id]
         ys, xs = np.nonzero(weight)
-        sx, sy = image.size[0] / image.grid[1], image.size[1] / image.grid[0]
-        box = (int(xs.min() * sx), int(ys.min() * sy), min(image.size[0], round((xs.max() + 1) * sx)),
-               min(image.size[1], round((ys.max() + 1) * sy)))
+        box = cells_to_pixels((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), image.grid, image.size)
         members.append(ClusterImage(image, weight, box))
     strongest = max(float(m.weight.sum()) for m in members)
     members = [m for m in members if float(m.weight.sum()) >= MEMBER_FRACTION * strongest]

@@ -54,6 +54,21 @@ class Nodes:
         """Cells of the given node rows in ``image`` (each row's pair must contain it)."""
         return np.where((self.image_a[rows] == image)[:, None], self.cell_a[rows], self.cell_b[rows])
 
+    def subset(self, rows: np.ndarray) -> "Nodes":
+        return Nodes(self.pair[rows], self.image_a[rows], self.image_b[rows], self.cell_a[rows], self.cell_b[rows],
+                     self.mask[rows])
+
+
+def cell_sums(nodes: Nodes, values: np.ndarray, grids: dict[int, tuple[int, int]]) -> dict[int, np.ndarray]:
+    """Per image of ``grids`` (image → token grid (h, w)): the sum of ``values`` (one per node) over the
+    nodes touching each cell — a node touches one cell in each of its two images."""
+    sums = {image: np.zeros(grid, np.float32) for image, grid in grids.items()}
+    for image_of, cells in ((nodes.image_a, nodes.cell_a), (nodes.image_b, nodes.cell_b)):
+        for image in np.unique(image_of):
+            rows = image_of == image
+            np.add.at(sums[int(image)], (cells[rows, 1], cells[rows, 0]), values[rows])
+    return sums
+
 
 def graph_nodes(predictions: Sequence[PairPrediction], threshold: float = NODE_THRESHOLD) -> Nodes:
     """The confident correspondences of each prediction (a node list ordered by pair)."""

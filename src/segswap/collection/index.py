@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import SegswapError
 from ..io.files import atomic_path
 from . import shards
-from .descriptor import DescriptorIndex, regional_descriptors
+from .descriptor import DescriptorIndex, mean_descriptor, regional_descriptors
 
 FORMAT_VERSION = 1
 
@@ -117,19 +117,19 @@ class CollectionIndex:
             "SELECT shard, offset, grid_h, grid_w FROM images WHERE id = ?", (image_id,)).fetchone()
         return self._shards.block(shard, offset, (self.channels, gh, gw))
 
-    def whole_image_descriptors(self) -> tuple[list[int], np.ndarray]:
-        """Image ids and their whole-image descriptors (N×C float32), by id."""
-        ids, rows = [], []
+    def regional_descriptors(self) -> tuple[list[int], list[np.ndarray]]:
+        """Image ids and their R×C float32 regional descriptors (whole image first), by id."""
+        ids, sets = [], []
         for image_id, blob in self.db.execute("SELECT id, descriptors FROM images ORDER BY id"):
             ids.append(image_id)
-            rows.append(np.frombuffer(blob, dtype=np.float16, count=self.channels))
-        return ids, np.array(rows, dtype=np.float32).reshape(len(ids), self.channels)
+            sets.append(self._descriptor_rows(blob).astype(np.float32))
+        return ids, sets
 
     def descriptor_index(self) -> DescriptorIndex:
         """The FAISS index of every image's regional descriptors (read, or rebuilt when stale)."""
         if self._descriptors is None:
             target = self.path / f"descriptors-{self.generation}.faiss"
-            self._descriptors = DescriptorIndex.load(target, self.channels) if target.is_file() else self._rebuild_descriptors(target)
+            self._descriptors = DescriptorIndex.load(target) if target.is_file() else self._rebuild_descriptors(target)
         return self._descriptors
 
     @property
@@ -147,10 +147,14 @@ class CollectionIndex:
     def __exit__(self, *exc):
         self.close()
 
+    def _descriptor_rows(self, blob: bytes) -> np.ndarray:
+        return np.frombuffer(blob, dtype=np.float16).reshape(-1, self.channels)
+
     def _rebuild_descriptors(self, target: Path) -> DescriptorIndex:
-        index = DescriptorIndex(self.channels)
+        blobs = self.db.execute("SELECT descriptors FROM images")
+        index = DescriptorIndex(mean_descriptor((self._descriptor_rows(b) for (b,) in blobs), self.channels))
         for image_id, blob in self.db.execute("SELECT id, descriptors FROM images"):
-            index.add(image_id, np.frombuffer(blob, dtype=np.float16).reshape(-1, self.channels))
+            index.add(image_id, self._descriptor_rows(blob))
         try:
             with atomic_path(target) as tmp:
                 index.save(tmp)

@@ -78,12 +78,12 @@ def _stack(arrays: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays).astype(np.float32, copy=False))
 
 
-def neighbour_pairs(descriptors: DescriptorIndex, whole_image: np.ndarray, ids: Sequence[int], k: int) -> list[tuple[int, int]]:
-    """Each image's ``k`` nearest other images by descriptor (its whole-image vector against every
-    image's windows), as unordered pairs ``(i, j)``, ``i < j``, without repeats.
+def neighbour_pairs(descriptors: DescriptorIndex, regional: Sequence[np.ndarray], ids: Sequence[int], k: int) -> list[tuple[int, int]]:
+    """Each image's ``k`` nearest other images by descriptor (best window against window, so a shared
+    detail counts), as unordered pairs ``(i, j)``, ``i < j``, without repeats.
 
-    ``whole_image``: N×C, row n the whole-image descriptor of image ``ids[n]``.
+    ``regional[n]``: the R×C regional descriptors of image ``ids[n]``.
     """
-    found = descriptors.search(whole_image, k, exclude=list(ids))
+    found = descriptors.search(regional, k, exclude=list(ids))
     pairs = {(min(i, j), max(i, j)) for i, hits in zip(ids, found) for j, _ in hits}
     return sorted(pairs)

@@ -21,6 +21,7 @@ from ..errors import SegswapError
 from ..io import load_image, resize_for_model
 from ..pair import cycle_consistent_mask
 from .descriptor import pooled
+from .features import cells_to_pixels
 from .index import CollectionIndex, IndexedImage
 from .pairs import predict_pairs
 
@@ -78,7 +79,7 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
     box = _checked_box(box, rgb.shape[1], rgb.shape[0]) if box is not None else None
     pixels = query_pixels(rgb, box, index.size)
     query_feats = matcher.features(torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float() / 255)[0].numpy()
-    candidates = index.descriptor_index().search(pooled(query_feats)[None], max(shortlist, top))[0]
+    candidates = index.descriptor_index().search([pooled(query_feats)[None]], max(shortlist, top))[0]
     if not candidates:
         return SearchResult(Path(query), box, 0, [])
     features = lambda i: query_feats if i == QUERY else index.features(i)
@@ -118,9 +119,8 @@ def region_box(mask: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, 
         return None
     mass = np.bincount(labels.ravel(), weights=mask.ravel(), minlength=count)
     best = 1 + int(np.argmax(mass[1:]))
-    x, y, w, h = stats[best, :4]
-    sx, sy = size[0] / mask.shape[1], size[1] / mask.shape[0]
-    return int(x * sx), int(y * sy), min(size[0], round((x + w) * sx)), min(size[1], round((y + h) * sy))
+    x, y, w, h = (int(v) for v in stats[best, :4])
+    return cells_to_pixels((x, y, x + w, y + h), mask.shape, size)
 
 
 def _checked_box(box, width: int, height: int) -> tuple[int, int, int, int]:

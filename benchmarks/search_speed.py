@@ -1,0 +1,147 @@
+"""Search speed on a 10,000-image index: re-ranking from cached features against recomputing backbone
+features for every candidate.
+
+    .venv/bin/python benchmarks/search_speed.py [--count 10000] [--queries 5] [--shortlist 100]
+
+The index is synthetic but full-sized: the shared COCO-128 and photo images (about 640×480) are indexed
+for real at 480 px, then more entries are written with those images' features plus noise (and their
+descriptors recomputed) until the index holds ``--count`` images, so the FAISS search, the memory-mapped
+feature shards (≈1.6 GB) and the SQLite rows have their real sizes. Each query is a box (the central
+third) of a real indexed image. Per model (the SegSwap transformer — untrained weights, same cost —
+and the training-free correlation model), measured in the same run:
+
+* ``search()`` end to end: query features, descriptor shortlist, re-ranking from cached features;
+* reference: the same shortlist, but each candidate's features recomputed from its image file
+  (decode, resize, backbone) before the pair model runs — what a system without the feature cache pays.
+
+Target: ≤ 10 s per query at 10,000 images on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import machine_summary, print_table  # noqa: E402
+
+import segswap  # noqa: E402
+from segswap.collection.descriptor import pooled  # noqa: E402
+from segswap.collection.features import model_input  # noqa: E402
+from segswap.collection.index import CollectionIndex, IndexEntry, IndexWriter, create_index  # noqa: E402
+from segswap.collection.pairs import predict_pairs  # noqa: E402
+from segswap.collection.search import BATCH, query_pixels, search  # noqa: E402
+from segswap.collection.update import update_index  # noqa: E402
+from segswap.io import load_image  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
+NOISE = 0.05  # per-channel noise on the L2-normalised features of a synthetic entry
+
+
+def synthetic_index(real: CollectionIndex, path: Path, count: int) -> tuple[CollectionIndex, dict[int, Path]]:
+    """An index of ``count`` entries: the real ones, then noisy copies. Returns it and, per entry id,
+    the real image file it derives from."""
+    shutil.rmtree(path, ignore_errors=True)
+    create_index(path, real.root, real.backbone, real.size, real.channels)
+    index = CollectionIndex(path)
+    rng = np.random.default_rng(0)
+    sources = real.images()
+    origin = {}
+    with IndexWriter(index) as writer:
+        for start in range(0, count, 256):
+            batch = []
+            for k in range(start, min(count, start + 256)):
+                source = sources[k % len(sources)]
+                feats = real.features(source.id).astype(np.float32)
+                name = source.path.relative_to(real.root).as_posix()
+                if k >= len(sources):
+                    feats = feats + rng.normal(0, NOISE, feats.shape).astype(np.float32)
+                    feats /= np.linalg.norm(feats, axis=0, keepdims=True)
+                    name = f"synthetic/{k:05d}/{name}"
+                batch.append(IndexEntry(name, 0, 0, "-", source.size, feats))
+            writer.add(batch)
+    for image in index.images():
+        relative = image.path.relative_to(index.root).as_posix()
+        origin[image.id] = real.root / (relative.split("/", 2)[2] if relative.startswith("synthetic/") else relative)
+    return index, origin
+
+
+def reference_search(index: CollectionIndex, origin: dict[int, Path], query: Path, box, matcher, shortlist: int):
+    """The same search, but every candidate's features recomputed from its image file."""
+    pixels = query_pixels(load_image(query), box, index.size)
+    query_feats = matcher.features(torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float() / 255)[0].numpy()
+    candidates = index.descriptor_index().search([pooled(query_feats)[None]], shortlist)[0]
+
+    @lru_cache(maxsize=None)
+    def features(i):
+        return query_feats if i == -1 else matcher.features(model_input(origin[i], index.size)[0])[0].numpy()
+
+    predictions = predict_pairs(matcher, features, [(-1, i) for i, _ in candidates], batch_size=BATCH, show_progress=False)
+    return sorted(predictions, key=lambda p: -p.score_ab)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=Path, nargs="*", default=[SHARED / "coco128_seg" / "images", SHARED / "photos"])
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=5)
+    parser.add_argument("--shortlist", type=int, default=100)
+    parser.add_argument("--size", type=int, default=480)
+    parser.add_argument("--workdir", type=Path, help="keep the indexes here instead of a temporary folder")
+    args = parser.parse_args()
+    print(machine_summary())
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.workdir or Path(tmp)
+        images = work / "images"
+        if not images.exists():
+            images.mkdir(parents=True)
+            for folder in args.images:
+                for source in folder.rglob("*"):
+                    if source.is_file():
+                        os.link(source, images / source.name)
+        real, _ = update_index(images, work / "real", size=args.size, show_progress=False)
+        start = time.perf_counter()
+        index, origin = synthetic_index(real, work / "synthetic", args.count)
+        build = time.perf_counter() - start
+        feature_bytes = sum(p.stat().st_size for p in (index.path / "features").glob("*.f16"))
+        print(f"synthetic index: {len(index)} images, {feature_bytes / 2**30:.2f} GiB of features, "
+              f"{len(index.descriptor_index())} descriptor vectors, written in {build:.0f} s")
+
+        queries = []
+        for image in real.images()[:: max(1, len(real) // args.queries)][: args.queries]:
+            w, h = image.size
+            queries.append((image.path, (w // 3, h // 3, 2 * w // 3, 2 * h // 3)))
+
+        rows = []
+        for label, matcher in (("segswap transformer (untrained, same cost)", segswap.load("segswap", allow_untrained=True, size=args.size)),
+                               ("correlation (training-free)", segswap.load("correlation", size=args.size))):
+            search(index, queries[0][0], matcher, box=queries[0][1], shortlist=args.shortlist)  # warm-up
+            ours, reference, found = [], [], 0
+            for path, box in queries:
+                start = time.perf_counter()
+                result = search(index, path, matcher, box=box, shortlist=args.shortlist)
+                ours.append(time.perf_counter() - start)
+                found += origin[result.hits[0].image.id] == path
+                start = time.perf_counter()
+                reference_search(index, origin, path, box, matcher, args.shortlist)
+                reference.append(time.perf_counter() - start)
+            mine, theirs = statistics.median(ours), statistics.median(reference)
+            rows.append([label, f"{mine:.2f}", f"{theirs:.2f}", f"{theirs / mine:.1f}×", f"{found}/{len(queries)}"])
+    print(f"\n{len(queries)} box queries, shortlist {args.shortlist}, median seconds per query\n")
+    print_table(["model", "search (cached features)", "reference (recompute features)", "speed-up",
+                 "query's image (or a copy) at rank 1"], rows)
+
+
+if __name__ == "__main__":
+    main()
