@@ -194,9 +194,9 @@ def _one_thread_each():
             torch.set_num_threads(saved_torch)
 
 
-def _set_worker(sources: Sources, settings: Settings, seed: int, out: Path) -> None:
+def _set_worker(sources: Sources | None, settings: Settings | None, seed: int, out: Path | None) -> None:
     global _MAKER, _OUT
-    _MAKER, _OUT = PairMaker(sources, settings, seed), out
+    _MAKER, _OUT = (PairMaker(sources, settings, seed) if sources else None), out
 
 
 def _init_worker(sources: Sources, settings: Settings, seed: int, out: Path) -> None:
@@ -216,14 +216,17 @@ def _make_one(index: int) -> tuple[int, bool, list[str], dict[str, float]]:
 
 def _run(todo: list[int], sources: Sources, settings: Settings, seed: int, out: Path, workers: int,
          progress: bool) -> Iterable[tuple[int, bool, list[str], dict[str, float]]]:
-    with _progress(len(todo), progress) as advance:
+    with _Progress(len(todo), progress) as advance:
         if workers == 1 or len(todo) <= 1:
             _set_worker(sources, settings, seed, out)
-            with _one_thread_each():
-                for index in todo:
-                    result = _make_one(index)
-                    advance()
-                    yield result
+            try:
+                with _one_thread_each():
+                    for index in todo:
+                        result = _make_one(index)
+                        advance()
+                        yield result
+            finally:
+                _set_worker(None, None, seed, None)  # drop the image cache: it can hold 512 MB
             return
         # Spawned, not forked: a fork after onnxruntime (unsupervised segments) or BLAS started their
         # threads can leave workers deadlocked on a lock held by a thread that no longer exists.
@@ -249,7 +252,7 @@ def _run(todo: list[int], sources: Sources, settings: Settings, seed: int, out: 
                 raise
 
 
-class _progress:
+class _Progress:
     """A rich progress bar with ETA on stderr, or nothing."""
 
     def __init__(self, total: int, enabled: bool):
