@@ -194,9 +194,15 @@ def _one_thread_each():
             torch.set_num_threads(saved_torch)
 
 
-def _set_worker(sources: Sources | None, settings: Settings | None, seed: int, out: Path | None) -> None:
+def _set_worker(sources: Sources, settings: Settings, seed: int, out: Path) -> None:
     global _MAKER, _OUT
-    _MAKER, _OUT = (PairMaker(sources, settings, seed) if sources else None), out
+    _MAKER, _OUT = PairMaker(sources, settings, seed), out
+
+
+def _clear_worker() -> None:
+    """Drop the in-process maker and its image cache (up to 512 MB) once a run is over."""
+    global _MAKER, _OUT
+    _MAKER = _OUT = None
 
 
 def _init_worker(sources: Sources, settings: Settings, seed: int, out: Path) -> None:
@@ -226,7 +232,7 @@ def _run(todo: list[int], sources: Sources, settings: Settings, seed: int, out: 
                         advance()
                         yield result
             finally:
-                _set_worker(None, None, seed, None)  # drop the image cache: it can hold 512 MB
+                _clear_worker()
             return
         # Spawned, not forked: a fork after onnxruntime (unsupervised segments) or BLAS started their
         # threads can leave workers deadlocked on a lock held by a thread that no longer exists.
