@@ -123,6 +123,10 @@ from .cli_collection import register as _register_collection  # noqa: E402
 
 _register_collection(app)
 
+from .cli_verify import register as _register_verify  # noqa: E402
+
+_register_verify(app)
+
 
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""

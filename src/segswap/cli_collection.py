@@ -51,6 +51,8 @@ def search(
     box: Optional[str] = typer.Option(None, help="Search for this detail of the query: x0,y0,x1,y1 in its pixels."),
     top: int = typer.Option(10, help="Results to return."),
     shortlist: int = typer.Option(100, help="Candidates shortlisted by descriptor, then re-ranked by the pair model."),
+    rerank: str = typer.Option("model", help="Re-rank the shortlist by the pair model's score (model), or by ArtMiner's "
+                                             "training-free affine verification of backbone features (ransac)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results: a list of {path, score, box}, best first."),
     report: Optional[Path] = typer.Option(None, help="Write an HTML report (self-contained)."),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
@@ -63,7 +65,8 @@ def search(
 
     with CollectionIndex(index_dir) as collection:
         matcher = _matcher(model, weights, backbone=collection.backbone, size=collection.size)
-        result = run_search(collection, query, matcher, box=parse_box(box) if box else None, top=top, shortlist=shortlist)
+        result = run_search(collection, query, matcher, box=parse_box(box) if box else None, top=top, shortlist=shortlist,
+                            rerank=rerank)
         for rank, hit in enumerate(result.hits, 1):
             where = ",".join(map(str, hit.box)) if hit.box else "-"
             typer.echo(f"{rank:>3}. {hit.score:8.3f}  {hit.image.path}  box {where}")

@@ -97,3 +97,19 @@ def vpr(
     result = evaluate_vpr(root, matcher, **({} if shortlist is None else {"shortlist": shortlist}))
     typer.echo(vpr_table(result))
     _write_json(json_out, result)
+
+
+@eval_app.command("align")
+def align(
+    root: Path = typer.Argument(..., help="Folder with img1..imgK and the homographies H1toKp."),
+    backbone: Optional[str] = typer.Option(None, help="Feature backbone (see `segswap backbones`)."),
+    size: Optional[int] = typer.Option(None, help="Long side in px the features are computed at, a multiple of 16 (default 480)."),
+    scales: list[int] = typer.Option([1, 7], "--scales", help="Numbers of resizes of imgK to compare (repeatable)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
+):
+    """Homography corner error img1 → imgK: `segswap align` at each --scales, beside SIFT + RANSAC."""
+    from .evaluation.align import alignment_table, evaluate_alignment
+
+    result = evaluate_alignment(root, backbone=backbone, scale_counts=tuple(scales), **({} if size is None else {"size": size}))
+    typer.echo(alignment_table(result))
+    _write_json(json_out, result)

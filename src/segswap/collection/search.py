@@ -6,6 +6,9 @@ Eq. 3 score, S(query → candidate). Candidates' features come from the index, s
 pair model runs. Each hit carries the matched region: the candidate's cycle-consistent mask (its own
 mask × the query's mask where its cells land) and the bounding box of its strongest connected blob of
 cells above ``REGION_THRESHOLD`` (stray cells elsewhere would otherwise stretch the box).
+
+With ``rerank="ransac"`` the shortlist is re-ranked instead by ArtMiner's training-free verification
+(:func:`segswap.verify.ransac.verify`): the region is its inlier cells and the box their extent.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 from ..errors import SegswapError
 from ..io import load_image, resize_for_model
 from ..pair import cycle_consistent_mask
+from ..verify.ransac import TOLERANCE_CELLS_IMAGE, TOLERANCE_CELLS_REGION, verify
 from .descriptor import pooled
 from .features import cells_to_pixels
 from .index import CollectionIndex, IndexedImage
@@ -34,13 +38,15 @@ REGION_THRESHOLD = 0.5
 BATCH = 16
 #: The pair model's key for the query among the candidates' image ids (which are positive).
 QUERY = -1
+#: How the shortlist is re-ranked: by the pair model's Eq. 3 score, or by ArtMiner's verification.
+RERANKERS = ("model", "ransac")
 
 
 @dataclass
 class SearchHit:
     image: IndexedImage
-    score: float  # Eq. 3, S(query → image)
-    mask: np.ndarray  # the matched region: cycle-consistent mask on the image's token grid
+    score: float  # Eq. 3, S(query → image), or ArtMiner's verification score
+    mask: np.ndarray  # the matched region on the image's token grid: cycle-consistent mask, or inlier cells
     box: tuple[int, int, int, int] | None  # x0, y0, x1, y1 of the region in the image's pixels
 
     def as_json(self) -> dict:
@@ -67,11 +73,13 @@ def parse_box(text: str) -> tuple[int, int, int, int]:
 
 
 def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, int] | None = None, top: int = 10,
-           shortlist: int = 100, show_progress: bool = False) -> SearchResult:
+           shortlist: int = 100, rerank: str = "model", show_progress: bool = False) -> SearchResult:
     """Find the ``top`` images of ``index`` that best share content with ``query`` (a path), or with the
-    ``box`` (x0, y0, x1, y1 in its pixels) of it; best first."""
+    ``box`` (x0, y0, x1, y1 in its pixels) of it; best first. ``rerank``: one of :data:`RERANKERS`."""
     if top < 1 or shortlist < 1:
         raise SegswapError("--top and --shortlist must be at least 1")
+    if rerank not in RERANKERS:
+        raise SegswapError(f"--rerank must be one of {', '.join(RERANKERS)}, not {rerank!r}")
     if matcher.backbone.name != index.backbone:
         raise SegswapError(f"{index.path} holds {index.backbone} features; the model runs on {matcher.backbone.name} "
                            f"(index the folder again with --backbone {matcher.backbone.name})")
@@ -82,6 +90,8 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
     candidates = index.descriptor_index().search([pooled(query_feats)[None]], max(shortlist, top))[0]
     if not candidates:
         return SearchResult(Path(query), box, 0, [])
+    if rerank == "ransac":
+        return SearchResult(Path(query), box, len(candidates), _verified_hits(index, query_feats, candidates, top, box))
     features = lambda i: query_feats if i == QUERY else index.features(i)
     predictions = predict_pairs(matcher, features, [(QUERY, image_id) for image_id, _ in candidates],
                                 batch_size=BATCH, show_progress=show_progress, desc="re-ranking")
@@ -93,6 +103,17 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
                                        torch.from_numpy(pred.flow_ba)[None])[0]
         hits.append(SearchHit(image, pred.score_ab, region.numpy(), region_box(region.numpy(), image.size)))
     return SearchResult(Path(query), box, len(candidates), hits)
+
+
+def _verified_hits(index: CollectionIndex, query_feats: np.ndarray, candidates, top: int, box) -> list[SearchHit]:
+    """The shortlist ranked by ArtMiner's verification, with its tolerance for a region or a whole image."""
+    tolerance = TOLERANCE_CELLS_REGION if box is not None else TOLERANCE_CELLS_IMAGE
+    hits = []
+    for image_id, _ in candidates:
+        image = index.image(image_id)
+        found = verify(query_feats, index.features(image_id), image.size, tolerance_cells=tolerance)
+        hits.append(SearchHit(image, found.score, found.region, found.box))
+    return sorted(hits, key=lambda hit: -hit.score)[:top]
 
 
 def query_pixels(rgb: np.ndarray, box, size: int) -> np.ndarray:

@@ -1,0 +1,92 @@
+"""Homography accuracy on an Oxford affine-covariant sequence (img1 → imgK with ground truth ``H1toKp``).
+
+The corner error of an estimated homography is the mean distance, in pixels of imgK, between the four
+corners of img1 mapped by it and by the true homography. Methods: ``segswap align`` (RANSAC-Flow's
+coarse stage on backbone features) at each requested number of scales, and SIFT + ratio test + RANSAC.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ..backbone import DEFAULT_BACKBONE, get_backbone
+from ..io import load_image
+from ..pair import DEFAULT_SIZE
+from ..verify.align import align
+from . import baselines
+from .corr import project, read_sequence
+
+SIFT_METHOD = "sift-ransac"
+
+
+def corner_error(estimated: np.ndarray | None, truth: np.ndarray, size: tuple[int, int]) -> float | None:
+    """Mean distance (px) between the corners of a (w, h) image mapped by both homographies; None without an estimate."""
+    if estimated is None:
+        return None
+    w, h = size
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)
+    return float(np.linalg.norm(project(corners, estimated) - project(corners, truth), axis=1).mean())
+
+
+def sift_homography(features_a, features_b) -> tuple[np.ndarray | None, int]:
+    """Homography a → b from SIFT ratio-test matches by RANSAC (the usual pipeline), and its inlier count."""
+    points_a, points_b = baselines.ratio_matches(features_a, features_b)
+    if len(points_a) < 4:
+        return None, 0
+    homography, inliers = cv2.findHomography(points_a, points_b, cv2.RANSAC, baselines.RANSAC_THRESHOLD)
+    return homography, 0 if inliers is None else int(inliers.sum())
+
+
+def align_method(scales: int) -> str:
+    return f"align-{scales}scale" + ("s" if scales > 1 else "")
+
+
+def evaluate_alignment(root: Path, *, backbone: str | None = None, size: int = DEFAULT_SIZE,
+                       scale_counts: tuple[int, ...] = (1, 7), show_progress: bool = True) -> dict:
+    """Per img1 → imgK and method: corner error (px), inliers, seconds."""
+    backbone = backbone or DEFAULT_BACKBONE
+    get_backbone(backbone)  # built (and exported) once, outside the timings
+    first, targets = read_sequence(root)
+    image_a = load_image(first)
+    size_a = (image_a.shape[1], image_a.shape[0])
+    sift_a = baselines.sift_features(image_a)
+    rows = []
+    for name, path, truth in tqdm(targets, desc="align", unit="pair", disable=not show_progress):
+        image_b = load_image(path)
+        row = {"pair": f"img1→{name}"}
+        for count in scale_counts:
+            start = time.perf_counter()
+            coarse = align(image_a, image_b, backbone=backbone, size=size, scales=count).coarse
+            row[align_method(count)] = _entry(coarse.homography, truth, size_a, coarse.inliers, start)
+        start = time.perf_counter()
+        homography, inliers = sift_homography(sift_a, baselines.sift_features(image_b))
+        row[SIFT_METHOD] = _entry(homography, truth, size_a, inliers, start)
+        rows.append(row)
+    return {"root": str(root), "backbone": backbone, "size": size,
+            "methods": [align_method(c) for c in scale_counts] + [SIFT_METHOD], "pairs": rows}
+
+
+def _entry(homography, truth, size_a, inliers: int, start: float) -> dict:
+    return {"corner_error": corner_error(homography, truth, size_a), "inliers": inliers,
+            "seconds": round(time.perf_counter() - start, 3)}
+
+
+def alignment_table(result: dict) -> str:
+    """Markdown: corner error in px (inliers) per pair and method, then the mean seconds per pair."""
+    methods = result["methods"]
+    lines = ["| pair | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for row in result["pairs"]:
+        cells = []
+        for method in methods:
+            entry = row[method]
+            error = entry["corner_error"]
+            cells.append("failed" if error is None else f"{error:.1f} ({entry['inliers']})")
+        lines.append(f"| {row['pair']} | " + " | ".join(cells) + " |")
+    seconds = [np.mean([row[m]["seconds"] for row in result["pairs"]]) for m in methods]
+    lines.append("| seconds per pair | " + " | ".join(f"{s:.2f}" for s in seconds) + " |")
+    return "\n".join(lines)

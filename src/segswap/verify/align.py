@@ -1,0 +1,123 @@
+"""Coarse alignment of two images (RANSAC-Flow's first stage) and the files ``segswap align`` writes.
+
+Image a is described at one size, image b at several resizes (RANSAC-Flow's 7, from ×1.2 to ÷1.2), so
+a moderate change of scale between them still finds matching cells; the homography maps a's pixels
+to b's. With a pair model, only the cells inside its co-segmentation masks take part: the homography
+then aligns what the two images share, not their backgrounds (our addition).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..backbone import DEFAULT_BACKBONE, get_backbone
+from ..errors import SegswapError
+from ..evaluation.baselines import backbone_tokens
+from ..io import load_image
+from ..io.files import write_bytes_atomic
+from ..pair import DEFAULT_SIZE
+from .ransac import CoarseAlignment, coarse_homography
+
+#: RANSAC-Flow's number of resizes of one image, and the largest resize factor (the smallest is 1/it).
+RANSAC_FLOW_SCALES = 7
+SCALE_RATIO = 1.2
+#: The files ``write_alignment`` writes beside result.json.
+IMAGE_FILES = ("warped.png", "side_by_side.png", "blend.png")
+
+
+@dataclass
+class Aligned:
+    image_a: np.ndarray  # RGB uint8, as loaded
+    image_b: np.ndarray
+    coarse: CoarseAlignment
+    backbone: str
+    size: int  # long side in px of a's features; b's are at size × each of scales
+    scales: list[float]  # resize factors of b
+    shared_only: bool  # matches were restricted to the pair model's masks
+
+    def warped(self) -> np.ndarray:
+        """a warped into b's frame (b's size); black where a does not reach."""
+        height, width = self.image_b.shape[:2]
+        return cv2.warpPerspective(self.image_a, self.coarse.homography, (width, height), flags=cv2.INTER_LINEAR)
+
+
+def scale_factors(count: int, ratio: float = SCALE_RATIO) -> list[float]:
+    """``count`` resize factors from ``ratio`` down to 1/``ratio``, evenly spaced in log scale (RANSAC-Flow's
+    spacing is linear in each half; for ×1.2 the two differ by under 0.5 %); one factor is 1."""
+    if count < 1:
+        raise SegswapError(f"--scales must be at least 1, got {count}")
+    return [1.0] if count == 1 else (ratio ** np.linspace(1, -1, count)).tolist()
+
+
+def feature_pyramid(backbone, image: np.ndarray, size: int, scales: list[float]) -> list[np.ndarray]:
+    """C×h×w features of ``image`` resized to a long side of ``size`` × each factor."""
+    return [backbone_tokens(backbone, image, max(32, round(size * s))).numpy() for s in scales]
+
+
+def align(image_a, image_b, *, backbone: str | None = None, size: int | None = None, scales: int | None = None,
+          matcher=None) -> Aligned:
+    """Estimate the homography from ``image_a`` to ``image_b`` (paths, PIL images or arrays).
+
+    ``backbone`` defaults to EfficientNet-Lite2; ``size``, the long side in pixels the features are
+    computed at, to 480 (b's are at ``size`` × each of ``scales`` resize factors, by default RANSAC-Flow's
+    7). ``matcher``: a pair model (:func:`segswap.load`) whose co-segmentation masks
+    restrict the matches to the content the two images share. The result's homography is None when
+    no homography fits the matches.
+    """
+    backbone, size = backbone or DEFAULT_BACKBONE, size or DEFAULT_SIZE
+    if size % 16 or size < 32:
+        raise SegswapError(f"--size must be a multiple of 16 and at least 32, got {size}")
+    rgb_a, rgb_b = load_image(image_a), load_image(image_b)
+    factors = scale_factors(RANSAC_FLOW_SCALES if scales is None else scales)
+    extractor = get_backbone(backbone)
+    keep_a = keep_b = None
+    if matcher is not None:
+        shared = matcher.match(rgb_a, rgb_b)
+        keep_a, keep_b = shared["mask_a"], shared["mask_b"]
+    coarse = coarse_homography(feature_pyramid(extractor, rgb_a, size, [1.0]), _size_of(rgb_a),
+                               feature_pyramid(extractor, rgb_b, size, factors), _size_of(rgb_b),
+                               keep_a=keep_a, keep_b=keep_b)
+    return Aligned(rgb_a, rgb_b, coarse, backbone, size, factors, matcher is not None)
+
+
+def _size_of(rgb: np.ndarray) -> tuple[int, int]:
+    return rgb.shape[1], rgb.shape[0]
+
+
+def write_alignment(out: Path, aligned: Aligned, details: dict) -> dict:
+    """Write ``out``/result.json, warped.png (a in b's frame), side_by_side.png (warped a | b) and
+    blend.png (their average); returns what result.json holds. ``details`` are added to it."""
+    coarse = aligned.coarse
+    if coarse.homography is None:
+        where = " inside the shared masks" if aligned.shared_only else ""
+        raise SegswapError(f"cannot align: {coarse.matches} mutual matches{where} and no homography fits them")
+    warped = aligned.warped()
+    check_images = {
+        "warped.png": warped,
+        "side_by_side.png": np.hstack([warped, aligned.image_b]),
+        "blend.png": cv2.addWeighted(warped, 0.5, aligned.image_b, 0.5, 0),
+    }
+    for name, rgb in check_images.items():
+        ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise SegswapError(f"{out / name}: could not encode the image")
+        write_bytes_atomic(out / name, encoded.tobytes())
+    result = {
+        "homography": coarse.homography.tolist(),
+        "inliers": coarse.inliers,
+        "matches": coarse.matches,
+        "size_a": list(_size_of(aligned.image_a)),
+        "size_b": list(_size_of(aligned.image_b)),
+        "backbone": aligned.backbone,
+        "size": aligned.size,
+        "scales_b": [round(s, 4) for s in aligned.scales],
+        "shared_only": aligned.shared_only,
+        **details,
+    }
+    write_bytes_atomic(out / "result.json", (json.dumps(result, indent=1) + "\n").encode())
+    return result
