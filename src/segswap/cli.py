@@ -116,6 +116,10 @@ def export_command(
                f"recipe {config['recipe']})")
 
 
+from .cli_synth import synth as _synth  # noqa: E402
+
+app.command("synth")(_synth)
+
 from .cli_eval import eval_app as _eval_app  # noqa: E402  (registered after the commands above)
 app.add_typer(_eval_app, name="eval")
 

@@ -12,6 +12,13 @@ Two ways to read the correspondences off the last layer (``flow_head``):
   similarity of the two cells' final tokens (after a learned projection, with a learned temperature).
   The geometry then comes from attention rather than from decoding coordinates, which trains in far
   fewer steps; see docs/training.md for the measured difference.
+
+With ``correlation_prior``, three cues from the frozen features' correlation are appended to each
+cell's features before the input projection: its best and second-best cosine similarity to the other
+image, and its soft mutual-nearest-neighbour score (the training-free
+:class:`~segswap.models.correlation.CorrelationMatcher`'s mask). Whether a cell has a partner is
+then visible from the first layer instead of having to be discovered by attention, which a CPU
+training budget of a few thousand steps cannot afford.
 """
 
 from __future__ import annotations
@@ -24,6 +31,22 @@ from torch import nn
 
 from .correlation import cell_centres
 from .layers import AttentionBlock, sine_position_encoding, split_head_output
+
+
+PRIOR_CUES = ("best", "second", "mutual")
+PRIOR_TEMPERATURE = 0.02  # as CorrelationMatcher's default
+
+
+def correlation_cues(fa: torch.Tensor, fb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Append :data:`PRIOR_CUES` channels to both feature maps (B×(C+3)×H×W each)."""
+    (b, _, ha, wa), (hb, wb) = fa.shape, fb.shape[2:]
+    sim = torch.einsum("bcn,bcm->bnm", fa.flatten(2), fb.flatten(2))
+    mutual = (sim / PRIOR_TEMPERATURE).softmax(dim=2) * (sim / PRIOR_TEMPERATURE).softmax(dim=1)
+    top_a = sim.topk(2, dim=2).values  # B×Na×2
+    top_b = sim.topk(2, dim=1).values.transpose(1, 2)  # B×Nb×2
+    cues_a = torch.cat([top_a, mutual.amax(dim=2, keepdim=True)], dim=2).transpose(1, 2).view(b, 3, ha, wa)
+    cues_b = torch.cat([top_b, mutual.amax(dim=1)[..., None]], dim=2).transpose(1, 2).view(b, 3, hb, wb)
+    return torch.cat([fa, cues_a], dim=1), torch.cat([fb, cues_b], dim=1)
 
 
 class SegSwapTransformer(nn.Module):
@@ -47,6 +70,7 @@ class SegSwapTransformer(nn.Module):
         "dropout": 0.1,
         "pos_weight": 0.1,
         "flow_head": "regress",
+        "correlation_prior": False,
     }
 
     def __init__(self, **conf):
@@ -58,7 +82,8 @@ class SegSwapTransformer(nn.Module):
         c = self.conf
         if set(c["layers"]) - {"I", "C"} or not c["layers"]:
             raise ValueError(f"layers must be a non-empty string of 'I' and 'C', got {c['layers']!r}")
-        self.project = nn.Conv2d(c["input_dim"], c["dim"], kernel_size=1)
+        extra = len(PRIOR_CUES) if c["correlation_prior"] else 0
+        self.project = nn.Conv2d(c["input_dim"] + extra, c["dim"], kernel_size=1)
         self.feature_dropout = nn.Dropout2d(c["dropout"])
         self.blocks = nn.ModuleList(AttentionBlock(c["dim"], c["heads"], c["ffn_dim"], c["dropout"]) for _ in c["layers"])
         if c["flow_head"] not in ("regress", "match"):
@@ -71,6 +96,8 @@ class SegSwapTransformer(nn.Module):
     def forward(self, data: dict) -> dict:
         fa, fb = data["feats_a"], data["feats_b"]
         (b, _, ha, wa), (_, _, hb, wb) = fa.shape, fb.shape
+        if self.conf["correlation_prior"]:
+            fa, fb = correlation_cues(fa, fb)
         xa = self._tokens(fa)
         xb = self._tokens(fb)
         pos_a = self.conf["pos_weight"] * sine_position_encoding(ha, wa, self.conf["dim"]).to(xa)

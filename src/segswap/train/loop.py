@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..backbone import list_backbones
 from ..errors import SegswapError
 from ..io.files import atomic_path, write_bytes_atomic
 from ..models import MODEL_CLASSES
@@ -212,8 +213,8 @@ def export(run_dir, out_path) -> dict:
         raise SegswapError(f"{run_dir}: no checkpoint.pt (is it a `segswap train` run folder?)")
     recipe = json.loads((run_dir / "recipe.json").read_text())
     state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
-    channels = state["model"]["project.weight"].shape[1]
-    model = MODEL_CLASSES[recipe["model"]](input_dim=int(channels), **recipe["model_conf"])
+    channels = next(b["channels"] for b in list_backbones() if b["name"] == recipe["backbone"])
+    model = MODEL_CLASSES[recipe["model"]](input_dim=channels, **recipe["model_conf"])
     model.load_state_dict(state["model"])
     info = {"steps": int(state["step"]), "recipe_name": recipe["name"], "validation": _last_row(run_dir / "val.csv")}
     save_weights(out_path, model.eval(), backbone=recipe["backbone"], size=recipe["size"], recipe=recipe_hash(recipe), info=info)

@@ -13,7 +13,7 @@ BASE = {
     "model": "segswap",
     # Width 128 and the soft-argmax flow head: what fits a 2-core CPU budget (docs/training.md).
     "model_conf": {"dim": 128, "heads": 2, "ffn_dim": 128, "layers": "ICICI", "dropout": 0.0, "pos_weight": 0.1,
-                   "flow_head": "match"},
+                   "flow_head": "match", "correlation_prior": True},
     "backbone": "efficientnet-lite2",
     "size": 320,               # pairs are made and cached at this size (20×20 cells); inference may use more
     "steps": 1200,
@@ -38,6 +38,7 @@ RECIPES = {
     "no-corr-loss": {"loss_weights": {"mask": 1.0, "transported": 1.0, "corr": 0.0}},
     # The paper's coordinate-regression head, for comparison with the soft-argmax head.
     "regress-head": {"model_conf": {"flow_head": "regress"}},
+    "no-correlation-prior": {"model_conf": {"correlation_prior": False}},
     # Seconds, for tests and smoke runs.
     "tiny": {"model_conf": {"dim": 32, "heads": 2, "ffn_dim": 32, "layers": "ICI", "dropout": 0.0}, "steps": 6,
              "positives": 2, "negatives": 2, "warmup": 2, "val_pairs": 2, "val_every": 3, "checkpoint_every": 2,
