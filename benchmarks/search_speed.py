@@ -30,14 +30,13 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import machine_summary, print_table  # noqa: E402
 
 import segswap  # noqa: E402
 from segswap.collection.descriptor import pooled  # noqa: E402
-from segswap.collection.features import model_input  # noqa: E402
+from segswap.collection.features import model_input, pixels_to_tensor  # noqa: E402
 from segswap.collection.index import CollectionIndex, IndexEntry, IndexWriter, create_index  # noqa: E402
 from segswap.collection.pairs import predict_pairs  # noqa: E402
 from segswap.collection.search import BATCH, query_pixels, search  # noqa: E402
@@ -79,7 +78,7 @@ def synthetic_index(real: CollectionIndex, path: Path, count: int) -> tuple[Coll
 def reference_search(index: CollectionIndex, origin: dict[int, Path], query: Path, box, matcher, shortlist: int):
     """The same search, but every candidate's features recomputed from its image file."""
     pixels = query_pixels(load_image(query), box, index.size)
-    query_feats = matcher.features(torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float() / 255)[0].numpy()
+    query_feats = matcher.features(pixels_to_tensor(pixels))[0].numpy()
     candidates = index.descriptor_index().search([pooled(query_feats)[None]], shortlist)[0]
 
     @lru_cache(maxsize=None)

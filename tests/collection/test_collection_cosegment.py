@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from segswap.collection.cosegment import cosegment_images, refine_with_grabcut
+from segswap.collection.cosegment import cosegment_features, cosegment_images, refine_with_grabcut
+from segswap.collection.features import extract_features
 from segswap.errors import ImageError
 from segswap.io import load_image
 
@@ -70,3 +71,14 @@ def test_cosegment_command_on_a_layout_folder_mirrors_groups_and_skips_bad_files
     summary = json.loads((tmp_path / "out" / "cosegment.json").read_text())
     assert set(summary["groups"]) == {"cows", "signs"} and len(summary["skipped"]) == 1
     assert summary["model"] == "correlation" and summary["trained"] is True
+
+
+def test_images_without_the_object_get_little_foreground(tmp_path, kit, matcher):
+    paths, truths = kit.planted_group(tmp_path, 8, seed=6)
+    rng = np.random.default_rng(6)
+    distractors = [kit.save(tmp_path / f"empty{i}.png", kit.clutter(rng, 168, 224)) for i in range(2)]
+    result = cosegment_features(extract_features(paths + distractors, matcher, skip_unreadable=False, show_progress=False),
+                                matcher, show_progress=False)
+    assert len(result.fallback) == 10 and len(result.potentials) == 10
+    assert np.mean([iou(m, t) for m, t in zip(result.masks, truths)]) > 0.6
+    assert all((mask > 0).mean() < 0.2 for mask in result.masks[8:])

@@ -25,7 +25,7 @@ from ..io import load_image, resize_for_model
 from ..pair import cycle_consistent_mask
 from ..verify.ransac import TOLERANCE_CELLS_IMAGE, TOLERANCE_CELLS_REGION, verify
 from .descriptor import pooled
-from .features import cells_to_pixels
+from .features import cells_to_pixels, pixels_to_tensor
 from .index import CollectionIndex, IndexedImage
 from .pairs import predict_pairs
 
@@ -86,7 +86,7 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
     rgb = load_image(query)
     box = _checked_box(box, rgb.shape[1], rgb.shape[0]) if box is not None else None
     pixels = query_pixels(rgb, box, index.size)
-    query_feats = matcher.features(torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float() / 255)[0].numpy()
+    query_feats = matcher.features(pixels_to_tensor(pixels))[0].numpy()
     candidates = index.descriptor_index().search([pooled(query_feats)[None]], max(shortlist, top))[0]
     if not candidates:
         return SearchResult(Path(query), box, 0, [])
