@@ -6,7 +6,7 @@ from segswap.collection.graph import (MIN_EDGE, NODE_THRESHOLD, correspondence_g
                                       leading_eigenvectors)
 from segswap.collection.pairs import PairPrediction
 
-GRID = (4, 5)  # h, w
+GRID = (6, 7)  # h, w
 
 
 def identity_flow(h, w, shift=(0, 0)):
@@ -25,19 +25,27 @@ def prediction(a, b, cells, shift=(0, 0)):
 
 
 def test_nodes_are_the_confident_cells_of_the_busier_side():
-    pred = prediction(0, 1, [(0, 0), (1, 0), (3, 2)], shift=(1, 1))
+    pred = prediction(0, 1, [(0, 0), (1, 1), (3, 2)], shift=(1, 1))
     pred.mask_b[:] = 0
     pred.mask_b[0, 0] = 0.9  # b has one confident cell, a three: nodes come from a
     nodes = graph_nodes([pred])
     assert len(nodes) == 3 and set(nodes.image_a) == {0} and set(nodes.image_b) == {1}
-    assert sorted(map(tuple, nodes.cell_a)) == [(0, 0), (1, 0), (3, 2)]
-    assert sorted(map(tuple, nodes.cell_b)) == [(1, 1), (2, 1), (4, 3)]
+    assert sorted(map(tuple, nodes.cell_a)) == [(0, 0), (1, 1), (3, 2)]
+    assert sorted(map(tuple, nodes.cell_b)) == [(1, 1), (2, 2), (4, 3)]
     assert (nodes.mask > NODE_THRESHOLD).all()
+
+
+def test_border_to_border_matches_are_not_nodes():
+    h, w = GRID
+    pred = prediction(0, 1, [(0, 0), (w - 1, 2), (0, h - 1), (2, 2)])  # three border cells matched to borders
+    assert sorted(map(tuple, graph_nodes([pred]).cell_a)) == [(2, 2)]
+    inward = prediction(0, 1, [(0, 2)], shift=(1, 0))  # a border cell matched inside the other image stays
+    assert len(graph_nodes([inward])) == 1
 
 
 def test_two_cycle_edges_follow_the_formula():
     sigma = 0.8
-    pred = prediction(0, 1, [(0, 0), (1, 0)])
+    pred = prediction(0, 1, [(1, 1), (2, 1)])
     nodes = graph_nodes([pred])
     graph = correspondence_graph(nodes, [pred], [pred], sigma=sigma).toarray()
     # one cell apart in both images: m_i m_j exp(-(1 + 1) / 2σ)
@@ -61,11 +69,11 @@ def test_three_cycle_edges_need_the_third_pair_and_reward_consistency():
 
 
 def test_light_edges_are_dropped_and_the_matrix_is_sparse():
-    far = prediction(0, 1, [(0, 0), (4, 3)])
+    far = prediction(0, 1, [(1, 1), (5, 4)])
     nodes = graph_nodes([far])
     graph = correspondence_graph(nodes, [far], [far])
     assert isinstance(graph, scipy.sparse.csr_matrix) and graph.nnz == 0  # 5 cells apart: weight < MIN_EDGE
-    assert 0.95**2 * np.exp(-10 / (2 * 0.8)) < MIN_EDGE
+    assert 0.95**2 * np.exp(-2 * np.hypot(4, 3) / (2 * 0.8)) < MIN_EDGE
 
 
 def test_leading_eigenvector_is_positive_and_localised_on_the_dense_block():
