@@ -7,8 +7,9 @@ The index is synthetic but full-sized: the shared COCO-128 and photo images (abo
 for real at 480 px, then more entries are written with those images' features plus noise (and their
 descriptors recomputed) until the index holds ``--count`` images, so the FAISS search, the memory-mapped
 feature shards (≈1.6 GB) and the SQLite rows have their real sizes. Each query is a box (the central
-third) of a real indexed image. Per model (the SegSwap transformer — untrained weights, same cost —
-and the training-free correlation model), measured in the same run:
+third) of a real indexed image. Per model (the SegSwap transformer in the default training recipe's
+shape — untrained weights cost the same — and the training-free correlation model), measured in the
+same run:
 
 * ``search()`` end to end: query features, descriptor shortlist, re-ranking from cached features;
 * reference: the same shortlist, but each candidate's features recomputed from its image file
@@ -45,6 +46,19 @@ from segswap.io import load_image  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
 NOISE = 0.05  # per-channel noise on the L2-normalised features of a synthetic entry
+
+
+def transformer_matcher(size: int):
+    """The shipped SegSwap model, or, until its weights ship, the default training recipe's model with
+    untrained weights (same shape, same cost); and its label."""
+    from segswap.pair import shipped_weights_path
+    from segswap.train.recipes import get_recipe
+
+    if shipped_weights_path("segswap") is not None:
+        return segswap.load("segswap", size=size), "SegSwap transformer (shipped weights)"
+    conf = get_recipe("default")["model_conf"]
+    return (segswap.load("segswap", allow_untrained=True, size=size, **conf),
+            f"SegSwap transformer, default recipe (width {conf['dim']}, untrained: same cost)")
 
 
 def synthetic_index(real: CollectionIndex, path: Path, count: int) -> tuple[CollectionIndex, dict[int, Path]]:
@@ -123,8 +137,7 @@ def main():
             queries.append((image.path, (w // 3, h // 3, 2 * w // 3, 2 * h // 3)))
 
         rows = []
-        for label, matcher in (("segswap transformer (untrained, same cost)", segswap.load("segswap", allow_untrained=True, size=args.size)),
-                               ("correlation (training-free)", segswap.load("correlation", size=args.size))):
+        for matcher, label in (transformer_matcher(args.size), (segswap.load("correlation", size=args.size), "correlation (training-free)")):
             search(index, queries[0][0], matcher, box=queries[0][1], shortlist=args.shortlist)  # warm-up
             ours, reference, found = [], [], 0
             for path, box in queries:
