@@ -82,3 +82,13 @@ def test_images_without_the_object_get_little_foreground(tmp_path, kit, matcher)
     assert len(result.fallback) == 10 and len(result.potentials) == 10
     assert np.mean([iou(m, t) for m, t in zip(result.masks, truths)]) > 0.6
     assert all((mask > 0).mean() < 0.2 for mask in result.masks[8:])
+
+
+def test_masks_written_inside_the_folder_are_not_cosegmented_again(tmp_path, kit, run_cli):
+    kit.planted_group(tmp_path / "photos", 3, seed=7)
+    for _ in range(2):
+        result = run_cli("cosegment", tmp_path / "photos", "--out", tmp_path / "photos" / "masks", "--model",
+                         "correlation", "--size", kit.SIZE)
+        assert result.exit_code == 0, result.output
+        assert "wrote 3 masks" in result.output
+    assert sorted(p.name for p in (tmp_path / "photos" / "masks").glob("*.png")) == ["img00.png", "img01.png", "img02.png"]

@@ -156,5 +156,7 @@ def test_one_writer_at_a_time_and_settings_are_kept(tmp_path, make_folder):
         update_index(tmp_path, tmp_path / "idx", show_progress=False)
     with pytest.raises(SegswapError, match="not a segswap index"):
         CollectionIndex(tmp_path / "photos")
+    with pytest.raises(SegswapError, match="multiple of 16"):
+        update_index(tmp_path / "photos", tmp_path / "other", size=500, show_progress=False)
     assert shard_numbers(idx.path) == [0]
     assert index_module.FORMAT_VERSION == int(idx.db.execute("SELECT value FROM settings WHERE key='format'").fetchone()[0])

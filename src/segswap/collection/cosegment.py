@@ -190,6 +190,8 @@ def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bo
         base = {"": root}
     else:
         base = {name: root / "images" / name for name in groups}
+    # Masks of an earlier run written inside the folder are not images to co-segment.
+    groups = {name: [p for p in paths if not p.resolve().is_relative_to(out.resolve())] for name, paths in groups.items()}
     if not any(groups.values()):
         raise SegswapError(f"{root}: no images found")
     summary = FolderSummary()

@@ -55,6 +55,8 @@ def update_index(root, path, *, backbone: str | None = None, size: int | None = 
     root, path = Path(root).resolve(), Path(path)
     if not root.is_dir():
         raise SegswapError(f"{root}: no such folder")
+    if size is not None and (size % 16 or size < 32):
+        raise SegswapError(f"--size must be a multiple of 16 and at least 32, got {size}")
     extractor = get_backbone(backbone or DEFAULT_BACKBONE, runtime)
     create_index(path, root, extractor.name, size or DEFAULT_SIZE, extractor.channels)
     index = CollectionIndex(path)
