@@ -39,7 +39,7 @@ def test_untrained_model_is_refused_unless_asked_for(monkeypatch):
 def test_result_shapes_and_ranges_for_unequal_sizes(untrained):
     a, b = _image(200, 120, 1), _image(90, 150, 2)
     r = untrained.match(a, b)
-    assert r["trained"] is False
+    assert r["trained"] is False and r["weights"] == "untrained"
     assert r["mask_a"].shape == (120, 200) and r["mask_b"].shape == (150, 90)
     ha, wa = r["mask_a_tokens"].shape
     hb, wb = r["mask_b_tokens"].shape

@@ -95,11 +95,13 @@ def train_command(
     steps: Optional[int] = typer.Option(None, help="Main-stage steps (overrides the recipe)."),
     size: Optional[int] = typer.Option(None, help="Input size the pairs were made at (overrides the recipe)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+    val_coseg: Optional[Path] = typer.Option(None, help="Co-segmentation benchmark for pairwise validation "
+                                                         "(images/<group>/, groundtruth/<group>/); never trained on."),
 ):
     """Train the cross-image transformer on synthetic pairs (features are cached inside each pairs folder)."""
     from .train.loop import train
 
-    metrics = train(pairs, out, config=config, steps=steps, resume=resume, overrides={"size": size})
+    metrics = train(pairs, out, config=config, steps=steps, resume=resume, overrides={"size": size}, val_coseg=val_coseg)
     typer.echo("done: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k != "step"))
 
 

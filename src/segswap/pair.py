@@ -18,7 +18,10 @@ key                   type / shape            meaning
 ``correspondences``   float32 N×5              ``[xa, ya, xb, yb, confidence]`` in input pixels,
                                                best first, confidence ≥ ``min_confidence``
 ``size_a``/``size_b`` (width, height)          the input images' sizes
-``model``, ``backbone``, ``input_size``, ``trained``  what produced the result
+``model``, ``backbone``, ``input_size``      what produced the result
+``weights``           str                      the weights file's name, ``"training-free"`` or
+                                               ``"untrained"`` (random, only with ``allow_untrained``)
+``trained``           bool                     False only for ``"untrained"``
 ===================== ======================= ===============================================
 
 h×w is the token grid: the image resized so its long side is ``size`` px, divided by 16.
@@ -44,6 +47,7 @@ from .models.weights import load_weights
 
 DEFAULT_MODEL = "segswap"
 DEFAULT_SIZE = 480
+UNTRAINED = "untrained"
 #: Weights file shipped inside the package for each trainable model.
 SHIPPED_WEIGHTS = {"segswap": "segswap.safetensors"}
 
@@ -72,7 +76,7 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
         model, config = load_weights(weights)
         if name is not None and name != config["model"]:
             raise SegswapError(f"{weights}: holds a {config['model']!r} model, not {name!r}")
-        name, trained = config["model"], True
+        name, provenance = config["model"], Path(weights).name
         if backbone is not None and backbone != config["backbone"]:
             raise SegswapError(f"{weights}: trained on backbone {config['backbone']!r}; it cannot run on {backbone!r}")
         backbone, size = config["backbone"], size or config["size"]
@@ -94,29 +98,34 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
         if name in TRAINABLE:
             conf = {"input_dim": feature_extractor.channels, **conf}
         model = MODEL_CLASSES[name](**conf).eval()
-        trained = name not in TRAINABLE
-        return Matcher(model, feature_extractor, size=size or DEFAULT_SIZE, name=name, trained=trained)
-    return Matcher(model, get_backbone(backbone, runtime), size=size, name=name, trained=trained)
+        provenance = UNTRAINED if name in TRAINABLE else "training-free"
+        return Matcher(model, feature_extractor, size=size or DEFAULT_SIZE, name=name, weights=provenance)
+    return Matcher(model, get_backbone(backbone, runtime), size=size, name=name, weights=provenance)
 
 
 class Matcher:
     """A pair model with its frozen backbone and input size. Stateless across calls."""
 
-    def __init__(self, model, backbone, *, size: int = DEFAULT_SIZE, name: str = DEFAULT_MODEL, trained: bool = True):
+    def __init__(self, model, backbone, *, size: int = DEFAULT_SIZE, name: str = DEFAULT_MODEL, weights: str = "training-free"):
         if size % 16 or size < 32:
             raise SegswapError(f"--size must be a multiple of 16 and at least 32, got {size}")
         self.model = model.eval()
         self.backbone = backbone
         self.size = size
         self.name = name
-        self.trained = trained
+        self.weights = weights
+
+    @property
+    def trained(self) -> bool:
+        """False when the model runs on random weights (``allow_untrained``)."""
+        return self.weights != UNTRAINED
 
     # -- features -------------------------------------------------------------------------------
     def prepare(self, image) -> tuple[torch.Tensor, tuple[int, int]]:
         """Load ``image`` (path, PIL image or array) → (1×3×H×W tensor in [0, 1], original (w, h))."""
         rgb = load_image(image)
         resized = resize_for_model(rgb, self.size)
-        tensor = torch.from_numpy(resized).permute(2, 0, 1)[None].float().div_(255.0)
+        tensor = torch.tensor(resized).permute(2, 0, 1)[None].float().div_(255.0)  # copies: PIL arrays are read-only
         return tensor, (rgb.shape[1], rgb.shape[0])
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -198,6 +207,7 @@ class Matcher:
             "model": self.name,
             "backbone": self.backbone.name,
             "input_size": self.size,
+            "weights": self.weights,
             "trained": self.trained,
         }
 

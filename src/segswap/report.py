@@ -33,7 +33,7 @@ def write_pair_outputs(out_dir, image_a, image_b, result: dict) -> dict:
         "mask_area_b": float(result["mask_b"].mean()),
         "correspondences": [[round(float(v), 2) for v in row[:4]] + [round(float(row[4]), 4)] for row in result["correspondences"]],
         "model": result["model"],
-        "trained": result["trained"],
+        "weights": result["weights"],
         "backbone": result["backbone"],
         "size": result["input_size"],
         "image_a": str(image_a),

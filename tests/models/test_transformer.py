@@ -16,6 +16,7 @@ def _random_feats(b, c, h, w, seed):
 @pytest.mark.parametrize("model_cls, conf", [
     (SegSwapTransformer, {"input_dim": 32, "dim": 64}),
     (SegSwapTransformer, {"input_dim": 32, "dim": 64, "flow_head": "match"}),
+    (SegSwapTransformer, {"input_dim": 32, "dim": 64, "flow_head": "match", "correlation_prior": True}),
     (CorrelationMatcher, {}),
 ])
 def test_outputs_shapes_and_ranges_for_unequal_sizes(model_cls, conf):
@@ -81,12 +82,12 @@ def _planted_pair(seed, h=8, w=8, c=32):
     return {"feats_a": fa, "feats_b": fb}, {"mask_a": mask_a, "mask_b": mask_b, "flow_ab": flow_ab, "flow_ba": flow_ba}
 
 
-@pytest.mark.parametrize("flow_head", ["regress", "match"])
-def test_a_tiny_transformer_learns_a_planted_pair(flow_head):
+@pytest.mark.parametrize("flow_head, prior", [("regress", False), ("match", False), ("match", True)])
+def test_a_tiny_transformer_learns_a_planted_pair(flow_head, prior):
     """Forward pass + loss + optimiser plumbing learn: mask IoU > 0.9 and correspondence error < 1 cell."""
     torch.manual_seed(0)
     inputs, target = _planted_pair(7)
-    model = SegSwapTransformer(input_dim=32, dim=64, ffn_dim=64, dropout=0.0, flow_head=flow_head)
+    model = SegSwapTransformer(input_dim=32, dim=64, ffn_dim=64, dropout=0.0, flow_head=flow_head, correlation_prior=prior)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     for _ in range(300):
         loss = segswap_loss(model(inputs), target)["total"]

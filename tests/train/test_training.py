@@ -136,3 +136,36 @@ def test_exported_weights_match_the_checkpoint(pairs, tmp_path):
         y = matcher.model({"feats_a": feats, "feats_b": feats.flip(-1)})
     for k in x:
         assert torch.equal(x[k], y[k])
+
+
+def _fake_coseg(root, groups=("cup", "key"), n=3, size=64):
+    rng = np.random.default_rng(1)
+    for group in groups:
+        (root / "images" / group).mkdir(parents=True)
+        (root / "groundtruth" / group).mkdir(parents=True)
+        for k in range(n):
+            image = (rng.random((size, size, 3)) * 255).astype(np.uint8)
+            truth = np.zeros((size, size), np.uint8)
+            truth[16:48, 16:48] = 255
+            truth[0, :] = 128
+            cv2.imwrite(str(root / "images" / group / f"{k}.png"), image)
+            cv2.imwrite(str(root / "groundtruth" / group / f"{k}.png"), truth)
+    return root
+
+
+def test_coseg_pair_validation_scores_every_group(tmp_path):
+    from segswap.train.validate import CosegPairValidation
+
+    validation = CosegPairValidation(_fake_coseg(tmp_path), "efficientnet-lite2", 64, pairs_per_group=2)
+    assert {g: len(p) for g, p in validation.pairs.items()} == {"cup": 2, "key": 2}
+
+    class Everywhere(torch.nn.Module):  # says "shared" everywhere: J = object area / image area
+        def forward(self, data):
+            fa, fb = data["feats_a"], data["feats_b"]
+            ones = lambda f: torch.ones(f.shape[0], *f.shape[2:])
+            half = lambda f: torch.full((f.shape[0], *f.shape[2:], 2), 0.5)
+            return {"mask_a": ones(fa), "mask_b": ones(fb), "flow_ab": half(fa), "flow_ba": half(fb)}
+
+    scores = validation(Everywhere())
+    expected = 32 * 32 / (63 * 64)  # the object over the non-ignored pixels
+    assert scores["cup"] == pytest.approx(expected, abs=1e-6) and scores["mean"] == pytest.approx(expected, abs=1e-6)

@@ -27,7 +27,7 @@ from .cache import FeatureCache, build_cache
 from .losses import segswap_loss
 from .mining import mine_hard_negatives, random_negatives
 from .recipes import get_recipe, recipe_hash
-from .validate import validate_synthetic
+from .validate import CosegPairValidation, validate_synthetic
 
 LOG_FIELDS = ["step", "stage", "lr", "mask", "transported", "corr", "total", "seconds"]
 
@@ -125,10 +125,12 @@ def _append_csv(path: Path, fields: list[str], row: dict) -> None:
 
 
 def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None, resume: bool = False,
-          show_progress: bool = True, overrides: dict | None = None) -> dict:
+          show_progress: bool = True, overrides: dict | None = None, val_coseg=None) -> dict:
     """Train (or resume training) a pair model on synth folders; return the last validation metrics.
 
     ``overrides`` replaces top-level recipe options (e.g. ``{"size": 320}``) of a new run.
+    ``val_coseg``: a co-segmentation benchmark folder for pairwise validation (``val_coseg.csv``);
+    it is only ever evaluated on, never trained on.
     """
     run_dir = Path(run_dir)
     recipe_path = run_dir / "recipe.json"
@@ -150,11 +152,13 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
     cache = FeatureCache(caches)
     train_idx, val_idx = split_indices(len(cache), recipe["val_pairs"], recipe["seed"])
 
+    coseg_validation = CosegPairValidation(val_coseg, recipe["backbone"], recipe["size"]) if val_coseg else None
     run = Run(run_dir, recipe, cache.channels)
     if resume and (run_dir / "checkpoint.pt").is_file():
         run.load()
     _truncate_csv(run_dir / "log.csv", run.step - 1)
     _truncate_csv(run_dir / "val.csv", run.step)
+    _truncate_csv(run_dir / "val_coseg.csv", run.step)
 
     metrics = {}
     bar = tqdm(total=run.total_steps, initial=run.step, desc="training", unit="step", disable=not show_progress)
@@ -188,6 +192,10 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
         last = run.step == run.total_steps
         if run.step % recipe["val_every"] == 0 or last:
             metrics = {"step": run.step, **validate_synthetic(run.model, cache, val_idx, recipe["seed"])}
+            if coseg_validation is not None:
+                groups = {"step": run.step, **coseg_validation(run.model)}
+                _append_csv(run_dir / "val_coseg.csv", list(groups), groups)
+                metrics["coseg_J"] = groups["mean"]
             _append_csv(run_dir / "val.csv", list(metrics), metrics)
             bar.write(f"step {run.step}: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k != "step"))
         if run.step % recipe["checkpoint_every"] == 0 or last:

@@ -39,3 +39,52 @@ def validate_synthetic(model, cache: FeatureCache, indices: np.ndarray, seed: in
         "val_corr_err_cells": float(np.mean(errors)) if errors else float("nan"),
         "val_negative_area": float(np.mean(negative_area)) if negative_area else float("nan"),
     }
+
+
+class CosegPairValidation:
+    """Pairwise validation on a co-segmentation benchmark (e.g. ``msrc_coseg``): in each group, the
+    first ``pairs_per_group`` consecutive image pairs (by name); each pair's cycle-consistent masks,
+    upsampled to the images, are scored against both images' ground truth (J, ignore label excluded).
+
+    Features are computed once, so a validation costs only the model's forward passes.
+    """
+
+    def __init__(self, root, backbone: str, size: int, pairs_per_group: int = 6):
+        from ..backbone import get_backbone
+        from ..evaluation.coseg import read_coseg_benchmark, read_truth
+        from ..io import load_image, resize_for_model
+
+        extractor = get_backbone(backbone)
+        self.pairs: dict[str, list[tuple[int, int]]] = {}
+        self.features, self.truth = [], []
+        for group, items in read_coseg_benchmark(root).items():
+            chosen = items[: pairs_per_group + 1]
+            first = len(self.features)
+            for item in chosen:
+                rgb = resize_for_model(load_image(item.image), size)
+                tensor = torch.tensor(rgb).permute(2, 0, 1)[None].float().div_(255.0)
+                self.features.append(extractor(tensor))
+                self.truth.append(read_truth(item.truth))
+            self.pairs[group] = [(first + k, first + k + 1) for k in range(len(chosen) - 1)]
+
+    @torch.inference_mode()
+    def __call__(self, model) -> dict:
+        """Mean J per group and ``mean`` over groups (fractions)."""
+        from ..evaluation.metrics import image_scores
+        from ..pair import cycle_consistent_mask, upsample_mask
+
+        model.eval()
+        per_group = {}
+        for group, pairs in self.pairs.items():
+            scores = []
+            for i, j in pairs:
+                out = model({"feats_a": self.features[i], "feats_b": self.features[j]})
+                for k, mask, other, flow in ((i, "mask_a", "mask_b", "flow_ab"), (j, "mask_b", "mask_a", "flow_ba")):
+                    cycle = cycle_consistent_mask(out[mask], out[other], out[flow])[0]
+                    h, w = self.truth[k].shape
+                    _, jaccard = image_scores(upsample_mask(cycle, (w, h)), self.truth[k])
+                    if jaccard is not None:
+                        scores.append(jaccard)
+            per_group[group] = float(np.mean(scores)) if scores else float("nan")
+        per_group["mean"] = float(np.nanmean(list(per_group.values())))
+        return per_group
