@@ -11,6 +11,7 @@ from segswap.train import loop
 from segswap.train.cache import FeatureCache, build_cache
 from segswap.train.loop import export, train
 from segswap.train.mining import mine_hard_negatives
+from segswap.train.recipes import get_recipe
 
 
 def _fake_synth(root, n=8, size=64, seed=0):
@@ -108,15 +109,18 @@ def test_hard_negatives_are_mined_from_predictions(pairs):
 def test_one_step_decreases_the_loss_on_a_fixed_batch(pairs):
     cache = FeatureCache([build_cache(pairs, "efficientnet-lite2", 64, show_progress=False)])
     inputs, target = loop.make_batch(cache, np.array([0, 1, 2]), np.array([[0, 1], [2, 3]]))
-    torch.manual_seed(0)
-    model = segswap.models.SegSwapTransformer(input_dim=120, dim=32, ffn_dim=32, dropout=0.0)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    before = segswap.train.losses.segswap_loss(model(inputs), target)
-    opt.zero_grad()
-    before["total"].backward()
-    opt.step()
-    after = segswap.train.losses.segswap_loss(model(inputs), target)
-    for term in ("mask", "transported", "corr", "total"):
+    loss = segswap.train.losses.segswap_loss
+    # Each term alone, then the default recipe's weighted total: one SGD step on it lowers it.
+    for term in ("mask", "transported", "corr", "dice", "total"):
+        weights = get_recipe()["loss_weights"] if term == "total" else {k: float(k == term) for k in ("mask", "transported", "corr", "dice")}
+        torch.manual_seed(0)
+        model = segswap.models.SegSwapTransformer(input_dim=120, dim=32, ffn_dim=32, dropout=0.0)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        before = loss(model(inputs), target, weights)
+        opt.zero_grad()
+        before["total"].backward()
+        opt.step()
+        after = loss(model(inputs), target, weights)
         assert after[term] < before[term], term
 
 

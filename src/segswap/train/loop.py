@@ -29,7 +29,7 @@ from .mining import mine_hard_negatives, random_negatives
 from .recipes import get_recipe, recipe_hash
 from .validate import CosegPairValidation, validate_synthetic
 
-LOG_FIELDS = ["step", "stage", "lr", "mask", "transported", "corr", "total", "seconds"]
+LOG_FIELDS = ["step", "stage", "lr", "mask", "transported", "corr", "dice", "total", "seconds"]
 
 
 def learning_rate(step: int, recipe: dict) -> float:
