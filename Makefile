@@ -19,3 +19,18 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The shipped weights' recipe end to end (docs/training.md): pairs, feature caches, training, export.
+# About 25 minutes on 2 quiet cores. Generated pairs and the run go to $(WORK), outside the repository.
+SHARED ?= ../shared/data
+WORK ?= ../segswap-train
+.PHONY: weights
+weights: install
+	$(BIN)/segswap synth --segments $(SHARED)/train/coco128_seg --backgrounds $(SHARED)/train/photos \
+		--styles $(SHARED)/train/styles --out $(WORK)/coco320 -n 3000 --seed 1 --size 320 --workers 1
+	$(BIN)/segswap synth --segments $(SHARED)/train/coco128_seg --segments $(SHARED)/train/photos --unsupervised \
+		--backgrounds $(SHARED)/train/photos --styles $(SHARED)/train/styles --out $(WORK)/unsup320 -n 1500 \
+		--seed 2 --size 320 --workers 1
+	$(BIN)/segswap train --pairs $(WORK)/coco320 --pairs $(WORK)/unsup320 --out $(WORK)/run \
+		--val-coseg $(SHARED)/eval/msrc_coseg
+	$(BIN)/segswap export $(WORK)/run --out src/segswap/data/segswap.safetensors

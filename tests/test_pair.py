@@ -15,7 +15,9 @@ DATA = Path(segswap.__file__).parent / "data"
 @pytest.fixture(scope="module")
 def untrained():
     torch.manual_seed(0)
-    return segswap.load("segswap", allow_untrained=True, size=160)
+    with pytest.MonkeyPatch.context() as patch:  # random weights even when trained ones ship
+        patch.setattr("segswap.pair.shipped_weights_path", lambda name: None)
+        return segswap.load("segswap", allow_untrained=True, size=160)
 
 
 @pytest.fixture(scope="module")
