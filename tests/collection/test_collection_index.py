@@ -120,7 +120,8 @@ def test_a_crash_between_writing_features_and_committing_is_recovered(tmp_path, 
 
 
 def test_a_killed_index_process_resumes(tmp_path, make_folder):
-    make_folder(tmp_path / "photos", 40)
+    n = 200  # enough that a quiet machine cannot index all before the first poll sees a batch
+    make_folder(tmp_path / "photos", n)
     command = [sys.executable, "-c", "from segswap.cli import main; main()", "index", str(tmp_path / "photos"),
                "--index", str(tmp_path / "idx"), "--size", str(SIZE)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -137,9 +138,9 @@ def test_a_killed_index_process_resumes(tmp_path, make_folder):
                 pass
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert 0 < committed < 40, "the process should be killed after its first batch and before the end"
+    assert 0 < committed < n, "the process should be killed after its first batch and before the end"
     idx, summary = update_index(tmp_path / "photos", tmp_path / "idx", show_progress=False)
-    assert len(idx) == 40 and summary.added == 40 - summary.unchanged
+    assert len(idx) == n and summary.added == n - summary.unchanged
     live = sum(2 * idx.channels * im.grid[0] * im.grid[1] for im in idx.images())
     assert total_bytes(idx.path) == live
 
