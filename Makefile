@@ -21,7 +21,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 # The shipped weights' recipe end to end (docs/training.md): pairs, feature caches, training, export.
-# About 25 minutes on 2 quiet cores. Generated pairs and the run go to $(WORK), outside the repository.
+# About 20 minutes on 2 quiet cores. Generated pairs and the run go to $(WORK), outside the repository.
 SHARED ?= ../shared/data
 WORK ?= ../segswap-train
 .PHONY: weights
