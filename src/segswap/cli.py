@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from . import __version__
+from . import __version__, cli_collection, cli_eval, cli_synth, cli_verify
 from .errors import SegswapError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -118,20 +118,11 @@ def export_command(
                f"recipe {config['recipe']})")
 
 
-from .cli_synth import synth as _synth  # noqa: E402
-
-app.command("synth")(_synth)
-
-from .cli_eval import eval_app as _eval_app  # noqa: E402  (registered after the commands above)
-app.add_typer(_eval_app, name="eval")
-
-from .cli_collection import register as _register_collection  # noqa: E402
-
-_register_collection(app)
-
-from .cli_verify import register as _register_verify  # noqa: E402
-
-_register_verify(app)
+# Commands kept in their own modules, registered after the ones above (this order is --help's).
+app.command("synth")(cli_synth.synth)
+app.add_typer(cli_eval.eval_app, name="eval")
+cli_collection.register(app)
+cli_verify.register(app)
 
 
 def main() -> None:
