@@ -2,15 +2,17 @@
 :class:`segswap.models.transformer.SegSwapTransformer` for the keys and shapes."""
 
 from .correlation import CorrelationMatcher
+from .ncnet import NCNetMatcher
 from .transformer import SegSwapTransformer
 
 #: Model classes by the name used in weights files, ``segswap.load(name=...)`` and ``--model``.
 MODEL_CLASSES = {
     "segswap": SegSwapTransformer,
     "correlation": CorrelationMatcher,
+    "ncnet": NCNetMatcher,
 }
 
 #: Models that need trained weights before their output means anything.
-TRAINABLE = {"segswap"}
+TRAINABLE = {"segswap", "ncnet"}
 
-__all__ = ["MODEL_CLASSES", "TRAINABLE", "CorrelationMatcher", "SegSwapTransformer"]
+__all__ = ["MODEL_CLASSES", "TRAINABLE", "CorrelationMatcher", "NCNetMatcher", "SegSwapTransformer"]

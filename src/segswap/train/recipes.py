@@ -8,6 +8,7 @@ import hashlib
 import json
 
 from ..errors import SegswapError
+from ..models import MODEL_CLASSES
 
 BASE = {
     "model": "segswap",
@@ -45,6 +46,8 @@ RECIPES = {
     # The paper's coordinate-regression head, for comparison with the soft-argmax head.
     "regress-head": {"model_conf": {"flow_head": "regress"}},
     "no-correlation-prior": {"model_conf": {"correlation_prior": False}},
+    # The NC-Net variant (segswap.models.ncnet) on the same data and losses; its own model options.
+    "ncnet": {"model": "ncnet", "model_conf": {"channels": [16, 1], "kernel": 3, "temperature": 0.05}},
     # Seconds, for tests and smoke runs.
     "tiny": {"model_conf": {"dim": 32, "heads": 2, "ffn_dim": 32, "layers": "ICI", "dropout": 0.0}, "steps": 6,
              "positives": 2, "negatives": 2, "warmup": 2, "val_pairs": 2, "val_every": 3, "checkpoint_every": 2,
@@ -65,7 +68,12 @@ def get_recipe(name: str = "default", **overrides) -> dict:
     """The recipe ``name`` with ``overrides`` (top-level keys) applied."""
     if name not in RECIPES:
         raise SegswapError(f"unknown training config {name!r}; choose from {', '.join(RECIPES)}")
-    recipe = _merge(BASE, RECIPES[name])
+    spec = RECIPES[name]
+    base = BASE
+    if spec.get("model", BASE["model"]) != BASE["model"]:  # another model: its options, not the transformer's
+        options = {k: v for k, v in MODEL_CLASSES[spec["model"]].default_conf.items() if k != "input_dim"}
+        base = {**BASE, "model": spec["model"], "model_conf": options}
+    recipe = _merge(base, spec)
     recipe = _merge(recipe, {k: v for k, v in overrides.items() if v is not None})
     recipe["name"] = name
     return recipe
