@@ -11,7 +11,7 @@ import typer
 eval_app = typer.Typer(add_completion=False, no_args_is_help=True,
                        help="Benchmarks on real data: co-segmentation, correspondences, place recognition.")
 
-_MODEL_HELP = "Pair model: segswap (default, needs trained weights) or correlation (training-free)."
+_MODEL_HELP = "Pair model: segswap (default), ncnet (needs --weights unless shipped) or correlation (training-free)."
 
 
 def _write_json(path: Optional[Path], result: dict) -> None:
@@ -96,6 +96,30 @@ def vpr(
     matcher = _load_matcher(model, weights, backbone, size)
     result = evaluate_vpr(root, matcher, **({} if shortlist is None else {"shortlist": shortlist}))
     typer.echo(vpr_table(result))
+    _write_json(json_out, result)
+
+
+@eval_app.command("same-place")
+def same_place(
+    root: Path = typer.Argument(..., help="VPR-Bench folder: query/, ref/, ground_truth_new.npy."),
+    scott_weights: Optional[Path] = typer.Option(None, help="SCOTT weights (default: shipped)."),
+    model: Optional[str] = typer.Option(None, help=_MODEL_HELP + " Its pair score is compared with SCOTT."),
+    weights: Optional[Path] = typer.Option(None, help="Pair-model weights file from `segswap export`."),
+    negatives: Optional[int] = typer.Option(None, help="Wrong references per query, half the most similar by global "
+                                                       "descriptor (default 6)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
+):
+    """Same place or not on query–reference pairs: SCOTT, the pair score and ArtMiner's verification
+    (precision, recall, F1, average precision)."""
+    from .evaluation.same_place import evaluate_same_place
+    from .evaluation.tables import same_place_table
+    from .verify.same_object import load_verifier
+
+    verifier = load_verifier(scott_weights)
+    matcher = _load_matcher(model, weights, None, None)
+    result = evaluate_same_place(root, verifier, matcher, **({} if negatives is None else {"negatives": negatives}))
+    typer.echo(f"{result['pairs']} pairs, {result['positives']} same place")
+    typer.echo(same_place_table(result))
     _write_json(json_out, result)
 
 

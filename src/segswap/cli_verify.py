@@ -1,5 +1,6 @@
-"""The ``segswap align`` command, a thin typer wrapper over :mod:`segswap.verify.align`; :func:`register`
-adds it to the ``segswap`` app."""
+"""The ``segswap align`` and ``segswap verify`` commands, thin typer wrappers over
+:mod:`segswap.verify.align` and :mod:`segswap.verify.same_object`; :func:`register` adds them to the
+``segswap`` app."""
 
 from __future__ import annotations
 
@@ -38,6 +39,32 @@ def align(
     typer.echo(f"homography from {result['inliers']} inliers of {result['matches']} mutual matches → {out}")
 
 
+def verify(
+    image_a: Path = typer.Argument(..., help="First image."),
+    image_b: Path = typer.Argument(..., help="Second image."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the verdict as JSON (keys match, "
+                                                                  "probability, threshold, ...)."),
+    threshold: Optional[float] = typer.Option(None, help="Decide 'match' at probability >= this (default: the "
+                                                         "threshold calibrated on held-out synthetic pairs)."),
+    weights: Optional[Path] = typer.Option(None, help="SCOTT weights from `segswap export` (default: shipped)."),
+    size: Optional[int] = typer.Option(None, help="Input long side in px, a multiple of 16 (default: training size)."),
+):
+    """Same object or not: SCOTT's match probability for two images."""
+    import json
+
+    from .io.files import write_bytes_atomic
+    from .verify.same_object import load_verifier
+
+    verdict = load_verifier(weights, threshold=threshold, size=size).verify(image_a, image_b)
+    verdict = {"image_a": str(image_a), "image_b": str(image_b), **verdict}
+    why = " (no co-salient region found)" if verdict["empty"] else ""
+    typer.echo(f"match: {'yes' if verdict['match'] else 'no'}  probability {verdict['probability']:.3f}  "
+               f"threshold {verdict['threshold']:.3f}{why}")
+    if json_out is not None:
+        write_bytes_atomic(json_out, (json.dumps(verdict, indent=2) + "\n").encode())
+
+
 def register(app: typer.Typer) -> None:
-    """Add the align command to ``app``."""
+    """Add the align and verify commands to ``app``."""
     app.command()(align)
+    app.command()(verify)

@@ -74,6 +74,9 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
     """
     if weights is not None:
         model, config = load_weights(weights)
+        if config["model"] not in MODEL_CLASSES:
+            raise SegswapError(f"{weights}: holds a {config['model']!r} model, which is not a pair model "
+                               "(SCOTT weights are for `segswap verify`)")
         if name is not None and name != config["model"]:
             raise SegswapError(f"{weights}: holds a {config['model']!r} model, not {name!r}")
         name, provenance = config["model"], Path(weights).name

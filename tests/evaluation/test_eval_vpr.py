@@ -5,6 +5,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import segswap
@@ -71,7 +72,7 @@ def test_reads_the_layout_and_checks_indices(toy):
 def test_toy_set_gives_the_known_recall(toy):
     result = evaluate_vpr(toy, segswap.load("correlation", size=128), shortlist=3, show_progress=False)
     assert result["queries"] == 4 and result["references"] == 4
-    for ranking in ("global", "pair-score", "sift-ransac"):
+    for ranking in ("global", "pair-score", "artminer-ransac", "sift-ransac"):
         assert result["recall"][ranking] == {1: 0.75, 5: 1.0, 10: 1.0}, ranking
 
 
@@ -83,3 +84,37 @@ def test_cli_prints_the_three_rankings(toy, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "| global descriptor | 0.750 | 1.000 | 1.000 |" in r.stdout
     assert json.loads(out.read_text())["recall"]["sift-ransac"] == {"1": 0.75, "5": 1.0, "10": 1.0}
+
+
+def test_same_place_pairs_hold_every_correct_reference_and_the_hardest_wrong_ones(toy):
+    from segswap.evaluation.same_place import query_reference_pairs
+
+    bench = read_vpr_benchmark(toy)
+    descriptors_q = torch.eye(4)
+    descriptors_r = torch.tensor([[0.0, 0.9, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.8, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    pairs, labels = query_reference_pairs(bench, descriptors_q, descriptors_r, negatives=2)
+    assert sum(labels) == 4 and len(pairs) == 12
+    query0 = [(r, label) for (q, r), label in zip(pairs, labels) if q == 0]
+    assert query0[0] == (2, 1) and query0[1] == (1, 0)  # the correct reference, then the most similar wrong one
+
+
+def test_same_place_cli_scores_three_classifiers(toy, tmp_path):
+    from segswap.models.scott import ScottMatcher
+    from segswap.models.weights import save_weights
+
+    torch.manual_seed(0)
+    weights = tmp_path / "scott.safetensors"  # random weights: this checks the command, not accuracy
+    save_weights(weights, ScottMatcher(dim=16, stages=2, matcher_dim=8, pool=4, alpha=0.3), backbone="efficientnet-lite2",
+                 size=128, info={"validation": {"val_threshold": 0.5}})
+    out = tmp_path / "same.json"
+    r = subprocess.run([sys.executable, "-c", "from segswap.cli import main; main()", "eval", "same-place", str(toy),
+                        "--scott-weights", str(weights), "--model", "correlation", "--negatives", "2", "--json", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(out.read_text())
+    assert result["pairs"] == 12 and result["positives"] == 4
+    assert set(result["classifiers"]) == {"scott", "scott (oracle threshold)", "pair-score", "artminer-ransac"}
+    assert result["classifiers"]["scott"]["threshold"] == 0.5
+    for row in result["classifiers"].values():
+        assert 0 <= row["precision"] <= 1 and 0 <= row["recall"] <= 1 and 0 < row["average_precision"] <= 1
+    assert "| scott | synthetic calibration | 0.500 |" in r.stdout

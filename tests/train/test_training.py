@@ -173,3 +173,26 @@ def test_coseg_pair_validation_scores_every_group(tmp_path):
     scores = validation(Everywhere())
     expected = 32 * 32 / (63 * 64)  # the object over the non-ignored pixels
     assert scores["cup"] == pytest.approx(expected, abs=1e-6) and scores["mean"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_scott_trains_in_two_stages_and_exports_a_verifier(pairs, tmp_path):
+    from segswap.verify.same_object import load_verifier
+
+    run = tmp_path / "scott"
+    metrics = train([pairs], run, config="scott-tiny", show_progress=False, overrides=TINY)
+    stages = [row.split(",")[1] for row in (run / "log.csv").read_text().splitlines()[1:]]
+    assert stages == ["segmentation"] * 2 + ["main"] * 4  # paper §4.3: matching pairs first
+    assert {"val_iou", "val_f1", "val_ap", "val_threshold"} <= set(metrics)
+    config = export(run, tmp_path / "scott.safetensors")
+    assert config["model"] == "scott" and "val_threshold" in config["info"]["validation"]
+    verifier = load_verifier(tmp_path / "scott.safetensors", threshold=0.5)
+    a, b = pairs / "000000" / "a.jpg", pairs / "000000" / "b.jpg"
+    forward, backward = verifier.verify(a, b), verifier.verify(b, a)
+    assert forward["match"] == backward["match"] and forward["probability"] == pytest.approx(backward["probability"], abs=1e-6)
+    with pytest.raises(SegswapError, match="not a pair model"):
+        segswap.load(weights=tmp_path / "scott.safetensors")
+
+
+def test_scott_refuses_coseg_validation(pairs, tmp_path):
+    with pytest.raises(SegswapError, match="SCOTT has none"):
+        train([pairs], tmp_path / "run", config="scott-tiny", show_progress=False, overrides=TINY, val_coseg=tmp_path)

@@ -63,3 +63,26 @@ def coseg_scores(pred_masks, gt_masks) -> dict:
         "n": len(per_image),
         "per_image": per_image,
     }
+
+
+def classification_scores(probabilities, labels, threshold: float) -> dict:
+    """Precision, recall and F1 of "match" at ``probability >= threshold``, and the threshold-free
+    average precision, for binary ``labels`` (1 = same object / place)."""
+    from sklearn.metrics import average_precision_score, precision_recall_fscore_support
+
+    probabilities, labels = np.asarray(probabilities, dtype=float), np.asarray(labels, dtype=int)
+    if labels.min(initial=1) == labels.max(initial=0):
+        raise SegswapError("classification scores need both matching and non-matching pairs")
+    precision, recall, f1, _ = precision_recall_fscore_support(labels, probabilities >= threshold, average="binary",
+                                                               zero_division=0)
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1),
+            "average_precision": float(average_precision_score(labels, probabilities)), "threshold": float(threshold)}
+
+
+def best_f1_threshold(probabilities, labels) -> float:
+    """The decision threshold with the highest F1 on these pairs (a calibration, not a test score)."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(np.asarray(labels, dtype=int), np.asarray(probabilities, dtype=float))
+    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+    return float(thresholds[int(np.argmax(f1))])

@@ -37,6 +37,13 @@ def vpr_table(result: dict) -> str:
     recalls = result["recall"]
     ks = list(next(iter(recalls.values())))
     names = {"global": "global descriptor", "pair-score": f"re-ranked by pair score ({result['model']})",
-             "sift-ransac": "re-ranked by SIFT + RANSAC inliers"}
+             "artminer-ransac": "re-ranked by ArtMiner verification", "sift-ransac": "re-ranked by SIFT + RANSAC inliers"}
     rows = [[names.get(name, name)] + [_number(r[k]) for k in ks] for name, r in recalls.items()]
     return _table(["ranking"] + [f"R@{k}" for k in ks], rows)
+
+
+def same_place_table(result: dict) -> str:
+    """One row per pair classifier: precision, recall, F1 at its threshold, and average precision."""
+    rows = [[name, row["threshold_kind"], _number(row["threshold"]), _number(row["precision"]), _number(row["recall"]),
+             _number(row["f1"]), _number(row["average_precision"])] for name, row in result["classifiers"].items()]
+    return _table(["classifier", "threshold from", "threshold", "precision", "recall", "F1", "AP"], rows)

@@ -3,8 +3,9 @@
 Layout: ``ROOT/query/*``, ``ROOT/ref/*`` (index = position in name order) and ``ROOT/ground_truth_new.npy``,
 an array of ``[query_index, [correct reference indices]]``. Every reference is ranked for every query by
 the cosine similarity of global descriptors (the mean of the backbone's normalised features); the top
-``shortlist`` are then re-ranked by the pair score (paper Eq. 3, query → reference) and, as a baseline,
-by the number of SIFT + RANSAC inliers. References beyond the shortlist keep their global order.
+``shortlist`` are then re-ranked by the pair score (paper Eq. 3, query → reference), by ArtMiner's
+training-free verification score (:func:`segswap.verify.ransac.verify`) and, as a baseline, by the
+number of SIFT + RANSAC inliers. References beyond the shortlist keep their global order.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tqdm import tqdm
 from ..errors import SegswapError
 from ..io import load_image
 from ..pair import similarity_score
+from ..verify.ransac import verify
 from . import baselines
 from .coseg import IMAGE_SUFFIXES
 
@@ -91,8 +93,15 @@ def pair_scores(matcher, query_features: torch.Tensor, candidates: list[torch.Te
     return scores
 
 
+def artminer_score(query_features: torch.Tensor, target_features: torch.Tensor) -> float:
+    """ArtMiner's verification score of a whole query image in a target (1×C×h×w maps each)."""
+    target = target_features[0].numpy()
+    return verify(query_features[0].numpy(), target, (target.shape[2] * 16, target.shape[1] * 16)).score
+
+
 def evaluate_vpr(root: Path, matcher, shortlist: int = SHORTLIST, show_progress: bool = True) -> dict:
-    """Recall@1/5/10 by global descriptor, after re-ranking by the pair score, and after SIFT re-ranking."""
+    """Recall@1/5/10 by global descriptor, then re-ranked by the pair score, by ArtMiner's verification and
+    by SIFT inliers."""
     if shortlist < 1:
         raise SegswapError(f"--shortlist must be at least 1, got {shortlist}")
     bench = read_vpr_benchmark(root)
@@ -102,7 +111,7 @@ def evaluate_vpr(root: Path, matcher, shortlist: int = SHORTLIST, show_progress:
         features[path] = matcher.features(matcher.prepare(image)[0])
         sift[path] = baselines.sift_features(image)
     refs = torch.stack([global_descriptor(features[p]) for p in bench.references])
-    rankings = {"global": {}, "pair-score": {}, "sift-ransac": {}}
+    rankings = {"global": {}, "pair-score": {}, "artminer-ransac": {}, "sift-ransac": {}}
     for q in tqdm(sorted(bench.truth), desc="vpr re-rank", unit="query", disable=not show_progress):
         query = bench.queries[q]
         similarity = refs @ global_descriptor(features[query])
@@ -111,6 +120,8 @@ def evaluate_vpr(root: Path, matcher, shortlist: int = SHORTLIST, show_progress:
         rankings["global"][q] = ranking
         rankings["pair-score"][q] = reranked(ranking, pair_scores(matcher, features[query], [features[p] for p in head]),
                                              shortlist)
+        rankings["artminer-ransac"][q] = reranked(ranking, [artminer_score(features[query], features[p]) for p in head],
+                                                  shortlist)
         rankings["sift-ransac"][q] = reranked(ranking, [baselines.sift_inlier_count(sift[query], sift[p]) for p in head],
                                               shortlist)
     return {

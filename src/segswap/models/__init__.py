@@ -3,6 +3,7 @@
 
 from .correlation import CorrelationMatcher
 from .ncnet import NCNetMatcher
+from .scott import ScottMatcher
 from .transformer import SegSwapTransformer
 
 #: Model classes by the name used in weights files, ``segswap.load(name=...)`` and ``--model``.
@@ -12,7 +13,12 @@ MODEL_CLASSES = {
     "ncnet": NCNetMatcher,
 }
 
+#: Every trainable or loadable model, pair models and the SCOTT same-object classifier (which has no
+#: flows, so it is not a pair model): weights files and training recipes name one of these.
+ALL_MODEL_CLASSES = {**MODEL_CLASSES, "scott": ScottMatcher}
+
 #: Models that need trained weights before their output means anything.
 TRAINABLE = {"segswap", "ncnet"}
 
-__all__ = ["MODEL_CLASSES", "TRAINABLE", "CorrelationMatcher", "NCNetMatcher", "SegSwapTransformer"]
+__all__ = ["ALL_MODEL_CLASSES", "MODEL_CLASSES", "TRAINABLE", "CorrelationMatcher", "NCNetMatcher", "ScottMatcher",
+           "SegSwapTransformer"]

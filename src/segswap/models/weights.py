@@ -1,7 +1,7 @@
 """Weights files: safetensors tensors plus a small JSON config in the safetensors header.
 
 The config (key ``segswap`` of the header metadata) holds ``format``, ``model`` (a name in
-:data:`segswap.models.MODEL_CLASSES`), ``conf`` (the model's options), ``backbone``, ``size`` (input
+:data:`segswap.models.ALL_MODEL_CLASSES`), ``conf`` (the model's options), ``backbone``, ``size`` (input
 long side it was trained at) and ``recipe`` (a hash of the training recipe), plus free-form ``info``.
 Loading never unpickles anything.
 """
@@ -17,14 +17,14 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import SegswapError
 from ..io.files import atomic_path
-from . import MODEL_CLASSES
+from . import ALL_MODEL_CLASSES
 
 FORMAT_VERSION = 1
 
 
 def save_weights(path: str | os.PathLike, model, *, backbone: str, size: int, recipe: str = "", info: dict | None = None) -> None:
     """Write ``model``'s tensors and config to ``path`` atomically (temp file + rename)."""
-    name = next((n for n, cls in MODEL_CLASSES.items() if type(model) is cls), None)
+    name = next((n for n, cls in ALL_MODEL_CLASSES.items() if type(model) is cls), None)
     if name is None:
         raise ValueError(f"{type(model).__name__} is not a registered model class")
     config = {"format": FORMAT_VERSION, "model": name, "conf": model.conf, "backbone": backbone, "size": size,
@@ -49,7 +49,7 @@ def read_config(path: str | os.PathLike) -> dict:
     config = json.loads(meta["segswap"])
     if config.get("format") != FORMAT_VERSION:
         raise SegswapError(f"{path}: weights format {config.get('format')} is not supported (expected {FORMAT_VERSION})")
-    if config.get("model") not in MODEL_CLASSES:
+    if config.get("model") not in ALL_MODEL_CLASSES:
         raise SegswapError(f"{path}: unknown model {config.get('model')!r}")
     return config
 
@@ -57,7 +57,7 @@ def read_config(path: str | os.PathLike) -> dict:
 def load_weights(path: str | os.PathLike):
     """Build the model a weights file describes and load its tensors → ``(model, config)``, in eval mode."""
     config = read_config(path)
-    model = MODEL_CLASSES[config["model"]](**config["conf"])
+    model = ALL_MODEL_CLASSES[config["model"]](**config["conf"])
     state = load_file(str(path), device="cpu")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

@@ -231,7 +231,7 @@ class PairMaker:
             mode = compose.sample_blend(rng, s.blend)
             matrix = placement.matrix(obj.centre, self.margin)
             warped = compose.warp_object(obj.image, obj.mask, matrix, self.canvas_side)
-            described.append({"label": obj.label, "segment": obj.segment.uid, "dilation": obj.dilation,
+            described.append({"label": obj.label, "segment": obj.segment.uid, "class": obj.segment.label, "dilation": obj.dilation,
                               "placement": placement.as_dict(), "blend": mode, "on_canvas": warped is not None})
             if warped is None:
                 continue

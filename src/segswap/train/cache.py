@@ -138,7 +138,7 @@ class FeatureCache:
     """Read side: the shards of one or more caches memory-mapped, indexed as one sequence of pairs."""
 
     def __init__(self, roots):
-        self.shards, self.ids, self.content, grids = [], [], [], set()
+        self.shards, self.ids, self.pair_dirs, self.content, grids = [], [], [], [], set()
         for root in map(Path, roots):
             index_path = root / "cache.json"
             if not index_path.is_file():
@@ -147,7 +147,9 @@ class FeatureCache:
             grids.add(tuple(index["grid"]))
             for s in index["shards"]:
                 self.shards.append({k: np.load(root / s / f"{k}.npy", mmap_mode="r") for k in ARRAYS})
-                self.ids += [f"{root.parent.name}/{i}" for i in json.loads((root / s / "ids.json").read_text())]
+                ids = json.loads((root / s / "ids.json").read_text())
+                self.ids += [f"{root.parent.name}/{i}" for i in ids]
+                self.pair_dirs += [root.parent / i for i in ids]
                 self.content += [tuple(frozenset(side) for side in c) for c in json.loads((root / s / "content.json").read_text())]
         if len(grids) > 1:
             raise SegswapError(f"feature caches with different grids cannot be mixed: {sorted(grids)}")

@@ -22,14 +22,14 @@ from tqdm import tqdm
 from ..backbone import list_backbones
 from ..errors import SegswapError
 from ..io.files import atomic_path, write_bytes_atomic
-from ..models import MODEL_CLASSES
+from ..models import ALL_MODEL_CLASSES
 from .cache import FeatureCache, build_cache
-from .losses import segswap_loss
-from .mining import mine_hard_negatives, random_negatives
+from .losses import scott_loss, segswap_loss
+from .mining import mine_hard_negatives, object_classes, random_negatives, same_class_negatives
 from .recipes import get_recipe, recipe_hash
-from .validate import CosegPairValidation, validate_synthetic
+from .validate import CosegPairValidation, validate_scott, validate_synthetic
 
-LOG_FIELDS = ["step", "stage", "lr", "mask", "transported", "corr", "dice", "total", "seconds"]
+LOG_FIELDS = ["step", "stage", "lr", "mask", "transported", "corr", "dice", "seg", "match", "total", "seconds"]
 
 
 def learning_rate(step: int, recipe: dict) -> float:
@@ -69,7 +69,7 @@ class Run:
     def __init__(self, run_dir: Path, recipe: dict, channels: int):
         self.dir = run_dir
         self.recipe = recipe
-        cls = MODEL_CLASSES[recipe["model"]]
+        cls = ALL_MODEL_CLASSES[recipe["model"]]
         torch.manual_seed(recipe["seed"])
         self.model = cls(input_dim=channels, **recipe["model_conf"])
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=recipe["lr"], betas=tuple(recipe["betas"]))
@@ -117,6 +117,8 @@ def _truncate_csv(path: Path, last_step: int) -> None:
 
 def _append_csv(path: Path, fields: list[str], row: dict) -> None:
     new = not path.is_file()
+    if not new:  # keep the columns the file was started with (a run resumed by a newer version)
+        fields = next(csv.reader([path.open().readline()]))
     with path.open("a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
         if new:
@@ -152,6 +154,12 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
     cache = FeatureCache(caches)
     train_idx, val_idx = split_indices(len(cache), recipe["val_pairs"], recipe["seed"])
 
+    scott = recipe["model"] == "scott"
+    if scott and val_coseg:
+        raise SegswapError("--val-coseg scores a pair model's correspondences; SCOTT has none (its validation is "
+                           "same-object precision/recall on held-out synthetic pairs)")
+    classes = object_classes(cache, np.arange(len(cache))) if scott else None
+    train_classes = {int(i): classes[int(i)] for i in train_idx} if scott else None
     coseg_validation = CosegPairValidation(val_coseg, recipe["backbone"], recipe["size"]) if val_coseg else None
     run = Run(run_dir, recipe, cache.channels)
     if resume and (run_dir / "checkpoint.pt").is_file():
@@ -164,6 +172,8 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
     bar = tqdm(total=run.total_steps, initial=run.step, desc="training", unit="step", disable=not show_progress)
     while run.step < run.total_steps:
         hard_stage = run.step >= recipe["steps"]
+        # SCOTT's first stage (paper §4.3): CODER and segmentation heads on matching pairs only.
+        segmentation_stage = run.step < recipe.get("segmentation_steps", 0)
         if hard_stage and run.hard_pool is None:
             run.model.eval()
             run.hard_pool = mine_hard_negatives(run.model, cache, train_idx, run.rng, recipe["hard_negatives"])
@@ -172,26 +182,38 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
         for group in run.optimizer.param_groups:
             group["lr"] = lr
         positives = run.rng.choice(train_idx, size=recipe["positives"])
-        if hard_stage and len(run.hard_pool):
+        if segmentation_stage:
+            negatives = np.zeros((0, 2), dtype=np.int64)
+        elif hard_stage and len(run.hard_pool):
             negatives = run.hard_pool[run.rng.choice(len(run.hard_pool), size=recipe["negatives"])]
         else:
-            negatives = random_negatives(run.rng, train_idx, recipe["negatives"], cache)
+            hard = same_class_negatives(run.rng, train_classes, round(recipe["negatives"] * recipe["same_class_negatives"]),
+                                        cache) if scott else np.zeros((0, 2), dtype=np.int64)
+            negatives = np.concatenate([hard, random_negatives(run.rng, train_idx, recipe["negatives"] - len(hard), cache)])
         inputs, target = make_batch(cache, positives, negatives)
         start = time.perf_counter()
         run.model.train()
-        terms = segswap_loss(run.model(inputs), target, recipe["loss_weights"])
+        if scott:
+            weights = {**recipe["loss_weights"], "match": 0.0} if segmentation_stage else recipe["loss_weights"]
+            terms = scott_loss(run.model(inputs), target, weights)
+        else:
+            terms = segswap_loss(run.model(inputs), target, recipe["loss_weights"])
         run.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         run.optimizer.step()
         row = {k: f"{float(v.detach()):.5f}" for k, v in terms.items()}
-        row.update(step=run.step, stage="hard" if hard_stage else "main", lr=f"{lr:.3g}", seconds=f"{time.perf_counter() - start:.3f}")
+        stage = "segmentation" if segmentation_stage else "hard" if hard_stage else "main"
+        row.update(step=run.step, stage=stage, lr=f"{lr:.3g}", seconds=f"{time.perf_counter() - start:.3f}")
         _append_csv(run_dir / "log.csv", LOG_FIELDS, row)
         run.step += 1
         bar.update(1)
-        bar.set_postfix(loss=row["total"], mask=row["mask"], corr=row["corr"])
+        bar.set_postfix({k: row[k] for k in ("total", "seg", "match") if k in row} if scott else
+                        {"loss": row["total"], "mask": row["mask"], "corr": row["corr"]})
         last = run.step == run.total_steps
         if run.step % recipe["val_every"] == 0 or last:
-            metrics = {"step": run.step, **validate_synthetic(run.model, cache, val_idx, recipe["seed"])}
+            validation = (validate_scott(run.model, cache, val_idx, recipe["seed"], classes) if scott
+                          else validate_synthetic(run.model, cache, val_idx, recipe["seed"]))
+            metrics = {"step": run.step, **validation}
             if coseg_validation is not None:
                 groups = {"step": run.step, **coseg_validation(run.model)}
                 _append_csv(run_dir / "val_coseg.csv", list(groups), groups)
@@ -222,7 +244,7 @@ def export(run_dir, out_path) -> dict:
     recipe = json.loads((run_dir / "recipe.json").read_text())
     state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     channels = next(b["channels"] for b in list_backbones() if b["name"] == recipe["backbone"])
-    model = MODEL_CLASSES[recipe["model"]](input_dim=channels, **recipe["model_conf"])
+    model = ALL_MODEL_CLASSES[recipe["model"]](input_dim=channels, **recipe["model_conf"])
     model.load_state_dict(state["model"])
     info = {"steps": int(state["step"]), "recipe_name": recipe["name"], "validation": _last_row(run_dir / "val.csv")}
     save_weights(out_path, model.eval(), backbone=recipe["backbone"], size=recipe["size"], recipe=recipe_hash(recipe), info=info)

@@ -51,3 +51,31 @@ def segswap_loss(out: dict, target: dict, weights: dict | None = None) -> dict:
     terms["dice"] = batch_dice(out["mask_a"], target["mask_a"]) + batch_dice(out["mask_b"], target["mask_b"])
     terms["total"] = sum(w[k] * terms[k] for k in DEFAULT_LOSS_WEIGHTS if w[k])
     return terms
+
+
+#: SCOTT's terms: segmentation (BCE + batch Dice, positives only) and the match BCE.
+SCOTT_LOSS_WEIGHTS = {"seg": 1.0, "match": 1.0}
+
+
+def scott_loss(out: dict, target: dict, weights: dict | None = None) -> dict:
+    """SCOTT's loss (paper §4.3): L_CE on the match plus L_SEG on both masks. As in the paper, the
+    segmentation heads learn from matching pairs only; pairs whose predicted mask was empty (their
+    logit is a constant) carry no match gradient. A pair is a match when both target masks are set."""
+    w = {**SCOTT_LOSS_WEIGHTS, **(weights or {})}
+    label = ((target["mask_a"].flatten(1).amax(1) > 0.5) & (target["mask_b"].flatten(1).amax(1) > 0.5)).float()
+    positive = label > 0
+    terms = {}
+    if positive.any():
+        terms["seg"] = sum(
+            F.binary_cross_entropy(out[k][positive], target[k][positive]) + batch_dice(out[k][positive], target[k][positive])
+            for k in ("mask_a", "mask_b")
+        )
+    else:
+        terms["seg"] = out["mask_a"].sum() * 0.0
+    scored = ~out["empty"]
+    if scored.any():
+        terms["match"] = F.binary_cross_entropy_with_logits(out["match_logit"][scored], label[scored])
+    else:
+        terms["match"] = out["mask_a"].sum() * 0.0
+    terms["total"] = sum(w[k] * terms[k] for k in SCOTT_LOSS_WEIGHTS if w[k])
+    return terms

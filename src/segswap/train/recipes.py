@@ -8,7 +8,7 @@ import hashlib
 import json
 
 from ..errors import SegswapError
-from ..models import MODEL_CLASSES
+from ..models import ALL_MODEL_CLASSES
 
 BASE = {
     "model": "segswap",
@@ -36,6 +36,9 @@ BASE = {
     "seed": 0,
 }
 
+#: Recipe options only some models have (added to their recipes alone, so other recipes' hashes stay put).
+MODEL_RECIPE_OPTIONS = {"scott": {"segmentation_steps": 0, "same_class_negatives": 0.0}}
+
 RECIPES = {
     "default": {},
     # Loss ablations in the spirit of the paper's Table 3.
@@ -48,6 +51,16 @@ RECIPES = {
     "no-correlation-prior": {"model_conf": {"correlation_prior": False}},
     # The NC-Net variant (segswap.models.ncnet) on the same data and losses; its own model options.
     "ncnet": {"model": "ncnet", "model_conf": {"channels": [16, 1], "kernel": 3, "temperature": 0.05}},
+    # SCOTT (segswap.models.scott), the same-object classifier behind `segswap verify`: first
+    # segmentation on matching pairs only, then everything; half the negatives show another object
+    # of the same class (docs/training.md).
+    "scott": {"model": "scott", "steps": 1500, "segmentation_steps": 300, "positives": 8, "negatives": 8,
+              "same_class_negatives": 0.5, "loss_weights": {"seg": 1.0, "match": 1.0}, "val_every": 250,
+              "val_pairs": 200},
+    "scott-tiny": {"model": "scott", "model_conf": {"dim": 16, "stages": 2, "matcher_dim": 8, "pool": 4},
+                   "steps": 6, "segmentation_steps": 2, "positives": 2, "negatives": 2, "same_class_negatives": 0.5,
+                   "loss_weights": {"seg": 1.0, "match": 1.0}, "warmup": 2, "val_pairs": 4, "val_every": 3,
+                   "checkpoint_every": 2},
     # Seconds, for tests and smoke runs.
     "tiny": {"model_conf": {"dim": 32, "heads": 2, "ffn_dim": 32, "layers": "ICI", "dropout": 0.0}, "steps": 6,
              "positives": 2, "negatives": 2, "warmup": 2, "val_pairs": 2, "val_every": 3, "checkpoint_every": 2,
@@ -71,8 +84,8 @@ def get_recipe(name: str = "default", **overrides) -> dict:
     spec = RECIPES[name]
     base = BASE
     if spec.get("model", BASE["model"]) != BASE["model"]:  # another model: its options, not the transformer's
-        options = {k: v for k, v in MODEL_CLASSES[spec["model"]].default_conf.items() if k != "input_dim"}
-        base = {**BASE, "model": spec["model"], "model_conf": options}
+        options = {k: v for k, v in ALL_MODEL_CLASSES[spec["model"]].default_conf.items() if k != "input_dim"}
+        base = {**BASE, "model": spec["model"], "model_conf": options, **MODEL_RECIPE_OPTIONS.get(spec["model"], {})}
     recipe = _merge(base, spec)
     recipe = _merge(recipe, {k: v for k, v in overrides.items() if v is not None})
     recipe["name"] = name

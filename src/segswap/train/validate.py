@@ -88,3 +88,35 @@ class CosegPairValidation:
             per_group[group] = float(np.mean(scores)) if scores else float("nan")
         per_group["mean"] = float(np.nanmean(list(per_group.values())))
         return per_group
+
+
+@torch.inference_mode()
+def validate_scott(model, cache: FeatureCache, indices: np.ndarray, seed: int, classes: dict, batch_size: int = 16) -> dict:
+    """SCOTT on held-out pairs: mask IoU on positives; match precision/recall/F1 at the threshold with
+    the best F1 here (``val_threshold``, which `segswap export` records for `segswap verify`) and
+    average precision, against as many negatives, half of them of the same object class."""
+    from ..evaluation.metrics import best_f1_threshold, classification_scores
+    from .mining import same_class_negatives
+
+    model.eval()
+    rng = np.random.default_rng([seed, 777])
+    hard = same_class_negatives(rng, {i: classes[i] for i in map(int, indices)}, len(indices) // 2, cache)
+    negatives = np.concatenate([hard, random_negatives(rng, indices, len(indices) - len(hard), cache)])
+    ious, probabilities, labels = [], [], []
+    for start in range(0, len(indices), batch_size):
+        batch = cache.get(indices[start:start + batch_size])
+        out = model({"feats_a": batch["feats_a"], "feats_b": batch["feats_b"]})
+        for side in ("a", "b"):
+            pred, gt = out[f"mask_{side}"] > 0.5, batch[f"mask_{side}"] > 0.5
+            ious += ((pred & gt).flatten(1).sum(1) / (pred | gt).flatten(1).sum(1).clamp(min=1)).tolist()
+        probabilities += out["match_prob"].tolist()
+        labels += [1] * len(out["match_prob"])
+    for start in range(0, len(negatives), batch_size):
+        pairs = negatives[start:start + batch_size]
+        fa = cache.get(pairs[:, 0], keys=("feats_a",))["feats_a"]
+        fb = cache.get(pairs[:, 1], keys=("feats_b",))["feats_b"]
+        probabilities += model({"feats_a": fa, "feats_b": fb})["match_prob"].tolist()
+        labels += [0] * len(pairs)
+    scores = classification_scores(probabilities, labels, best_f1_threshold(probabilities, labels))
+    return {"val_iou": float(np.mean(ious)), "val_f1": scores["f1"], "val_precision": scores["precision"],
+            "val_recall": scores["recall"], "val_ap": scores["average_precision"], "val_threshold": scores["threshold"]}

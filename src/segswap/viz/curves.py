@@ -59,7 +59,7 @@ def plot_training_curves(log_csv: Path, val_csv: Path, out_png: Path) -> None:
     """Loss terms (smoothed, log scale) and validation metrics, one panel each, into a PNG."""
     log, val = _read(Path(log_csv)), _read(Path(val_csv))
     losses = {}
-    for key in ("total", "mask", "transported", "corr", "dice"):
+    for key in ("total", "mask", "transported", "corr", "dice", "seg", "match"):
         ys = np.array([float(r[key]) for r in log if r.get(key)]) if log else np.zeros(0)
         sm = _smooth(ys)
         losses[key] = (np.arange(len(sm)) + (len(ys) - len(sm)), sm)

@@ -1,0 +1,146 @@
+"""SCOTT (Pop et al.): is the object in image a the same object as in image b?
+
+* **CODER**, twin encoders that exchange features at every stage: stage 1 encodes each image's frozen
+  backbone map alone, stage i > 1 encodes the concatenation of its own map and the other image's
+  (paper §4, ``F_i^A = ψ_i([F_{i-1}^A, F_{i-1}^B])``). The other map is resized to this image's grid
+  because the two images may have different aspect ratios. The paper's CODER downsamples pixels to
+  stride 32; ours starts from the stride-16 backbone map and keeps that grid, so the masks stay at the
+  pair model's resolution.
+* **Co-salient segmentation heads** on ``F^A ∥ F^B`` → masks ``M^A``, ``M^B``.
+* **MATCHER** (paper Alg. 1): foreground descriptors ``R^A`` (cells with ``M^A > alpha``), ``R^B``;
+  cosine similarity ``S`` (P×Q); ``S_ij · [R^A_i, R^B_j]`` (2d×P×Q); adaptive max-pool to K×K; a small
+  CNN Φ → match logit. To keep CPU memory bounded at most ``max_cells`` foreground cells per image
+  (the most confident, kept in raster order) enter the matcher. Φ is applied to the a→b and the b→a
+  arrangement and the logits averaged, so swapping the images gives the same answer.
+
+The twin branches and the two heads share their weights (a Siamese CODER), which is what makes the
+model symmetric; the paper does not say whether its ψ^A and ψ^B share weights.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Logit returned when either image has no foreground cell: a clear "no match" (probability ≈ 2e-9).
+EMPTY_LOGIT = -20.0
+
+
+def _block(in_dim: int, out_dim: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_dim, out_dim, 3, padding=1), nn.GroupNorm(8, out_dim), nn.ReLU(inplace=True),
+        nn.Conv2d(out_dim, out_dim, 3, padding=1), nn.GroupNorm(8, out_dim), nn.ReLU(inplace=True),
+    )
+
+
+def _on_grid(other: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``other`` (B×C×h'×w') resized to ``like``'s grid, so the two can be concatenated."""
+    if other.shape[-2:] == like.shape[-2:]:
+        return other
+    return F.interpolate(other, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def select_foreground(features: torch.Tensor, mask: torch.Tensor, alpha: float, max_cells: int) -> torch.Tensor:
+    """Foreground descriptors of one image: ``features`` d×h×w, ``mask`` h×w → P×d, P ≤ ``max_cells``
+    cells with ``mask > alpha`` (the most confident if more), in raster order. P may be 0."""
+    flat = mask.flatten()
+    keep = torch.nonzero(flat > alpha).flatten()
+    if len(keep) > max_cells:
+        keep = keep[flat[keep].topk(max_cells).indices].sort().values
+    return features.flatten(1)[:, keep].T
+
+
+class PairPooling(nn.Module):
+    """MATCHER's pairing and pooling: R^A (P×d), R^B (Q×d) → the K×K×2d tensor Φ reads, or None when
+    P or Q is 0 (nothing to compare)."""
+
+    def __init__(self, pool: int):
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, region_a: torch.Tensor, region_b: torch.Tensor) -> torch.Tensor | None:
+        if len(region_a) == 0 or len(region_b) == 0:
+            return None
+        similarity = F.normalize(region_a, dim=1) @ F.normalize(region_b, dim=1).T  # P×Q cosine
+        p, q = similarity.shape
+        pairs = torch.cat([region_a[:, None].expand(p, q, -1), region_b[None].expand(p, q, -1)], dim=-1)
+        weighted = (similarity[..., None] * pairs).permute(2, 0, 1)  # 2d×P×Q
+        return F.adaptive_max_pool2d(weighted[None], self.pool)[0]
+
+
+class ScottMatcher(nn.Module):
+    """Same-object classifier on frozen backbone features.
+
+    ``forward({"feats_a": B×C×Ha×Wa, "feats_b": B×C×Hb×Wb})`` returns
+
+    ============== ============ ===================================================================
+    ``mask_a``     B×Ha×Wa      co-salient mask of a, probabilities
+    ``mask_b``     B×Hb×Wb      the same for b
+    ``match_logit`` B           logit that a and b show the same object (``EMPTY_LOGIT`` if a mask
+                                is empty)
+    ``match_prob`` B            its sigmoid
+    ``empty``      B (bool)     no foreground cell in a or in b
+    ============== ============ ===================================================================
+    """
+
+    default_conf = {
+        "input_dim": 120,   # backbone channels
+        "dim": 96,          # CODER width d (the paper's 512 is for a from-pixels encoder)
+        "stages": 3,        # CODER stages; stages 2.. exchange features between the branches
+        "matcher_dim": 48,  # descriptors are projected to this width before pairing
+        "pool": 12,         # K of the adaptive max-pool (paper: 64 on stride-32 maps of large images)
+        "max_cells": 64,    # foreground cells per image entering the matcher
+        "alpha": 0.5,       # foreground threshold on the masks (paper: validated)
+    }
+
+    def __init__(self, **conf):
+        super().__init__()
+        unknown = set(conf) - set(self.default_conf)
+        if unknown:
+            raise ValueError(f"unknown ScottMatcher options: {sorted(unknown)}")
+        self.conf = {**self.default_conf, **conf}
+        c = self.conf
+        d = c["dim"]
+        self.stages = nn.ModuleList([_block(c["input_dim"], d)] + [_block(2 * d, d) for _ in range(c["stages"] - 1)])
+        self.segmentation_head = nn.Sequential(nn.Conv2d(2 * d, d, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(d, 1, 1))
+        self.project = nn.Conv2d(d, c["matcher_dim"], 1)
+        self.pairing = PairPooling(c["pool"])
+        m = c["matcher_dim"]
+        self.classifier = nn.Sequential(  # Φ
+            nn.Conv2d(2 * m, 64, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(), nn.Linear(64, 1),
+        )
+
+    def encode(self, feats_a: torch.Tensor, feats_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """CODER: both images' maps after the last stage (B×d×Ha×Wa, B×d×Hb×Wb)."""
+        fa, fb = self.stages[0](feats_a), self.stages[0](feats_b)
+        for stage in self.stages[1:]:
+            fa, fb = stage(torch.cat([fa, _on_grid(fb, fa)], 1)), stage(torch.cat([fb, _on_grid(fa, fb)], 1))
+        return fa, fb
+
+    def classify(self, region_a: torch.Tensor, region_b: torch.Tensor) -> torch.Tensor:
+        """Φ on both arrangements of the pair, averaged → a scalar logit (``EMPTY_LOGIT`` if empty)."""
+        ab = self.pairing(region_a, region_b)
+        if ab is None:
+            return torch.tensor(EMPTY_LOGIT)
+        m = region_a.shape[1]
+        ba = torch.cat([ab[m:], ab[:m]]).transpose(1, 2)  # the b→a arrangement: halves swapped, P↔Q
+        return self.classifier(torch.stack([ab, ba])).mean()
+
+    def forward(self, data: dict) -> dict:
+        fa, fb = self.encode(data["feats_a"], data["feats_b"])
+        mask_a = torch.sigmoid(self.segmentation_head(torch.cat([fa, _on_grid(fb, fa)], 1)))[:, 0]
+        mask_b = torch.sigmoid(self.segmentation_head(torch.cat([fb, _on_grid(fa, fb)], 1)))[:, 0]
+        da, db = self.project(fa), self.project(fb)
+        c = self.conf
+        logits, empty = [], []
+        for i in range(len(fa)):
+            region_a = select_foreground(da[i], mask_a[i].detach(), c["alpha"], c["max_cells"])
+            region_b = select_foreground(db[i], mask_b[i].detach(), c["alpha"], c["max_cells"])
+            empty.append(len(region_a) == 0 or len(region_b) == 0)
+            logits.append(self.classify(region_a, region_b))
+        logit = torch.stack(logits)
+        return {"mask_a": mask_a, "mask_b": mask_b, "match_logit": logit, "match_prob": torch.sigmoid(logit),
+                "empty": torch.tensor(empty)}

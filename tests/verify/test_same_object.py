@@ -1,0 +1,81 @@
+"""`segswap verify`: the CLI around SCOTT. The weights here are random (these tests check the command's
+behaviour, not accuracy; the trained weights' numbers are in docs/results.md)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import segswap
+from segswap.errors import SegswapError
+from segswap.models.scott import ScottMatcher
+from segswap.models.weights import save_weights
+from segswap.verify.same_object import load_verifier
+
+DATA = Path(segswap.__file__).parent / "data"
+BOX, SCENE = DATA / "box.png", DATA / "box_in_scene.png"
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-c", "from segswap.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    torch.manual_seed(0)
+    model = ScottMatcher(dim=16, stages=2, matcher_dim=8, pool=4, alpha=0.3)
+    path = tmp_path_factory.mktemp("scott") / "scott.safetensors"
+    save_weights(path, model, backbone="efficientnet-lite2", size=160, info={"validation": {"val_threshold": 0.5}})
+    return path
+
+
+def test_verify_prints_a_verdict_and_writes_json(weights, tmp_path):
+    r = run("verify", str(BOX), str(SCENE), "--weights", str(weights), "--json", str(tmp_path / "v.json"))
+    assert r.returncode == 0, r.stderr
+    verdict = json.loads((tmp_path / "v.json").read_text())
+    assert isinstance(verdict["match"], bool) and 0.0 <= verdict["probability"] <= 1.0
+    assert verdict["threshold"] == 0.5 and verdict["match"] == (verdict["probability"] >= 0.5)
+    assert r.stdout.startswith(f"match: {'yes' if verdict['match'] else 'no'}")
+
+
+def test_verify_gives_the_same_answer_for_a_pair_and_its_swap(weights):
+    verifier = load_verifier(weights)
+    forward, backward = verifier.verify(BOX, SCENE), verifier.verify(SCENE, BOX)
+    assert forward["match"] == backward["match"]
+    assert forward["probability"] == pytest.approx(backward["probability"], abs=1e-6)
+    assert forward["mask_a_area"] == pytest.approx(backward["mask_b_area"])
+
+
+def test_threshold_overrides_the_calibrated_one(weights):
+    probability = load_verifier(weights).verify(BOX, SCENE)["probability"]
+    assert load_verifier(weights, threshold=min(probability + 1e-3, 0.999)).verify(BOX, SCENE)["match"] is False
+    assert load_verifier(weights, threshold=max(probability - 1e-3, 1e-3)).verify(BOX, SCENE)["match"] is True
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--threshold", "1.5"], "strictly between 0 and 1"),
+    (["--size", "100"], "multiple of 16"),
+])
+def test_bad_arguments_are_one_line_errors(weights, args, message):
+    r = run("verify", str(BOX), str(SCENE), "--weights", str(weights), *args)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_pair_model_weights_are_refused(tmp_path):
+    from segswap.models.transformer import SegSwapTransformer
+
+    path = tmp_path / "pair.safetensors"
+    save_weights(path, SegSwapTransformer(dim=32, heads=2, ffn_dim=32, layers="I"), backbone="efficientnet-lite2", size=160)
+    with pytest.raises(SegswapError, match="needs SCOTT weights"):
+        load_verifier(path)
+
+
+def test_an_unreadable_image_is_a_one_line_error(weights, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    r = run("verify", str(bad), str(SCENE), "--weights", str(weights))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
