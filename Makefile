@@ -20,17 +20,30 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# The shipped weights' recipe end to end (docs/training.md): pairs, feature caches, training, export.
-# About 20 minutes on 2 quiet cores. Generated pairs and the run go to $(WORK), outside the repository.
+# The shipped weights' recipes end to end (docs/training.md): pairs, feature caches, training, export.
+# `make weights` (SegSwap) takes about 20 minutes on 2 quiet cores, `weights-scott` about 15 more and
+# `weights-ncnet` about 30 more. Generated pairs and the runs go to $(WORK), outside the repository;
+# `segswap synth` and the feature caches resume, so a second target reuses the pairs.
 SHARED ?= ../shared/data
 WORK ?= ../segswap-train
-.PHONY: weights
-weights: install
+.PHONY: pairs weights weights-scott weights-ncnet
+pairs: install
 	$(BIN)/segswap synth --segments $(SHARED)/train/coco128_seg --backgrounds $(SHARED)/train/photos \
 		--styles $(SHARED)/train/styles --out $(WORK)/coco320 -n 3000 --seed 1 --size 320 --workers 1
 	$(BIN)/segswap synth --segments $(SHARED)/train/coco128_seg --segments $(SHARED)/train/photos --unsupervised \
 		--backgrounds $(SHARED)/train/photos --styles $(SHARED)/train/styles --out $(WORK)/unsup320 -n 1500 \
 		--seed 2 --size 320 --workers 1
+
+weights: pairs
 	$(BIN)/segswap train --pairs $(WORK)/coco320 --pairs $(WORK)/unsup320 --out $(WORK)/run \
 		--val-coseg $(SHARED)/eval/msrc_coseg
 	$(BIN)/segswap export $(WORK)/run --out src/segswap/data/segswap.safetensors
+
+weights-scott: pairs
+	$(BIN)/segswap train --pairs $(WORK)/coco320 --pairs $(WORK)/unsup320 --out $(WORK)/run-scott --config scott
+	$(BIN)/segswap export $(WORK)/run-scott --out src/segswap/data/scott.safetensors
+
+weights-ncnet: pairs
+	$(BIN)/segswap train --pairs $(WORK)/coco320 --pairs $(WORK)/unsup320 --out $(WORK)/run-ncnet --config ncnet \
+		--val-coseg $(SHARED)/eval/msrc_coseg
+	$(BIN)/segswap export $(WORK)/run-ncnet --out src/segswap/data/ncnet.safetensors

@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from . import __version__, cli_collection, cli_eval, cli_synth, cli_verify
+from .cli_collection import MODEL_HELP
 from .errors import SegswapError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -36,7 +37,7 @@ def pair(
     size: Optional[int] = typer.Option(None, help="Input long side in px, a multiple of 16 (default: the weights' own, 480)."),
     backbone: Optional[str] = typer.Option(None, help="Feature backbone (see `segswap backbones`)."),
     weights: Optional[Path] = typer.Option(None, help="Weights file from `segswap export`."),
-    model: Optional[str] = typer.Option(None, help="Pair model: segswap (default) or correlation (training-free)."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     flip: bool = typer.Option(False, help="Also run the pair mirrored and average (test-time augmentation)."),
 ):
     """Match two images: where they share content, and which pixel goes where."""

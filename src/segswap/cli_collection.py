@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-MODEL_HELP = "Pair model: segswap (default, needs trained weights) or correlation (training-free)."
+MODEL_HELP = "Pair model: segswap (default, the transformer), ncnet (the NC-Net variant) or correlation (training-free)."
 WEIGHTS_HELP = "Weights file from `segswap export`."
 
 

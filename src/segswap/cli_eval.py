@@ -8,10 +8,10 @@ from typing import Optional
 
 import typer
 
+from .cli_collection import MODEL_HELP as _MODEL_HELP
+
 eval_app = typer.Typer(add_completion=False, no_args_is_help=True,
                        help="Benchmarks on real data: co-segmentation, correspondences, place recognition.")
-
-_MODEL_HELP = "Pair model: segswap (default), ncnet (needs --weights unless shipped) or correlation (training-free)."
 
 
 def _write_json(path: Optional[Path], result: dict) -> None:

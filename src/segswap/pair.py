@@ -49,7 +49,7 @@ DEFAULT_MODEL = "segswap"
 DEFAULT_SIZE = 480
 UNTRAINED = "untrained"
 #: Weights file shipped inside the package for each trainable model.
-SHIPPED_WEIGHTS = {"segswap": "segswap.safetensors"}
+SHIPPED_WEIGHTS = {"segswap": "segswap.safetensors", "ncnet": "ncnet.safetensors"}
 
 
 def shipped_weights_path(name: str) -> Path | None:

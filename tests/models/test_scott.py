@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from segswap.models.scott import EMPTY_LOGIT, PairPooling, ScottMatcher, select_foreground
+from segswap.models.scott import EMPTY_LOGIT, PairPooling, ScottMatcher, foreground_cells
 from segswap.train.losses import scott_loss
 
 SMALL = {"input_dim": 8, "dim": 16, "stages": 2, "matcher_dim": 8, "pool": 4, "max_cells": 6}
@@ -9,8 +9,8 @@ SMALL = {"input_dim": 8, "dim": 16, "stages": 2, "matcher_dim": 8, "pool": 4, "m
 
 @pytest.mark.parametrize("p,q", [(1, 1), (3, 50), (64, 2), (5, 5)])
 def test_pair_pooling_gives_k_by_k_for_any_foreground_size(p, q):
-    pooled = PairPooling(4)(torch.randn(p, 8), torch.randn(q, 8))
-    assert pooled.shape == (16, 4, 4) and torch.isfinite(pooled).all()
+    pooled = PairPooling(4)(torch.randn(p, 8), torch.randn(q, 8), torch.randn(1, p, q))
+    assert pooled.shape == (18, 4, 4) and torch.isfinite(pooled).all()
 
 
 def test_pair_pooling_of_an_empty_foreground_is_none():
@@ -23,16 +23,15 @@ def test_pair_pooling_weights_each_pair_by_cosine_similarity():
     a = torch.tensor([[1.0, 0.0]])
     b = torch.tensor([[2.0, 0.0], [0.0, 3.0]])  # similar, orthogonal
     pooled = PairPooling(1)(a, b)[:, 0, 0]
-    # max over pairs of S_ij·[a_i, b_j]: the similar pair gives [1, 0, 2, 0]; the orthogonal one zeros
-    assert torch.allclose(pooled, torch.tensor([1.0, 0.0, 2.0, 0.0]))
+    # max over pairs of S_ij·[a_i, b_j]: the similar pair gives [1, 0, 2, 0], the orthogonal one zeros;
+    # then S itself (max 1)
+    assert torch.allclose(pooled, torch.tensor([1.0, 0.0, 2.0, 0.0, 1.0]))
 
 
 def test_foreground_selection_keeps_the_most_confident_cells_in_raster_order():
-    features = torch.arange(12.0).view(1, 3, 4)
     mask = torch.tensor([[0.9, 0.1, 0.6, 0.0], [0.7, 0.95, 0.2, 0.8], [0.0, 0.0, 0.0, 0.51]])
-    picked = select_foreground(features, mask, alpha=0.5, max_cells=3)
-    assert picked[:, 0].tolist() == [0.0, 5.0, 7.0]  # 0.9, 0.95, 0.8 in raster order
-    assert select_foreground(features, mask, alpha=0.99, max_cells=3).shape == (0, 1)
+    assert foreground_cells(mask, alpha=0.5, max_cells=3).tolist() == [0, 5, 7]  # 0.9, 0.95, 0.8 in raster order
+    assert len(foreground_cells(mask, alpha=0.99, max_cells=3)) == 0
 
 
 def test_swapping_the_images_gives_the_same_probability_and_swapped_masks():

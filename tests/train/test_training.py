@@ -196,3 +196,45 @@ def test_scott_trains_in_two_stages_and_exports_a_verifier(pairs, tmp_path):
 def test_scott_refuses_coseg_validation(pairs, tmp_path):
     with pytest.raises(SegswapError, match="SCOTT has none"):
         train([pairs], tmp_path / "run", config="scott-tiny", show_progress=False, overrides=TINY, val_coseg=tmp_path)
+
+
+def test_same_class_negatives_pair_different_objects_of_one_class(tmp_path):
+    from segswap.train.mining import object_classes, same_class_negatives
+
+    class FakeCache:  # the two things the miners read: pair folders and shared photos
+        pair_dirs = []
+
+        @staticmethod
+        def shares_content(i, j):
+            return {i, j} == {0, 1}  # pairs 0 and 1 were made from the same photo
+
+    classes_of = {0: "dog", 1: "dog", 2: "dog", 3: "car", 4: "car"}
+    for i, name in classes_of.items():
+        d = tmp_path / f"{i:06d}"
+        d.mkdir()
+        side = {"source": "/x.jpg", "objects": [{"segment": "x.jpg:1", "class": name, "on_canvas": True}]}
+        (d / "meta.json").write_text(json.dumps({"a": side, "b": side}))
+        FakeCache.pair_dirs.append(d)
+    classes = object_classes(FakeCache, np.arange(5))
+    assert classes[0] == (frozenset({"dog"}), frozenset({"dog"})) and classes[4][1] == frozenset({"car"})
+    pairs = same_class_negatives(np.random.default_rng(0), classes, 40, FakeCache)
+    assert len(pairs) == 40
+    for i, j in pairs:
+        assert i != j and classes_of[int(i)] == classes_of[int(j)] and {int(i), int(j)} != {0, 1}
+
+
+def test_object_classes_read_yolo_label_lines_when_meta_lacks_them(tmp_path):
+    from segswap.train.mining import object_classes
+
+    (tmp_path / "coco" / "images").mkdir(parents=True)
+    (tmp_path / "coco" / "labels").mkdir()
+    (tmp_path / "coco" / "labels" / "p.txt").write_text("3 0 0 1 0 1 1\n17 0 0 1 0 1 1\n")
+    pair = tmp_path / "000000"
+    pair.mkdir()
+    side = {"source": str(tmp_path / "coco" / "images" / "p.jpg"), "objects": [{"segment": "p.jpg:2"}]}
+    (pair / "meta.json").write_text(json.dumps({"a": side, "b": side}))
+
+    class FakeCache:
+        pair_dirs = [pair]
+
+    assert object_classes(FakeCache, np.arange(1))[0] == (frozenset({"17"}), frozenset({"17"}))

@@ -125,6 +125,7 @@ def _features(refine: bool) -> Callable[[MethodOptions], GroupSegmenter]:
 METHODS: dict[str, Method] = {
     "segswap": Method("SegSwap transformer, collection co-segmentation over its pair predictions",
                       _pair_model("segswap")),
+    "ncnet": Method("the same collection pipeline on the NC-Net variant's pair predictions", _pair_model("ncnet")),
     "correlation": Method("the same collection pipeline on the training-free backbone correlation (no transformer)",
                           _pair_model("correlation")),
     "centre-box": Method("the centred box covering 2/3 of each side (no image content)", _per_image(_centre_box)),

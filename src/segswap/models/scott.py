@@ -12,6 +12,10 @@
   CNN Φ → match logit. To keep CPU memory bounded at most ``max_cells`` foreground cells per image
   (the most confident, kept in raster order) enter the matcher. Φ is applied to the a→b and the b→a
   arrangement and the logits averaged, so swapping the images gives the same answer.
+* Ours, not the paper's: Φ also reads ``S`` itself and the cosine similarity of the *frozen* backbone
+  features of the same cells, each max-pooled to K×K. The CODER mixes the other image into each
+  branch, which makes its descriptors alike for any pair; the frozen similarity says whether the two
+  regions actually look alike (without it the classifier stayed near chance, docs/training.md).
 
 The twin branches and the two heads share their weights (a Siamese CODER), which is what makes the
 model symmetric; the paper does not say whether its ψ^A and ψ^B share weights.
@@ -41,32 +45,39 @@ def _on_grid(other: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(other, size=like.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def select_foreground(features: torch.Tensor, mask: torch.Tensor, alpha: float, max_cells: int) -> torch.Tensor:
-    """Foreground descriptors of one image: ``features`` d×h×w, ``mask`` h×w → P×d, P ≤ ``max_cells``
-    cells with ``mask > alpha`` (the most confident if more), in raster order. P may be 0."""
+def foreground_cells(mask: torch.Tensor, alpha: float, max_cells: int) -> torch.Tensor:
+    """Flat indices of one image's foreground cells: ``mask`` h×w → at most ``max_cells`` cells with
+    ``mask > alpha`` (the most confident if more), in raster order. May be empty."""
     flat = mask.flatten()
     keep = torch.nonzero(flat > alpha).flatten()
     if len(keep) > max_cells:
         keep = keep[flat[keep].topk(max_cells).indices].sort().values
-    return features.flatten(1)[:, keep].T
+    return keep
+
+
+def gather_cells(features: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """``features`` d×h×w at flat ``cells`` → P×d."""
+    return features.flatten(1)[:, cells].T
 
 
 class PairPooling(nn.Module):
-    """MATCHER's pairing and pooling: R^A (P×d), R^B (Q×d) → the K×K×2d tensor Φ reads, or None when
-    P or Q is 0 (nothing to compare)."""
+    """MATCHER's pairing and pooling: R^A (P×d), R^B (Q×d) → the (2d+1)×K×K tensor Φ reads (the
+    similarity-weighted pairs, then S), or None when P or Q is 0 (nothing to compare). ``extra``
+    (P×Q similarity maps, E×P×Q) are pooled the same way and appended."""
 
     def __init__(self, pool: int):
         super().__init__()
         self.pool = pool
 
-    def forward(self, region_a: torch.Tensor, region_b: torch.Tensor) -> torch.Tensor | None:
+    def forward(self, region_a: torch.Tensor, region_b: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor | None:
         if len(region_a) == 0 or len(region_b) == 0:
             return None
         similarity = F.normalize(region_a, dim=1) @ F.normalize(region_b, dim=1).T  # P×Q cosine
         p, q = similarity.shape
         pairs = torch.cat([region_a[:, None].expand(p, q, -1), region_b[None].expand(p, q, -1)], dim=-1)
         weighted = (similarity[..., None] * pairs).permute(2, 0, 1)  # 2d×P×Q
-        return F.adaptive_max_pool2d(weighted[None], self.pool)[0]
+        maps = [weighted, similarity[None]] + ([extra] if extra is not None else [])
+        return F.adaptive_max_pool2d(torch.cat(maps)[None], self.pool)[0]
 
 
 class ScottMatcher(nn.Module):
@@ -108,7 +119,7 @@ class ScottMatcher(nn.Module):
         self.pairing = PairPooling(c["pool"])
         m = c["matcher_dim"]
         self.classifier = nn.Sequential(  # Φ
-            nn.Conv2d(2 * m, 64, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(2 * m + 2, 64, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
             nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1),
             nn.Flatten(), nn.Linear(64, 1),
         )
@@ -120,13 +131,15 @@ class ScottMatcher(nn.Module):
             fa, fb = stage(torch.cat([fa, _on_grid(fb, fa)], 1)), stage(torch.cat([fb, _on_grid(fa, fb)], 1))
         return fa, fb
 
-    def classify(self, region_a: torch.Tensor, region_b: torch.Tensor) -> torch.Tensor:
-        """Φ on both arrangements of the pair, averaged → a scalar logit (``EMPTY_LOGIT`` if empty)."""
-        ab = self.pairing(region_a, region_b)
+    def classify(self, region_a: torch.Tensor, region_b: torch.Tensor, frozen_similarity: torch.Tensor) -> torch.Tensor:
+        """Φ on both arrangements of the pair, averaged → a scalar logit (``EMPTY_LOGIT`` if empty).
+        ``frozen_similarity``: P×Q cosine similarity of the backbone features of the same cells."""
+        ab = self.pairing(region_a, region_b, frozen_similarity[None])
         if ab is None:
             return torch.tensor(EMPTY_LOGIT)
         m = region_a.shape[1]
-        ba = torch.cat([ab[m:], ab[:m]]).transpose(1, 2)  # the b→a arrangement: halves swapped, P↔Q
+        # the b→a arrangement: the two descriptor halves swapped, every map transposed (P↔Q)
+        ba = torch.cat([ab[m:2 * m], ab[:m], ab[2 * m:]]).transpose(1, 2)
         return self.classifier(torch.stack([ab, ba])).mean()
 
     def forward(self, data: dict) -> dict:
@@ -137,10 +150,12 @@ class ScottMatcher(nn.Module):
         c = self.conf
         logits, empty = [], []
         for i in range(len(fa)):
-            region_a = select_foreground(da[i], mask_a[i].detach(), c["alpha"], c["max_cells"])
-            region_b = select_foreground(db[i], mask_b[i].detach(), c["alpha"], c["max_cells"])
-            empty.append(len(region_a) == 0 or len(region_b) == 0)
-            logits.append(self.classify(region_a, region_b))
+            cells_a = foreground_cells(mask_a[i].detach(), c["alpha"], c["max_cells"])
+            cells_b = foreground_cells(mask_b[i].detach(), c["alpha"], c["max_cells"])
+            frozen = (F.normalize(gather_cells(data["feats_a"][i], cells_a), dim=1)
+                      @ F.normalize(gather_cells(data["feats_b"][i], cells_b), dim=1).T)
+            empty.append(len(cells_a) == 0 or len(cells_b) == 0)
+            logits.append(self.classify(gather_cells(da[i], cells_a), gather_cells(db[i], cells_b), frozen))
         logit = torch.stack(logits)
         return {"mask_a": mask_a, "mask_b": mask_b, "match_logit": logit, "match_prob": torch.sigmoid(logit),
                 "empty": torch.tensor(empty)}

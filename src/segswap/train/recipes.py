@@ -49,8 +49,9 @@ RECIPES = {
     # The paper's coordinate-regression head, for comparison with the soft-argmax head.
     "regress-head": {"model_conf": {"flow_head": "regress"}},
     "no-correlation-prior": {"model_conf": {"correlation_prior": False}},
-    # The NC-Net variant (segswap.models.ncnet) on the same data and losses; its own model options.
-    "ncnet": {"model": "ncnet", "model_conf": {"channels": [16, 1], "kernel": 3, "temperature": 0.05}},
+    # The NC-Net variant (segswap.models.ncnet) on the same data and losses; its own model options. A step
+    # costs ~11× the transformer's, so 300 steps (~30 min) is what fits the budget (docs/training.md).
+    "ncnet": {"model": "ncnet", "model_conf": {"channels": [16, 1], "kernel": 3, "temperature": 0.05}, "steps": 300},
     # SCOTT (segswap.models.scott), the same-object classifier behind `segswap verify`: first
     # segmentation on matching pairs only, then everything; half the negatives show another object
     # of the same class (docs/training.md).
