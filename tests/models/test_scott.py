@@ -68,7 +68,7 @@ def test_training_steps_lower_both_loss_terms_on_a_fixed_batch():
         terms["total"].backward()
         optimiser.step()
     last = scott_loss(model(inputs), target)
-    assert float(last["seg"]) < first["seg"] and float(last["match"]) < first["match"]
+    assert float(last["seg"].detach()) < first["seg"] and float(last["match"].detach()) < first["match"]
 
 
 def test_segmentation_is_learned_from_matching_pairs_only():
