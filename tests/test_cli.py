@@ -52,7 +52,7 @@ def test_pair_writes_the_four_files(tmp_path):
         (["pair", "{box}", "{box}", "--out", "{out}", "--model", "correlation", "--size", "100"], "multiple of 16"),
         (["pair", "{box}", "{box}", "--out", "{out}", "--model", "correlation", "--backbone", "vgg"], "unknown backbone"),
         (["pair", "{box}", "{box}", "--out", "{out}", "--weights", "{text}"], "not a safetensors"),
-        (["pair", "{box}", "{box}", "--out", "{out}", "--model", "nope"], "unknown model"),
+        (["pair", "{box}", "{box}", "--out", "{out}", "--model", "nope"], "unknown pair model"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_2(tmp_path, args, message):

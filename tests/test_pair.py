@@ -34,7 +34,7 @@ def test_untrained_model_is_refused_unless_asked_for(monkeypatch):
     monkeypatch.setattr("segswap.pair.shipped_weights_path", lambda name: None)
     with pytest.raises(UntrainedModelError, match="no trained weights"):
         segswap.load()
-    with pytest.raises(SegswapError, match="unknown model"):
+    with pytest.raises(SegswapError, match="unknown pair model"):
         segswap.load("nope")
 
 

@@ -88,7 +88,8 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
     else:
         name = name or DEFAULT_MODEL
         if name not in MODEL_CLASSES:
-            raise SegswapError(f"unknown model {name!r}; choose from {', '.join(MODEL_CLASSES)}")
+            hint = " (SCOTT says 'same object or not' without masks: `segswap verify A B`)" if name == "scott" else ""
+            raise SegswapError(f"unknown pair model {name!r}; choose from {', '.join(MODEL_CLASSES)}{hint}")
         shipped = shipped_weights_path(name)
         if shipped is not None and not conf:
             return load(name, shipped, backbone=backbone, size=size, runtime=runtime)
