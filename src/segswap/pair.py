@@ -162,15 +162,15 @@ class Matcher:
 
     def match_many(self, pairs, *, flip: bool = False, min_confidence: float = 0.5, batch_size: int = 8) -> list[dict]:
         """Match many pairs; pairs whose inputs share a grid size run through the model as one batch."""
-        images = {}
+        # Keep each image's features and size only: the resized pixels (7× the features at 480 px) go
+        # as soon as their features are computed.
+        feats, sizes = {}, {}
         for a, b in pairs:
             for img in (a, b):
                 key = _image_key(img)
-                if key not in images:
-                    images[key] = self.prepare(img)
-        feats = {}
-        for key, (tensor, _) in images.items():
-            feats[key] = self.features(tensor)
+                if key not in feats:
+                    tensor, sizes[key] = self.prepare(img)
+                    feats[key] = self.features(tensor)
         groups: dict[tuple, list[int]] = {}
         for i, (a, b) in enumerate(pairs):
             shape = (feats[_image_key(a)].shape, feats[_image_key(b)].shape)
@@ -185,8 +185,8 @@ class Matcher:
                 scores_ab = similarity_score(out["mask_a"], out["mask_b"], out["flow_ab"], fa, fb)
                 scores_ba = similarity_score(out["mask_b"], out["mask_a"], out["flow_ba"], fb, fa)
                 for j, i in enumerate(chunk):
-                    size_a = images[_image_key(pairs[i][0])][1]
-                    size_b = images[_image_key(pairs[i][1])][1]
+                    size_a = sizes[_image_key(pairs[i][0])]
+                    size_b = sizes[_image_key(pairs[i][1])]
                     single = {k: v[j:j + 1] for k, v in out.items()}
                     results[i] = self._result(single, float(scores_ab[j]), float(scores_ba[j]), size_a, size_b, min_confidence)
         return results
