@@ -62,9 +62,14 @@ def search(
     from .collection.index import CollectionIndex
     from .collection.report import write_search_report
     from .collection.search import parse_box, search as run_search
+    from .errors import SegswapError
 
+    if rerank == "ransac" and (model or weights):
+        raise SegswapError("--model and --weights choose the pair model that re-ranks; --rerank ransac uses none")
     with CollectionIndex(index_dir) as collection:
-        matcher = _matcher(model, weights, backbone=collection.backbone, size=collection.size)
+        # ArtMiner's verification needs only the backbone: the training-free model carries it, no weights.
+        name = "correlation" if rerank == "ransac" else model
+        matcher = _matcher(name, weights, backbone=collection.backbone, size=collection.size)
         result = run_search(collection, query, matcher, box=parse_box(box) if box else None, top=top, shortlist=shortlist,
                             rerank=rerank)
         for rank, hit in enumerate(result.hits, 1):

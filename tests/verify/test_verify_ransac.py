@@ -186,7 +186,12 @@ def test_search_command_takes_rerank_ransac(planted_collection, tmp_path):
     index, query, detail, target = planted_collection
     out = tmp_path / "hits.json"
     result = CliRunner().invoke(app, ["search", str(query), "--index", str(index.path), "--box", ",".join(map(str, detail)),
-                                      "--top", "2", "--rerank", "ransac", "--json", str(out), "--model", "correlation"])
+                                      "--top", "2", "--rerank", "ransac", "--json", str(out), "--report", str(tmp_path / "r.html")])
     assert result.exit_code == 0, result.output
     hits = json.loads(out.read_text())
     assert hits[0]["path"] == str(target) and len(hits) == 2
+    report = (tmp_path / "r.html").read_text()
+    assert "re-ranked by ArtMiner" in report and "pair model" not in report
+    refused = CliRunner().invoke(app, ["search", str(query), "--index", str(index.path), "--rerank", "ransac",
+                                       "--model", "segswap"])
+    assert refused.exit_code != 0 and "--rerank ransac uses none" in str(refused.exception or refused.output)

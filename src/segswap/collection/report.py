@@ -28,8 +28,12 @@ def write_search_report(path: Path, result: SearchResult, matcher) -> None:
     tiles = []
     for rank, hit in enumerate(result.hits, 1):
         tiles.append(_tile(hit.image.path, f"#{rank} {hit.image.path.name} — score {hit.score:.2f}", hit.mask, hit.box))
-    summary = [f"{result.shortlisted} images shortlisted by descriptor, re-ranked by the pair model's score (Eq. 3)",
-               model_line(matcher)]
+    if result.rerank == "ransac":
+        summary = [f"{result.shortlisted} images shortlisted by descriptor, re-ranked by ArtMiner's verification "
+                   f"(training-free) on {matcher.backbone.name}"]
+    else:
+        summary = [f"{result.shortlisted} images shortlisted by descriptor, re-ranked by the pair model's score (Eq. 3)",
+                   model_line(matcher)]
     write_report(path, "segswap search", [Row("Query", [query]), Row("Best matches (matched region tinted, its box in green)", tiles)], summary)
 
 

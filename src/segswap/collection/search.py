@@ -59,6 +59,7 @@ class SearchResult:
     query_box: tuple[int, int, int, int] | None
     shortlisted: int
     hits: list[SearchHit]
+    rerank: str = "model"  # what re-ranked the shortlist: one of RERANKERS
 
 
 def parse_box(text: str) -> tuple[int, int, int, int]:
@@ -89,9 +90,9 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
     query_feats = matcher.features(pixels_to_tensor(pixels))[0].numpy()
     candidates = index.descriptor_index().search([pooled(query_feats)[None]], max(shortlist, top))[0]
     if not candidates:
-        return SearchResult(Path(query), box, 0, [])
+        return SearchResult(Path(query), box, 0, [], rerank)
     if rerank == "ransac":
-        return SearchResult(Path(query), box, len(candidates), _verified_hits(index, query_feats, candidates, top, box))
+        return SearchResult(Path(query), box, len(candidates), _verified_hits(index, query_feats, candidates, top, box), rerank)
     features = lambda i: query_feats if i == QUERY else index.features(i)
     predictions = predict_pairs(matcher, features, [(QUERY, image_id) for image_id, _ in candidates],
                                 batch_size=BATCH, show_progress=show_progress, desc="re-ranking")
@@ -102,7 +103,7 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
         region = cycle_consistent_mask(torch.from_numpy(pred.mask_b)[None], torch.from_numpy(pred.mask_a)[None],
                                        torch.from_numpy(pred.flow_ba)[None])[0]
         hits.append(SearchHit(image, pred.score_ab, region.numpy(), region_box(region.numpy(), image.size)))
-    return SearchResult(Path(query), box, len(candidates), hits)
+    return SearchResult(Path(query), box, len(candidates), hits, rerank)
 
 
 def _verified_hits(index: CollectionIndex, query_feats: np.ndarray, candidates, top: int, box) -> list[SearchHit]:

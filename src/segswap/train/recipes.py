@@ -55,6 +55,8 @@ RECIPES = {
     # The paper's coordinate-regression head, for comparison with the soft-argmax head.
     "regress-head": {"model_conf": {"flow_head": "regress"}, "loss_weights": EQ2_DICE},
     "no-correlation-prior": {"model_conf": {"correlation_prior": False}, "loss_weights": EQ2_DICE},
+    # The paper's width (256) on the default loss: is the model too small for the data (docs/training.md)?
+    "wide": {"model_conf": {"dim": 256, "ffn_dim": 256}},
     # The NC-Net variant (segswap.models.ncnet) on the same data and Eq. 2 + Dice; its own model options.
     # A step costs ~10× the transformer's, so 300 steps (~30 min) is what fits the budget.
     "ncnet": {"model": "ncnet", "model_conf": {"channels": [16, 1], "kernel": 3, "temperature": 0.05}, "steps": 300,
