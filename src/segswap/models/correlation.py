@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layers import merged_conf
+
 
 def cell_centres(h: int, w: int, device=None) -> torch.Tensor:
     """(h·w)×2 cell centres, (x, y) normalised to [0, 1]."""
@@ -28,10 +30,7 @@ class CorrelationMatcher(nn.Module):
 
     def __init__(self, **conf):
         super().__init__()
-        unknown = set(conf) - set(self.default_conf)
-        if unknown:
-            raise ValueError(f"unknown CorrelationMatcher options: {sorted(unknown)}")
-        self.conf = {**self.default_conf, **conf}
+        self.conf = merged_conf(self, conf)
 
     def forward(self, data: dict) -> dict:
         fa, fb = data["feats_a"], data["feats_b"]

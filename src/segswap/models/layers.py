@@ -78,3 +78,11 @@ def split_head_output(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     """B×3×H×W head logits → (mask B×H×W, flow B×H×W×2), both through a clamped sigmoid."""
     out = torch.sigmoid(logits).clamp(1e-7, 1 - 1e-7)
     return out[:, 2], out[:, :2].permute(0, 2, 3, 1)
+
+
+def merged_conf(model: nn.Module, conf: dict) -> dict:
+    """``model.default_conf`` with the overrides ``conf``; an option it does not have is an error."""
+    unknown = set(conf) - set(model.default_conf)
+    if unknown:
+        raise ValueError(f"unknown {type(model).__name__} options: {sorted(unknown)}")
+    return {**model.default_conf, **conf}

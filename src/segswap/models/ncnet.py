@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .correlation import cell_centres
+from .layers import merged_conf
 
 
 class Conv4d(nn.Module):
@@ -59,10 +60,7 @@ class NCNetMatcher(nn.Module):
 
     def __init__(self, **conf):
         super().__init__()
-        unknown = set(conf) - set(self.default_conf)
-        if unknown:
-            raise ValueError(f"unknown NCNetMatcher options: {sorted(unknown)}")
-        self.conf = {**self.default_conf, **conf}
+        self.conf = merged_conf(self, conf)
         layers, previous = [], 1
         for channels in self.conf["channels"]:
             layers += [Conv4d(previous, channels, self.conf["kernel"]), nn.ReLU()]

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import merged_conf
+
 #: Logit returned when either image has no foreground cell: a clear "no match" (probability ≈ 2e-9).
 EMPTY_LOGIT = -20.0
 #: The similarity statistics vary within a narrow band (best cosines ≈ 0.5–0.9); this gain puts them on
@@ -113,10 +115,7 @@ class ScottMatcher(nn.Module):
 
     def __init__(self, **conf):
         super().__init__()
-        unknown = set(conf) - set(self.default_conf)
-        if unknown:
-            raise ValueError(f"unknown ScottMatcher options: {sorted(unknown)}")
-        self.conf = {**self.default_conf, **conf}
+        self.conf = merged_conf(self, conf)
         c = self.conf
         d = c["dim"]
         self.stages = nn.ModuleList([_block(c["input_dim"], d)] + [_block(2 * d, d) for _ in range(c["stages"] - 1)])

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .correlation import cell_centres
-from .layers import AttentionBlock, sine_position_encoding, split_head_output
+from .layers import AttentionBlock, merged_conf, sine_position_encoding, split_head_output
 
 
 PRIOR_CUES = ("best", "second", "mutual")
@@ -75,10 +75,7 @@ class SegSwapTransformer(nn.Module):
 
     def __init__(self, **conf):
         super().__init__()
-        unknown = set(conf) - set(self.default_conf)
-        if unknown:
-            raise ValueError(f"unknown SegSwapTransformer options: {sorted(unknown)}")
-        self.conf = {**self.default_conf, **conf}
+        self.conf = merged_conf(self, conf)
         c = self.conf
         if set(c["layers"]) - {"I", "C"} or not c["layers"]:
             raise ValueError(f"layers must be a non-empty string of 'I' and 'C', got {c['layers']!r}")
