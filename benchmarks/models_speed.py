@@ -21,7 +21,7 @@ from _machine import machine_summary, median_time, print_table  # noqa: E402
 
 import segswap
 from segswap.backbone import get_backbone
-from segswap.io import load_image, resize_for_model
+from segswap.io import load_image, pixels_to_tensor, resize_for_model
 from segswap.verify.ransac import verify
 from segswap.verify.same_object import load_verifier
 
@@ -42,7 +42,7 @@ def main() -> None:
         # The demo pair shipped in the package (real content: RANSAC's work depends on the matches).
         image_a = resize_for_model(load_image(DATA / "box.png"), size)
         image_b = resize_for_model(load_image(DATA / "box_in_scene.png"), size)
-        tensor_a, tensor_b = (torch.from_numpy(im.copy()).permute(2, 0, 1)[None].float() / 255 for im in (image_a, image_b))
+        tensor_a, tensor_b = pixels_to_tensor(image_a), pixels_to_tensor(image_b)
         fa, fb = backbone(tensor_a), backbone(tensor_b)
         target = fb[0].numpy()
         heads = {

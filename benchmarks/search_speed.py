@@ -37,7 +37,8 @@ from _machine import machine_summary, print_table  # noqa: E402
 
 import segswap  # noqa: E402
 from segswap.collection.descriptor import pooled  # noqa: E402
-from segswap.collection.features import model_input, pixels_to_tensor  # noqa: E402
+from segswap.collection.features import model_input  # noqa: E402
+from segswap.io import pixels_to_tensor  # noqa: E402
 from segswap.collection.index import CollectionIndex, IndexEntry, IndexWriter, create_index  # noqa: E402
 from segswap.collection.pairs import predict_pairs  # noqa: E402
 from segswap.collection.search import BATCH, query_pixels, search  # noqa: E402

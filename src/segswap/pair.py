@@ -39,7 +39,7 @@ import torch
 
 from .backbone import DEFAULT_BACKBONE, get_backbone
 from .errors import SegswapError, UntrainedModelError
-from .io import load_image, resize_for_model
+from .io import load_image, pixels_to_tensor, resize_for_model
 from .models import MODEL_CLASSES, TRAINABLE
 from .models.correlation import cell_centres
 from .models.layers import read_through_flow
@@ -128,9 +128,7 @@ class Matcher:
     def prepare(self, image) -> tuple[torch.Tensor, tuple[int, int]]:
         """Load ``image`` (path, PIL image or array) → (1×3×H×W tensor in [0, 1], original (w, h))."""
         rgb = load_image(image)
-        resized = resize_for_model(rgb, self.size)
-        tensor = torch.tensor(resized).permute(2, 0, 1)[None].float().div_(255.0)  # copies: PIL arrays are read-only
-        return tensor, (rgb.shape[1], rgb.shape[0])
+        return pixels_to_tensor(resize_for_model(rgb, self.size)), (rgb.shape[1], rgb.shape[0])
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """B×3×H×W in [0, 1] → B×C×H/16×W/16 L2-normalised backbone features."""

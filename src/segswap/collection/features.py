@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import ImageError
-from ..io import load_image, resize_for_model
+from ..io import load_image, pixels_to_tensor, resize_for_model
 
 #: Files decoded ahead of the backbone.
 PREFETCH = 8
@@ -27,12 +27,6 @@ def model_input(path: Path, size: int) -> tuple[torch.Tensor, tuple[int, int]]:
     except OSError as err:  # e.g. the file vanished or became unreadable after it was listed
         raise ImageError(f"{path}: {err.strerror or err}") from None
     return pixels_to_tensor(resize_for_model(rgb, size)), (rgb.shape[1], rgb.shape[0])
-
-
-def pixels_to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """H×W×3 uint8 → 1×3×H×W float tensor in [0, 1]."""
-    # The decoded array may be read-only (a view of PIL's buffer); torch wants a writable one.
-    return torch.from_numpy(np.require(rgb, requirements="W")).permute(2, 0, 1)[None].float().div_(255.0)
 
 
 def prefetched(load: Callable, items: Iterable, ahead: int = PREFETCH) -> Iterator[tuple[object, object]]:

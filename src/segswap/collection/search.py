@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from ..errors import SegswapError
-from ..io import load_image, resize_for_model
+from ..io import load_image, pixels_to_tensor, resize_for_model
 from ..pair import cycle_consistent_mask
 from ..verify.ransac import TOLERANCE_CELLS_IMAGE, TOLERANCE_CELLS_REGION, verify
 from .descriptor import pooled
-from .features import cells_to_pixels, pixels_to_tensor
+from .features import cells_to_pixels
 from .index import CollectionIndex, IndexedImage
 from .pairs import predict_pairs
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import SegswapError
-from ..io import resize_for_model
+from ..io import pixels_to_tensor, resize_for_model
 
 #: Side fraction of the centre box (⅔ of each side, the floor measured in docs/reference.md).
 CENTRE_FRACTION = 2 / 3
@@ -73,9 +73,7 @@ def grabcut_centre(image: np.ndarray) -> np.ndarray:
 
 def backbone_tokens(backbone, image: np.ndarray, size: int) -> torch.Tensor:
     """C×h×w L2-normalised features of an RGB uint8 image resized to long side ``size``."""
-    resized = resize_for_model(image, size)
-    tensor = torch.tensor(resized, dtype=torch.float32).permute(2, 0, 1)[None].div_(255.0)
-    return backbone(tensor)[0]
+    return backbone(pixels_to_tensor(resize_for_model(image, size)))[0]
 
 
 def without_own_mean(tokens: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ from typing import Union
 
 import cv2
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError
@@ -155,6 +156,12 @@ def resize_for_model(image: np.ndarray, size: int, stride: int = 16) -> np.ndarr
         return image
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     return cv2.resize(image, (new_w, new_h), interpolation=interp)
+
+
+def pixels_to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """H×W×3 uint8 → 1×3×H×W float tensor in [0, 1]."""
+    # The decoded array may be read-only (a view of PIL's buffer); torch wants a writable one.
+    return torch.from_numpy(np.require(rgb, requirements="W")).permute(2, 0, 1)[None].float().div_(255.0)
 
 
 def _first_line(err: BaseException) -> str:

@@ -52,7 +52,7 @@ class CosegPairValidation:
     def __init__(self, root, backbone: str, size: int, pairs_per_group: int = 6):
         from ..backbone import get_backbone
         from ..evaluation.coseg import read_coseg_benchmark, read_truth
-        from ..io import load_image, resize_for_model
+        from ..io import load_image, pixels_to_tensor, resize_for_model
 
         extractor = get_backbone(backbone)
         self.pairs: dict[str, list[tuple[int, int]]] = {}
@@ -61,9 +61,7 @@ class CosegPairValidation:
             chosen = items[: pairs_per_group + 1]
             first = len(self.features)
             for item in chosen:
-                rgb = resize_for_model(load_image(item.image), size)
-                tensor = torch.tensor(rgb).permute(2, 0, 1)[None].float().div_(255.0)
-                self.features.append(extractor(tensor))
+                self.features.append(extractor(pixels_to_tensor(resize_for_model(load_image(item.image), size))))
                 self.truth.append(read_truth(item.truth))
             self.pairs[group] = [(first + k, first + k + 1) for k in range(len(chosen) - 1)]
 

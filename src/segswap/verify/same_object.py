@@ -14,7 +14,7 @@ import torch
 
 from ..backbone import get_backbone
 from ..errors import SegswapError, UntrainedModelError
-from ..io import load_image, resize_for_model
+from ..io import load_image, pixels_to_tensor, resize_for_model
 from ..models.weights import load_weights
 
 SHIPPED_SCOTT_WEIGHTS = "scott.safetensors"
@@ -36,8 +36,7 @@ class Verifier:
 
     def features(self, image) -> torch.Tensor:
         """An image (path, PIL image or array) → its 1×C×h×w backbone features at the model's size."""
-        rgb = resize_for_model(load_image(image), self.size)
-        return self.backbone(torch.tensor(rgb).permute(2, 0, 1)[None].float().div_(255.0))
+        return self.backbone(pixels_to_tensor(resize_for_model(load_image(image), self.size)))
 
     @torch.inference_mode()
     def verify_features(self, feats_a: torch.Tensor, feats_b: torch.Tensor) -> dict:
