@@ -1,9 +1,12 @@
+import itertools
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from segswap.models import CorrelationMatcher, SegSwapTransformer
 from segswap.models.layers import sine_position_encoding
+from segswap.models.transformer import diagonal_consensus
 from segswap.models.correlation import cell_centres
 from segswap.train.losses import segswap_loss
 
@@ -17,6 +20,8 @@ def _random_feats(b, c, h, w, seed):
     (SegSwapTransformer, {"input_dim": 32, "dim": 64}),
     (SegSwapTransformer, {"input_dim": 32, "dim": 64, "flow_head": "match"}),
     (SegSwapTransformer, {"input_dim": 32, "dim": 64, "flow_head": "match", "correlation_prior": True}),
+    (SegSwapTransformer, {"input_dim": 32, "dim": 64, "flow_head": "match", "correlation_prior": True,
+                          "consensus_radius": 1, "context_convs": 1}),
     (CorrelationMatcher, {}),
 ])
 def test_outputs_shapes_and_ranges_for_unequal_sizes(model_cls, conf):
@@ -36,14 +41,38 @@ def test_transformer_rejects_unknown_options():
         SegSwapTransformer(layers="IXI")
 
 
-def test_swapping_the_inputs_swaps_the_outputs():
+@pytest.mark.parametrize("conf", [{}, {"correlation_prior": True, "consensus_radius": 1, "context_convs": 1}])
+def test_swapping_the_inputs_swaps_the_outputs(conf):
     # Weights are shared across directions, so the model is equivariant to exchanging a and b.
-    model = SegSwapTransformer(input_dim=16, dim=32).eval()
+    model = SegSwapTransformer(input_dim=16, dim=32, **conf).eval()
     fa, fb = _random_feats(1, 16, 6, 6, 2), _random_feats(1, 16, 5, 8, 3)
     ab = model({"feats_a": fa, "feats_b": fb})
     ba = model({"feats_a": fb, "feats_b": fa})
     assert torch.allclose(ab["mask_a"], ba["mask_b"], atol=1e-5)
     assert torch.allclose(ab["flow_ab"], ba["flow_ba"], atol=1e-5)
+
+
+@pytest.mark.parametrize("radius", [1, 2])
+def test_diagonal_consensus_is_the_mean_over_cells_displaced_together(radius):
+    grid_a, grid_b = (4, 5), (3, 6)
+    sim = torch.randn(2, 20, 18, generator=torch.Generator().manual_seed(6))
+    got = diagonal_consensus(sim, grid_a, grid_b, radius).view(2, *grid_a, *grid_b)
+    volume = sim.view(2, *grid_a, *grid_b)
+    for ya, xa, yb, xb in itertools.product(*map(range, grid_a + grid_b)):
+        values = [volume[:, ya + dy, xa + dx, yb + dy, xb + dx]
+                  for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)
+                  if 0 <= ya + dy < grid_a[0] and 0 <= xa + dx < grid_a[1] and 0 <= yb + dy < grid_b[0] and 0 <= xb + dx < grid_b[1]]
+        assert torch.allclose(got[:, ya, xa, yb, xb], sum(values) / len(values), atol=1e-6)
+
+
+def test_consensus_favours_a_shared_patch_over_a_lone_lookalike_cell():
+    fa, fb = _random_feats(1, 512, 8, 8, 7), _random_feats(1, 512, 8, 8, 8)
+    fb[:, :, 4:7, 1:4] = fa[:, :, 1:4, 3:6]  # a shared 3×3 patch
+    fb[:, :, 1, 6] = fa[:, :, 6, 1]  # and a single cell that looks like another of a's cells
+    sim = torch.einsum("bcn,bcm->bnm", fa.flatten(2), fb.flatten(2))
+    patch = diagonal_consensus(sim, (8, 8), (8, 8), 1).view(8, 8, 8, 8)
+    assert sim.view(8, 8, 8, 8)[6, 1, 1, 6] > 0.99 and sim.view(8, 8, 8, 8)[2, 4, 5, 2] > 0.99
+    assert patch[2, 4, 5, 2] > 0.99 and patch[6, 1, 1, 6] < 0.3
 
 
 def test_sine_encoding_distinguishes_positions_and_is_bounded():

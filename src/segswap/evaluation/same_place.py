@@ -59,10 +59,13 @@ def evaluate_same_place(root, verifier, matcher, negatives: int = NEGATIVES_PER_
     bench = read_vpr_benchmark(root)
     images = bench.queries + bench.references
     scott_feats, pair_feats = {}, {}
+    # get_backbone hands out one instance per backbone, so the same object at the same size means the
+    # same features: compute them once.
+    shared = verifier.backbone is matcher.backbone and verifier.size == matcher.size
     for path in tqdm(images, desc="same-place features", unit="image", disable=not show_progress):
         image = load_image(path)
-        scott_feats[path] = verifier.features(image)
         pair_feats[path] = matcher.features(matcher.prepare(image)[0])
+        scott_feats[path] = pair_feats[path] if shared else verifier.features(image)
     descriptors_q = torch.stack([global_descriptor(pair_feats[p]) for p in bench.queries])
     descriptors_r = torch.stack([global_descriptor(pair_feats[p]) for p in bench.references])
     pairs, labels = query_reference_pairs(bench, descriptors_q, descriptors_r, negatives)

@@ -69,6 +69,22 @@ class AttentionBlock(nn.Module):
         return self.norm2(x + self.drop(self.ffn(x)))
 
 
+class GridContext(nn.Module):
+    """Residual blocks of two 3×3 convolutions over a B×C×H×W token grid: each cell sees its
+    neighbours' features and correlation cues before (and after) the attention layers."""
+
+    def __init__(self, dim: int, blocks: int):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1), nn.ReLU(), nn.Conv2d(dim, dim, 3, padding=1)) for _ in range(blocks)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = x + block(x)
+        return x
+
+
 def read_through_flow(values: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Bilinearly read ``values`` (B×C×H×W) at ``flow`` (B×h×w×2, (x, y) in [0, 1]) → B×C×h×w."""
     return F.grid_sample(values, flow * 2 - 1, mode="bilinear", padding_mode="border", align_corners=False)

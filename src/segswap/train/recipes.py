@@ -71,6 +71,10 @@ RECIPES = {
                    "steps": 6, "segmentation_steps": 2, "positives": 2, "negatives": 2, "same_class_negatives": 0.5,
                    "loss_weights": {"seg": 1.0, "match": 1.0}, "warmup": 2, "val_pairs": 4, "val_every": 3,
                    "checkpoint_every": 2},
+    # 3×3 convolutions around the attention layers (segswap.models.layers.GridContext).
+    "context": {"model_conf": {"context_convs": 1}},
+    "context2": {"model_conf": {"context_convs": 2}},
+    "consensus": {"model_conf": {"context_convs": 1, "consensus_radius": 1}},
     # Seconds, for tests and smoke runs.
     "tiny": {"model_conf": {"dim": 32, "heads": 2, "ffn_dim": 32, "layers": "ICI", "dropout": 0.0}, "steps": 6,
              "positives": 2, "negatives": 2, "warmup": 2, "val_pairs": 2, "val_every": 3, "checkpoint_every": 2,
@@ -78,12 +82,19 @@ RECIPES = {
 }
 
 
-def _merge(base: dict, override: dict) -> dict:
+def _merge(base: dict, override: dict, open_keys: bool = False) -> dict:
+    """``override`` applied to ``base``; a key ``base`` lacks is an error, except inside ``model_conf``
+    (the model checks its own options, so a new option leaves the older recipes' hashes alone)."""
     out = copy.deepcopy(base)
     for key, value in override.items():
         if key not in base:
-            raise SegswapError(f"unknown recipe option {key!r}")
-        out[key] = _merge(base[key], value) if isinstance(value, dict) and key != "loss_weights" else value
+            if not open_keys:
+                raise SegswapError(f"unknown recipe option {key!r}")
+            out[key] = value
+        elif isinstance(value, dict) and key != "loss_weights":
+            out[key] = _merge(base[key], value, open_keys=key == "model_conf")
+        else:
+            out[key] = value
     return out
 
 
