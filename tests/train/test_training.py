@@ -11,7 +11,8 @@ from segswap.train import loop
 from segswap.train.cache import FeatureCache, build_cache
 from segswap.train.loop import export, train
 from segswap.train.mining import mine_hard_negatives
-from segswap.train.recipes import get_recipe
+from segswap.models import ALL_MODEL_CLASSES
+from segswap.train.recipes import RECIPES, get_recipe, recipe_hash
 
 
 def _fake_synth(root, n=8, size=64, seed=0):
@@ -238,3 +239,15 @@ def test_object_classes_read_yolo_label_lines_when_meta_lacks_them(tmp_path):
         pair_dirs = [pair]
 
     assert object_classes(FakeCache, np.arange(1))[0] == (frozenset({"17"}), frozenset({"17"}))
+
+
+def test_recipes_refuse_unknown_options_but_models_may_gain_new_ones():
+    with pytest.raises(SegswapError, match="unknown recipe option"):
+        get_recipe("default", learning_rate=1.0)
+    plain, default = get_recipe("plain"), get_recipe("default")
+    # A model option newer than the base recipe goes into model_conf; the older recipes keep their hash.
+    assert "consensus_radius" not in plain["model_conf"] and default["model_conf"]["consensus_radius"] == 1
+    assert recipe_hash(plain) != recipe_hash(default)
+    for name in RECIPES:
+        recipe = get_recipe(name)
+        ALL_MODEL_CLASSES[recipe["model"]](input_dim=8, **recipe["model_conf"])  # every recipe builds its model

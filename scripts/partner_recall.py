@@ -1,0 +1,84 @@
+"""How well do frozen features find the pasted object across a synthetic pair, before any training?
+
+For the masked cells of image a: how often the true partner cell in b (from the ground-truth flow) is
+among the 5 most similar cells of b, and the AUC of a cell's best similarity as a predictor of the
+mask. Similarities: the cells' cosine, its diagonal consensus (the transformer's patch-level cue), and
+with ``--stride8`` the cells extended by EfficientNet-Lite2's stride-8 features (recomputed from the
+pair's images).
+
+    .venv/bin/python scripts/partner_recall.py W/coco320 [-n 300] [--stride8]
+
+Needs the folder's feature cache (written by `segswap train`). Used in docs/training.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+
+from segswap.backbone.efficientnet import load_stride16_net
+from segswap.io import load_image, pixels_to_tensor, resize_for_model
+from segswap.models.transformer import diagonal_consensus
+from segswap.train.cache import FeatureCache, cache_dir_for
+
+STRIDE8_BLOCK = 6  # Lite2's last block at stride 8 (48 channels; reference.md)
+
+
+def stride8_features(net, path: Path, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(stride-8, stride-16) maps of one image, 1×C×h×w each."""
+    x = net.stem((pixels_to_tensor(resize_for_model(load_image(path), size)) * 255 - 127) / 128)
+    for k, block in enumerate(net.blocks):
+        x = block(x)
+        if k == STRIDE8_BLOCK:
+            s8 = x
+    return s8, x
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pairs", type=Path, help="a segswap synth folder with a feature cache")
+    parser.add_argument("-n", type=int, default=300, help="pairs to sample")
+    parser.add_argument("--size", type=int, default=320)
+    parser.add_argument("--stride8", action="store_true", help="also try cells extended by stride-8 features")
+    args = parser.parse_args()
+    cache = FeatureCache([cache_dir_for(args.pairs, "efficientnet-lite2", args.size)])
+    net = load_stride16_net("efficientnet-lite2") if args.stride8 else None
+    found: dict[str, list] = {}
+    scores: dict[str, list] = {}
+    labels = []
+    for i in np.random.default_rng(0).choice(len(cache), min(args.n, len(cache)), replace=False):
+        pair = cache.get(np.array([i]))
+        fa, fb = (F.normalize(pair[k].float(), dim=1) for k in ("feats_a", "feats_b"))
+        (h, w), (hb, wb) = fa.shape[2:], fb.shape[2:]
+        sim = torch.einsum("bcn,bcm->bnm", fa.flatten(2), fb.flatten(2))
+        variants = {"cell": sim, "consensus r=1": diagonal_consensus(sim, (h, w), (hb, wb), 1),
+                    "consensus r=2": diagonal_consensus(sim, (h, w), (hb, wb), 2)}
+        if net is not None:
+            with torch.no_grad():
+                (a8, _), (b8, _) = (stride8_features(net, cache.pair_dirs[i] / f"{s}.jpg", args.size) for s in "ab")
+            for name, reduce in (("+ stride 8, space-to-depth", lambda t: F.pixel_unshuffle(t, 2)),
+                                 ("+ stride 8, pooled", lambda t: F.avg_pool2d(t, 2))):
+                ea, eb = (F.normalize(torch.cat([f, F.normalize(reduce(t), dim=1)], 1), dim=1) for f, t in ((fa, a8), (fb, b8)))
+                variants[name] = torch.einsum("bcn,bcm->bnm", ea.flatten(2), eb.flatten(2))
+        mask = pair["mask_a"][0].flatten() > 0.5
+        flow = pair["flow_ab"][0]
+        partner = ((flow[..., 1] * hb).long().clamp(0, hb - 1) * wb + (flow[..., 0] * wb).long().clamp(0, wb - 1)).flatten()
+        labels.append(mask.numpy())
+        for name, s in variants.items():
+            top5 = s[0].topk(5, dim=1).indices[mask]
+            found.setdefault(name, []).append((top5 == partner[mask, None]).any(1).numpy())
+            scores.setdefault(name, []).append(s[0].max(1).values.numpy())
+    labels = np.concatenate(labels)
+    print(f"{len(labels) // (h * w)} pairs of {args.pairs}, {int(labels.sum())} masked cells")
+    print("| similarity | true partner in top 5 | best-similarity mask AUC |\n|---|---|---|")
+    for name in found:
+        print(f"| {name} | {np.concatenate(found[name]).mean():.3f} | {roc_auc_score(labels, np.concatenate(scores[name])):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
