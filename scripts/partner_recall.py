@@ -23,6 +23,7 @@ from sklearn.metrics import roc_auc_score
 
 from segswap.backbone.efficientnet import load_stride16_net
 from segswap.io import load_image, pixels_to_tensor, resize_for_model
+from segswap.models.correlation import cell_similarity
 from segswap.models.transformer import diagonal_consensus
 from segswap.train.cache import FeatureCache, cache_dir_for
 
@@ -30,13 +31,15 @@ STRIDE8_BLOCK = 6  # Lite2's last block at stride 8 (48 channels; reference.md)
 
 
 def stride8_features(net, path: Path, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(stride-8, stride-16) maps of one image, 1×C×h×w each."""
-    x = net.stem((pixels_to_tensor(resize_for_model(load_image(path), size)) * 255 - 127) / 128)
-    for k, block in enumerate(net.blocks):
-        x = block(x)
-        if k == STRIDE8_BLOCK:
-            s8 = x
-    return s8, x
+    """(stride-8, stride-16) maps of one image, 1×C×h×w each: the network's own forward pass, with
+    the stride-8 block's output caught on the way."""
+    caught = {}
+    hook = net.blocks[STRIDE8_BLOCK].register_forward_hook(lambda module, args, output: caught.update(s8=output))
+    try:
+        s16 = net(pixels_to_tensor(resize_for_model(load_image(path), size)))
+    finally:
+        hook.remove()
+    return caught["s8"], s16
 
 
 def main() -> None:
@@ -55,7 +58,7 @@ def main() -> None:
         pair = cache.get(np.array([i]))
         fa, fb = (F.normalize(pair[k].float(), dim=1) for k in ("feats_a", "feats_b"))
         (h, w), (hb, wb) = fa.shape[2:], fb.shape[2:]
-        sim = torch.einsum("bcn,bcm->bnm", fa.flatten(2), fb.flatten(2))
+        sim = cell_similarity(fa, fb)
         variants = {"cell": sim, "consensus r=1": diagonal_consensus(sim, (h, w), (hb, wb), 1),
                     "consensus r=2": diagonal_consensus(sim, (h, w), (hb, wb), 2)}
         if net is not None:
@@ -64,7 +67,7 @@ def main() -> None:
             for name, reduce in (("+ stride 8, space-to-depth", lambda t: F.pixel_unshuffle(t, 2)),
                                  ("+ stride 8, pooled", lambda t: F.avg_pool2d(t, 2))):
                 ea, eb = (F.normalize(torch.cat([f, F.normalize(reduce(t), dim=1)], 1), dim=1) for f, t in ((fa, a8), (fb, b8)))
-                variants[name] = torch.einsum("bcn,bcm->bnm", ea.flatten(2), eb.flatten(2))
+                variants[name] = cell_similarity(ea, eb)
         mask = pair["mask_a"][0].flatten() > 0.5
         flow = pair["flow_ab"][0]
         partner = ((flow[..., 1] * hb).long().clamp(0, hb - 1) * wb + (flow[..., 0] * wb).long().clamp(0, wb - 1)).flatten()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Callable
 
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 from ..errors import SegswapError
 
 
-class Backbone:
+class Backbone(ABC):
     """A frozen, inference-only feature extractor giving L2-normalised stride-16 maps.
 
     Subclasses set ``name``, ``channels`` and ``runtime`` and implement :meth:`_features`.
@@ -38,9 +39,9 @@ class Backbone:
         # Inference tensors cannot be saved for backward; a clone outside inference mode can.
         return features.clone()
 
+    @abstractmethod
     def _features(self, images: torch.Tensor) -> torch.Tensor:
         """B×3×H×W in [0, 1] -> B×C×H/16×W/16, not yet normalised."""
-        raise NotImplementedError
 
     def _check(self, images: torch.Tensor) -> None:
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:

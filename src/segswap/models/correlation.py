@@ -21,6 +21,11 @@ def cell_centres(h: int, w: int, device=None) -> torch.Tensor:
     return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
 
 
+def cell_similarity(fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of every cell of a (B×C×Ha×Wa, L2-normalised) with every cell of b → B×Na×Nb."""
+    return torch.einsum("bcn,bcm->bnm", fa.flatten(2), fb.flatten(2))
+
+
 class CorrelationMatcher(nn.Module):
     """Same inputs and outputs as :class:`segswap.models.transformer.SegSwapTransformer`; no weights."""
 
@@ -35,7 +40,7 @@ class CorrelationMatcher(nn.Module):
     def forward(self, data: dict) -> dict:
         fa, fb = data["feats_a"], data["feats_b"]
         (b, _, ha, wa), (_, _, hb, wb) = fa.shape, fb.shape
-        sim = torch.einsum("bcn,bcm->bnm", fa.flatten(2), fb.flatten(2)) / self.conf["temperature"]
+        sim = cell_similarity(fa, fb) / self.conf["temperature"]
         p_ab = sim.softmax(dim=2)  # each a-cell's distribution over b
         p_ba = sim.softmax(dim=1)  # each b-cell's distribution over a
         mutual = p_ab * p_ba

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .correlation import cell_centres
+from .correlation import cell_centres, cell_similarity
 from .layers import merged_conf
 
 
@@ -73,7 +73,7 @@ class NCNetMatcher(nn.Module):
     def filtered_scores(self, fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
         """Symmetric neighbourhood consensus of the correlation → B×(Ha·Wa)×(Hb·Wb)."""
         (b, _, ha, wa), (hb, wb) = fa.shape, fb.shape[2:]
-        volume = torch.einsum("bchw,bcxy->bhwxy", fa, fb)[:, None]
+        volume = cell_similarity(fa, fb).view(b, 1, ha, wa, hb, wb)
         swapped = volume.permute(0, 1, 4, 5, 2, 3)
         scores = self.consensus(volume) + self.consensus(swapped).permute(0, 1, 4, 5, 2, 3)
         return scores.reshape(b, ha * wa, hb * wb)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .correlation import cell_centres
+from .correlation import cell_centres, cell_similarity
 from .layers import AttentionBlock, GridContext, merged_conf, sine_position_encoding, split_head_output
 
 
@@ -79,7 +79,7 @@ def correlation_cues(fa: torch.Tensor, fb: torch.Tensor, consensus_radius: int =
     """Append :data:`PRIOR_CUES` channels to both feature maps (B×(C+3)×H×W each), and as many again
     computed on the :func:`diagonal_consensus` similarity when ``consensus_radius`` > 0."""
     (b, _, ha, wa), (hb, wb) = fa.shape, fb.shape[2:]
-    sim = torch.einsum("bcn,bcm->bnm", fa.flatten(2), fb.flatten(2))
+    sim = cell_similarity(fa, fb)
     sims = [sim] + ([diagonal_consensus(sim, (ha, wa), (hb, wb), consensus_radius)] if consensus_radius else [])
     cues = [_cues(s) for s in sims]
     cues_a = torch.cat([a for a, _ in cues], dim=2).transpose(1, 2).reshape(b, -1, ha, wa)
