@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
+import types
 from pathlib import Path
 
 import cv2
@@ -66,6 +68,16 @@ def test_same_seed_same_bytes_whatever_the_workers(kit, folders, tmp_path):
     assert _files(tmp_path / "one") == _files(tmp_path / "two")
     other = _run(kit, folders, tmp_path / "other", 4, seed=6)
     assert _files(tmp_path / "other")["000000/a.jpg"] != _files(tmp_path / "one")["000000/a.jpg"]
+
+
+def test_workers_fall_back_to_this_process_when_the_caller_is_stdin(kit, folders, tmp_path, monkeypatch):
+    # Spawned workers re-run __main__'s file; "<stdin>" is no file, and the pool used to wait forever.
+    stdin_main = types.ModuleType("__main__")
+    stdin_main.__file__, stdin_main.__spec__ = "<stdin>", None
+    monkeypatch.setitem(sys.modules, "__main__", stdin_main)
+    summary = _run(kit, folders, tmp_path / "out", 2, seed=5, workers=2)
+    assert summary.written == 2
+    assert any("re-import the calling script" in w for w in summary.warnings)
 
 
 def test_resume_continues_without_corruption(kit, folders, tmp_path):

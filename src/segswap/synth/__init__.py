@@ -117,6 +117,10 @@ def generate(
     summary.already_done = n - len(todo)
     start = time.perf_counter()
     workers = workers or os.cpu_count() or 1
+    if workers > 1 and not _main_reimportable():
+        summary.warnings.append("worker processes cannot re-import the calling script (stdin or an interactive "
+                                "session), so the pairs are made in this process")
+        workers = 1
     try:
         for index, ok, warnings, stage_seconds in _run(todo, sources, settings, seed, out, workers, progress):
             summary.warnings.extend(warnings)
@@ -175,6 +179,14 @@ def _load_or_scan(out: Path, seg_dirs: list[Path], bg_dir: Path, style_dir: Path
 _MAKER: PairMaker | None = None
 _OUT: Path | None = None
 _THREAD_LIMITS = ExitStack()
+
+
+def _main_reimportable() -> bool:
+    """Whether spawned workers can re-import ``__main__``: they run its file again, which fails (and
+    leaves the pool waiting) when the caller is stdin or an interactive session."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    return getattr(main, "__spec__", None) is not None or path is None or Path(path).is_file()
 
 
 @contextmanager
