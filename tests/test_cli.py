@@ -34,7 +34,7 @@ def test_pair_writes_the_four_files(tmp_path):
             "--size", "320")
     assert r.returncode == 0, r.stderr
     result = json.loads((tmp_path / "result.json").read_text())
-    assert {"score", "mask_area_a", "mask_area_b", "correspondences", "model", "backbone", "size"} <= set(result)
+    assert {"score", "mask_area_a", "mask_area_b", "correspondences", "model", "backbone", "size", "view"} <= set(result)
     assert result["model"] == "correlation" and result["size"] == 320
     assert 0 <= result["mask_area_a"] <= 1 and all(len(c) == 5 for c in result["correspondences"])
     box, scene = Image.open(DATA / "box.png"), Image.open(DATA / "box_in_scene.png")
@@ -53,6 +53,8 @@ def test_pair_writes_the_four_files(tmp_path):
         (["pair", "{box}", "{box}", "--out", "{out}", "--model", "correlation", "--backbone", "vgg"], "unknown backbone"),
         (["pair", "{box}", "{box}", "--out", "{out}", "--weights", "{text}"], "not a safetensors"),
         (["pair", "{box}", "{box}", "--out", "{out}", "--model", "nope"], "unknown pair model"),
+        (["pair", "{box}", "{box}", "--out", "{out}", "--model", "correlation", "--scales", "1,big"], "--scales takes numbers"),
+        (["pair", "{box}", "{box}", "--out", "{out}", "--model", "correlation", "--scales", "0,1"], "scales must be between"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_2(tmp_path, args, message):

@@ -7,7 +7,8 @@ import torch
 import segswap
 from segswap.errors import SegswapError, UntrainedModelError
 from segswap.models.weights import save_weights
-from segswap.pair import similarity_score
+from segswap.models.correlation import cell_centres
+from segswap.pair import search_views, similarity_score, unrotate_b
 
 DATA = Path(segswap.__file__).parent / "data"
 
@@ -84,6 +85,55 @@ def test_correlation_model_finds_a_pasted_detail(correlation):
     err = np.hypot(c[:, 0] + 120 - c[:, 2], c[:, 1] + 130 - c[:, 3])
     cell_b = scene.shape[1] / r["mask_b_tokens"].shape[1]
     assert np.median(err) < cell_b  # the typical match lands in the right cell
+
+
+def test_unrotate_b_undoes_a_quarter_turn_of_the_image():
+    h, w = 3, 5
+    centres = cell_centres(h, w).reshape(h, w, 2)  # b's own cells, (x, y) in [0, 1]
+    turned = torch.rot90(centres, 1, dims=(0, 1))  # what each cell of the turned b shows
+    own = cell_centres(w, h).reshape(w, h, 2)  # the turned b's cells in its own frame
+    out = {"mask_a": torch.zeros(1, w, h), "mask_b": torch.arange(float(w * h)).reshape(1, w, h),
+           "flow_ab": own[None], "flow_ba": own[None]}
+    back = unrotate_b(out, 1)
+    assert torch.allclose(back["flow_ab"][0], turned, atol=1e-6)  # points in the turned frame → b's frame
+    assert torch.equal(back["mask_b"][0], torch.rot90(out["mask_b"][0], -1))
+    assert back["flow_ba"].shape == (1, h, w, 2)
+    four = unrotate_b(out, 4)
+    assert torch.allclose(four["flow_ab"], out["flow_ab"]) and torch.equal(four["mask_b"], out["mask_b"])
+
+
+BOX, AROUND_BOX = (130, 290, 120, 300), (70, 350, 60, 410)
+
+
+@pytest.mark.parametrize("turn_b, crop, scales, expected_scale", [
+    (1, BOX, (1.0, 2.0), 2.0),  # the box alone: at each side's input size it is 2.8× larger in a than in b
+    (0, AROUND_BOX, (0.5,), 0.5),  # one view, a enlarged: the coordinates still come back right
+    (2, AROUND_BOX, (2.0,), 2.0),
+])
+def test_view_search_finds_a_turned_or_rescaled_detail(correlation, turn_b, crop, scales, expected_scale):
+    scene = np.asarray(segswap.io.load_image(DATA / "box_in_scene.png"))
+    y0, y1, x0, x1 = crop
+    b = np.ascontiguousarray(np.rot90(scene, turn_b))
+    r = correlation.match(scene[y0:y1, x0:x1].copy(), b, min_confidence=0.3, scales=scales, rotations=True)
+    assert r["view"]["rotation_deg"] == (90 * (4 - turn_b)) % 360  # the turn that brings b upright
+    assert r["view"]["scale"] == expected_scale and r["view"]["views_tried"] == 4 * len(scales)
+    assert r["mask_b"].shape == b.shape[:2]
+    c = r["correspondences"]
+    assert len(c) > 10
+    xs, ys = c[:, 0] + x0, c[:, 1] + y0  # in the upright scene
+    h, w = scene.shape[:2]
+    for _ in range(turn_b):  # where np.rot90 put them: one turn sends (x, y) to (y, w - 1 - x)
+        xs, ys, h, w = ys, w - 1 - xs, w, h
+    x_b, y_b = xs, ys
+    err = np.hypot(x_b - c[:, 2], y_b - c[:, 3])
+    assert np.median(err) < max(b.shape) / max(r["mask_b_tokens"].shape)  # within a cell of b
+
+
+def test_search_views_put_the_plain_view_first_and_check_scales():
+    assert search_views([2, 1, 0.5], False) == [(1.0, 0), (2.0, 0), (0.5, 0)]
+    assert len(search_views([1], True)) == 4
+    with pytest.raises(SegswapError, match="scales"):
+        search_views([0], False)
 
 
 def test_score_counts_each_target_cell_once():

@@ -29,6 +29,10 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     pass
 
 
+#: `segswap pair --scales` default (segswap.pair.SEARCH_SCALES, spelled here to keep startup light).
+SCALES_OPTION_DEFAULT = "1"
+
+
 @app.command()
 def pair(
     image_a: Path = typer.Argument(..., help="First image (the query)."),
@@ -39,16 +43,22 @@ def pair(
     weights: Optional[Path] = typer.Option(None, help="Weights file from `segswap export`."),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     flip: bool = typer.Option(False, help="Also run the pair mirrored and average (test-time augmentation)."),
+    scales: str = typer.Option(SCALES_OPTION_DEFAULT, help="Relative sizes of b's content to a's to try, comma-separated "
+                               "(e.g. 2 when the detail is twice as large in b); the most confident view wins. '1': one view."),
+    rotations: bool = typer.Option(False, help="Also try b turned by 90°, 180° and 270° (4× the views)."),
 ):
     """Match two images: where they share content, and which pixel goes where."""
-    from .pair import load
+    from .pair import load, parse_scales
     from .report import write_pair_outputs
 
+    scale_list = parse_scales(scales)
     matcher = load(model, weights, backbone=backbone, size=size)
-    result = matcher.match(image_a, image_b, flip=flip)
+    result = matcher.match(image_a, image_b, flip=flip, scales=scale_list, rotations=rotations)
     summary = write_pair_outputs(out, image_a, image_b, result)
+    view = result["view"]
+    chosen = f"  view: b ×{view['scale']:g}, turned {view['rotation_deg']}° (best of {view['views_tried']})" if view["views_tried"] > 1 else ""
     typer.echo(f"score {summary['score']:.3f}  shared area: a {summary['mask_area_a']:.1%}, b {summary['mask_area_b']:.1%}  "
-               f"{len(summary['correspondences'])} correspondences  → {out}")
+               f"{len(summary['correspondences'])} correspondences{chosen}  → {out}")
 
 
 @app.command()

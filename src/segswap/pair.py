@@ -22,6 +22,10 @@ key                   type / shape            meaning
 ``weights``           str                      the weights file's name, ``"training-free"`` or
                                                ``"untrained"`` (random, only with ``allow_untrained``)
 ``trained``           bool                     False only for ``"untrained"``
+``view``              dict                     the view of the pair behind the result: ``scale``
+                                               (b's content relative to a's), ``rotation_deg``
+                                               (b turned before matching), ``confidence``
+                                               (:func:`view_confidence`), ``views_tried``
 ===================== ======================= ===============================================
 
 h×w is the token grid: the image resized so its long side is ``size`` px, divided by 16.
@@ -154,12 +158,23 @@ class Matcher:
             merged[key] = (out[key] + back) / 2
         return merged
 
-    def match(self, image_a, image_b, *, flip: bool = False, min_confidence: float = 0.5) -> dict:
-        """Match two images (paths, PIL images or arrays); see the module docstring for the result."""
-        return self.match_many([(image_a, image_b)], flip=flip, min_confidence=min_confidence)[0]
+    def match(self, image_a, image_b, *, flip: bool = False, min_confidence: float = 0.5,
+              scales=(1.0,), rotations: bool = False) -> dict:
+        """Match two images (paths, PIL images or arrays); see the module docstring for the result.
+
+        ``scales``: relative sizes of b's content to a's to try (e.g. :data:`SEARCH_SCALES`);
+        ``rotations``: also try b turned by 90°, 180° and 270°. Each view is one more run of the model;
+        the result is the view whose masks are most confident (:func:`view_confidence`), mapped back
+        to b's own frame, and ``result["view"]`` says which.
+        """
+        views = search_views(scales, rotations)
+        if views == [(1.0, 0)]:
+            return self.match_many([(image_a, image_b)], flip=flip, min_confidence=min_confidence)[0]
+        return self._search(image_a, image_b, views, flip, min_confidence)
 
     def match_many(self, pairs, *, flip: bool = False, min_confidence: float = 0.5, batch_size: int = 8) -> list[dict]:
-        """Match many pairs; pairs whose inputs share a grid size run through the model as one batch."""
+        """Match many pairs at one view each; pairs whose inputs share a grid size run through the model
+        as one batch."""
         # Keep each image's features and size only: the resized pixels (7× the features at 480 px) go
         # as soon as their features are computed.
         feats, sizes = {}, {}
@@ -180,16 +195,40 @@ class Matcher:
                 fa = torch.cat([feats[_image_key(pairs[i][0])] for i in chunk])
                 fb = torch.cat([feats[_image_key(pairs[i][1])] for i in chunk])
                 out = self.predict(fa, fb, flip=flip)
-                scores_ab = similarity_score(out["mask_a"], out["mask_b"], out["flow_ab"], fa, fb)
-                scores_ba = similarity_score(out["mask_b"], out["mask_a"], out["flow_ba"], fb, fa)
                 for j, i in enumerate(chunk):
                     size_a = sizes[_image_key(pairs[i][0])]
                     size_b = sizes[_image_key(pairs[i][1])]
                     single = {k: v[j:j + 1] for k, v in out.items()}
-                    results[i] = self._result(single, float(scores_ab[j]), float(scores_ba[j]), size_a, size_b, min_confidence)
+                    results[i] = self._result(single, fa[j:j + 1], fb[j:j + 1], size_a, size_b, min_confidence)
         return results
 
-    def _result(self, out: dict, score_ab: float, score_ba: float, size_a, size_b, min_confidence: float) -> dict:
+    def _search(self, image_a, image_b, views, flip: bool, min_confidence: float) -> dict:
+        """Run every view of the pair; keep the most confident one, in b's own frame."""
+        tensor_a, size_a = self.prepare(image_a)
+        tensor_b, size_b = self.prepare(image_b)
+        feats_a = {1.0: self.features(tensor_a)}
+        best = None
+        for scale, turns in views:
+            # A relative scale above 1 enlarges b, below 1 enlarges a: content is never shrunk.
+            scale_a, scale_b = (1.0, scale) if scale >= 1 else (1 / scale, 1.0)
+            if scale_a not in feats_a:
+                feats_a[scale_a] = self.features(rescale(tensor_a, scale_a))
+            fa = feats_a[scale_a]
+            fb = self.features(torch.rot90(rescale(tensor_b, scale_b), turns, dims=(2, 3)))
+            out = self.predict(fa, fb, flip=flip)
+            confidence = float(view_confidence(out)[0])
+            if best is None or confidence > best[0]:
+                best = (confidence, scale, turns, out, fa, fb)
+        confidence, scale, turns, out, fa, fb = best
+        out = unrotate_b(out, turns)
+        fb = torch.rot90(fb, -turns, dims=(2, 3))
+        result = self._result(out, fa, fb, size_a, size_b, min_confidence)
+        result["view"] = {"scale": scale, "rotation_deg": 90 * turns, "confidence": confidence, "views_tried": len(views)}
+        return result
+
+    def _result(self, out: dict, fa: torch.Tensor, fb: torch.Tensor, size_a, size_b, min_confidence: float) -> dict:
+        score_ab = float(similarity_score(out["mask_a"], out["mask_b"], out["flow_ab"], fa, fb)[0])
+        score_ba = float(similarity_score(out["mask_b"], out["mask_a"], out["flow_ba"], fb, fa)[0])
         cycle_a = cycle_consistent_mask(out["mask_a"], out["mask_b"], out["flow_ab"])
         cycle_b = cycle_consistent_mask(out["mask_b"], out["mask_a"], out["flow_ba"])
         return {
@@ -211,7 +250,58 @@ class Matcher:
             "input_size": self.size,
             "weights": self.weights,
             "trained": self.trained,
+            "view": {"scale": 1.0, "rotation_deg": 0, "confidence": float(view_confidence(out)[0]), "views_tried": 1},
         }
+
+
+def parse_scales(text: str) -> tuple[float, ...]:
+    """``"0.5,1,2"`` → (0.5, 1.0, 2.0), for ``--scales``."""
+    try:
+        scales = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise SegswapError(f"--scales takes numbers separated by commas, e.g. 0.5,1,2; got {text!r}") from None
+    search_views(scales, False)  # checks the range
+    return scales
+
+
+def search_views(scales, rotations: bool) -> list[tuple[float, int]]:
+    """The (relative scale, quarter turns of b) views to try: the plain view first, then as given."""
+    scales = [float(x) for x in scales]
+    if not scales or any(not (0.1 <= x <= 10) for x in scales):
+        raise SegswapError(f"scales must be between 0.1 and 10, got {scales}")
+    ordered = sorted(dict.fromkeys(scales), key=lambda x: x != 1.0)
+    return [(x, turns) for turns in (range(4) if rotations else (0,)) for x in ordered]
+
+
+def rescale(images: torch.Tensor, scale: float) -> torch.Tensor:
+    """B×3×H×W resized by ``scale``, each side rounded to a multiple of 16 (the backbone's stride)."""
+    if scale == 1.0:
+        return images
+    h, w = images.shape[2:]
+    size = (max(32, round(h * scale / 16) * 16), max(32, round(w * scale / 16) * 16))
+    return torch.nn.functional.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=scale < 1)
+
+
+def view_confidence(out: dict, top: int = 5) -> torch.Tensor:
+    """How sure the model is that the pair shares something: the mean of each image's ``top`` most
+    confident mask cells, averaged over the two images (B values in [0, 1])."""
+    def peak(mask):
+        flat = mask.flatten(1)
+        return flat.topk(min(top, flat.shape[1]), dim=1).values.mean(dim=1)
+
+    return (peak(out["mask_a"]) + peak(out["mask_b"])) / 2
+
+
+def unrotate_b(out: dict, turns: int) -> dict:
+    """Outputs for (a, b turned by ``turns`` quarter turns, as ``torch.rot90``) → outputs for (a, b)."""
+    out = dict(out)
+    for _ in range(turns % 4):
+        out["mask_b"] = torch.rot90(out["mask_b"], -1, dims=(1, 2))
+        out["flow_ba"] = torch.rot90(out["flow_ba"], -1, dims=(1, 2))
+        # One quarter turn maps b's point (x, y) to (y, 1 - x) in the turned frame; undo it.
+        x, y = out["flow_ab"][..., 0], out["flow_ab"][..., 1]
+        out["flow_ab"] = torch.stack([1 - y, x], dim=-1)
+    return out
 
 
 def _image_key(image):

@@ -36,6 +36,7 @@ def write_pair_outputs(out_dir, image_a, image_b, result: dict) -> dict:
         "weights": result["weights"],
         "backbone": result["backbone"],
         "size": result["input_size"],
+        "view": result["view"],
         "image_a": str(image_a),
         "image_b": str(image_b),
     }
