@@ -166,3 +166,8 @@ def test_weights_file_loads_as_matcher(tmp_path):
     assert m.trained and m.size == 160 and m.backbone.name == "efficientnet-lite2"
     with pytest.raises(SegswapError, match="trained on backbone"):
         segswap.load(weights=tmp_path / "w.safetensors", backbone="efficientnet-lite0")
+
+def test_the_cli_default_scales_are_the_search_scales():
+    from segswap.cli import SCALES_OPTION_DEFAULT
+    from segswap.pair import SEARCH_SCALES, parse_scales
+    assert parse_scales(SCALES_OPTION_DEFAULT) == SEARCH_SCALES

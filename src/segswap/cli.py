@@ -30,7 +30,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 #: `segswap pair --scales` default (segswap.pair.SEARCH_SCALES, spelled here to keep startup light).
-SCALES_OPTION_DEFAULT = "1"
+SCALES_OPTION_DEFAULT = "0.5,0.7,1,1.4,2"
 
 
 @app.command()
@@ -64,7 +64,7 @@ def pair(
 @app.command()
 def demo(out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Folder for the results.")):
     """Match the two sample images shipped with segswap (a box, and the box in a cluttered scene)."""
-    from .pair import DEFAULT_MODEL, load, shipped_weights_path
+    from .pair import DEFAULT_MODEL, SEARCH_SCALES, load, shipped_weights_path
     from .report import write_pair_outputs
 
     data = resources.files("segswap") / "data"
@@ -75,7 +75,7 @@ def demo(out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Folder 
         matcher = load("correlation")
     else:
         matcher = load()
-    result = matcher.match(image_a, image_b)
+    result = matcher.match(image_a, image_b, scales=SEARCH_SCALES)
     summary = write_pair_outputs(out, image_a, image_b, result)
     typer.echo(f"model {summary['model']} on {summary['backbone']}: score {summary['score']:.3f}, shared area "
                f"a {summary['mask_area_a']:.1%}, b {summary['mask_area_b']:.1%}, "

@@ -254,6 +254,11 @@ class Matcher:
         }
 
 
+#: Relative scales `segswap pair` and the demo try by default: a detail copied at up to twice or half
+#: its size (engraving vs painting, object vs scene) is otherwise too few cells in one image to match.
+SEARCH_SCALES = (0.5, 0.7, 1.0, 1.4, 2.0)
+
+
 def parse_scales(text: str) -> tuple[float, ...]:
     """``"0.5,1,2"`` → (0.5, 1.0, 2.0), for ``--scales``."""
     try:
