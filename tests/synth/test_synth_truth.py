@@ -37,21 +37,28 @@ def test_flow_lands_on_the_same_source_point(kit, texture_yolo, photos):
     assert checked >= 30
 
 
-def test_flows_are_cycle_consistent_inside_masks(kit, texture_yolo, photos, paintings):
+def test_flows_land_on_the_shared_object_and_masks_keep_every_object_cell(kit, texture_yolo, photos, paintings):
     styles = sorted(str(p) for p in paintings.iterdir())
     make = kit.maker(texture_yolo, photos, styles=styles)
     for index in range(6):
         pair, _ = make.make(index)
         t = pair.truth
         n = t.mask_a.shape[0]
-        for mask_x, mask_y, flow_xy, flow_yx in ((t.mask_a, t.mask_b, t.flow_ab, t.flow_ba),
-                                                  (t.mask_b, t.mask_a, t.flow_ba, t.flow_ab)):
+        size = pair.a.shape[0]
+        for mask_x, full_x, full_y, flow_xy in ((t.mask_a, t.full_a, t.full_b, t.flow_ab),
+                                                (t.mask_b, t.full_b, t.full_a, t.flow_ba)):
             ys, xs = np.nonzero(mask_x > 0)
             assert len(ys) >= 9
-            cell = np.clip(np.floor(flow_xy[ys, xs] * n).astype(int), 0, n - 1)
-            assert (mask_y[cell[:, 1], cell[:, 0]] > 0).all()
-            back = np.clip(np.floor(flow_yx[cell[:, 1], cell[:, 0]] * n).astype(int), 0, n - 1)
-            assert (back[:, 0] == xs).all() and (back[:, 1] == ys).all()
+            # Each kept cell's centre lands on the object in y: on a pixel of y's mask, or within 2 px of
+            # one (points on the object's outline, where rounding decides).
+            px = np.clip(np.rint(flow_xy[ys, xs] * size - 0.5).astype(int), 0, size - 1)
+            distance = cv2.distanceTransform((~full_y).astype(np.uint8), cv2.DIST_L2, 3)
+            assert distance[px[:, 1], px[:, 0]].max() <= 2.0
+            # No cell that is mostly shared object is dropped, whatever the scale between the images
+            # (a cell-level round trip used to drop about half of them).
+            cover = full_x.reshape(n, size // n, n, size // n).mean(axis=(1, 3))
+            solid = cover >= 0.9
+            assert (mask_x[solid] >= 0.5).mean() >= 0.95, (index, (mask_x[solid] >= 0.5).mean())
             # Flows are in [0, 1] and zero wherever the mask is zero.
             assert flow_xy.min() >= 0 and flow_xy.max() <= 1
             assert not flow_xy[mask_x == 0].any()

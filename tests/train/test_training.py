@@ -251,3 +251,10 @@ def test_recipes_refuse_unknown_options_but_models_may_gain_new_ones():
     for name in RECIPES:
         recipe = get_recipe(name)
         ALL_MODEL_CLASSES[recipe["model"]](input_dim=8, **recipe["model_conf"])  # every recipe builds its model
+
+
+def test_pairs_of_the_old_synth_format_are_refused(tmp_path):
+    old = _fake_synth(tmp_path / "old", n=2)
+    (old / "config.json").write_text(json.dumps({"format_version": 1}))
+    with pytest.raises(SegswapError, match="format 1"):
+        build_cache(old, "efficientnet-lite2", 64, show_progress=False)
