@@ -78,6 +78,22 @@ def corr(
     _write_json(json_out, result)
 
 
+@eval_app.command("synthetic")
+def synthetic(
+    pairs: list[Path] = typer.Argument(..., help="`segswap synth` folders the model was not trained on."),
+    model: Optional[str] = typer.Option(None, help=_MODEL_HELP),
+    weights: Optional[Path] = typer.Option(None, help="Weights file from `segswap export`."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
+):
+    """Mask IoU and correspondence error (in cells) on held-out synthetic pairs, at the pairs' own size."""
+    from .evaluation.synthetic import evaluate_synthetic, pairs_size
+    from .evaluation.tables import synthetic_table
+
+    result = evaluate_synthetic(pairs, _load_matcher(model, weights, None, pairs_size(pairs)))
+    typer.echo(synthetic_table(result))
+    _write_json(json_out, result)
+
+
 @eval_app.command("vpr")
 def vpr(
     root: Path = typer.Argument(..., help="VPR-Bench folder: query/, ref/, ground_truth_new.npy."),

@@ -15,38 +15,9 @@ from segswap.models import ALL_MODEL_CLASSES
 from segswap.train.recipes import RECIPES, get_recipe, recipe_hash
 
 
-def _fake_synth(root, n=8, size=64, seed=0):
-    """A folder in `segswap synth`'s format: a textured square pasted at two places."""
-    rng = np.random.default_rng(seed)
-    g = size // 16
-    lines = []
-    for i in range(n):
-        pid = f"{i:06d}"
-        d = root / pid
-        d.mkdir(parents=True)
-        tex = (rng.random((16, 16, 3)) * 255).astype(np.uint8)
-        tex = cv2.resize(tex, (32, 32), interpolation=cv2.INTER_NEAREST)
-        a = (rng.random((size, size, 3)) * 80).astype(np.uint8)
-        b = (rng.random((size, size, 3)) * 80).astype(np.uint8)
-        a[0:32, 0:32] = tex
-        b[32:64, 32:64] = tex
-        cv2.imwrite(str(d / "a.jpg"), a)
-        cv2.imwrite(str(d / "b.jpg"), b)
-        mask_a = np.zeros((g, g), np.float32)
-        mask_a[:2, :2] = 1
-        mask_b = np.zeros((g, g), np.float32)
-        mask_b[2:, 2:] = 1
-        centres = (np.stack(np.meshgrid(np.arange(g), np.arange(g)), -1) + 0.5) / g
-        np.savez(d / "gt.npz", mask_a=mask_a, mask_b=mask_b, flow_ab=np.clip(centres + 0.5, 0, 1).astype(np.float32),
-                 flow_ba=np.clip(centres - 0.5, 0, 1).astype(np.float32))
-        lines.append(json.dumps({"id": pid, "kind": "positive", "seed": seed}))
-    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
-    return root
-
-
 @pytest.fixture(scope="module")
-def pairs(tmp_path_factory):
-    return _fake_synth(tmp_path_factory.mktemp("synth"))
+def pairs(tmp_path_factory, fake_synth):
+    return fake_synth(tmp_path_factory.mktemp("synth"))
 
 
 TINY = {"size": 64}
@@ -253,8 +224,8 @@ def test_recipes_refuse_unknown_options_but_models_may_gain_new_ones():
         ALL_MODEL_CLASSES[recipe["model"]](input_dim=8, **recipe["model_conf"])  # every recipe builds its model
 
 
-def test_pairs_of_the_old_synth_format_are_refused(tmp_path):
-    old = _fake_synth(tmp_path / "old", n=2)
+def test_pairs_of_the_old_synth_format_are_refused(tmp_path, fake_synth):
+    old = fake_synth(tmp_path / "old", n=2)
     (old / "config.json").write_text(json.dumps({"format_version": 1}))
     with pytest.raises(SegswapError, match="format 1"):
         build_cache(old, "efficientnet-lite2", 64, show_progress=False)

@@ -47,3 +47,10 @@ def same_place_table(result: dict) -> str:
     rows = [[name, row["threshold_kind"], _number(row["threshold"]), _number(row["precision"]), _number(row["recall"]),
              _number(row["f1"]), _number(row["average_precision"])] for name, row in result["classifiers"].items()]
     return _table(["classifier", "threshold from", "threshold", "precision", "recall", "F1", "AP"], rows)
+
+
+def synthetic_table(result: dict) -> str:
+    """One row: mask IoU, correspondence error (cells) and false-positive area on held-out synthetic pairs."""
+    columns = ["iou", "corr_err_cells", "corr_err_median", "within_1_cell", "negative_area"]
+    return _table(["model", "weights", "pairs", "mask IoU", "corr. error (cells)", "median", "≤ 1 cell", "negative area"],
+                  [[result["model"], result["weights"], str(result["pairs"])] + [_number(result[c]) for c in columns]])

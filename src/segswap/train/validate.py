@@ -11,8 +11,9 @@ from .mining import random_negatives
 
 @torch.inference_mode()
 def validate_synthetic(model, cache: FeatureCache, indices: np.ndarray, seed: int, batch_size: int = 16) -> dict:
-    """Mean mask IoU (threshold 0.5) over both images of held-out positives, mean correspondence error
-    (cells, inside the ground-truth mask), and the mean predicted mask area on held-out negatives."""
+    """Mean mask IoU (threshold 0.5) over both images of held-out positives; correspondence error in
+    cells inside the ground-truth mask (mean, median, and the fraction of cells within one cell); and
+    the mean predicted mask area on held-out negatives."""
     model.eval()
     ious, errors, negative_area = [], [], []
     negatives = random_negatives(np.random.default_rng([seed, 777]), indices, len(indices), cache)
@@ -37,6 +38,8 @@ def validate_synthetic(model, cache: FeatureCache, indices: np.ndarray, seed: in
     return {
         "val_iou": float(np.mean(ious)),
         "val_corr_err_cells": float(np.mean(errors)) if errors else float("nan"),
+        "val_corr_err_median": float(np.median(errors)) if errors else float("nan"),
+        "val_within_1_cell": float(np.mean(np.array(errors) <= 1)) if errors else float("nan"),
         "val_negative_area": float(np.mean(negative_area)) if negative_area else float("nan"),
     }
 
