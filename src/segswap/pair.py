@@ -300,6 +300,8 @@ def view_confidence(out: dict, top: int = 5) -> torch.Tensor:
 def unrotate_b(out: dict, turns: int) -> dict:
     """Outputs for (a, b turned by ``turns`` quarter turns, as ``torch.rot90``) → outputs for (a, b)."""
     out = dict(out)
+    if turns % 4:
+        out.pop("match_logits", None)  # indexes the turned b's cells; nothing downstream reads it
     for _ in range(turns % 4):
         out["mask_b"] = torch.rot90(out["mask_b"], -1, dims=(1, 2))
         out["flow_ba"] = torch.rot90(out["flow_ba"], -1, dims=(1, 2))

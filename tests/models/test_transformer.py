@@ -30,8 +30,10 @@ def test_outputs_shapes_and_ranges_for_unequal_sizes(model_cls, conf):
     out = model({"feats_a": fa, "feats_b": fb})
     assert out["mask_a"].shape == (2, 7, 11) and out["mask_b"].shape == (2, 9, 5)
     assert out["flow_ab"].shape == (2, 7, 11, 2) and out["flow_ba"].shape == (2, 9, 5, 2)
-    for v in out.values():
-        assert torch.isfinite(v).all() and v.min() >= 0 and v.max() <= 1
+    for key in ("mask_a", "mask_b", "flow_ab", "flow_ba"):
+        assert torch.isfinite(out[key]).all() and out[key].min() >= 0 and out[key].max() <= 1
+    if conf.get("flow_head") == "match":  # the scores behind the flows, one per pair of cells
+        assert out["match_logits"].shape == (2, 7 * 11, 9 * 5) and torch.isfinite(out["match_logits"]).all()
 
 
 def test_transformer_rejects_unknown_options():

@@ -83,10 +83,12 @@ def test_one_step_decreases_the_loss_on_a_fixed_batch(pairs):
     inputs, target = loop.make_batch(cache, np.array([0, 1, 2]), np.array([[0, 1], [2, 3]]))
     loss = segswap.train.losses.segswap_loss
     # Each term alone, then the default recipe's weighted total: one SGD step on it lowers it.
-    for term in ("mask", "transported", "corr", "dice", "total"):
-        weights = get_recipe()["loss_weights"] if term == "total" else {k: float(k == term) for k in ("mask", "transported", "corr", "dice")}
+    terms = ("mask", "transported", "corr", "dice", "match_nll")
+    for term in terms + ("total",):
+        weights = get_recipe()["loss_weights"] if term == "total" else {k: float(k == term) for k in terms}
         torch.manual_seed(0)
-        model = segswap.models.SegSwapTransformer(input_dim=120, dim=32, ffn_dim=32, dropout=0.0)
+        head = "match" if term == "match_nll" else "regress"  # the match loss needs the soft-argmax head's logits
+        model = segswap.models.SegSwapTransformer(input_dim=120, dim=32, ffn_dim=32, dropout=0.0, flow_head=head)
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
         before = loss(model(inputs), target, weights)
         opt.zero_grad()
@@ -229,3 +231,24 @@ def test_pairs_of_the_old_synth_format_are_refused(tmp_path, fake_synth):
     (old / "config.json").write_text(json.dumps({"format_version": 1}))
     with pytest.raises(SegswapError, match="format 1"):
         build_cache(old, "efficientnet-lite2", 64, show_progress=False)
+
+
+def test_match_nll_targets_the_true_point_and_penalises_split_or_spread_matches():
+    from segswap.train.losses import bilinear_cell_target, match_nll
+
+    flow = torch.tensor([[[[0.3, 0.55]]]])  # one cell of a, matched in a 4×4 grid of b
+    target = bilinear_cell_target(flow, (4, 4))
+    assert torch.allclose(target.sum(-1), torch.ones(1, 1))
+    centres = torch.stack(torch.meshgrid((torch.arange(4) + 0.5) / 4, (torch.arange(4) + 0.5) / 4, indexing="xy"), -1).reshape(-1, 2)
+    assert torch.allclose(target[0, 0] @ centres, flow.view(2), atol=1e-6)  # the weights' centroid is the point
+    mask = torch.ones(1, 1, 1)
+    exact = target.clamp(min=1e-12).log()  # the distribution is the target's: its soft-argmax is the point
+    far = torch.zeros(1, 1, 16)
+    far[0, 0, 15] = 1.0
+    split = (0.5 * target + 0.5 * far).clamp(min=1e-12).log()  # half of it on a far, wrong cell
+    spread = torch.zeros(1, 1, 16)
+    nll = {name: match_nll(logits, flow, mask, (4, 4), dim=2) for name, logits in
+           (("exact", exact), ("split", split), ("spread", spread))}
+    assert nll["exact"] < nll["split"] < nll["spread"]
+    # The same along dim 1 (b's cells matched into a) on the transposed logits.
+    assert torch.isclose(match_nll(exact.transpose(1, 2), flow, mask, (4, 4), dim=1), nll["exact"])

@@ -87,6 +87,14 @@ def correlation_cues(fa: torch.Tensor, fb: torch.Tensor, consensus_radius: int =
     return torch.cat([fa, cues_a], dim=1), torch.cat([fb, cues_b], dim=1)
 
 
+def soft_argmax_flows(logits: torch.Tensor, grid_a: tuple[int, int], grid_b: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flows (B×Ha×Wa×2, B×Hb×Wb×2) from match logits B×Na×Nb: the expected cell centre under the
+    softmax over the other image's cells."""
+    flow_ab = logits.softmax(dim=2) @ cell_centres(*grid_b, device=logits.device)
+    flow_ba = logits.softmax(dim=1).transpose(1, 2) @ cell_centres(*grid_a, device=logits.device)
+    return flow_ab.view(-1, *grid_a, 2), flow_ba.view(-1, *grid_b, 2)
+
+
 class SegSwapTransformer(nn.Module):
     """Cross-image transformer.
 
@@ -94,7 +102,9 @@ class SegSwapTransformer(nn.Module):
 
     - ``mask_a`` B×Ha×Wa, ``mask_b`` B×Hb×Wb: co-segmentation probabilities in [0, 1];
     - ``flow_ab`` B×Ha×Wa×2: for each cell of a, (x, y) in [0, 1] of its match in b;
-      ``flow_ba`` B×Hb×Wb×2 likewise.
+      ``flow_ba`` B×Hb×Wb×2 likewise;
+    - with ``flow_head="match"``, also ``match_logits`` B×(Ha·Wa)×(Hb·Wb): the scores whose softmax over
+      b's cells (dim 2) gives ``flow_ab`` and over a's cells (dim 1) ``flow_ba``.
 
     Image a and b may have different grid sizes. Weights are shared between the two directions.
     """
@@ -149,17 +159,16 @@ class SegSwapTransformer(nn.Module):
                 xa, xb = block(xa, xb), block(xb, xa)
         mask_a, flow_ab = split_head_output(self._head(xa, ha, wa))
         mask_b, flow_ba = split_head_output(self._head(xb, hb, wb))
+        out = {"mask_a": mask_a, "mask_b": mask_b, "flow_ab": flow_ab, "flow_ba": flow_ba}
         if self.conf["flow_head"] == "match":
-            flow_ab, flow_ba = self._soft_argmax_flows(xa, xb, (ha, wa), (hb, wb))
-        return {"mask_a": mask_a, "mask_b": mask_b, "flow_ab": flow_ab, "flow_ba": flow_ba}
+            out["match_logits"] = self._match_logits(xa, xb)
+            out["flow_ab"], out["flow_ba"] = soft_argmax_flows(out["match_logits"], (ha, wa), (hb, wb))
+        return out
 
-    def _soft_argmax_flows(self, xa, xb, grid_a, grid_b):
+    def _match_logits(self, xa, xb):
         qa = F.normalize(self.match_projection(xa), dim=-1)
         qb = F.normalize(self.match_projection(xb), dim=-1)
-        logits = qa @ qb.transpose(1, 2) * self.match_log_scale.exp()
-        flow_ab = logits.softmax(dim=2) @ cell_centres(*grid_b, device=xa.device)
-        flow_ba = logits.softmax(dim=1).transpose(1, 2) @ cell_centres(*grid_a, device=xa.device)
-        return flow_ab.view(-1, *grid_a, 2), flow_ba.view(-1, *grid_b, 2)
+        return qa @ qb.transpose(1, 2) * self.match_log_scale.exp()
 
     def _tokens(self, feats: torch.Tensor) -> torch.Tensor:
         return self.input_context(self.feature_dropout(self.project(feats))).flatten(2).transpose(1, 2)

@@ -61,6 +61,10 @@ RECIPES = {
     # The paper's coordinate-regression head, for comparison with the soft-argmax head.
     "regress-head": {"model_conf": {"flow_head": "regress"}, "loss_weights": EQ2_DICE},
     "no-correlation-prior": {"model_conf": {"correlation_prior": False}, "loss_weights": EQ2_DICE},
+    # Ours: cross-entropy of the match distribution against the true point's cell weights, beside the
+    # paper's L1 on the soft-argmax (segswap.train.losses.match_nll).
+    "match-nll": {"model_conf": {"context_convs": 1, "consensus_radius": 1},
+                  "loss_weights": {**BASE["loss_weights"], "match_nll": 1.0}},
     # The paper's width (256) on the default loss: is the model too small for the data (docs/training.md)?
     "wide": {"model_conf": {"dim": 256, "ffn_dim": 256}},
     # The NC-Net variant (segswap.models.ncnet) on the same data and Eq. 2 + Dice; its own model options.
