@@ -31,7 +31,7 @@ from .pairs import STAGES, PairMaker, Settings, Sources
 from .segments import ScanReport, catalogue_from_json, catalogue_to_json, readable_images, scan_sources
 
 #: Bumped when the same seed would give different pairs; part of OUT/config.json.
-#: 2: token masks keep every cell with a point visible in the other image (1 dropped about half the
+#: 2: token masks keep every cell with a point visible in the other image (1 dropped a third of the
 #: object cells through a cell-level round trip; segswap.synth.truth).
 FORMAT_VERSION = 2
 BLEND_SETTINGS = ("poisson",) + BLEND_MODES

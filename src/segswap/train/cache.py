@@ -44,7 +44,7 @@ def read_manifest(pairs_dir: Path) -> list[dict]:
         raise SegswapError(f"{pairs_dir}: no manifest.jsonl (is it a `segswap synth` output folder?)")
     config_path = pairs_dir / "config.json"
     if config_path.is_file() and json.loads(config_path.read_text()).get("format_version", 0) < 2:
-        raise SegswapError(f"{pairs_dir}: made by segswap synth format 1, whose token masks miss about half the "
+        raise SegswapError(f"{pairs_dir}: made by segswap synth format 1, whose token masks miss a third of the "
                            "object cells; make the pairs again with this version")
     entries = []
     for line in manifest.read_text().splitlines():
