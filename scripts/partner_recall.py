@@ -2,11 +2,12 @@
 
 For the masked cells of image a: how often the true partner cell in b (from the ground-truth flow) is
 among the 5 most similar cells of b, and the AUC of a cell's best similarity as a predictor of the
-mask. Similarities: the cells' cosine, its diagonal consensus (the transformer's patch-level cue), and
-with ``--stride8`` the cells extended by EfficientNet-Lite2's stride-8 features (recomputed from the
-pair's images).
+mask. Similarities: the cells' cosine, its diagonal consensus (the transformer's patch-level cue),
+with ``--stride8`` the cells extended by EfficientNet-Lite2's stride-8 features, and with
+``--multiscale`` the features of the image at twice the size pooled back to the same grid, alone and
+concatenated with the plain ones (both recomputed from the pair's images).
 
-    .venv/bin/python scripts/partner_recall.py W/coco320 [-n 300] [--stride8]
+    .venv/bin/python scripts/partner_recall.py W/coco320 [-n 300] [--stride8] [--multiscale]
 
 Needs the folder's feature cache (written by `segswap train`). Used in docs/training.md.
 """
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
+from segswap.backbone import get_backbone
 from segswap.backbone.efficientnet import load_stride16_net
 from segswap.io import load_image, pixels_to_tensor, resize_for_model
 from segswap.models.correlation import cell_similarity
@@ -48,9 +50,11 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=300, help="pairs to sample")
     parser.add_argument("--size", type=int, default=320)
     parser.add_argument("--stride8", action="store_true", help="also try cells extended by stride-8 features")
+    parser.add_argument("--multiscale", action="store_true", help="also try features of the image at twice the size")
     args = parser.parse_args()
     cache = FeatureCache([cache_dir_for(args.pairs, "efficientnet-lite2", args.size)])
     net = load_stride16_net("efficientnet-lite2") if args.stride8 else None
+    backbone = get_backbone("efficientnet-lite2") if args.multiscale else None
     found: dict[str, list] = {}
     scores: dict[str, list] = {}
     labels = []
@@ -68,6 +72,14 @@ def main() -> None:
                                  ("+ stride 8, pooled", lambda t: F.avg_pool2d(t, 2))):
                 ea, eb = (F.normalize(torch.cat([f, F.normalize(reduce(t), dim=1)], 1), dim=1) for f, t in ((fa, a8), (fb, b8)))
                 variants[name] = cell_similarity(ea, eb)
+        if backbone is not None:
+            (a2, b2) = (F.normalize(F.avg_pool2d(backbone(pixels_to_tensor(resize_for_model(
+                load_image(cache.pair_dirs[i] / f"{s}.jpg"), 2 * args.size))), 2), dim=1) for s in "ab")
+            variants["image at 2×, pooled"] = cell_similarity(a2, b2)
+            both_a, both_b = (F.normalize(torch.cat([f, t], 1), dim=1) for f, t in ((fa, a2), (fb, b2)))
+            variants["+ image at 2×, pooled"] = cell_similarity(both_a, both_b)
+            for name in ("image at 2×, pooled", "+ image at 2×, pooled"):
+                variants[name + ", consensus r=1"] = diagonal_consensus(variants[name], (h, w), (hb, wb), 1)
         mask = pair["mask_a"][0].flatten() > 0.5
         flow = pair["flow_ab"][0]
         partner = ((flow[..., 1] * hb).long().clamp(0, hb - 1) * wb + (flow[..., 0] * wb).long().clamp(0, wb - 1)).flatten()

@@ -1,0 +1,112 @@
+"""Where a pair model fails on held-out synthetic pairs, and how its correspondences err.
+
+For a weights file and `segswap synth` folders it was not trained on (or the run's held-out split
+with ``--held-out``): mask IoU at 0.5 and at the best threshold per image, by object size (cells),
+restyling and number of objects; IoU at a few global thresholds; and the correspondence error inside
+the true mask read four ways (soft-argmax over the whole image — the model's own flows —, soft-argmax
+in the 3×3 or 5×5 window of the best cell, the best cell), also on the cells the model marks.
+
+    .venv/bin/python scripts/synthetic_breakdown.py WEIGHTS W/test_coco320 W/test_unsup320
+    .venv/bin/python scripts/synthetic_breakdown.py WEIGHTS W/coco320 W/unsup320 --held-out 100
+
+Needs the folders' feature caches (`segswap eval synthetic` or `segswap train` writes them).
+Used in docs/training.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from segswap.models.correlation import cell_centres
+from segswap.models.weights import load_weights
+from segswap.train.cache import FeatureCache, cache_dir_for
+from segswap.train.loop import split_indices
+
+THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6)
+
+
+def window_flows(logits: torch.Tensor, grid: tuple[int, int], radius: int) -> torch.Tensor:
+    """B×Na×2 soft-argmax of the match distribution restricted to the (2r+1)² cells around its peak."""
+    h, w = grid
+    prob = logits.softmax(dim=2)
+    best = prob.argmax(dim=2)
+    ys, xs = torch.arange(h), torch.arange(w)
+    near = ((ys[None, None, :, None] - (best // w)[..., None, None]).abs() <= radius) & \
+           ((xs[None, None, None, :] - (best % w)[..., None, None]).abs() <= radius)
+    prob = prob * near.flatten(2)
+    return (prob / prob.sum(dim=2, keepdim=True)) @ cell_centres(h, w)
+
+
+def side_of(meta: dict, side: str) -> dict:
+    style = meta[side].get("style") or {}
+    return {"style": style.get("kind", "none"), "objects": len(meta[side]["objects"])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("weights", type=Path)
+    parser.add_argument("pairs", type=Path, nargs="+")
+    parser.add_argument("--held-out", type=int, default=0, help="score only the run's held-out split of this size (seed 0)")
+    args = parser.parse_args()
+    model, config = load_weights(args.weights)
+    model.eval()
+    cache = FeatureCache([cache_dir_for(p, config["backbone"], config["size"]) for p in args.pairs])
+    indices = split_indices(len(cache), args.held_out, 0)[1] if args.held_out else np.arange(len(cache))
+    images, masks, truths = [], [], []
+    errors = defaultdict(list)
+    with torch.inference_mode():
+        for start in range(0, len(indices), 25):
+            chunk = indices[start:start + 25]
+            batch = cache.get(chunk)
+            out = model({"feats_a": batch["feats_a"], "feats_b": batch["feats_b"]})
+            h, w = batch["mask_b"].shape[1:]
+            flows = {"soft-argmax (model)": out["flow_ab"].flatten(1, 2)}
+            if "match_logits" in out:
+                flows["3×3 window"] = window_flows(out["match_logits"], (h, w), 1)
+                flows["5×5 window"] = window_flows(out["match_logits"], (h, w), 2)
+                flows["best cell"] = cell_centres(h, w)[out["match_logits"].argmax(dim=2)]
+            truth, marked = batch["mask_a"].flatten(1) > 0.5, out["mask_a"].flatten(1) > 0.5
+            for name, flow in flows.items():
+                err = ((flow - batch["flow_ab"].flatten(1, 2)) * torch.tensor([w, h])).norm(dim=-1)
+                errors[name] += err[truth].tolist()
+                errors[name + ", marked cells"] += err[truth & marked].tolist()
+            for j, i in enumerate(chunk):
+                meta = json.loads((cache.pair_dirs[i] / "meta.json").read_text())
+                for side in "ab":
+                    images.append(side_of(meta, side))
+                    masks.append(out[f"mask_{side}"][j].flatten())
+                    truths.append(batch[f"mask_{side}"][j].flatten() > 0.5)
+    pred, gt = torch.stack(masks), torch.stack(truths)
+
+    def iou(threshold):
+        p = pred > threshold
+        return ((p & gt).sum(1) / (p | gt).sum(1).clamp(min=1)).numpy()
+
+    at_half = iou(0.5)
+    best = np.max([iou(t) for t in np.linspace(0.05, 0.95, 19)], axis=0)
+    cells = gt.sum(1).numpy()
+    print(f"{len(images)} images of {len(indices)} pairs; IoU at 0.5 {at_half.mean():.3f}, at each image's best threshold "
+          f"{best.mean():.3f}; IoU < 0.1 for {np.mean(at_half < 0.1):.0%} of the images")
+    groups = {"object cells": ["< 40" if c < 40 else "40–80" if c < 80 else "≥ 80" for c in cells],
+              "style": [m["style"] for m in images], "objects": [str(m["objects"]) for m in images]}
+    print("\n| group | value | images | IoU at 0.5 | IoU at best threshold |\n|---|---|---|---|---|")
+    for name, values in groups.items():
+        for value in sorted(set(values)):
+            sel = np.array(values) == value
+            print(f"| {name} | {value} | {sel.sum()} | {at_half[sel].mean():.3f} | {best[sel].mean():.3f} |")
+    print("\n| global threshold | " + " | ".join(map(str, THRESHOLDS)) + " |\n|---|" + "---|" * len(THRESHOLDS))
+    print("| IoU | " + " | ".join(f"{iou(t).mean():.3f}" for t in THRESHOLDS) + " |")
+    print("\n| correspondences a → b | cells | mean (cells) | median | ≤ 1 cell |\n|---|---|---|---|---|")
+    for name, values in errors.items():
+        e = np.array(values)
+        print(f"| {name} | {len(e)} | {e.mean():.2f} | {np.median(e):.2f} | {np.mean(e <= 1):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
