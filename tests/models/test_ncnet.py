@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from segswap.models.correlation import cell_centres
+from segswap.models.correlation import cell_centres, soft_argmax_flows
 from segswap.models.ncnet import Conv4d, NCNetMatcher
 from segswap.train.recipes import get_recipe
 
@@ -75,6 +75,20 @@ def test_swapping_the_images_swaps_the_outputs():
         ab, ba = model({"feats_a": fa, "feats_b": fb}), model({"feats_a": fb, "feats_b": fa})
     assert torch.allclose(ab["mask_a"], ba["mask_b"], atol=1e-6)
     assert torch.allclose(ab["flow_ab"], ba["flow_ba"], atol=1e-6)
+
+
+def test_flows_are_read_around_the_best_cell_in_eval_mode_and_over_the_image_in_training():
+    torch.manual_seed(1)
+    model = NCNetMatcher()
+    fa = torch.nn.functional.normalize(torch.randn(1, 8, 4, 5), dim=1)
+    fb = torch.nn.functional.normalize(torch.randn(1, 8, 5, 4), dim=1)
+    with torch.no_grad():
+        logits = model.filtered_scores(fa, fb) * model.log_scale.exp()
+        for training, radius in ((True, None), (False, 1)):
+            out = model.train(training)({"feats_a": fa, "feats_b": fb})
+            flow_ab, flow_ba = soft_argmax_flows(logits, (4, 5), (5, 4), radius)
+            assert torch.allclose(out["flow_ab"], flow_ab) and torch.allclose(out["flow_ba"], flow_ba)
+    assert not torch.allclose(flow_ab, soft_argmax_flows(logits, (4, 5), (5, 4))[0])
 
 
 def test_ncnet_recipe_builds_the_ncnet_model():

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from segswap.models import CorrelationMatcher, SegSwapTransformer
 from segswap.models.layers import sine_position_encoding
 from segswap.models.transformer import diagonal_consensus
+from segswap.models.correlation import soft_argmax_flows
 from segswap.models.correlation import cell_centres
 from segswap.train.losses import segswap_loss
 
@@ -52,6 +53,38 @@ def test_swapping_the_inputs_swaps_the_outputs(conf):
     ba = model({"feats_a": fb, "feats_b": fa})
     assert torch.allclose(ab["mask_a"], ba["mask_b"], atol=1e-5)
     assert torch.allclose(ab["flow_ab"], ba["flow_ba"], atol=1e-5)
+
+
+def test_windowed_soft_argmax_reads_the_peak_where_the_global_one_averages_two_modes():
+    grid_a, grid_b = (1, 1), (5, 5)
+    logits = torch.full((1, 1, 25), -30.0)
+    logits[0, 0, 0] = 5.0  # cell (0, 0): the best match
+    logits[0, 0, 1] = 4.0  # its neighbour (0, 1): inside a radius-1 window
+    logits[0, 0, 24] = 4.9  # cell (4, 4): a far, almost as strong mode
+    centres = cell_centres(*grid_b)
+    p = logits[0, 0].softmax(0)
+    global_ab, _ = soft_argmax_flows(logits, grid_a, grid_b)
+    assert torch.allclose(global_ab[0, 0, 0], p @ centres, atol=1e-6)  # pulled towards the far corner
+    local_ab, local_ba = soft_argmax_flows(logits, grid_a, grid_b, radius=1)
+    near = torch.tensor([5.0, 4.0]).softmax(0)
+    assert torch.allclose(local_ab[0, 0, 0], near @ centres[:2], atol=1e-6)  # only cells (0, 0) and (0, 1)
+    assert local_ba.shape == (1, 5, 5, 2) and torch.allclose(local_ba, torch.full_like(local_ba, 0.5))
+
+
+def test_transformer_decodes_flows_locally_in_eval_mode_only():
+    model = SegSwapTransformer(input_dim=16, dim=32, flow_head="match", dropout=0.0)
+    fa, fb = _random_feats(1, 16, 6, 6, 4), _random_feats(1, 16, 7, 5, 5)
+    trained = model.train()({"feats_a": fa, "feats_b": fb})
+    assert torch.allclose(trained["flow_ab"], soft_argmax_flows(trained["match_logits"], (6, 6), (7, 5))[0])
+    model.eval()
+    evaluated = model({"feats_a": fa, "feats_b": fb})
+    flow_ab, _ = soft_argmax_flows(evaluated["match_logits"], (6, 6), (7, 5), radius=1)
+    assert torch.allclose(evaluated["flow_ab"], flow_ab)
+    global_model = SegSwapTransformer(input_dim=16, dim=32, flow_head="match", dropout=0.0, eval_flow_radius=None).eval()
+    global_model.load_state_dict(model.state_dict())
+    flow_global, _ = soft_argmax_flows(evaluated["match_logits"], (6, 6), (7, 5))
+    assert torch.allclose(global_model({"feats_a": fa, "feats_b": fb})["flow_ab"], flow_global)
+    assert not torch.allclose(flow_ab, flow_global)
 
 
 @pytest.mark.parametrize("radius", [1, 2])

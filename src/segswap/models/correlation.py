@@ -8,6 +8,8 @@ its row. It is the floor every trained model must beat and a working matcher bef
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -19,6 +21,29 @@ def cell_centres(h: int, w: int, device=None) -> torch.Tensor:
     ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
     xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
     return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
+
+
+def soft_argmax_flows(logits: torch.Tensor, grid_a: tuple[int, int], grid_b: tuple[int, int],
+                      radius: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flows (B×Ha×Wa×2, B×Hb×Wb×2) from match logits B×Na×Nb: the expected cell centre under the
+    softmax over the other image's cells — all of them, or with ``radius`` only the (2r+1)² cells
+    around each row's best one."""
+    flow_ab = _window(logits, grid_b, radius).softmax(dim=2) @ cell_centres(*grid_b, device=logits.device)
+    flow_ba = _window(logits.transpose(1, 2), grid_a, radius).softmax(dim=2) @ cell_centres(*grid_a, device=logits.device)
+    return flow_ab.view(-1, *grid_a, 2), flow_ba.view(-1, *grid_b, 2)
+
+
+def _window(logits: torch.Tensor, grid: tuple[int, int], radius: int | None) -> torch.Tensor:
+    """``logits`` B×N×M over an h×w grid of M cells, with every cell farther than ``radius`` (in x or
+    y) from the row's best cell set to -inf; unchanged when ``radius`` is None."""
+    if radius is None:
+        return logits
+    h, w = grid
+    best = logits.argmax(dim=2)
+    ys = torch.arange(h, device=logits.device).repeat_interleave(w)
+    xs = torch.arange(w, device=logits.device).repeat(h)
+    near = ((ys - (best // w)[..., None]).abs() <= radius) & ((xs - (best % w)[..., None]).abs() <= radius)
+    return logits.masked_fill(~near, -math.inf)
 
 
 def cell_similarity(fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:

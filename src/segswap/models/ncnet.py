@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .correlation import cell_centres, cell_similarity
+from .correlation import cell_similarity, soft_argmax_flows
 from .layers import merged_conf
 
 
@@ -56,6 +56,7 @@ class NCNetMatcher(nn.Module):
         "channels": [16, 1],
         "kernel": 3,
         "temperature": 0.05,  # initial softmax temperature on the filtered scores (learned)
+        "eval_flow_radius": 1,  # eval mode: soft-argmax around the best cell only (None: whole image)
     }
 
     def __init__(self, **conf):
@@ -85,6 +86,6 @@ class NCNetMatcher(nn.Module):
         to_b, to_a = logits.softmax(dim=2), logits.softmax(dim=1)
         mask_a = to_a.amax(dim=2).clamp(1e-7, 1 - 1e-7).view(b, ha, wa)
         mask_b = to_b.amax(dim=1).clamp(1e-7, 1 - 1e-7).view(b, hb, wb)
-        flow_ab = (to_b @ cell_centres(hb, wb, device=fa.device)).view(b, ha, wa, 2)
-        flow_ba = (to_a.transpose(1, 2) @ cell_centres(ha, wa, device=fa.device)).view(b, hb, wb, 2)
+        radius = None if self.training else self.conf["eval_flow_radius"]
+        flow_ab, flow_ba = soft_argmax_flows(logits, (ha, wa), (hb, wb), radius)
         return {"mask_a": mask_a, "mask_b": mask_b, "flow_ab": flow_ab, "flow_ba": flow_ba}

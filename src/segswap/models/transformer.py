@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .correlation import cell_centres, cell_similarity
+from .correlation import cell_similarity, soft_argmax_flows
 from .layers import AttentionBlock, GridContext, merged_conf, sine_position_encoding, split_head_output
 
 
@@ -87,14 +87,6 @@ def correlation_cues(fa: torch.Tensor, fb: torch.Tensor, consensus_radius: int =
     return torch.cat([fa, cues_a], dim=1), torch.cat([fb, cues_b], dim=1)
 
 
-def soft_argmax_flows(logits: torch.Tensor, grid_a: tuple[int, int], grid_b: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flows (B×Ha×Wa×2, B×Hb×Wb×2) from match logits B×Na×Nb: the expected cell centre under the
-    softmax over the other image's cells."""
-    flow_ab = logits.softmax(dim=2) @ cell_centres(*grid_b, device=logits.device)
-    flow_ba = logits.softmax(dim=1).transpose(1, 2) @ cell_centres(*grid_a, device=logits.device)
-    return flow_ab.view(-1, *grid_a, 2), flow_ba.view(-1, *grid_b, 2)
-
-
 class SegSwapTransformer(nn.Module):
     """Cross-image transformer.
 
@@ -104,7 +96,8 @@ class SegSwapTransformer(nn.Module):
     - ``flow_ab`` B×Ha×Wa×2: for each cell of a, (x, y) in [0, 1] of its match in b;
       ``flow_ba`` B×Hb×Wb×2 likewise;
     - with ``flow_head="match"``, also ``match_logits`` B×(Ha·Wa)×(Hb·Wb): the scores whose softmax over
-      b's cells (dim 2) gives ``flow_ab`` and over a's cells (dim 1) ``flow_ba``.
+      b's cells (dim 2) gives ``flow_ab`` and over a's cells (dim 1) ``flow_ba`` (in eval mode, over the
+      ``eval_flow_radius`` window around the best cell).
 
     Image a and b may have different grid sizes. Weights are shared between the two directions.
     """
@@ -121,6 +114,10 @@ class SegSwapTransformer(nn.Module):
         "correlation_prior": False,
         "context_convs": 0,  # residual 3×3 conv blocks after the input projection and before the head
         "consensus_radius": 0,  # > 0: the prior's cues also from diagonal_consensus of this radius
+        # flow_head "match", eval mode: soft-argmax only around the best cell (None: over the whole image).
+        # The whole-image expectation averages a spread distribution's far modes into a point between
+        # them; training keeps it (smooth gradients), inference reads the peak.
+        "eval_flow_radius": 1,
     }
 
     def __init__(self, **conf):
@@ -162,7 +159,8 @@ class SegSwapTransformer(nn.Module):
         out = {"mask_a": mask_a, "mask_b": mask_b, "flow_ab": flow_ab, "flow_ba": flow_ba}
         if self.conf["flow_head"] == "match":
             out["match_logits"] = self._match_logits(xa, xb)
-            out["flow_ab"], out["flow_ba"] = soft_argmax_flows(out["match_logits"], (ha, wa), (hb, wb))
+            radius = None if self.training else self.conf["eval_flow_radius"]
+            out["flow_ab"], out["flow_ba"] = soft_argmax_flows(out["match_logits"], (ha, wa), (hb, wb), radius)
         return out
 
     def _match_logits(self, xa, xb):
