@@ -3,11 +3,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import segswap
 from segswap.errors import SegswapError, UntrainedModelError
 from segswap.models.weights import save_weights
-from segswap.models.correlation import cell_centres
+from segswap.models.correlation import cell_centres, soft_argmax_flows
 from segswap.pair import search_views, similarity_score, unrotate_b
 
 DATA = Path(segswap.__file__).parent / "data"
@@ -166,6 +167,19 @@ def test_weights_file_loads_as_matcher(tmp_path):
     assert m.trained and m.size == 160 and m.backbone.name == "efficientnet-lite2"
     with pytest.raises(SegswapError, match="trained on backbone"):
         segswap.load(weights=tmp_path / "w.safetensors", backbone="efficientnet-lite0")
+
+
+def test_trained_weights_accept_inference_options_only(tmp_path):
+    model = segswap.models.SegSwapTransformer(input_dim=120, dim=32, ffn_dim=32, layers="ICI", flow_head="match")
+    save_weights(tmp_path / "w.safetensors", model, backbone="efficientnet-lite2", size=160)
+    assert segswap.load(weights=tmp_path / "w.safetensors").model.conf["eval_flow_radius"] == 1
+    whole = segswap.load(weights=tmp_path / "w.safetensors", eval_flow_radius=None)
+    assert whole.model.conf["eval_flow_radius"] is None
+    fa = F.normalize(torch.randn(1, 120, 6, 6, generator=torch.Generator().manual_seed(0)), dim=1)
+    out = whole.predict(fa, fa.flip(-1))
+    assert torch.allclose(out["flow_ab"], soft_argmax_flows(out["match_logits"], (6, 6), (6, 6))[0])
+    with pytest.raises(SegswapError, match="fixed by the trained weights"):
+        segswap.load(weights=tmp_path / "w.safetensors", dim=64)
 
 def test_the_cli_default_scales_are_the_search_scales():
     from segswap.cli import SCALES_OPTION_DEFAULT

@@ -65,6 +65,10 @@ def shipped_weights_path(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+#: Model options that change only how outputs are read at inference, so trained weights accept them.
+INFERENCE_OPTIONS = frozenset({"eval_flow_radius"})
+
+
 def load(name: str | None = None, weights=None, *, backbone: str | None = None, size: int | None = None,
          runtime: str = "auto", allow_untrained: bool = False, **conf) -> "Matcher":
     """Return a ready :class:`Matcher`.
@@ -74,7 +78,9 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
     by ``segswap export``; by default the weights shipped in the package. Without trained weights a
     trainable model raises :class:`~segswap.errors.UntrainedModelError`, unless ``allow_untrained``
     (tests, benchmarks), in which case results carry ``trained=False``. ``backbone`` and ``size``
-    default to those the weights were trained with. ``conf`` overrides model options.
+    default to those the weights were trained with. ``conf`` overrides model options; with trained
+    weights only the :data:`INFERENCE_OPTIONS` (``eval_flow_radius=None`` reads flows as the
+    whole-image soft-argmax the models were trained with).
     """
     if weights is not None:
         model, config = load_weights(weights)
@@ -87,16 +93,19 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
         if backbone is not None and backbone != config["backbone"]:
             raise SegswapError(f"{weights}: trained on backbone {config['backbone']!r}; it cannot run on {backbone!r}")
         backbone, size = config["backbone"], size or config["size"]
-        if conf:
-            raise SegswapError("model options cannot be overridden when loading trained weights")
+        fixed = set(conf) - INFERENCE_OPTIONS
+        if fixed:
+            raise SegswapError(f"{', '.join(sorted(fixed))}: fixed by the trained weights; only "
+                               f"{', '.join(sorted(INFERENCE_OPTIONS))} can be set when loading them")
+        model.conf.update(conf)
     else:
         name = name or DEFAULT_MODEL
         if name not in MODEL_CLASSES:
             hint = " (SCOTT says 'same object or not' without masks: `segswap verify A B`)" if name == "scott" else ""
             raise SegswapError(f"unknown pair model {name!r}; choose from {', '.join(MODEL_CLASSES)}{hint}")
         shipped = shipped_weights_path(name)
-        if shipped is not None and not conf:
-            return load(name, shipped, backbone=backbone, size=size, runtime=runtime)
+        if shipped is not None and set(conf) <= INFERENCE_OPTIONS:
+            return load(name, shipped, backbone=backbone, size=size, runtime=runtime, **conf)
         if name in TRAINABLE and not allow_untrained:
             raise UntrainedModelError(
                 f"no trained weights for model {name!r} are installed; pass weights=PATH (--weights) from "
