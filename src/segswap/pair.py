@@ -44,7 +44,7 @@ import torch
 from .backbone import DEFAULT_BACKBONE, get_backbone
 from .errors import SegswapError, UntrainedModelError
 from .io import load_image, pixels_to_tensor, resize_for_model
-from .models import MODEL_CLASSES, TRAINABLE
+from .models import INFERENCE_OPTIONS, MODEL_CLASSES, TRAINABLE
 from .models.correlation import cell_centres
 from .models.layers import read_through_flow
 from .models.weights import load_weights
@@ -65,10 +65,6 @@ def shipped_weights_path(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-#: Model options that change only how outputs are read at inference, so trained weights accept them.
-INFERENCE_OPTIONS = frozenset({"eval_flow_radius"})
-
-
 def load(name: str | None = None, weights=None, *, backbone: str | None = None, size: int | None = None,
          runtime: str = "auto", allow_untrained: bool = False, **conf) -> "Matcher":
     """Return a ready :class:`Matcher`.
@@ -79,8 +75,8 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
     trainable model raises :class:`~segswap.errors.UntrainedModelError`, unless ``allow_untrained``
     (tests, benchmarks), in which case results carry ``trained=False``. ``backbone`` and ``size``
     default to those the weights were trained with. ``conf`` overrides model options; with trained
-    weights only the :data:`INFERENCE_OPTIONS` (``eval_flow_radius=None`` reads flows as the
-    whole-image soft-argmax the models were trained with).
+    weights only the :data:`~segswap.models.INFERENCE_OPTIONS` (``eval_flow_radius=None`` reads flows
+    as the whole-image soft-argmax the models were trained with).
     """
     if weights is not None:
         model, config = load_weights(weights)

@@ -20,5 +20,9 @@ ALL_MODEL_CLASSES = {**MODEL_CLASSES, "scott": ScottMatcher}
 #: Models that need trained weights before their output means anything.
 TRAINABLE = {"segswap", "ncnet"}
 
-__all__ = ["ALL_MODEL_CLASSES", "MODEL_CLASSES", "TRAINABLE", "CorrelationMatcher", "NCNetMatcher", "ScottMatcher",
-           "SegSwapTransformer"]
+#: Model options that change only how outputs are read at inference: trained weights accept them, and
+#: training recipes leave them out (training does not read them).
+INFERENCE_OPTIONS = frozenset({"eval_flow_radius"})
+
+__all__ = ["ALL_MODEL_CLASSES", "INFERENCE_OPTIONS", "MODEL_CLASSES", "TRAINABLE", "CorrelationMatcher", "NCNetMatcher",
+           "ScottMatcher", "SegSwapTransformer"]

@@ -8,7 +8,7 @@ import hashlib
 import json
 
 from ..errors import SegswapError
-from ..models import ALL_MODEL_CLASSES
+from ..models import ALL_MODEL_CLASSES, INFERENCE_OPTIONS
 
 BASE = {
     "model": "segswap",
@@ -111,9 +111,8 @@ def get_recipe(name: str = "default", **overrides) -> dict:
     spec = RECIPES[name]
     base = BASE
     if spec.get("model", BASE["model"]) != BASE["model"]:  # another model: its options, not the transformer's
-        # inference-only options stay out of the recipe (and its hash): training does not read them
         options = {k: v for k, v in ALL_MODEL_CLASSES[spec["model"]].default_conf.items()
-                   if k not in ("input_dim", "eval_flow_radius")}
+                   if k != "input_dim" and k not in INFERENCE_OPTIONS}
         base = {**BASE, "model": spec["model"], "model_conf": options, **MODEL_RECIPE_OPTIONS.get(spec["model"], {})}
     recipe = _merge(base, spec)
     recipe = _merge(recipe, {k: v for k, v in overrides.items() if v is not None})
