@@ -3,8 +3,9 @@
 For a weights file and `segswap synth` folders it was not trained on (or the run's held-out split
 with ``--held-out``): mask IoU at 0.5 and at the best threshold per image, by object size (cells),
 restyling and number of objects; IoU at a few global thresholds; and the correspondence error inside
-the true mask read four ways (soft-argmax over the whole image — the model's own flows —, soft-argmax
-in the 3×3 or 5×5 window of the best cell, the best cell), also on the cells the model marks.
+the true mask read four ways (soft-argmax over the whole image, as trained; in the 3×3 window of the
+best cell, the model's own eval-mode read; in the 5×5 window; the best cell), also on the cells the
+model marks.
 
     .venv/bin/python scripts/synthetic_breakdown.py WEIGHTS W/test_coco320 W/test_unsup320
     .venv/bin/python scripts/synthetic_breakdown.py WEIGHTS W/coco320 W/unsup320 --held-out 100
@@ -23,24 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from segswap.models.correlation import cell_centres
+from segswap.models.correlation import cell_centres, soft_argmax_flows
 from segswap.models.weights import load_weights
 from segswap.train.cache import FeatureCache, cache_dir_for
 from segswap.train.loop import split_indices
 
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6)
-
-
-def window_flows(logits: torch.Tensor, grid: tuple[int, int], radius: int) -> torch.Tensor:
-    """B×Na×2 soft-argmax of the match distribution restricted to the (2r+1)² cells around its peak."""
-    h, w = grid
-    prob = logits.softmax(dim=2)
-    best = prob.argmax(dim=2)
-    ys, xs = torch.arange(h), torch.arange(w)
-    near = ((ys[None, None, :, None] - (best // w)[..., None, None]).abs() <= radius) & \
-           ((xs[None, None, None, :] - (best % w)[..., None, None]).abs() <= radius)
-    prob = prob * near.flatten(2)
-    return (prob / prob.sum(dim=2, keepdim=True)) @ cell_centres(h, w)
 
 
 def side_of(meta: dict, side: str) -> dict:
@@ -65,11 +54,11 @@ def main() -> None:
             chunk = indices[start:start + 25]
             batch = cache.get(chunk)
             out = model({"feats_a": batch["feats_a"], "feats_b": batch["feats_b"]})
-            h, w = batch["mask_b"].shape[1:]
-            flows = {"soft-argmax (model)": out["flow_ab"].flatten(1, 2)}
+            grid_a, (h, w) = tuple(batch["mask_a"].shape[1:]), tuple(batch["mask_b"].shape[1:])
+            flows = {"the model's flows": out["flow_ab"].flatten(1, 2)}
             if "match_logits" in out:
-                flows["3×3 window"] = window_flows(out["match_logits"], (h, w), 1)
-                flows["5×5 window"] = window_flows(out["match_logits"], (h, w), 2)
+                for name, radius in (("soft-argmax, whole image", None), ("3×3 window", 1), ("5×5 window", 2)):
+                    flows[name] = soft_argmax_flows(out["match_logits"], grid_a, (h, w), radius)[0].flatten(1, 2)
                 flows["best cell"] = cell_centres(h, w)[out["match_logits"].argmax(dim=2)]
             truth, marked = batch["mask_a"].flatten(1) > 0.5, out["mask_a"].flatten(1) > 0.5
             for name, flow in flows.items():
