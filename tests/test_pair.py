@@ -169,7 +169,7 @@ def test_weights_file_loads_as_matcher(tmp_path):
         segswap.load(weights=tmp_path / "w.safetensors", backbone="efficientnet-lite0")
 
 
-def test_trained_weights_accept_inference_options_only(tmp_path):
+def test_trained_weights_accept_inference_options_only(tmp_path, monkeypatch):
     model = segswap.models.SegSwapTransformer(input_dim=120, dim=32, ffn_dim=32, layers="ICI", flow_head="match")
     save_weights(tmp_path / "w.safetensors", model, backbone="efficientnet-lite2", size=160)
     assert segswap.load(weights=tmp_path / "w.safetensors").model.conf["eval_flow_radius"] == 1
@@ -180,6 +180,10 @@ def test_trained_weights_accept_inference_options_only(tmp_path):
     assert torch.allclose(out["flow_ab"], soft_argmax_flows(out["match_logits"], (6, 6), (6, 6))[0])
     with pytest.raises(SegswapError, match="fixed by the trained weights"):
         segswap.load(weights=tmp_path / "w.safetensors", dim=64)
+    monkeypatch.setattr("segswap.pair.shipped_weights_path", lambda name: tmp_path / "w.safetensors")
+    with pytest.raises(SegswapError, match="dim: fixed by the trained weights"):
+        segswap.load(dim=64)  # the shipped weights, not "no trained weights are installed"
+    assert segswap.load(dim=64, allow_untrained=True).weights == "untrained"
 
 def test_the_cli_default_scales_are_the_search_scales():
     from segswap.cli import SCALES_OPTION_DEFAULT

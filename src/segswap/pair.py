@@ -100,7 +100,8 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
             hint = " (SCOTT says 'same object or not' without masks: `segswap verify A B`)" if name == "scott" else ""
             raise SegswapError(f"unknown pair model {name!r}; choose from {', '.join(MODEL_CLASSES)}{hint}")
         shipped = shipped_weights_path(name)
-        if shipped is not None and set(conf) <= INFERENCE_OPTIONS:
+        # other options need an untrained model; without allow_untrained the weights file names the clash
+        if shipped is not None and (set(conf) <= INFERENCE_OPTIONS or not allow_untrained):
             return load(name, shipped, backbone=backbone, size=size, runtime=runtime, **conf)
         if name in TRAINABLE and not allow_untrained:
             raise UntrainedModelError(
