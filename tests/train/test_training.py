@@ -116,6 +116,26 @@ def test_exported_weights_match_the_checkpoint(pairs, tmp_path):
         assert torch.equal(x[k], y[k])
 
 
+def test_a_fine_tuned_backbone_tail_trains_exports_and_loads(pairs, tmp_path):
+    run = tmp_path / "run"
+    tail = {"tail_blocks": 1, "tail_lr_scale": 0.5}
+    train([pairs], run, config="tiny", show_progress=False,
+          overrides={**TINY, "backbone": "efficientnet-lite2-block12", "model_conf": tail})
+    config = export(run, tmp_path / "w.safetensors")
+    assert config["backbone"] == "efficientnet-lite2-block12" and config["conf"]["tail_blocks"] == 1
+    matcher = segswap.load(weights=tmp_path / "w.safetensors")
+    assert matcher.backbone.name == "efficientnet-lite2-block12"
+    pretrained = segswap.models.tail.BackboneTail("efficientnet-lite2", 1).state_dict()
+    trained = matcher.model.tail.state_dict()
+    assert any(not torch.equal(pretrained[k], trained[k]) for k in pretrained if k.endswith("weight"))
+    # the tail's batch-norm statistics are the pretrained ones: training never re-estimates them
+    assert all(torch.equal(pretrained[k], trained[k]) for k in pretrained if "running" in k)
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)["optimizer"]
+    assert [g["lr_scale"] for g in checkpoint["param_groups"]] == [1.0, 0.5]
+    result = matcher.match(pairs / "000000" / "a.jpg", pairs / "000000" / "b.jpg")
+    assert result["mask_a"].shape[:2] == cv2.imread(str(pairs / "000000" / "a.jpg")).shape[:2]
+
+
 def _fake_coseg(root, groups=("cup", "key"), n=3, size=64):
     rng = np.random.default_rng(1)
     for group in groups:

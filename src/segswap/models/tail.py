@@ -1,0 +1,57 @@
+"""The last blocks of a pretrained backbone, inside a pair model so that training fine-tunes them.
+
+The frozen backbone is cut early (e.g. ``efficientnet-lite2-block12``) and its L2-normalised output
+goes through the remaining blocks here, initialised from the pretrained network. Frozen Lite2
+features put the true partner of a synthetic pair's cell among the other image's 5 most similar cells
+only 39 % of the time (docs/training.md); the blocks that make those features are what can learn the
+invariances segment swapping teaches (style, scale, background).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..backbone.efficientnet import VARIANTS, load_stride16_net
+
+#: What each tail-able network's blocks start from: the frozen backbone that is cut before them.
+TAIL_INPUTS = {"efficientnet-lite2": "efficientnet-lite2-block12"}
+
+
+class BackboneTail(nn.Module):
+    """Blocks ``first_block``… of the pretrained ``network``'s stride-16 cut, trainable.
+
+    Input: B×C×H×W L2-normalised features of the cut before ``first_block``. They are multiplied by a
+    learned scale (initialised to the raw features' mean norm, so the pretrained blocks see inputs of
+    the size they were trained on: on 32 training images the tail then reproduces the frozen
+    network's own output at cosine 0.98) and run through the blocks; output L2-normalised.
+    Batch-norm statistics stay frozen in training mode too (batches of 12 pairs are too small and too
+    alike to re-estimate them).
+    """
+
+    #: Mean norm of Lite2's block-12 output over 32 synthetic training images at 320 px (57.1 ± 13.1).
+    INPUT_NORM = 57.1
+
+    def __init__(self, network: str, blocks: int):
+        super().__init__()
+        net = load_stride16_net(network)
+        last = VARIANTS[network].last_block
+        if not 0 < blocks <= last:
+            raise ValueError(f"tail_blocks must be between 1 and {last}, got {blocks}")
+        self.blocks = nn.Sequential(*net.blocks[last + 1 - blocks:])
+        self.blocks.requires_grad_(True)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(self.INPUT_NORM)))
+        self.train(False)
+
+    def train(self, mode: bool = True) -> "BackboneTail":
+        super().train(mode)
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eval()
+        return self
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.blocks(feats * self.log_scale.exp()), dim=1)

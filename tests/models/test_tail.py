@@ -1,0 +1,56 @@
+"""segswap.models.tail: Lite2's last blocks fine-tuned inside the transformer."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from segswap.backbone import get_backbone
+from segswap.models import SegSwapTransformer
+from segswap.io import load_image, pixels_to_tensor, resize_for_model
+from segswap.models.tail import TAIL_INPUTS, BackboneTail
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from importlib.resources import files
+
+    return pixels_to_tensor(resize_for_model(load_image(files("segswap") / "data" / "box_in_scene.png"), 224))
+
+
+def test_untrained_tail_reproduces_the_frozen_networks_own_features(photo):
+    early = get_backbone(TAIL_INPUTS["efficientnet-lite2"], "torch")(photo)
+    full = get_backbone("efficientnet-lite2", "torch")(photo)
+    tail = BackboneTail("efficientnet-lite2", 2)
+    out = tail(early)
+    assert out.shape == full.shape
+    torch.testing.assert_close(out.norm(dim=1), torch.ones(out.shape[0], *out.shape[2:]))
+    gap = 1 - F.cosine_similarity(out, full, dim=1).mean()
+    assert gap < 0.05
+    # the blocks do change the features: block 12's are more than twice as far from block 14's
+    assert 1 - F.cosine_similarity(early, full, dim=1).mean() > 2 * gap
+
+
+def test_tail_trains_but_keeps_its_batch_norm_statistics(photo):
+    model = SegSwapTransformer(input_dim=120, dim=32, ffn_dim=32, layers="IC", flow_head="match", tail_blocks=1).train()
+    batch_norms = [m for m in model.tail.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert batch_norms and not any(m.training for m in batch_norms)
+    before = [m.running_mean.clone() for m in batch_norms]
+    feats = get_backbone(TAIL_INPUTS["efficientnet-lite2"], "torch")(photo)
+    out = model({"feats_a": feats, "feats_b": feats.flip(-1)})
+    out["mask_a"].mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.tail.parameters() if p.ndim > 1)
+    assert all(torch.equal(m.running_mean, b) for m, b in zip(batch_norms, before))
+
+
+def test_parameter_groups_give_the_tail_its_own_learning_rate():
+    model = SegSwapTransformer(input_dim=120, dim=32, ffn_dim=32, layers="IC", tail_blocks=1, tail_lr_scale=0.25)
+    groups = model.parameter_groups()
+    assert [g["lr_scale"] for g in groups] == [1.0, 0.25]
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in model.tail.parameters()}
+    assert len(SegSwapTransformer(input_dim=8, dim=16, ffn_dim=16).parameter_groups()) == 1
+
+
+def test_tail_refuses_more_blocks_than_the_network_has():
+    with pytest.raises(ValueError, match="tail_blocks"):
+        BackboneTail("efficientnet-lite2", 99)
