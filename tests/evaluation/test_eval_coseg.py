@@ -58,6 +58,8 @@ def test_reads_groups_in_order_and_refuses_bad_layouts(benchmark):
         read_coseg_benchmark(benchmark)
     with pytest.raises(SegswapError, match="not a co-segmentation benchmark"):
         read_coseg_benchmark(benchmark / "images")
+    with pytest.raises(SegswapError, match="missing: no such folder"):
+        read_coseg_benchmark(benchmark / "missing")
 
 
 def test_ground_truth_with_other_values_is_refused(benchmark):
@@ -115,7 +117,7 @@ def test_cli_prints_the_table_and_writes_json(benchmark, tmp_path):
     assert set(result["groups"]) == {"boxes", "more"} and set(result["mean"]) == {"P", "J"}
     assert all(0 <= row[k] <= 1 for row in result["groups"].values() for k in ("P", "J"))
     r = run_cli("eval", "coseg", str(tmp_path / "missing"), "--method", "centre-box")
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not a co-segmentation benchmark" in r.stderr
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "missing: no such folder" in r.stderr
 
 
 def test_centre_box_on_msrc_agrees_with_the_independent_measurement():

@@ -55,6 +55,8 @@ def read_coseg_benchmark(root: Path, groups: list[str] | None = None) -> dict[st
     """Groups (sorted, or in the order asked for) → their images with ground truth, sorted by name."""
     root = Path(root)
     image_root, truth_root = root / "images", root / "groundtruth"
+    if not root.is_dir():
+        raise SegswapError(f"{root}: no such folder")
     if not image_root.is_dir() or not truth_root.is_dir():
         raise SegswapError(f"{root}: not a co-segmentation benchmark (needs images/<group>/ and groundtruth/<group>/)")
     available = sorted(p.name for p in image_root.iterdir() if p.is_dir())

@@ -123,7 +123,7 @@ class SegSwapTransformer(nn.Module):
         # features then come from TAIL_INPUTS[tail_network], e.g. efficientnet-lite2-block12.
         "tail_blocks": 0,
         "tail_network": "efficientnet-lite2",
-        "tail_lr_scale": 0.1,  # the pretrained blocks learn at this fraction of the learning rate
+        "tail_lr_scale": 1.0,  # the tail's learning rate relative to the rest of the model
     }
 
     def __init__(self, **conf):
