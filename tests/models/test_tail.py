@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from segswap.backbone import get_backbone
 from segswap.models import SegSwapTransformer
 from segswap.io import load_image, pixels_to_tensor, resize_for_model
-from segswap.models.tail import TAIL_INPUTS, BackboneTail
+from segswap.models.tail import BackboneTail, tail_input_backbone
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def photo():
 
 
 def test_untrained_tail_reproduces_the_frozen_networks_own_features(photo):
-    early = get_backbone(TAIL_INPUTS["efficientnet-lite2"], "torch")(photo)
+    early = get_backbone(tail_input_backbone("efficientnet-lite2", 2), "torch")(photo)
     full = get_backbone("efficientnet-lite2", "torch")(photo)
     tail = BackboneTail("efficientnet-lite2", 2)
     out = tail(early)
@@ -31,11 +31,11 @@ def test_untrained_tail_reproduces_the_frozen_networks_own_features(photo):
 
 
 def test_tail_trains_but_keeps_its_batch_norm_statistics(photo):
-    model = SegSwapTransformer(input_dim=120, dim=32, ffn_dim=32, layers="IC", flow_head="match", tail_blocks=1).train()
+    model = SegSwapTransformer(input_dim=120, dim=32, ffn_dim=32, layers="IC", flow_head="match", tail_blocks=2).train()
     batch_norms = [m for m in model.tail.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert batch_norms and not any(m.training for m in batch_norms)
     before = [m.running_mean.clone() for m in batch_norms]
-    feats = get_backbone(TAIL_INPUTS["efficientnet-lite2"], "torch")(photo)
+    feats = get_backbone(tail_input_backbone("efficientnet-lite2", 2), "torch")(photo)
     out = model({"feats_a": feats, "feats_b": feats.flip(-1)})
     out["mask_a"].mean().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.tail.parameters() if p.ndim > 1)
@@ -43,7 +43,7 @@ def test_tail_trains_but_keeps_its_batch_norm_statistics(photo):
 
 
 def test_parameter_groups_give_the_tail_its_own_learning_rate():
-    model = SegSwapTransformer(input_dim=120, dim=32, ffn_dim=32, layers="IC", tail_blocks=1, tail_lr_scale=0.25)
+    model = SegSwapTransformer(input_dim=120, dim=32, ffn_dim=32, layers="IC", tail_blocks=2, tail_lr_scale=0.25)
     groups = model.parameter_groups()
     assert [g["lr_scale"] for g in groups] == [1.0, 0.25]
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
@@ -51,6 +51,9 @@ def test_parameter_groups_give_the_tail_its_own_learning_rate():
     assert len(SegSwapTransformer(input_dim=8, dim=16, ffn_dim=16).parameter_groups()) == 1
 
 
-def test_tail_refuses_more_blocks_than_the_network_has():
-    with pytest.raises(ValueError, match="tail_blocks"):
-        BackboneTail("efficientnet-lite2", 99)
+def test_tails_without_a_backbone_cut_to_feed_them_are_refused():
+    assert tail_input_backbone("efficientnet-lite2", 2) == "efficientnet-lite2-block12"
+    with pytest.raises(ValueError, match="no backbone efficientnet-lite2-block13.*efficientnet-lite2-block12"):
+        BackboneTail("efficientnet-lite2", 1)
+    with pytest.raises(ValueError, match="tail_network"):
+        BackboneTail("resnet-50", 2)

@@ -118,14 +118,16 @@ def test_exported_weights_match_the_checkpoint(pairs, tmp_path):
 
 def test_a_fine_tuned_backbone_tail_trains_exports_and_loads(pairs, tmp_path):
     run = tmp_path / "run"
-    tail = {"tail_blocks": 1, "tail_lr_scale": 0.5}
+    tail = {"tail_blocks": 2, "tail_lr_scale": 0.5}
+    with pytest.raises(SegswapError, match="continues from backbone efficientnet-lite2-block12"):
+        train([pairs], tmp_path / "wrong", config="tiny", show_progress=False, overrides={**TINY, "model_conf": tail})
     train([pairs], run, config="tiny", show_progress=False,
           overrides={**TINY, "backbone": "efficientnet-lite2-block12", "model_conf": tail})
     config = export(run, tmp_path / "w.safetensors")
-    assert config["backbone"] == "efficientnet-lite2-block12" and config["conf"]["tail_blocks"] == 1
+    assert config["backbone"] == "efficientnet-lite2-block12" and config["conf"]["tail_blocks"] == 2
     matcher = segswap.load(weights=tmp_path / "w.safetensors")
     assert matcher.backbone.name == "efficientnet-lite2-block12"
-    pretrained = segswap.models.tail.BackboneTail("efficientnet-lite2", 1).state_dict()
+    pretrained = segswap.models.tail.BackboneTail("efficientnet-lite2", 2).state_dict()
     trained = matcher.model.tail.state_dict()
     assert any(not torch.equal(pretrained[k], trained[k]) for k in pretrained if k.endswith("weight"))
     # the tail's batch-norm statistics are the pretrained ones: training never re-estimates them

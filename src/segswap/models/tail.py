@@ -17,8 +17,16 @@ from torch import nn
 
 from ..backbone.efficientnet import VARIANTS, load_stride16_net
 
-#: What each tail-able network's blocks start from: the frozen backbone that is cut before them.
-TAIL_INPUTS = {"efficientnet-lite2": "efficientnet-lite2-block12"}
+
+def tail_input_backbone(network: str, blocks: int) -> str:
+    """The frozen backbone whose output a tail of ``blocks`` blocks of ``network`` continues from."""
+    if network not in VARIANTS:
+        raise ValueError(f"tail_network must be one of {', '.join(VARIANTS)}, got {network!r}")
+    name = f"{network}-block{VARIANTS[network].last_block - blocks}"
+    if name not in VARIANTS:
+        cuts = [v for v in VARIANTS if v.startswith(f"{network}-block")]
+        raise ValueError(f"no backbone {name} for a {blocks}-block tail of {network}; cuts available: {', '.join(cuts) or 'none'}")
+    return name
 
 
 class BackboneTail(nn.Module):
@@ -37,10 +45,9 @@ class BackboneTail(nn.Module):
 
     def __init__(self, network: str, blocks: int):
         super().__init__()
+        tail_input_backbone(network, blocks)  # refuses tails no backbone cut feeds
         net = load_stride16_net(network)
         last = VARIANTS[network].last_block
-        if not 0 < blocks <= last:
-            raise ValueError(f"tail_blocks must be between 1 and {last}, got {blocks}")
         self.blocks = nn.Sequential(*net.blocks[last + 1 - blocks:])
         self.blocks.requires_grad_(True)
         self.log_scale = nn.Parameter(torch.tensor(math.log(self.INPUT_NORM)))

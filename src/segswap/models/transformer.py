@@ -120,7 +120,7 @@ class SegSwapTransformer(nn.Module):
         # them; training keeps it (smooth gradients), inference reads the peak.
         "eval_flow_radius": 1,
         # > 0: the last blocks of tail_network are fine-tuned inside the model (BackboneTail); its
-        # features then come from TAIL_INPUTS[tail_network], e.g. efficientnet-lite2-block12.
+        # features then come from tail.tail_input_backbone(), e.g. efficientnet-lite2-block12.
         "tail_blocks": 0,
         "tail_network": "efficientnet-lite2",
         "tail_lr_scale": 1.0,  # the tail's learning rate relative to the rest of the model

@@ -9,6 +9,7 @@ import json
 
 from ..errors import SegswapError
 from ..models import ALL_MODEL_CLASSES, INFERENCE_OPTIONS
+from ..models.tail import tail_input_backbone
 
 BASE = {
     "model": "segswap",
@@ -121,6 +122,11 @@ def get_recipe(name: str = "default", **overrides) -> dict:
     recipe = _merge(base, spec)
     recipe = _merge(recipe, {k: v for k, v in overrides.items() if v is not None})
     recipe["name"] = name
+    tail = recipe["model_conf"].get("tail_blocks", 0)
+    if tail:
+        needed = tail_input_backbone(recipe["model_conf"].get("tail_network", "efficientnet-lite2"), tail)
+        if recipe["backbone"] != needed:
+            raise SegswapError(f"a {tail}-block backbone tail continues from backbone {needed}, not {recipe['backbone']}")
     return recipe
 
 
