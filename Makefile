@@ -21,7 +21,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 # The shipped weights' recipes end to end (docs/training.md): pairs, feature caches, training, export.
-# `make weights` (SegSwap) takes about 20 minutes on 2 quiet cores, `weights-scott` about 15 more and
+# `make weights` (SegSwap) takes about 45 minutes on 2 quiet cores, `weights-scott` about 15 more and
 # `weights-ncnet` about 30 more. Generated pairs and the runs go to $(WORK), outside the repository;
 # `segswap synth` and the feature caches resume, so a second target reuses the pairs.
 SHARED ?= ../shared/data
