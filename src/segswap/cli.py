@@ -108,12 +108,27 @@ def train_command(
     resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
     val_coseg: Optional[Path] = typer.Option(None, help="Co-segmentation benchmark for pairwise validation "
                                                          "(images/<group>/, groundtruth/<group>/); never trained on."),
+    model_option: list[str] = typer.Option([], "--model-option", help="KEY=VALUE overriding one of the recipe's "
+                                           "model options, VALUE as JSON (e.g. tail_lr_scale=0.1; repeatable)."),
 ):
     """Train the cross-image transformer on synthetic pairs (features are cached inside each pairs folder)."""
     from .train.loop import train
 
-    metrics = train(pairs, out, config=config, steps=steps, resume=resume, overrides={"size": size}, val_coseg=val_coseg)
+    if model_option and resume:
+        raise SegswapError("--model-option: a resumed run keeps the options it was started with")
+    overrides = {"size": size, "model_conf": dict(_key_value(o) for o in model_option) or None}
+    metrics = train(pairs, out, config=config, steps=steps, resume=resume, overrides=overrides, val_coseg=val_coseg)
     typer.echo("done: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k != "step"))
+
+
+def _key_value(option: str) -> tuple[str, object]:
+    key, sep, value = option.partition("=")
+    if not sep or not key:
+        raise SegswapError(f"--model-option {option!r}: expected KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value  # a bare word is a string
 
 
 @app.command("export")

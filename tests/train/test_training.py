@@ -274,3 +274,24 @@ def test_match_nll_targets_the_true_point_and_penalises_split_or_spread_matches(
     assert nll["exact"] < nll["split"] < nll["spread"]
     # The same along dim 1 (b's cells matched into a) on the transposed logits.
     assert torch.isclose(match_nll(exact.transpose(1, 2), flow, mask, (4, 4), dim=1), nll["exact"])
+
+
+def test_train_cli_sets_model_options_and_refuses_bad_ones(pairs, tmp_path):
+    import subprocess
+    import sys
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-c", "from segswap.cli import main; main()", "train", "--pairs", str(pairs),
+                               "--config", "tiny", "--size", "64", *args], capture_output=True, text=True, timeout=300)
+
+    r = cli("--out", str(tmp_path / "run"), "--model-option", "dim=16", "--model-option", "ffn_dim=16",
+            "--model-option", "layers=IC")
+    assert r.returncode == 0, r.stderr
+    recipe = json.loads((tmp_path / "run" / "recipe.json").read_text())
+    assert (recipe["model_conf"]["dim"], recipe["model_conf"]["layers"]) == (16, "IC")
+    for option, message in (("dimm=16", "unknown segswap model option(s) dimm"), ("dim", "expected KEY=VALUE")):
+        r = cli("--out", str(tmp_path / "bad"), "--model-option", option)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+        assert not (tmp_path / "bad").exists()
+    r = cli("--out", str(tmp_path / "run"), "--resume", "--model-option", "dim=8")
+    assert r.returncode == 2 and "a resumed run keeps the options" in r.stderr

@@ -122,6 +122,9 @@ def get_recipe(name: str = "default", **overrides) -> dict:
     recipe = _merge(base, spec)
     recipe = _merge(recipe, {k: v for k, v in overrides.items() if v is not None})
     recipe["name"] = name
+    unknown = set(recipe["model_conf"]) - set(ALL_MODEL_CLASSES[recipe["model"]].default_conf)
+    if unknown:
+        raise SegswapError(f"unknown {recipe['model']} model option(s) {', '.join(sorted(unknown))}")
     tail = recipe["model_conf"].get("tail_blocks", 0)
     if tail:
         needed = tail_input_backbone(recipe["model_conf"].get("tail_network", "efficientnet-lite2"), tail)
