@@ -3,8 +3,8 @@ thresholds, and cells above a fraction of the image's own maximum (with a floor 
 
     .venv/bin/python scripts/mask_threshold_rules.py W/test_coco320 W/test_unsup320
 
-Negatives pair image a of pair i with image b of pair i + 7; "neg area" is the share of a's cells
-marked on them.
+Negatives are those of `segswap eval synthetic` (seed 0): image a of one pair with image b of
+another made from other photos; "neg area" is the share of a's cells marked on them.
 """
 
 from __future__ import annotations
@@ -16,21 +16,25 @@ import torch
 
 import segswap
 from segswap.train.cache import FeatureCache, build_cache
+from segswap.train.mining import random_negatives
 
 
-def predictions(model, cache: FeatureCache, batch_size: int = 32):
-    n = len(cache)
+def predictions(model, cache: FeatureCache, batch_size: int = 32, seed: int = 0):
+    indices = np.arange(len(cache))
+    # the negatives validate_synthetic (and so `segswap eval synthetic`) draws for this seed
+    pairs = random_negatives(np.random.default_rng([seed, 777]), indices, len(indices), cache)
     probs, truths, negatives = [], [], []
     with torch.no_grad():
-        for start in range(0, n, batch_size):
-            idx = np.arange(start, min(n, start + batch_size))
-            batch = cache.get(idx)
+        for start in range(0, len(indices), batch_size):
+            batch = cache.get(indices[start:start + batch_size])
             out = model({"feats_a": batch["feats_a"], "feats_b": batch["feats_b"]})
             for side in "ab":
                 probs.append(out[f"mask_{side}"].flatten(1))
                 truths.append(batch[f"mask_{side}"].flatten(1) > 0.5)
-            others = cache.get((idx + 7) % n, keys=("feats_b",))["feats_b"]
-            negatives.append(model({"feats_a": batch["feats_a"], "feats_b": others})["mask_a"].flatten(1))
+            chunk = pairs[start:start + batch_size]
+            fa = cache.get(chunk[:, 0], keys=("feats_a",))["feats_a"]
+            fb = cache.get(chunk[:, 1], keys=("feats_b",))["feats_b"]
+            negatives.append(model({"feats_a": fa, "feats_b": fb})["mask_a"].flatten(1))
     return torch.cat(probs), torch.cat(truths), torch.cat(negatives)
 
 

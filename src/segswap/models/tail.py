@@ -30,12 +30,13 @@ def tail_input_backbone(network: str, blocks: int) -> str:
 
 
 class BackboneTail(nn.Module):
-    """Blocks ``first_block``… of the pretrained ``network``'s stride-16 cut, trainable.
+    """The last ``blocks`` blocks of the pretrained ``network``'s stride-16 cut, trainable.
 
-    Input: B×C×H×W L2-normalised features of the cut before ``first_block``. They are multiplied by a
-    learned scale (initialised to the raw features' mean norm, so the pretrained blocks see inputs of
-    the size they were trained on: on 32 training images the tail then reproduces the frozen
-    network's own output at cosine 0.98) and run through the blocks; output L2-normalised.
+    Input: B×C×H×W L2-normalised features of the cut before them (:func:`tail_input_backbone`). They
+    are multiplied by a learned scale (initialised to the raw features' mean norm, so the pretrained
+    blocks see inputs of the size they were trained on: on 32 training images the tail then
+    reproduces the frozen network's own output at cosine 0.98) and run through the blocks; output
+    L2-normalised.
     Batch-norm statistics stay frozen in training mode too (batches of 12 pairs are too small and too
     alike to re-estimate them).
     """

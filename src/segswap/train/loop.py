@@ -72,9 +72,8 @@ class Run:
         cls = ALL_MODEL_CLASSES[recipe["model"]]
         torch.manual_seed(recipe["seed"])
         self.model = cls(input_dim=channels, **recipe["model_conf"])
-        groups = self.model.parameter_groups() if hasattr(self.model, "parameter_groups") else \
-            [{"params": list(self.model.parameters()), "lr_scale": 1.0}]
-        self.optimizer = torch.optim.Adam(groups, lr=recipe["lr"], betas=tuple(recipe["betas"]))
+        params = self.model.parameter_groups() if hasattr(self.model, "parameter_groups") else self.model.parameters()
+        self.optimizer = torch.optim.Adam(params, lr=recipe["lr"], betas=tuple(recipe["betas"]))
         self.rng = np.random.default_rng(recipe["seed"])
         self.step = 0
         self.hard_pool: np.ndarray | None = None
@@ -182,7 +181,7 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
             run.save()
         lr = recipe["hard_negatives"]["lr"] if hard_stage else learning_rate(run.step, recipe)
         for group in run.optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)  # checkpoints before 2026-12-02 have none
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # plain groups: models without parameter_groups, old checkpoints
         positives = run.rng.choice(train_idx, size=recipe["positives"])
         if segmentation_stage:
             negatives = np.zeros((0, 2), dtype=np.int64)

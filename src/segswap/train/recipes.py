@@ -122,12 +122,14 @@ def get_recipe(name: str = "default", **overrides) -> dict:
     recipe = _merge(base, spec)
     recipe = _merge(recipe, {k: v for k, v in overrides.items() if v is not None})
     recipe["name"] = name
-    unknown = set(recipe["model_conf"]) - set(ALL_MODEL_CLASSES[recipe["model"]].default_conf)
+    defaults = ALL_MODEL_CLASSES[recipe["model"]].default_conf
+    unknown = set(recipe["model_conf"]) - set(defaults)
     if unknown:
         raise SegswapError(f"unknown {recipe['model']} model option(s) {', '.join(sorted(unknown))}")
-    tail = recipe["model_conf"].get("tail_blocks", 0)
+    options = {**defaults, **recipe["model_conf"]}
+    tail = options.get("tail_blocks", 0)  # only the transformer has a tail
     if tail:
-        needed = tail_input_backbone(recipe["model_conf"].get("tail_network", "efficientnet-lite2"), tail)
+        needed = tail_input_backbone(options["tail_network"], tail)
         if recipe["backbone"] != needed:
             raise SegswapError(f"a {tail}-block backbone tail continues from backbone {needed}, not {recipe['backbone']}")
     return recipe
