@@ -83,7 +83,7 @@ def test_one_step_decreases_the_loss_on_a_fixed_batch(pairs):
     inputs, target = loop.make_batch(cache, np.array([0, 1, 2]), np.array([[0, 1], [2, 3]]))
     loss = segswap.train.losses.segswap_loss
     # Each term alone, then the default recipe's weighted total: one SGD step on it lowers it.
-    terms = ("mask", "transported", "corr", "dice", "match_nll")
+    terms = ("mask", "transported", "corr", "dice", "jaccard", "false_positive", "match_nll")
     for term in terms + ("total",):
         weights = get_recipe()["loss_weights"] if term == "total" else {k: float(k == term) for k in terms}
         torch.manual_seed(0)
@@ -253,6 +253,36 @@ def test_pairs_of_the_old_synth_format_are_refused(tmp_path, fake_synth):
     (old / "config.json").write_text(json.dumps({"format_version": 1}))
     with pytest.raises(SegswapError, match="format 1"):
         build_cache(old, "efficientnet-lite2", 64, show_progress=False)
+
+
+def test_image_jaccard_weighs_each_image_alike_and_leaves_negatives_out():
+    from segswap.train.losses import batch_dice, image_jaccard
+    target = torch.zeros(3, 8, 8)
+    target[0, :6, :6] = 1  # a large object
+    target[1, 0, 0] = 1    # a one-cell object; image 2 is a negative
+    miss_small = target.clone()
+    miss_small[1] = 0
+    miss_small[2, 4:, 4:] = 1  # a false positive on the negative does not count here
+    assert torch.isclose(image_jaccard(target, target), torch.tensor(0.0))
+    # Missing the one-cell object costs half the loss; the batch Dice hardly notices it.
+    assert torch.isclose(image_jaccard(miss_small, target), torch.tensor(0.5))
+    assert batch_dice(miss_small * (target > 0) + 0, target) < 0.05
+    assert torch.isclose(image_jaccard(torch.zeros(2, 4, 4), torch.zeros(2, 4, 4)), torch.tensor(0.0))
+
+
+def test_image_false_positive_charges_negatives_against_a_typical_object():
+    from segswap.train.losses import image_false_positive
+    target = torch.zeros(3, 8, 8)
+    target[0, :4, :4] = 1  # positives of 16 and 4 cells: a typical object is 10 cells
+    target[1, :2, :2] = 1
+    pred = target.clone()
+    assert torch.isclose(image_false_positive(pred, target), torch.tensor(0.0))
+    pred[2, :2, :5] = 1  # 10 cells marked on the negative
+    assert torch.isclose(image_false_positive(pred, target), torch.tensor(0.5))
+    pred[0] = 0  # errors on positives are not its business
+    assert torch.isclose(image_false_positive(pred, target), torch.tensor(0.5))
+    assert image_false_positive(pred[:2], target[:2]) == 0  # no negatives
+    assert image_false_positive(pred[2:], target[2:]) == 0  # no positive to size a typical object by
 
 
 def test_match_nll_targets_the_true_point_and_penalises_split_or_spread_matches():

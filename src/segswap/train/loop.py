@@ -29,7 +29,7 @@ from .mining import mine_hard_negatives, object_classes, random_negatives, same_
 from .recipes import get_recipe, recipe_hash
 from .validate import CosegPairValidation, validate_scott, validate_synthetic
 
-LOG_FIELDS = ["step", "stage", "lr", "mask", "transported", "corr", "dice", "match_nll", "seg", "match", "total", "seconds"]
+LOG_FIELDS = ["step", "stage", "lr", "mask", "transported", "corr", "dice", "jaccard", "false_positive", "match_nll", "seg", "match", "total", "seconds"]
 
 
 def learning_rate(step: int, recipe: dict) -> float:
