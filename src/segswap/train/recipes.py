@@ -84,6 +84,10 @@ RECIPES = {
     # full learning rate (a tenth of it gained nothing at 600 steps); features cached after block 12.
     "finetune": {"backbone": "efficientnet-lite2-block12", "steps": 3000,
                  "model_conf": {"context_convs": 1, "consensus_radius": 1, "tail_blocks": 2, "tail_lr_scale": 1.0}},
+    # Both: the fine-tuned tail and the per-image Jaccard terms of jaccard-fp0.5 (a 600-step pilot so far).
+    "finetune-jaccard": {"backbone": "efficientnet-lite2-block12", "steps": 3000,
+                         "model_conf": {"context_convs": 1, "consensus_radius": 1, "tail_blocks": 2, "tail_lr_scale": 1.0},
+                         "loss_weights": {**BASE["loss_weights"], "jaccard": 1.0, "false_positive": 0.5}},
     # The paper's width (256) on the default loss: is the model too small for the data (docs/training.md)?
     "wide": {"model_conf": {"dim": 256, "ffn_dim": 256}},
     # The NC-Net variant (segswap.models.ncnet) on the same data and Eq. 2 + Dice; its own model options.
