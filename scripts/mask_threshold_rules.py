@@ -1,7 +1,7 @@
-"""Mask IoU of the shipped SegSwap weights on synthetic pairs under other binarisation rules: fixed
-thresholds, cells above a fraction of the image's own maximum (with a floor on that maximum), the
-and the cycle-consistent mask (own mask × the other image's mask read through the flow). The best
-threshold per image, by object size: scripts/synthetic_breakdown.py.
+"""Mask IoU of SegSwap weights (the shipped ones unless --weights) on synthetic pairs under other
+binarisation rules: fixed thresholds, cells above a fraction of the image's own maximum (with a floor
+on that maximum), and the cycle-consistent mask (own mask × the other image's mask read through the
+flow). The best threshold per image, by object size: scripts/synthetic_breakdown.py.
 
     .venv/bin/python scripts/mask_threshold_rules.py W/test_coco320 W/test_unsup320 [--weights W.safetensors]
 

@@ -44,10 +44,17 @@ MODEL_RECIPE_OPTIONS = {"scott": {"segmentation_steps": 0, "same_class_negatives
 #: The paper's Eq. 2 (mask, transported mask, η = 8 × correspondences) plus our batch Dice term.
 EQ2_DICE = {"mask": 1.0, "transported": 1.0, "corr": 8.0, "dice": 1.0}
 
+#: The default model's options beyond BASE: 3×3 grid context and patch-level cues.
+GRID_CONTEXT = {"context_convs": 1, "consensus_radius": 1}
+#: ... with Lite2's last two blocks fine-tuned inside it (features cached after block 12).
+TAIL = {**GRID_CONTEXT, "tail_blocks": 2, "tail_lr_scale": 1.0}
+#: BASE's loss with the per-image Jaccard terms as in the 3000-step jaccard-fp0.5 run.
+JACCARD_FP05 = {**BASE["loss_weights"], "jaccard": 1.0, "false_positive": 0.5}
+
 RECIPES = {
     # Each cell sees its 3×3 neighbourhood (GridContext) and correlation cues of whole 3×3 patches
     # (diagonal_consensus): +0.06 and +0.09 held-out IoU at 500 steps (docs/training.md).
-    "default": {"model_conf": {"context_convs": 1, "consensus_radius": 1}, "steps": 3000},
+    "default": {"model_conf": GRID_CONTEXT, "steps": 3000},
     # The default until 2026-11-23 (evening): per-cell attention tokens and per-cell cues only.
     "plain": {},
     "context": {"model_conf": {"context_convs": 1}},
@@ -64,30 +71,30 @@ RECIPES = {
     "no-correlation-prior": {"model_conf": {"correlation_prior": False}, "loss_weights": EQ2_DICE},
     # Ours: cross-entropy of the match distribution against the true point's cell weights, beside the
     # paper's L1 on the soft-argmax (segswap.train.losses.match_nll).
-    "match-nll": {"model_conf": {"context_convs": 1, "consensus_radius": 1},
+    "match-nll": {"model_conf": GRID_CONTEXT,
                   "loss_weights": {**BASE["loss_weights"], "match_nll": 1.0}},
     # The default plus a per-image soft Jaccard term (segswap.train.losses.image_jaccard): the batch
     # Dice lets large objects outweigh small ones, which the per-image IoU counts equally.
-    "jaccard": {"model_conf": {"context_convs": 1, "consensus_radius": 1},
+    "jaccard": {"model_conf": GRID_CONTEXT,
                 "loss_weights": {**BASE["loss_weights"], "jaccard": 1.0}},
     # ... and its counterpart on negatives (image_false_positive): the Jaccard term alone tripled the
     # area marked on negatives in a 600-step pilot.
-    "jaccard-fp": {"model_conf": {"context_convs": 1, "consensus_radius": 1},
+    "jaccard-fp": {"model_conf": GRID_CONTEXT,
                    "loss_weights": {**BASE["loss_weights"], "jaccard": 1.0, "false_positive": 1.0}},
-    "jaccard-fp0.3": {"model_conf": {"context_convs": 1, "consensus_radius": 1},
+    "jaccard-fp0.3": {"model_conf": GRID_CONTEXT,
                       "loss_weights": {**BASE["loss_weights"], "jaccard": 1.0, "false_positive": 0.3}},
     # 3000 steps: test IoU 0.546 vs 0.504 and MSRC J 0.630 vs 0.604, but VPR R@1 0.946 vs 0.964, so not
     # shipped (docs/training.md).
-    "jaccard-fp0.5": {"model_conf": {"context_convs": 1, "consensus_radius": 1}, "steps": 3000,
-                      "loss_weights": {**BASE["loss_weights"], "jaccard": 1.0, "false_positive": 0.5}},
+    "jaccard-fp0.5": {"model_conf": GRID_CONTEXT, "steps": 3000,
+                      "loss_weights": JACCARD_FP05},
     # The default with Lite2's last two blocks fine-tuned inside the model (segswap.models.tail) at the
     # full learning rate (a tenth of it gained nothing at 600 steps); features cached after block 12.
     "finetune": {"backbone": "efficientnet-lite2-block12", "steps": 3000,
-                 "model_conf": {"context_convs": 1, "consensus_radius": 1, "tail_blocks": 2, "tail_lr_scale": 1.0}},
+                 "model_conf": TAIL},
     # Both: the fine-tuned tail and the per-image Jaccard terms of jaccard-fp0.5 (a 600-step pilot so far).
     "finetune-jaccard": {"backbone": "efficientnet-lite2-block12", "steps": 3000,
-                         "model_conf": {"context_convs": 1, "consensus_radius": 1, "tail_blocks": 2, "tail_lr_scale": 1.0},
-                         "loss_weights": {**BASE["loss_weights"], "jaccard": 1.0, "false_positive": 0.5}},
+                         "model_conf": TAIL,
+                         "loss_weights": JACCARD_FP05},
     # The paper's width (256) on the default loss: is the model too small for the data (docs/training.md)?
     "wide": {"model_conf": {"dim": 256, "ffn_dim": 256}},
     # The NC-Net variant (segswap.models.ncnet) on the same data and Eq. 2 + Dice; its own model options.
@@ -119,11 +126,11 @@ def _merge(base: dict, override: dict, open_keys: bool = False) -> dict:
         if key not in base:
             if not open_keys:
                 raise SegswapError(f"unknown recipe option {key!r}")
-            out[key] = value
+            out[key] = copy.deepcopy(value)
         elif isinstance(value, dict) and key != "loss_weights":
             out[key] = _merge(base[key], value, open_keys=key == "model_conf")
         else:
-            out[key] = value
+            out[key] = copy.deepcopy(value)  # recipes share constants (GRID_CONTEXT, ...): hand out copies
     return out
 
 
