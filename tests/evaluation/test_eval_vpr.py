@@ -74,6 +74,7 @@ def test_toy_set_gives_the_known_recall(toy):
     assert result["queries"] == 4 and result["references"] == 4
     for ranking in ("global", "pair-score", "artminer-ransac", "sift-ransac"):
         assert result["recall"][ranking] == {1: 0.75, 5: 1.0, 10: 1.0}, ranking
+        assert result["first_correct_rank"][ranking][3] > 1 and result["first_correct_rank"][ranking][0] == 1
 
 
 def test_cli_prints_the_three_rankings(toy, tmp_path):
@@ -118,3 +119,20 @@ def test_same_place_cli_scores_three_classifiers(toy, tmp_path):
     for row in result["classifiers"].values():
         assert 0 <= row["precision"] <= 1 and 0 <= row["recall"] <= 1 and 0 < row["average_precision"] <= 1
     assert "| scott | synthetic calibration | 0.500 |" in r.stdout
+
+
+def test_first_correct_ranks_and_the_paired_change():
+    from segswap.evaluation.vpr import first_correct_ranks, paired_recall_change
+
+    truth = {0: {0}, 1: {1, 2}, 2: {5}, 3: set()}
+    ranks_a = first_correct_ranks({0: [0, 1], 1: [0, 2, 1], 2: [1, 2], 3: [0]}, truth)
+    assert ranks_a == {0: 1, 1: 2, 2: None}  # query 3 has no correct reference, 5 is never ranked for 2
+    ranks_b = {0: 2, 1: 1, 2: 1}
+    change = paired_recall_change(ranks_a, ranks_b, k=1)
+    assert change["gained"] == [1, 2] and change["lost"] == [0] and change["queries"] == 3
+    assert change["p_value"] == pytest.approx(1.0)  # 2 against 1 is an even split's likely outcome
+    many = paired_recall_change({q: 2 for q in range(12)}, {q: 1 for q in range(12)})
+    assert many["p_value"] == pytest.approx(2 * 0.5 ** 12)  # 12 gained, none lost
+    assert paired_recall_change(ranks_a, ranks_a, k=2)["p_value"] == 1.0
+    with pytest.raises(SegswapError, match="different queries"):
+        paired_recall_change(ranks_a, {0: 1})

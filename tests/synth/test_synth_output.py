@@ -66,7 +66,7 @@ def test_same_seed_same_bytes_whatever_the_workers(kit, folders, tmp_path):
     two = _run(kit, folders, tmp_path / "two", 4, seed=5, workers=2)
     assert one.written == two.written == 4
     assert _files(tmp_path / "one") == _files(tmp_path / "two")
-    other = _run(kit, folders, tmp_path / "other", 4, seed=6)
+    _run(kit, folders, tmp_path / "other", 4, seed=6)
     assert _files(tmp_path / "other")["000000/a.jpg"] != _files(tmp_path / "one")["000000/a.jpg"]
 
 

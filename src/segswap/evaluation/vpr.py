@@ -72,11 +72,34 @@ def recall_at(rankings: dict[int, list[int]], truth: dict[int, set[int]], ks=REC
     return {k: float(np.mean([bool(set(rankings[q][:k]) & truth[q]) for q in queries])) for k in ks}
 
 
+def first_correct_ranks(rankings: dict[int, list[int]], truth: dict[int, set[int]]) -> dict[int, int | None]:
+    """Per query with ground truth, the 1-based rank of its first correct reference (None: not ranked at all).
+
+    Kept so two models can be compared query by query (a paired test), not only by their recalls."""
+    return {q: next((i + 1 for i, r in enumerate(rankings[q]) if r in refs), None)
+            for q, refs in sorted(truth.items()) if refs}
+
+
 def reranked(ranking: list[int], scores: list[float], shortlist: int) -> list[int]:
     """``ranking`` with its first ``shortlist`` entries reordered by ``scores``, best first (ties keep order)."""
     head = ranking[:shortlist]
     order = sorted(range(len(head)), key=lambda i: -scores[i])
     return [head[i] for i in order] + ranking[shortlist:]
+
+
+def paired_recall_change(ranks_a: dict, ranks_b: dict, k: int = 1) -> dict:
+    """Queries found in the first k by b and not by a (``gained``) and the reverse (``lost``), and the exact
+    two-sided McNemar p-value: how likely a split at least this uneven is if a and b are equally good."""
+    from scipy.stats import binomtest
+
+    if set(ranks_a) != set(ranks_b):
+        raise SegswapError("the two results rank different queries")
+    hit_a, hit_b = ({q: r is not None and r <= k for q, r in ranks.items()} for ranks in (ranks_a, ranks_b))
+    gained = sorted(q for q in hit_a if hit_b[q] and not hit_a[q])
+    lost = sorted(q for q in hit_a if hit_a[q] and not hit_b[q])
+    discordant = len(gained) + len(lost)
+    p_value = binomtest(len(gained), discordant, 0.5).pvalue if discordant else 1.0
+    return {"k": k, "queries": len(hit_a), "gained": gained, "lost": lost, "p_value": float(p_value)}
 
 
 def global_descriptor(features: torch.Tensor) -> torch.Tensor:
@@ -101,7 +124,7 @@ def artminer_score(query_features: torch.Tensor, target_features: torch.Tensor) 
 
 def evaluate_vpr(root: Path, matcher, shortlist: int = SHORTLIST, show_progress: bool = True) -> dict:
     """Recall@1/5/10 by global descriptor, then re-ranked by the pair score, by ArtMiner's verification and
-    by SIFT inliers."""
+    by SIFT inliers; ``first_correct_rank`` holds each query's rank of its first correct reference."""
     if shortlist < 1:
         raise SegswapError(f"--shortlist must be at least 1, got {shortlist}")
     bench = read_vpr_benchmark(root)
@@ -129,4 +152,5 @@ def evaluate_vpr(root: Path, matcher, shortlist: int = SHORTLIST, show_progress:
         "trained": matcher.trained, "shortlist": shortlist,
         "queries": sum(1 for refs in bench.truth.values() if refs), "references": len(bench.references),
         "recall": {name: recall_at(r, bench.truth) for name, r in rankings.items()},
+        "first_correct_rank": {name: first_correct_ranks(r, bench.truth) for name, r in rankings.items()},
     }

@@ -148,7 +148,7 @@ class SegSwapTransformer(nn.Module):
 
     def forward(self, data: dict) -> dict:
         fa, fb = data["feats_a"], data["feats_b"]
-        (b, _, ha, wa), (_, _, hb, wb) = fa.shape, fb.shape
+        (_, _, ha, wa), (_, _, hb, wb) = fa.shape, fb.shape
         if self.tail is not None:
             fa, fb = self.tail(fa), self.tail(fb)
         if self.conf["correlation_prior"]:

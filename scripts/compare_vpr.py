@@ -1,0 +1,42 @@
+"""Query-by-query comparison of two `segswap eval vpr --json` results: for each ranking, the queries
+that b finds in its first k and a does not (and the reverse), with the exact McNemar p-value.
+
+    .venv/bin/python scripts/compare_vpr.py shipped.json candidate.json [--k 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from segswap.evaluation.vpr import paired_recall_change
+
+
+def _ranks(path: Path) -> dict:
+    result = json.loads(path.read_text())
+    if "first_correct_rank" not in result:
+        raise SystemExit(f"{path}: no per-query ranks (written by an older segswap eval vpr)")
+    return result["first_correct_rank"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("a", type=Path)
+    parser.add_argument("b", type=Path)
+    parser.add_argument("--k", type=int, default=1)
+    args = parser.parse_args()
+    ranks_a, ranks_b = _ranks(args.a), _ranks(args.b)
+    print(f"| ranking | queries | R@{args.k} a | R@{args.k} b | b gains | b loses | McNemar p |")
+    print("|---|---|---|---|---|---|---|")
+    for name in ranks_a:
+        change = paired_recall_change(ranks_a[name], ranks_b[name], args.k)
+        n = change["queries"]
+        recall_a = sum(r is not None and r <= args.k for r in ranks_a[name].values()) / n
+        recall_b = recall_a + (len(change["gained"]) - len(change["lost"])) / n
+        print(f"| {name} | {n} | {recall_a:.3f} | {recall_b:.3f} | {' '.join(change['gained']) or '-'} | "
+              f"{' '.join(change['lost']) or '-'} | {change['p_value']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
