@@ -88,9 +88,10 @@ def vit_gflops(tokens: int, dim: int = 384, blocks: int = 12) -> float:
     return 2 * blocks * (12 * tokens * dim**2 + 2 * tokens**2 * dim) / 1e9
 
 
-def end_to_end_row(size: int, repeats: int, reference_total: float, peak: float) -> list:
-    """``Matcher.match`` on two image files with the default backbone: decoding, resizing, features,
-    transformer, Eq. 3 score, upsampled masks and correspondences. (Untrained weights: same cost.)"""
+def end_to_end_row(size: int, repeats: int, reference_total: float, peak: float, weights=None) -> list:
+    """``Matcher.match`` on two image files with the default backbone, or the model and backbone of
+    ``weights``: decoding, resizing, features, transformer, Eq. 3 score, upsampled masks and
+    correspondences. (Untrained weights: same cost.)"""
     import tempfile
 
     import cv2
@@ -98,7 +99,8 @@ def end_to_end_row(size: int, repeats: int, reference_total: float, peak: float)
 
     import segswap
 
-    matcher = segswap.load("segswap", allow_untrained=True, size=size)
+    matcher = (segswap.load(weights=weights, size=size) if weights else
+               segswap.load("segswap", allow_untrained=True, size=size))
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
@@ -107,7 +109,8 @@ def end_to_end_row(size: int, repeats: int, reference_total: float, peak: float)
             cv2.imwrite(path, (rng.random((size, size, 3)) * 255).astype(np.uint8))
             paths.append(path)
         total = median_time(lambda: matcher.match(*paths), repeats)
-    return [f"end to end: segswap.load().match(file, file), {matcher.backbone.name}", matcher.backbone.runtime,
+    label = f"segswap.load(weights={Path(weights).name})" if weights else "segswap.load()"
+    return [f"end to end: {label}.match(file, file), {matcher.backbone.name}", matcher.backbone.runtime,
             matcher.backbone.channels, "", "", f"{1e3 * total:.0f}", "", "", f"{reference_total / total:.2f}×"]
 
 
@@ -115,6 +118,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=480)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--weights", type=Path, help="also time segswap.load(weights=...) end to end")
     args = parser.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     print(machine_summary())
@@ -160,6 +164,8 @@ def main():
                          f"{reference_total / total:.2f}×"])
 
     rows.append(end_to_end_row(s, args.repeats, reference_total, peak))
+    if args.weights:
+        rows.append(end_to_end_row(s, args.repeats, reference_total, peak, args.weights))
     print(f"\none pair of {s}×{s} images ({g}×{g} tokens each), median of {args.repeats}; backbone column = both images\n")
     print_table(["configuration", "runtime", "channels", "backbone ms", "transformer ms", "total ms", "GFLOPs",
                  "of matmul rate", "speed-up vs reference"], rows)

@@ -17,7 +17,8 @@ def _ranks(path: Path) -> dict:
     result = json.loads(path.read_text())
     if "first_correct_rank" not in result:
         raise SystemExit(f"{path}: no per-query ranks (written by an older segswap eval vpr)")
-    return result["first_correct_rank"]
+    # JSON keys are strings; query indices back to ints so they sort and print in order
+    return {name: {int(q): rank for q, rank in ranks.items()} for name, ranks in result["first_correct_rank"].items()}
 
 
 def main() -> None:
@@ -34,8 +35,8 @@ def main() -> None:
         n = change["queries"]
         recall_a = sum(r is not None and r <= args.k for r in ranks_a[name].values()) / n
         recall_b = recall_a + (len(change["gained"]) - len(change["lost"])) / n
-        print(f"| {name} | {n} | {recall_a:.3f} | {recall_b:.3f} | {' '.join(change['gained']) or '-'} | "
-              f"{' '.join(change['lost']) or '-'} | {change['p_value']:.3f} |")
+        print(f"| {name} | {n} | {recall_a:.3f} | {recall_b:.3f} | {' '.join(map(str, change['gained'])) or '-'} | "
+              f"{' '.join(map(str, change['lost'])) or '-'} | {change['p_value']:.3f} |")
 
 
 if __name__ == "__main__":
