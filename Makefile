@@ -22,11 +22,13 @@ test: install
 
 # The shipped weights' recipes end to end (docs/training.md): pairs, feature caches, training, export.
 # `make weights` (SegSwap) takes about 45 minutes on 2 quiet cores, `weights-scott` about 15 more and
-# `weights-ncnet` about 30 more. Generated pairs and the runs go to $(WORK), outside the repository;
-# `segswap synth` and the feature caches resume, so a second target reuses the pairs.
+# `weights-ncnet` about 30 more. `weights-coseg` (about 70 more) trains the recipe that co-segments
+# collections best, not shipped because it recognises places worse (docs/training.md). Generated pairs,
+# the runs and weights-coseg's weights go to $(WORK), outside the repository; `segswap synth` and the
+# feature caches resume, so a second target reuses the pairs.
 SHARED ?= ../shared/data
 WORK ?= ../segswap-train
-.PHONY: pairs weights weights-scott weights-ncnet
+.PHONY: pairs weights weights-scott weights-ncnet weights-coseg
 pairs: install
 	$(BIN)/segswap synth --segments $(SHARED)/train/coco128_seg --backgrounds $(SHARED)/train/photos \
 		--styles $(SHARED)/train/styles --out $(WORK)/coco320 -n 3000 --seed 1 --size 320 --workers 1
@@ -47,3 +49,8 @@ weights-ncnet: pairs
 	$(BIN)/segswap train --pairs $(WORK)/coco320 --pairs $(WORK)/unsup320 --out $(WORK)/run-ncnet --config ncnet \
 		--val-coseg $(SHARED)/eval/msrc_coseg
 	$(BIN)/segswap export $(WORK)/run-ncnet --out src/segswap/data/ncnet.safetensors
+
+weights-coseg: pairs
+	$(BIN)/segswap train --pairs $(WORK)/coco320 --pairs $(WORK)/unsup320 --out $(WORK)/run-ftjac \
+		--config finetune-jaccard --val-coseg $(SHARED)/eval/msrc_coseg
+	$(BIN)/segswap export $(WORK)/run-ftjac --out $(WORK)/segswap-coseg.safetensors
