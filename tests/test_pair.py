@@ -189,3 +189,25 @@ def test_the_cli_default_scales_are_the_search_scales():
     from segswap.cli import SCALES_OPTION_DEFAULT
     from segswap.pair import SEARCH_SCALES, parse_scales
     assert parse_scales(SCALES_OPTION_DEFAULT) == SEARCH_SCALES
+
+
+def test_flip_averaged_model_mirrors_back():
+    """A model that only sees a's left half: averaged with its mirrored run, a's mask is the mean of
+    the left half and its mirror image, and flows come back in a's own frame (x ↦ 1 − x undone)."""
+    import torch
+
+    from segswap.pair import FlipAveraged
+
+    class LeftHalf(torch.nn.Module):
+        def forward(self, data):
+            b, _, h, w = data["feats_a"].shape
+            mask = torch.zeros(b, h, w)
+            mask[..., : w // 2] = 1.0
+            xs = (torch.arange(w) + 0.5) / w
+            flow = torch.stack(torch.broadcast_tensors(xs[None, :], torch.full((h, 1), 0.5)), -1).expand(b, h, w, 2)
+            return {"mask_a": mask, "mask_b": mask, "flow_ab": flow, "flow_ba": flow}
+
+    feats = torch.randn(1, 4, 3, 4)
+    out = FlipAveraged(LeftHalf())({"feats_a": feats, "feats_b": feats})
+    assert torch.allclose(out["mask_a"], torch.full((1, 3, 4), 0.5))
+    assert torch.allclose(out["flow_ab"], LeftHalf()({"feats_a": feats})["flow_ab"])  # the identity flow survives

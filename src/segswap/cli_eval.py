@@ -83,13 +83,14 @@ def synthetic(
     pairs: list[Path] = typer.Argument(..., help="`segswap synth` folders the model was not trained on."),
     model: Optional[str] = typer.Option(None, help=_MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help="Weights file from `segswap export`."),
+    flip: bool = typer.Option(False, "--flip", help="Also run each pair mirrored and average (as `segswap pair --flip`)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
 ):
     """Mask IoU and correspondence error (in cells) on held-out synthetic pairs, at the pairs' own size."""
     from .evaluation.synthetic import evaluate_synthetic, pairs_size
     from .evaluation.tables import synthetic_table
 
-    result = evaluate_synthetic(pairs, _load_matcher(model, weights, None, pairs_size(pairs)))
+    result = evaluate_synthetic(pairs, _load_matcher(model, weights, None, pairs_size(pairs)), flip=flip)
     typer.echo(synthetic_table(result))
     _write_json(json_out, result)
 

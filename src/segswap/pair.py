@@ -151,18 +151,8 @@ class Matcher:
 
         With ``flip``, the pair is also run mirrored left-right and the two predictions averaged.
         """
-        out = self.model({"feats_a": feats_a, "feats_b": feats_b})
-        if not flip:
-            return out
-        mirrored = self.model({"feats_a": feats_a.flip(-1), "feats_b": feats_b.flip(-1)})
-        merged = {}
-        for key in ("mask_a", "mask_b"):
-            merged[key] = (out[key] + mirrored[key].flip(-1)) / 2
-        for key in ("flow_ab", "flow_ba"):
-            back = mirrored[key].flip(-2).clone()
-            back[..., 0] = 1 - back[..., 0]
-            merged[key] = (out[key] + back) / 2
-        return merged
+        model = FlipAveraged(self.model) if flip else self.model
+        return model({"feats_a": feats_a, "feats_b": feats_b})
 
     def match(self, image_a, image_b, *, flip: bool = False, min_confidence: float = 0.5,
               scales=(1.0,), rotations: bool = False) -> dict:
@@ -263,6 +253,27 @@ class Matcher:
 #: Relative scales `segswap pair` and the demo try by default: a detail copied at up to twice or half
 #: its size (engraving vs painting, object vs scene) is otherwise too few cells in one image to match.
 SEARCH_SCALES = (0.5, 0.7, 1.0, 1.4, 2.0)
+
+
+class FlipAveraged(torch.nn.Module):
+    """A pair model run on the pair and on the pair mirrored left-right, its masks and flows averaged
+    (test-time augmentation; same input and output dicts as the model)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, data: dict) -> dict:
+        out = self.model(data)
+        mirrored = self.model({"feats_a": data["feats_a"].flip(-1), "feats_b": data["feats_b"].flip(-1)})
+        merged = {}
+        for key in ("mask_a", "mask_b"):
+            merged[key] = (out[key] + mirrored[key].flip(-1)) / 2
+        for key in ("flow_ab", "flow_ba"):
+            back = mirrored[key].flip(-2).clone()
+            back[..., 0] = 1 - back[..., 0]
+            merged[key] = (out[key] + back) / 2
+        return merged
 
 
 def parse_scales(text: str) -> tuple[float, ...]:

@@ -15,6 +15,11 @@ def test_held_out_pairs_are_scored_with_negatives(tmp_path, fake_synth):
     assert result["pairs"] == 6 and result["size"] == 64
     assert 0 <= result["iou"] <= 1 and 0 <= result["within_1_cell"] <= 1 and 0 <= result["negative_area"] <= 1
     assert result["corr_err_median"] <= result["corr_err_cells"] * 3
+    # the training-free correlation is mirror-equivariant, so averaging with the mirrored pair changes nothing
+    mirrored = evaluate_synthetic([folder], segswap.load("correlation", size=64), show_progress=False, flip=True)
+    assert mirrored["flip"] and not result["flip"]
+    for key in ("iou", "corr_err_cells", "negative_area"):
+        assert mirrored[key] == pytest.approx(result[key], abs=1e-4), key
 
 
 def test_folders_of_two_sizes_are_refused(tmp_path, fake_synth):
