@@ -14,7 +14,6 @@ import argparse
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import machine_summary, median_time, print_table  # noqa: E402
 
