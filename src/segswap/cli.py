@@ -110,13 +110,15 @@ def train_command(
                                                          "(images/<group>/, groundtruth/<group>/); never trained on."),
     model_option: list[str] = typer.Option([], "--model-option", help="KEY=VALUE overriding one of the recipe's "
                                            "model options, VALUE as JSON (e.g. tail_lr_scale=0.1; repeatable)."),
+    seed: Optional[int] = typer.Option(None, help="Random seed of initialisation, batches and the held-out split "
+                                                  "(overrides the recipe's 0; for replicate runs)."),
 ):
     """Train the cross-image transformer on synthetic pairs (features are cached inside each pairs folder)."""
     from .train.loop import train
 
-    if model_option and resume:
-        raise SegswapError("--model-option: a resumed run keeps the options it was started with")
-    overrides = {"size": size, "model_conf": dict(_key_value(o) for o in model_option) or None}
+    if (model_option or seed is not None) and resume:
+        raise SegswapError("--model-option, --seed: a resumed run keeps the options it was started with")
+    overrides = {"size": size, "seed": seed, "model_conf": dict(_key_value(o) for o in model_option) or None}
     metrics = train(pairs, out, config=config, steps=steps, resume=resume, overrides=overrides, val_coseg=val_coseg)
     typer.echo("done: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k != "step"))
 

@@ -315,13 +315,14 @@ def test_train_cli_sets_model_options_and_refuses_bad_ones(pairs, tmp_path):
                                "--config", "tiny", "--size", "64", *args], capture_output=True, text=True, timeout=300)
 
     r = cli("--out", str(tmp_path / "run"), "--model-option", "dim=16", "--model-option", "ffn_dim=16",
-            "--model-option", "layers=IC")
+            "--model-option", "layers=IC", "--seed", "3")
     assert r.returncode == 0, r.stderr
     recipe = json.loads((tmp_path / "run" / "recipe.json").read_text())
-    assert (recipe["model_conf"]["dim"], recipe["model_conf"]["layers"]) == (16, "IC")
+    assert (recipe["model_conf"]["dim"], recipe["model_conf"]["layers"], recipe["seed"]) == (16, "IC", 3)
     for option, message in (("dimm=16", "unknown segswap model option(s) dimm"), ("dim", "expected KEY=VALUE")):
         r = cli("--out", str(tmp_path / "bad"), "--model-option", option)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
         assert not (tmp_path / "bad").exists()
-    r = cli("--out", str(tmp_path / "run"), "--resume", "--model-option", "dim=8")
-    assert r.returncode == 2 and "a resumed run keeps the options" in r.stderr
+    for option in (("--model-option", "dim=8"), ("--seed", "4")):
+        r = cli("--out", str(tmp_path / "run"), "--resume", *option)
+        assert r.returncode == 2 and "a resumed run keeps the options" in r.stderr
