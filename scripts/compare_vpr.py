@@ -32,10 +32,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for name in ranks_a:
         change = paired_recall_change(ranks_a[name], ranks_b[name], args.k)
-        n = change["queries"]
-        recall_a = sum(r is not None and r <= args.k for r in ranks_a[name].values()) / n
-        recall_b = recall_a + (len(change["gained"]) - len(change["lost"])) / n
-        print(f"| {name} | {n} | {recall_a:.3f} | {recall_b:.3f} | {' '.join(map(str, change['gained'])) or '-'} | "
+        print(f"| {name} | {change['queries']} | {change['recall_a']:.3f} | {change['recall_b']:.3f} | "
+              f"{' '.join(map(str, change['gained'])) or '-'} | "
               f"{' '.join(map(str, change['lost'])) or '-'} | {change['p_value']:.3f} |")
 
 

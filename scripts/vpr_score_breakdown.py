@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 import segswap
-from segswap.evaluation.vpr import SHORTLIST, global_descriptor, read_vpr_benchmark
+from segswap.evaluation.vpr import SHORTLIST, global_descriptor, global_ranking, read_vpr_benchmark
 from segswap.io import load_image
 from segswap.pair import similarity_score
 
@@ -30,7 +30,7 @@ def breakdown(root: Path, weights: Path) -> dict:
         if not bench.truth[q]:
             continue
         fq = features[bench.queries[q]]
-        ranking = torch.argsort(refs @ global_descriptor(fq), descending=True, stable=True).tolist()[:SHORTLIST]
+        ranking = global_ranking(refs, fq)[:SHORTLIST]
         best = {True: -np.inf, False: -np.inf}
         for r in ranking:
             fr = features[bench.references[r]]

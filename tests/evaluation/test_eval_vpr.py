@@ -130,6 +130,7 @@ def test_first_correct_ranks_and_the_paired_change():
     ranks_b = {0: 2, 1: 1, 2: 1}
     change = paired_recall_change(ranks_a, ranks_b, k=1)
     assert change["gained"] == [1, 2] and change["lost"] == [0] and change["queries"] == 3
+    assert (change["recall_a"], change["recall_b"]) == (pytest.approx(1 / 3), pytest.approx(2 / 3))
     assert change["p_value"] == pytest.approx(1.0)  # 2 against 1 is an even split's likely outcome
     many = paired_recall_change({q: 2 for q in range(12)}, {q: 1 for q in range(12)})
     assert many["p_value"] == pytest.approx(2 * 0.5 ** 12)  # 12 gained, none lost

@@ -88,8 +88,9 @@ def reranked(ranking: list[int], scores: list[float], shortlist: int) -> list[in
 
 
 def paired_recall_change(ranks_a: dict, ranks_b: dict, k: int = 1) -> dict:
-    """Queries found in the first k by b and not by a (``gained``) and the reverse (``lost``), and the exact
-    two-sided McNemar p-value: how likely a split at least this uneven is if a and b are equally good."""
+    """Recall@k of a and of b, the queries found in the first k by b and not by a (``gained``) and the
+    reverse (``lost``), and the exact two-sided McNemar p-value: how likely a split at least this uneven
+    is if a and b are equally good."""
     from scipy.stats import binomtest
 
     if set(ranks_a) != set(ranks_b):
@@ -99,12 +100,20 @@ def paired_recall_change(ranks_a: dict, ranks_b: dict, k: int = 1) -> dict:
     lost = sorted(q for q in hit_a if hit_a[q] and not hit_b[q])
     discordant = len(gained) + len(lost)
     p_value = binomtest(len(gained), discordant, 0.5).pvalue if discordant else 1.0
-    return {"k": k, "queries": len(hit_a), "gained": gained, "lost": lost, "p_value": float(p_value)}
+    n = len(hit_a)
+    return {"k": k, "queries": n, "recall_a": sum(hit_a.values()) / n, "recall_b": sum(hit_b.values()) / n,
+            "gained": gained, "lost": lost, "p_value": float(p_value)}
 
 
 def global_descriptor(features: torch.Tensor) -> torch.Tensor:
     """1×C×h×w normalised features → their normalised mean (C,)."""
     return torch.nn.functional.normalize(features.mean(dim=(2, 3))[0], dim=0)
+
+
+def global_ranking(reference_descriptors: torch.Tensor, query_features: torch.Tensor) -> list[int]:
+    """Every reference (rows of N×C global descriptors) by cosine similarity to the query, best first."""
+    similarity = reference_descriptors @ global_descriptor(query_features)
+    return torch.argsort(similarity, descending=True, stable=True).tolist()
 
 
 def pair_scores(matcher, query_features: torch.Tensor, candidates: list[torch.Tensor]) -> list[float]:
@@ -137,8 +146,7 @@ def evaluate_vpr(root: Path, matcher, shortlist: int = SHORTLIST, show_progress:
     rankings = {"global": {}, "pair-score": {}, "artminer-ransac": {}, "sift-ransac": {}}
     for q in tqdm(sorted(bench.truth), desc="vpr re-rank", unit="query", disable=not show_progress):
         query = bench.queries[q]
-        similarity = refs @ global_descriptor(features[query])
-        ranking = torch.argsort(similarity, descending=True, stable=True).tolist()
+        ranking = global_ranking(refs, features[query])
         head = [bench.references[r] for r in ranking[:shortlist]]
         rankings["global"][q] = ranking
         rankings["pair-score"][q] = reranked(ranking, pair_scores(matcher, features[query], [features[p] for p in head]),
