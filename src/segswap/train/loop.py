@@ -1,8 +1,8 @@
 """The training loop: positives and negatives from the feature cache, Adam with warm-up and cosine
 decay, then a hard-negative stage; atomic checkpoints, resume, CSV logs and validation.
 
-A run folder holds ``recipe.json``, ``checkpoint.pt`` (model, optimiser, step and random states; read
-back with ``torch.load(weights_only=True)``), ``log.csv`` (losses per step), ``val.csv`` (held-out
+A run folder holds ``recipe.json``, ``checkpoint.pt`` (model, optimiser, step and random states, and
+the weights' moving average if the recipe keeps one; read back with ``torch.load(weights_only=True)``), ``log.csv`` (losses per step), ``val.csv`` (held-out
 metrics) and ``curves.png``.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from ..backbone import list_backbones
@@ -77,6 +78,13 @@ class Run:
         self.rng = np.random.default_rng(recipe["seed"])
         self.step = 0
         self.hard_pool: np.ndarray | None = None
+        decay = recipe.get("ema_decay", 0.0)
+        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True) if decay else None
+
+    @property
+    def final_model(self) -> torch.nn.Module:
+        """What is validated and exported: the moving average where the recipe keeps one."""
+        return self.ema.module if self.ema is not None else self.model
 
     @property
     def total_steps(self) -> int:
@@ -92,6 +100,8 @@ class Run:
             "hard_pool": torch.from_numpy(self.hard_pool) if self.hard_pool is not None else torch.zeros(0, 2, dtype=torch.long),
             "has_hard_pool": self.hard_pool is not None,
         }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
         with atomic_path(self.dir / "checkpoint.pt") as tmp:
             torch.save(state, tmp)
 
@@ -103,6 +113,8 @@ class Run:
         self.rng.bit_generator.state = json.loads(state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"])
         self.hard_pool = state["hard_pool"].numpy() if state["has_hard_pool"] else None
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
 
 
 def _truncate_csv(path: Path, last_step: int) -> None:
@@ -202,6 +214,8 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
         run.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         run.optimizer.step()
+        if run.ema is not None:
+            run.ema.update_parameters(run.model)
         row = {k: f"{float(v.detach()):.5f}" for k, v in terms.items()}
         stage = "segmentation" if segmentation_stage else "hard" if hard_stage else "main"
         row.update(step=run.step, stage=stage, lr=f"{lr:.3g}", seconds=f"{time.perf_counter() - start:.3f}")
@@ -212,11 +226,11 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
                         {"loss": row["total"], "mask": row["mask"], "corr": row["corr"]})
         last = run.step == run.total_steps
         if run.step % recipe["val_every"] == 0 or last:
-            validation = (validate_scott(run.model, cache, val_idx, recipe["seed"], classes) if scott
-                          else validate_synthetic(run.model, cache, val_idx, recipe["seed"]))
+            validation = (validate_scott(run.final_model, cache, val_idx, recipe["seed"], classes) if scott
+                          else validate_synthetic(run.final_model, cache, val_idx, recipe["seed"]))
             metrics = {"step": run.step, **validation}
             if coseg_validation is not None:
-                groups = {"step": run.step, **coseg_validation(run.model)}
+                groups = {"step": run.step, **coseg_validation(run.final_model)}
                 _append_csv(run_dir / "val_coseg.csv", list(groups), groups)
                 metrics["coseg_J"] = groups["mean"]
             _append_csv(run_dir / "val.csv", list(metrics), metrics)
@@ -246,7 +260,10 @@ def export(run_dir, out_path) -> dict:
     state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     channels = next(b["channels"] for b in list_backbones() if b["name"] == recipe["backbone"])
     model = ALL_MODEL_CLASSES[recipe["model"]](input_dim=channels, **recipe["model_conf"])
-    model.load_state_dict(state["model"])
+    if "ema" in state:  # AveragedModel's state: the averaged model under "module.", and its count
+        model.load_state_dict({k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")})
+    else:
+        model.load_state_dict(state["model"])
     info = {"steps": int(state["step"]), "recipe_name": recipe["name"], "validation": _last_row(run_dir / "val.csv")}
     save_weights(out_path, model.eval(), backbone=recipe["backbone"], size=recipe["size"], recipe=recipe_hash(recipe), info=info)
     return read_config(out_path)

@@ -40,6 +40,9 @@ BASE = {
 
 #: Recipe options only some models have (added to their recipes alone, so other recipes' hashes stay put).
 MODEL_RECIPE_OPTIONS = {"scott": {"segmentation_steps": 0, "same_class_negatives": 0.0}}
+#: Options a recipe (or an override) may set and that are absent otherwise, for the same reason:
+#: ``ema_decay`` validates, checkpoints and exports an exponential moving average of the weights.
+OPTIONAL_RECIPE_OPTIONS = {"ema_decay": 0.0}
 
 #: The paper's Eq. 2 (mask, transported mask, η = 8 × correspondences) plus our batch Dice term.
 EQ2_DICE = {"mask": 1.0, "transported": 1.0, "corr": 8.0, "dice": 1.0}
@@ -95,6 +98,9 @@ RECIPES = {
     "finetune-jaccard": {"backbone": "efficientnet-lite2-block12", "steps": 3000,
                          "model_conf": TAIL,
                          "loss_weights": JACCARD_FP05},
+    # The default with a moving average of its weights (decay 0.998: about the last 500 steps), the
+    # one validated and exported: do two seeds differ less (docs/training.md)?
+    "default-ema": {"model_conf": GRID_CONTEXT, "steps": 3000, "ema_decay": 0.998},
     # The paper's width (256) on the default loss: is the model too small for the data (docs/training.md)?
     "wide": {"model_conf": {"dim": 256, "ffn_dim": 256}},
     # The NC-Net variant (segswap.models.ncnet) on the same data and Eq. 2 + Dice; its own model options.
@@ -144,8 +150,10 @@ def get_recipe(name: str = "default", **overrides) -> dict:
         options = {k: v for k, v in ALL_MODEL_CLASSES[spec["model"]].default_conf.items()
                    if k != "input_dim" and k not in INFERENCE_OPTIONS}
         base = {**BASE, "model": spec["model"], "model_conf": options, **MODEL_RECIPE_OPTIONS.get(spec["model"], {})}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    base = {**base, **{k: v for k, v in OPTIONAL_RECIPE_OPTIONS.items() if k in spec or k in overrides}}
     recipe = _merge(base, spec)
-    recipe = _merge(recipe, {k: v for k, v in overrides.items() if v is not None})
+    recipe = _merge(recipe, overrides)
     recipe["name"] = name
     defaults = ALL_MODEL_CLASSES[recipe["model"]].default_conf
     unknown = set(recipe["model_conf"]) - set(defaults)
