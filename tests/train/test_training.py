@@ -33,13 +33,9 @@ def test_cache_holds_features_and_truth(pairs):
     assert build_cache(pairs, "efficientnet-lite2", 64, show_progress=False) == root  # complete: nothing redone
 
 
-def test_train_resume_after_a_kill_reaches_the_same_state(pairs, tmp_path, monkeypatch):
-    straight = tmp_path / "straight"
-    train([pairs], straight, config="tiny", show_progress=False, overrides=TINY)
-
-    killed = tmp_path / "killed"
-    real_loss = loop.segswap_loss
-    calls = {"n": 0}
+def train_killed_then_resumed(pairs, run_dir, overrides, monkeypatch) -> None:
+    """A tiny run killed after its step-4 checkpoint, refused a fresh start there, then resumed."""
+    real_loss, calls = loop.segswap_loss, {"n": 0}
 
     def dying_loss(*args, **kwargs):
         calls["n"] += 1
@@ -49,11 +45,17 @@ def test_train_resume_after_a_kill_reaches_the_same_state(pairs, tmp_path, monke
 
     monkeypatch.setattr(loop, "segswap_loss", dying_loss)
     with pytest.raises(KeyboardInterrupt):
-        train([pairs], killed, config="tiny", show_progress=False, overrides=TINY)
+        train([pairs], run_dir, config="tiny", show_progress=False, overrides=overrides)
     monkeypatch.setattr(loop, "segswap_loss", real_loss)
     with pytest.raises(SegswapError, match="--resume"):
-        train([pairs], killed, config="tiny", show_progress=False, overrides=TINY)
-    train([pairs], killed, resume=True, show_progress=False)
+        train([pairs], run_dir, config="tiny", show_progress=False, overrides=overrides)
+    train([pairs], run_dir, resume=True, show_progress=False)
+
+
+def test_train_resume_after_a_kill_reaches_the_same_state(pairs, tmp_path, monkeypatch):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    train([pairs], straight, config="tiny", show_progress=False, overrides=TINY)
+    train_killed_then_resumed(pairs, killed, TINY, monkeypatch)
 
     a = torch.load(straight / "checkpoint.pt", weights_only=True)
     b = torch.load(killed / "checkpoint.pt", weights_only=True)
@@ -67,22 +69,9 @@ def test_train_resume_after_a_kill_reaches_the_same_state(pairs, tmp_path, monke
 
 def test_a_moving_average_of_the_weights_resumes_and_is_what_exports(pairs, tmp_path, monkeypatch):
     overrides = {**TINY, "ema_decay": 0.5}
-    straight = tmp_path / "straight"
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
     train([pairs], straight, config="tiny", show_progress=False, overrides=overrides)
-    killed = tmp_path / "killed"
-    real_loss, calls = loop.segswap_loss, {"n": 0}
-
-    def dying_loss(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise KeyboardInterrupt
-        return real_loss(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "segswap_loss", dying_loss)
-    with pytest.raises(KeyboardInterrupt):
-        train([pairs], killed, config="tiny", show_progress=False, overrides=overrides)
-    monkeypatch.setattr(loop, "segswap_loss", real_loss)
-    train([pairs], killed, resume=True, show_progress=False)
+    train_killed_then_resumed(pairs, killed, overrides, monkeypatch)
     a = torch.load(straight / "checkpoint.pt", weights_only=True)
     b = torch.load(killed / "checkpoint.pt", weights_only=True)
     for k in a["ema"]:
