@@ -2,8 +2,8 @@
 decay, then a hard-negative stage; atomic checkpoints, resume, CSV logs and validation.
 
 A run folder holds ``recipe.json``, ``checkpoint.pt`` (model, optimiser, step and random states, and
-the weights' moving average if the recipe keeps one; read back with ``torch.load(weights_only=True)``), ``log.csv`` (losses per step), ``val.csv`` (held-out
-metrics) and ``curves.png``.
+the weights' moving average if the recipe keeps one; read back with ``torch.load(weights_only=True)``),
+``log.csv`` (losses per step), ``val.csv`` (held-out metrics) and ``curves.png``.
 """
 
 from __future__ import annotations
