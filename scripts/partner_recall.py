@@ -69,6 +69,17 @@ def resnet_features(session, path: Path, size: int) -> torch.Tensor:
     return F.normalize(torch.from_numpy(out), dim=1)  # the cut layer comes out channels-first
 
 
+def alone_and_with_lite2(label: str, other: tuple, lite2: tuple) -> dict:
+    """Similarities of another feature pair (a, b) on the same grid: alone, concatenated with Lite2's,
+    and each of the two by diagonal consensus (r = 1)."""
+    both = tuple(F.normalize(torch.cat([f, t], 1), dim=1) for f, t in zip(lite2, other))
+    grid_a, grid_b = tuple(other[0].shape[2:]), tuple(other[1].shape[2:])
+    out = {label: cell_similarity(*other), "+ " + label: cell_similarity(*both)}
+    for name in (label, "+ " + label):
+        out[name + ", consensus r=1"] = diagonal_consensus(out[name], grid_a, grid_b, 1)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pairs", type=Path, help="a segswap synth folder with a feature cache")
@@ -102,18 +113,10 @@ def main() -> None:
         if backbone is not None:
             (a2, b2) = (F.normalize(F.avg_pool2d(backbone(pixels_to_tensor(resize_for_model(
                 load_image(cache.pair_dirs[i] / f"{s}.jpg"), 2 * args.size))), 2), dim=1) for s in "ab")
-            variants["image at 2×, pooled"] = cell_similarity(a2, b2)
-            both_a, both_b = (F.normalize(torch.cat([f, t], 1), dim=1) for f, t in ((fa, a2), (fb, b2)))
-            variants["+ image at 2×, pooled"] = cell_similarity(both_a, both_b)
-            for name in ("image at 2×, pooled", "+ image at 2×, pooled"):
-                variants[name + ", consensus r=1"] = diagonal_consensus(variants[name], (h, w), (hb, wb), 1)
+            variants.update(alone_and_with_lite2("image at 2×, pooled", (a2, b2), (fa, fb)))
         if resnet is not None:
             ra, rb = (resnet_features(resnet, cache.pair_dirs[i] / f"{s}.jpg", args.size) for s in "ab")
-            variants["ResNet " + args.resnet] = cell_similarity(ra, rb)
-            both_a, both_b = (F.normalize(torch.cat([f, r], 1), dim=1) for f, r in ((fa, ra), (fb, rb)))
-            variants["+ ResNet " + args.resnet] = cell_similarity(both_a, both_b)
-            for name in ("ResNet " + args.resnet, "+ ResNet " + args.resnet):
-                variants[name + ", consensus r=1"] = diagonal_consensus(variants[name], (h, w), (hb, wb), 1)
+            variants.update(alone_and_with_lite2("ResNet " + args.resnet, (ra, rb), (fa, fb)))
         mask = pair["mask_a"][0].flatten() > 0.5
         flow = pair["flow_ab"][0]
         partner = ((flow[..., 1] * hb).long().clamp(0, hb - 1) * wb + (flow[..., 0] * wb).long().clamp(0, wb - 1)).flatten()
