@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import cv2
 import numpy as np
@@ -89,3 +90,19 @@ def test_unsupervised_segments_from_photos(kit, tmp_path):
     # Worker processes after onnxruntime has run in the parent (a forked pool used to deadlock here).
     summary = generate([folder], folder, tmp_path / "out", 2, size=160, workers=2, progress=False, unsupervised=True)
     assert summary.written == 2
+
+
+def test_symlinked_group_folders_are_read(kit, tmp_path):
+    """Item 9 of issue 21: `synth --segments DIR` found "no usable segments" when DIR's group folders
+    were symlinks."""
+    real = tmp_path / "real"
+    mask = np.zeros((80, 120), np.uint8)
+    mask[20:60, 30:90] = 255
+    kit.save_rgb(real / "images" / "c1.jpg", np.full((80, 120, 3), 50, np.uint8))
+    (real / "groundtruth").mkdir(parents=True)
+    cv2.imwrite(str(real / "groundtruth" / "c1.png"), mask)
+    for part in ("images", "groundtruth"):
+        (tmp_path / "coseg" / part).mkdir(parents=True)
+        os.symlink(real / part, tmp_path / "coseg" / part / "cow")
+    (source,) = scan_sources([tmp_path / "coseg"], unsupervised=False).sources
+    assert source.path.endswith("c1.jpg") and len(source.segments) == 1

@@ -18,10 +18,10 @@ from tqdm import tqdm
 
 from ..errors import SegswapError
 from ..io import load_image
+from ..io.paths import list_images
 from . import baselines
 from .metrics import BACKGROUND, IGNORE, OBJECT, coseg_scores
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 #: Long side of the images for the feature baselines: the size at which docs/reference.md measured them.
 FEATURE_SIZE = 448
 
@@ -66,7 +66,7 @@ def read_coseg_benchmark(root: Path, groups: list[str] | None = None) -> dict[st
             raise SegswapError(f"{root}: no group {', '.join(unknown)}; groups: {', '.join(available)}")
     benchmark = {}
     for group in groups or available:
-        images = sorted(p for p in (image_root / group).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        images = list_images(image_root / group, recursive=False)
         if not images:
             raise SegswapError(f"{image_root / group}: no images")
         missing = [p.name for p in images if not (truth_root / group / f"{p.stem}.png").is_file()]

@@ -19,10 +19,10 @@ from tqdm import tqdm
 
 from ..errors import SegswapError
 from ..io import load_image
+from ..io.paths import list_images
 from ..pair import similarity_score
 from ..verify.ransac import verify
 from . import baselines
-from .coseg import IMAGE_SUFFIXES
 
 RECALL_AT = (1, 5, 10)
 SHORTLIST = 20
@@ -55,7 +55,7 @@ def read_vpr_benchmark(root: Path) -> VprBenchmark:
     truth_path = root / "ground_truth_new.npy"
     if not all(f.is_dir() for f in folders) or not truth_path.is_file():
         raise SegswapError(f"{root}: not a VPR-Bench folder (needs query/, ref/ and ground_truth_new.npy)")
-    queries, references = ([p for p in sorted(f.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES] for f in folders)
+    queries, references = (list_images(f, recursive=False) for f in folders)
     truth = read_ground_truth(truth_path)
     bad = [q for q, refs in truth.items() if not 0 <= q < len(queries) or any(not 0 <= r < len(references) for r in refs)]
     if bad:

@@ -17,7 +17,8 @@ import numpy as np
 
 from ..errors import ImageError, SegswapError
 from ..io import load_image
-from .segments import ScanReport, Segment, SourceImage, list_images
+from ..io.paths import list_images
+from .segments import ScanReport, Segment, SourceImage
 
 MODEL_INPUT = 224  # the graph has a fixed 224×224 input
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)

@@ -22,8 +22,8 @@ import numpy as np
 
 from ..errors import ImageError, SegswapError
 from ..io import load_image
+from ..io.paths import list_images
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 #: Segments smaller than this fraction of their image, or with a bbox side under MIN_SIDE px, are too
 #: small to be enlarged to 20-100 % of a 480-px frame without turning to mush.
 MIN_AREA_FRACTION = 0.01
@@ -59,10 +59,6 @@ def detect_layout(folder: Path) -> str:
     if (folder / "images").is_dir() and (folder / "groundtruth").is_dir():
         return "coseg"
     return "photos"
-
-
-def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def read_yolo(folder: Path, report: ScanReport) -> None:
