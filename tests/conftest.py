@@ -1,6 +1,8 @@
 """Fixtures shared by several test folders."""
 
 import json
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -37,8 +39,22 @@ def _make_fake_synth(root, n=8, size=64, seed=0):
     return root
 
 
-
 @pytest.fixture(scope="session")
 def fake_synth():
     """``fake_synth(root, n=8, size=64, seed=0)`` writes a folder in `segswap synth`'s format."""
     return _make_fake_synth
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """``run_cli(*args, timeout=300, **kwargs)`` runs ``segswap ARGS`` in a fresh process, as a user's
+    shell would (exit status, stdout and stderr apart), and returns the CompletedProcess;
+    ``run_cli.command(*args)`` is the command line, for tests that start and signal the process."""
+    def command(*args):
+        return [sys.executable, "-c", "from segswap.cli import main; main()", *map(str, args)]
+
+    def run(*args, timeout=300, **kwargs):
+        return subprocess.run(command(*args), capture_output=True, text=True, timeout=timeout, **kwargs)
+
+    run.command = command
+    return run

@@ -26,7 +26,7 @@ def matcher():
 
 
 @pytest.fixture(scope="session")
-def run_cli():
+def invoke_cli():
     """Run a ``segswap`` command in this process (the backbone stays loaded); returns click's Result."""
     from typer.testing import CliRunner
 

@@ -60,26 +60,26 @@ def collection(tmp_path_factory, kit):
     return root
 
 
-def test_search_report(collection, tmp_path, run_cli):
+def test_search_report(collection, tmp_path, invoke_cli):
     report = tmp_path / "search.html"
-    result = run_cli("search", collection / "images" / "img03.png", "--index", collection / "idx", "--top", "4",
+    result = invoke_cli("search", collection / "images" / "img03.png", "--index", collection / "idx", "--top", "4",
                      "--box", "20,20,120,100", "--report", report, "--model", "correlation")
     assert result.exit_code == 0, result.output
     assert check_report(report).images == 1 + 4
 
 
-def test_discover_report(collection, tmp_path, run_cli):
+def test_discover_report(collection, tmp_path, invoke_cli):
     report, listing = tmp_path / "discover.html", tmp_path / "discover.json"
-    result = run_cli("discover", "--index", collection / "idx", "--report", report, "--json", listing, "--model", "correlation")
+    result = invoke_cli("discover", "--index", collection / "idx", "--report", report, "--json", listing, "--model", "correlation")
     assert result.exit_code == 0, result.output
     assert check_report(report).images >= 4
     assert "Pattern 1" in report.read_text()
 
 
-def test_cosegment_report(collection, tmp_path, kit, run_cli):
+def test_cosegment_report(collection, tmp_path, kit, invoke_cli):
     kit.planted_group(tmp_path / "group", 4, seed=2)
     report = tmp_path / "cosegment.html"
-    result = run_cli("cosegment", tmp_path / "group", "--out", tmp_path / "masks", "--report", report,
+    result = invoke_cli("cosegment", tmp_path / "group", "--out", tmp_path / "masks", "--report", report,
                      "--model", "correlation", "--size", kit.SIZE)
     assert result.exit_code == 0, result.output
     assert check_report(report).images == 4

@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -66,10 +64,10 @@ def test_boxes_are_parsed_and_checked(planted_detail, matcher):
         search(index, query, matcher, box=(500, 500, 600, 600))
 
 
-def test_search_command_writes_the_json_list(planted_detail, tmp_path, run_cli):
+def test_search_command_writes_the_json_list(planted_detail, tmp_path, invoke_cli):
     index, query, detail, target, _ = planted_detail
     out = tmp_path / "hits.json"
-    result = run_cli("search", str(query), "--index", str(index.path), "--box", ",".join(map(str, detail)),
+    result = invoke_cli("search", str(query), "--index", str(index.path), "--box", ",".join(map(str, detail)),
                      "--top", "3", "--json", str(out), "--model", "correlation")
     assert result.exit_code == 0, result.output
     hits = json.loads(out.read_text())
@@ -78,10 +76,8 @@ def test_search_command_writes_the_json_list(planted_detail, tmp_path, run_cli):
     assert len(hits[0]["box"]) == 4
 
 
-def test_user_errors_give_one_line_and_exit_2(tmp_path, planted_detail):
+def test_user_errors_give_one_line_and_exit_2(tmp_path, planted_detail, run_cli):
     _, query, _, _, _ = planted_detail
-    command = [sys.executable, "-c", "from segswap.cli import main; main()", "search", str(query),
-               "--index", str(tmp_path), "--model", "correlation"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    result = run_cli("search", query, "--index", tmp_path, "--model", "correlation", timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "not a segswap index" in result.stderr

@@ -1,5 +1,3 @@
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -94,8 +92,7 @@ def test_evaluation_reports_the_model_and_both_sift_baselines(sequence):
     assert row["correlation"]["n"] > 0  # the matcher keeps correspondences inside its own mask
 
 
-def test_cli_prints_one_row_per_method(sequence):
-    r = subprocess.run([sys.executable, "-c", "from segswap.cli import main; main()", "eval", "corr", str(sequence),
-                        "--model", "correlation", "--size", "160"], capture_output=True, text=True, timeout=300)
+def test_cli_prints_one_row_per_method(sequence, run_cli):
+    r = run_cli("eval", "corr", sequence, "--model", "correlation", "--size", "160")
     assert r.returncode == 0, r.stderr
     assert [line.split("|")[2].strip() for line in r.stdout.splitlines()[2:]] == ["correlation", "sift-ratio", "sift-ransac"]

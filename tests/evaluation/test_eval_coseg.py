@@ -1,5 +1,4 @@
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -40,11 +39,6 @@ def benchmark(tmp_path):
             Image.fromarray(image).save(tmp_path / "images" / group / f"im{i}.jpg")
             Image.fromarray(truth).save(tmp_path / "groundtruth" / group / f"im{i}.png")
     return tmp_path
-
-
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-c", "from segswap.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=300)
 
 
 def test_reads_groups_in_order_and_refuses_bad_layouts(benchmark):
@@ -108,7 +102,7 @@ def test_pair_model_methods_say_when_collection_cosegmentation_is_missing(benchm
         evaluate_coseg(benchmark, "nope", show_progress=False)
 
 
-def test_cli_prints_the_table_and_writes_json(benchmark, tmp_path):
+def test_cli_prints_the_table_and_writes_json(benchmark, tmp_path, run_cli):
     out = tmp_path / "out.json"
     r = run_cli("eval", "coseg", str(benchmark), "--method", "centre-box", "--groups", "boxes,more", "--json", str(out))
     assert r.returncode == 0, r.stderr

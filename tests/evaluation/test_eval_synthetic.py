@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -30,12 +28,11 @@ def test_folders_of_two_sizes_are_refused(tmp_path, fake_synth):
         pairs_size([tmp_path])
 
 
-def test_cli_prints_the_table_and_writes_json(tmp_path, fake_synth):
+def test_cli_prints_the_table_and_writes_json(tmp_path, fake_synth, run_cli):
     folder = fake_synth(tmp_path / "pairs", n=4)
     out = tmp_path / "r.json"
-    r = subprocess.run([sys.executable, "-c", "from segswap.cli import main; main()", "eval", "synthetic", str(folder), "--model", "correlation",
-                        "--json", str(out)], capture_output=True, text=True)
+    r = run_cli("eval", "synthetic", folder, "--model", "correlation", "--json", out)
     assert r.returncode == 0, r.stderr
     assert "mask IoU" in r.stdout and json.loads(out.read_text())["pairs"] == 4
-    bad = subprocess.run([sys.executable, "-c", "from segswap.cli import main; main()", "eval", "synthetic", str(tmp_path)], capture_output=True, text=True)
+    bad = run_cli("eval", "synthetic", tmp_path)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1

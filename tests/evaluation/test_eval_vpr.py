@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -77,11 +75,9 @@ def test_toy_set_gives_the_known_recall(toy):
         assert result["first_correct_rank"][ranking][3] > 1 and result["first_correct_rank"][ranking][0] == 1
 
 
-def test_cli_prints_the_three_rankings(toy, tmp_path):
+def test_cli_prints_the_three_rankings(toy, tmp_path, run_cli):
     out = tmp_path / "vpr.json"
-    r = subprocess.run([sys.executable, "-c", "from segswap.cli import main; main()", "eval", "vpr", str(toy),
-                        "--model", "correlation", "--size", "128", "--shortlist", "3", "--json", str(out)],
-                       capture_output=True, text=True, timeout=300)
+    r = run_cli("eval", "vpr", toy, "--model", "correlation", "--size", "128", "--shortlist", "3", "--json", out)
     assert r.returncode == 0, r.stderr
     assert "| global descriptor | 0.750 | 1.000 | 1.000 |" in r.stdout
     assert json.loads(out.read_text())["recall"]["sift-ransac"] == {"1": 0.75, "5": 1.0, "10": 1.0}
@@ -99,7 +95,7 @@ def test_same_place_pairs_hold_every_correct_reference_and_the_hardest_wrong_one
     assert query0[0] == (2, 1) and query0[1] == (1, 0)  # the correct reference, then the most similar wrong one
 
 
-def test_same_place_cli_scores_three_classifiers(toy, tmp_path):
+def test_same_place_cli_scores_three_classifiers(toy, tmp_path, run_cli):
     from segswap.models.scott import ScottMatcher
     from segswap.models.weights import save_weights
 
@@ -108,9 +104,8 @@ def test_same_place_cli_scores_three_classifiers(toy, tmp_path):
     save_weights(weights, ScottMatcher(dim=16, stages=2, matcher_dim=8, pool=4, alpha=0.3), backbone="efficientnet-lite2",
                  size=128, info={"validation": {"val_threshold": 0.5}})
     out = tmp_path / "same.json"
-    r = subprocess.run([sys.executable, "-c", "from segswap.cli import main; main()", "eval", "same-place", str(toy),
-                        "--scott-weights", str(weights), "--model", "correlation", "--negatives", "2", "--json", str(out)],
-                       capture_output=True, text=True, timeout=300)
+    r = run_cli("eval", "same-place", toy, "--scott-weights", weights, "--model", "correlation", "--negatives", "2",
+                "--json", out)
     assert r.returncode == 0, r.stderr
     result = json.loads(out.read_text())
     assert result["pairs"] == 12 and result["positives"] == 4

@@ -328,13 +328,9 @@ def test_match_nll_targets_the_true_point_and_penalises_split_or_spread_matches(
     assert torch.isclose(match_nll(exact.transpose(1, 2), flow, mask, (4, 4), dim=1), nll["exact"])
 
 
-def test_train_cli_sets_model_options_and_refuses_bad_ones(pairs, tmp_path):
-    import subprocess
-    import sys
-
+def test_train_cli_sets_model_options_and_refuses_bad_ones(pairs, tmp_path, run_cli):
     def cli(*args):
-        return subprocess.run([sys.executable, "-c", "from segswap.cli import main; main()", "train", "--pairs", str(pairs),
-                               "--config", "tiny", "--size", "64", *args], capture_output=True, text=True, timeout=300)
+        return run_cli("train", "--pairs", pairs, "--config", "tiny", "--size", "64", *args)
 
     r = cli("--out", str(tmp_path / "run"), "--model-option", "dim=16", "--model-option", "ffn_dim=16",
             "--model-option", "layers=IC", "--seed", "3")

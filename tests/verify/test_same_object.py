@@ -2,8 +2,6 @@
 behaviour, not accuracy; the trained weights' numbers are in docs/results.md)."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,11 +17,6 @@ DATA = Path(segswap.__file__).parent / "data"
 BOX, SCENE = DATA / "box.png", DATA / "box_in_scene.png"
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-c", "from segswap.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=300)
-
-
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     torch.manual_seed(0)
@@ -33,8 +26,8 @@ def weights(tmp_path_factory):
     return path
 
 
-def test_verify_prints_a_verdict_and_writes_json(weights, tmp_path):
-    r = run("verify", str(BOX), str(SCENE), "--weights", str(weights), "--json", str(tmp_path / "v.json"))
+def test_verify_prints_a_verdict_and_writes_json(weights, tmp_path, run_cli):
+    r = run_cli("verify", str(BOX), str(SCENE), "--weights", str(weights), "--json", str(tmp_path / "v.json"))
     assert r.returncode == 0, r.stderr
     verdict = json.loads((tmp_path / "v.json").read_text())
     assert isinstance(verdict["match"], bool) and 0.0 <= verdict["probability"] <= 1.0
@@ -60,8 +53,8 @@ def test_threshold_overrides_the_calibrated_one(weights):
     (["--threshold", "1.5"], "strictly between 0 and 1"),
     (["--size", "100"], "multiple of 16"),
 ])
-def test_bad_arguments_are_one_line_errors(weights, args, message):
-    r = run("verify", str(BOX), str(SCENE), "--weights", str(weights), *args)
+def test_bad_arguments_are_one_line_errors(weights, args, message, run_cli):
+    r = run_cli("verify", str(BOX), str(SCENE), "--weights", str(weights), *args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
@@ -74,8 +67,8 @@ def test_pair_model_weights_are_refused(tmp_path):
         load_verifier(path)
 
 
-def test_an_unreadable_image_is_a_one_line_error(weights, tmp_path):
+def test_an_unreadable_image_is_a_one_line_error(weights, tmp_path, run_cli):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
-    r = run("verify", str(bad), str(SCENE), "--weights", str(weights))
+    r = run_cli("verify", str(bad), str(SCENE), "--weights", str(weights))
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -2,8 +2,6 @@
 command writes its files, bad input gives one line and exit status 2."""
 
 import json
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -94,12 +92,10 @@ def test_align_command_writes_the_homography_and_check_images(pair, tmp_path):
     (["missing.png", "{b}"], "no such file"),
     (["{text}", "{b}"], "not an image file"),
 ])
-def test_bad_images_give_one_line_and_exit_2(pair, tmp_path, arguments, message):
+def test_bad_images_give_one_line_and_exit_2(pair, tmp_path, arguments, message, run_cli):
     (tmp_path / "notes.png").write_text("not an image\n")
     paths = {"b": pair / "img2.png", "text": tmp_path / "notes.png"}
-    command = [sys.executable, "-c", "from segswap.cli import main; main()", "align",
-               *[a.format(**paths) for a in arguments], "--out", str(tmp_path / "out")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    result = run_cli("align", *[a.format(**paths) for a in arguments], "--out", tmp_path / "out", timeout=120, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().count("\n") == 0 and message in result.stderr
     assert not (tmp_path / "out").exists()
