@@ -1,4 +1,5 @@
 import json
+import os
 
 import cv2
 import numpy as np
@@ -54,11 +55,11 @@ def test_grabcut_refinement_handles_empty_and_dense_potentials():
     assert mask.shape == (90, 120) and iou(mask, rgb[..., 0]) > 0.8
 
 
-def test_cosegment_command_on_a_layout_folder_mirrors_groups_and_skips_bad_files(tmp_path, kit, run_cli):
+def test_cosegment_command_on_a_layout_folder_mirrors_groups_and_skips_bad_files(tmp_path, kit, invoke_cli):
     for group, seed in (("cows", 4), ("signs", 5)):
         kit.planted_group(tmp_path / "data" / "images" / group, 4, seed, object_seed=seed * 100)
     (tmp_path / "data" / "images" / "cows" / "broken.png").write_bytes(b"\x89PNG truncated")
-    result = run_cli("cosegment", tmp_path / "data", "--out", tmp_path / "out", "--model", "correlation",
+    result = invoke_cli("cosegment", tmp_path / "data", "--out", tmp_path / "out", "--model", "correlation",
                      "--size", kit.SIZE, "--top-k", 2)
     assert result.exit_code == 0, result.output
     assert "1 unreadable files skipped" in result.output
@@ -84,11 +85,41 @@ def test_images_without_the_object_get_little_foreground(tmp_path, kit, matcher)
     assert all((mask > 0).mean() < 0.2 for mask in result.masks[8:])
 
 
-def test_masks_written_inside_the_folder_are_not_cosegmented_again(tmp_path, kit, run_cli):
+def test_masks_written_inside_the_folder_are_not_cosegmented_again(tmp_path, kit, invoke_cli):
     kit.planted_group(tmp_path / "photos", 3, seed=7)
     for _ in range(2):
-        result = run_cli("cosegment", tmp_path / "photos", "--out", tmp_path / "photos" / "masks", "--model",
+        result = invoke_cli("cosegment", tmp_path / "photos", "--out", tmp_path / "photos" / "masks", "--model",
                          "correlation", "--size", kit.SIZE)
         assert result.exit_code == 0, result.output
         assert "wrote 3 masks" in result.output
     assert sorted(p.name for p in (tmp_path / "photos" / "masks").glob("*.png")) == ["img00.png", "img01.png", "img02.png"]
+
+
+def test_subfolders_are_groups_and_a_flat_folder_is_named(tmp_path, kit, invoke_cli):
+    """Item 8 of issue 21: `cosegment DIR` with car/ and plane/ made one group of both, and a flat
+    folder's group was named "" in cosegment.json."""
+    kit.planted_group(tmp_path / "data" / "car", 3, 8, object_seed=800)
+    kit.planted_group(tmp_path / "elsewhere", 3, 9, object_seed=900)
+    os.symlink(tmp_path / "elsewhere", tmp_path / "data" / "plane")  # a symlinked group folder counts too
+    result = invoke_cli("cosegment", tmp_path / "data", "--out", tmp_path / "out", "--model", "correlation",
+                        "--size", kit.SIZE, "--top-k", 2)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / "cosegment.json").read_text())
+    assert set(summary["groups"]) == {"car", "plane"}
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png")) == \
+        [f"{group}/img0{i}.png" for group in ("car", "plane") for i in range(3)]
+    invoke_cli("cosegment", tmp_path / "elsewhere", "--out", tmp_path / "flat", "--model", "correlation", "--size",
+               kit.SIZE, "--top-k", 2)
+    assert list(json.loads((tmp_path / "flat" / "cosegment.json").read_text())["groups"]) == ["elsewhere"]
+    assert (tmp_path / "flat" / "img00.png").is_file()
+
+
+def test_skipped_file_warnings_go_to_stderr(tmp_path, kit, run_cli):
+    """Item 21: warnings about skipped files were printed on stdout, among the results."""
+    kit.planted_group(tmp_path / "photos", 3, seed=10)
+    (tmp_path / "photos" / "broken.png").write_bytes(b"\x89PNG truncated")
+    result = run_cli("cosegment", tmp_path / "photos", "--out", tmp_path / "out", "--model", "correlation", "--size",
+                     kit.SIZE, "--top-k", 2)
+    assert result.returncode == 0, result.stderr
+    assert "warning: skipped" in result.stderr and "broken.png" in result.stderr
+    assert "warning:" not in result.stdout and result.stdout.startswith("wrote 3 masks")

@@ -2,7 +2,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -119,11 +118,10 @@ def test_a_crash_between_writing_features_and_committing_is_recovered(tmp_path, 
         assert np.array_equal(idx.features(image.id), fresh.features(by_path[image.path.name]))
 
 
-def test_a_killed_index_process_resumes(tmp_path, make_folder):
+def test_a_killed_index_process_resumes(tmp_path, make_folder, run_cli):
     n = 200  # enough that a quiet machine cannot index all before the first poll sees a batch
     make_folder(tmp_path / "photos", n)
-    command = [sys.executable, "-c", "from segswap.cli import main; main()", "index", str(tmp_path / "photos"),
-               "--index", str(tmp_path / "idx"), "--size", str(SIZE)]
+    command = run_cli.command("index", tmp_path / "photos", "--index", tmp_path / "idx", "--size", SIZE)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     database = tmp_path / "idx" / "index.sqlite"
     committed = 0
@@ -161,3 +159,16 @@ def test_one_writer_at_a_time_and_settings_are_kept(tmp_path, make_folder):
         update_index(tmp_path / "photos", tmp_path / "other", size=500, show_progress=False)
     assert shard_numbers(idx.path) == [0]
     assert index_module.FORMAT_VERSION == int(idx.db.execute("SELECT value FROM settings WHERE key='format'").fetchone()[0])
+
+
+def test_symlinked_subfolders_are_indexed_and_warnings_go_to_stderr(tmp_path, make_folder, run_cli):
+    """Items 9 and 21 of issue 21: `index` took 2 of 6 images when 4 sat in a symlinked sub-folder, and
+    printed its skipped-file warnings on stdout."""
+    make_folder(tmp_path / "photos", 2)
+    make_folder(tmp_path / "elsewhere", 4, seed=1)
+    os.symlink(tmp_path / "elsewhere", tmp_path / "photos" / "linked")
+    (tmp_path / "photos" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    result = run_cli("index", tmp_path / "photos", "--index", tmp_path / "idx", "--size", SIZE)
+    assert result.returncode == 0, result.stderr
+    assert len(CollectionIndex(tmp_path / "idx")) == 6
+    assert "warning: skipped" in result.stderr and "warning:" not in result.stdout

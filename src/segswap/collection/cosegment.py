@@ -17,7 +17,8 @@ least ``FALLBACK_MIN``, as its potential; results say which images did.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -28,10 +29,11 @@ import torch
 from ..errors import SegswapError
 from ..io import load_image
 from ..io.files import write_bytes_atomic
+from ..io.paths import check_input_folder
 from ..pair import cycle_consistent_mask
 from .descriptor import DescriptorIndex, mean_descriptor, regional_descriptors
 from .features import FolderFeatures, extract_features
-from .folder import coseg_groups, list_images
+from .folder import image_groups
 from .graph import cell_sums, correspondence_graph, graph_nodes, leading_eigenvectors
 from .pairs import PairPrediction, neighbour_pairs, predict_pairs
 
@@ -178,33 +180,29 @@ def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bo
                      show_progress: bool = True) -> FolderSummary:
     """Co-segment the images of folder ``root`` and write ``out/<relative path>.png`` (0/255) for each.
 
-    A co-segmentation layout folder (``images/<group>/...``) is done group by group, writing
+    Each group of :func:`~segswap.collection.folder.image_groups` (the groups of a co-segmentation
+    layout folder, ``images/<group>/...``, or else each sub-folder) is done separately, writing
     ``out/<group>/<stem>.png``. Unreadable files are skipped with a warning and listed in the summary.
     """
     root, out = Path(root), Path(out)
-    if not root.is_dir():
-        raise SegswapError(f"{root}: no such folder")
-    groups = coseg_groups(root)
-    if groups is None:
-        groups = {"": list_images(root)}
-        base = {"": root}
-    else:
-        base = {name: root / "images" / name for name in groups}
+    check_input_folder(root)
     # Masks of an earlier run written inside the folder are not images to co-segment.
-    groups = {name: [p for p in paths if not p.resolve().is_relative_to(out.resolve())] for name, paths in groups.items()}
-    if not any(groups.values()):
+    groups = {name: replace(group, images=[p for p in group.images if not p.resolve().is_relative_to(out.resolve())])
+              for name, group in image_groups(root).items()}
+    if not any(group.images for group in groups.values()):
         raise SegswapError(f"{root}: no images found")
     summary = FolderSummary()
-    for name, paths in groups.items():
-        if show_progress and name:
-            print(f"group {name}: {len(paths)} images", flush=True)
-        feats = extract_features(paths, matcher, skip_unreadable=True, show_progress=show_progress)
+    for name, group in groups.items():
+        if not group.images:
+            continue
+        if show_progress and len(groups) > 1:
+            print(f"group {name}: {len(group.images)} images", file=sys.stderr, flush=True)
+        feats = extract_features(group.images, matcher, skip_unreadable=True, show_progress=show_progress)
         summary.skipped += feats.skipped
-        group_out = out / name
         result = cosegment_features(feats, matcher, top_k=top_k, flip=flip, show_progress=show_progress)
         written = []
         for path, mask in zip(feats.paths, result.masks):
-            target = group_out / path.relative_to(base[name]).with_suffix(".png")
+            target = out / group.subfolder / path.relative_to(group.base).with_suffix(".png")
             _write_png(target, mask)
             written.append(str(target))
         summary.groups[name] = {"images": [str(p) for p in feats.paths], "masks": written,

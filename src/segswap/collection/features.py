@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ def extract_features(paths: Iterable[Path], matcher, *, skip_unreadable: bool, s
         if isinstance(loaded, ImageError):
             if not skip_unreadable:
                 raise loaded
-            progress.write(f"warning: skipped {loaded}")
+            progress.write(f"warning: skipped {loaded}", file=sys.stderr)
             out.skipped.append(str(loaded))
             continue
         tensor, size = loaded

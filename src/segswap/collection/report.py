@@ -52,19 +52,22 @@ def write_discovery_report(path: Path, found: Discovery, matcher) -> None:
     write_report(path, "segswap discover", rows, summary)
 
 
+def fallback_note(fallback: list[bool]) -> str:
+    """How many masks came from the fallback: a count, since a fallback mask is often a good one (the
+    report marks each image), not a failure to list."""
+    return (f"{sum(fallback)} of {len(fallback)} masks from the images' own pair masks (no confident "
+            "correspondence joined them to the graph)")
+
+
 def write_cosegment_report(path: Path, summary: FolderSummary, matcher) -> None:
     """One row per group: each image with the mask `segswap cosegment` wrote for it."""
     rows = []
     for name, group in summary.groups.items():
-        tiles, fallbacks = [], []
+        tiles = []
         for image, mask_path, fallback in zip(group["images"], group["masks"], group["fallback"]):
             mask = load_image(mask_path)[..., 0] / 255.0
             tiles.append(_tile(Path(image), Path(image).name + (" (fallback)" if fallback else ""), mask))
-            if fallback:
-                fallbacks.append(Path(image).name)
-        notes = [f"no confident correspondence reached {', '.join(fallbacks)}: their masks come from their pair "
-                 "masks, averaged"] if fallbacks else []
-        rows.append(Row(name or "images", tiles, notes))
+        rows.append(Row(name, tiles, [fallback_note(group["fallback"])] if any(group["fallback"]) else []))
     lines = [f"{summary.images} images in {len(summary.groups)} group(s)", model_line(matcher)]
     lines += [f"skipped: {message}" for message in summary.skipped]
     write_report(path, "segswap cosegment", rows, lines)

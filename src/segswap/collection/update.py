@@ -8,6 +8,7 @@ of ``COMMIT_EVERY``, so a killed run loses at most one batch and the next run ca
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,9 @@ from tqdm import tqdm
 
 from ..backbone import DEFAULT_BACKBONE, get_backbone
 from ..errors import ImageError, SegswapError
+from ..io.limits import check_input_size
+from ..io.paths import IMAGE_SUFFIXES, check_input_folder, list_images
 from .features import model_input, prefetched
-from .folder import list_images
 from .index import CollectionIndex, IndexEntry, IndexWriter, create_index
 
 DEFAULT_SIZE = 480
@@ -52,11 +54,11 @@ def update_index(root, path, *, backbone: str | None = None, size: int | None = 
     ``backbone`` and ``size`` are fixed when the index is created; an existing index keeps its own.
     """
     start = time.perf_counter()
-    root, path = Path(root).resolve(), Path(path)
-    if not root.is_dir():
-        raise SegswapError(f"{root}: no such folder")
-    if size is not None and (size % 16 or size < 32):
-        raise SegswapError(f"--size must be a multiple of 16 and at least 32, got {size}")
+    root, path = check_input_folder(root).resolve(), Path(path)
+    check_input_size(size)
+    files = list_images(root)
+    if not files and not (path / "index.sqlite").is_file():  # an existing index may be emptied
+        raise SegswapError(f"{root}: no images found (files ending {', '.join(sorted(IMAGE_SUFFIXES))})")
     extractor = get_backbone(backbone or DEFAULT_BACKBONE, runtime)
     create_index(path, root, extractor.name, size or DEFAULT_SIZE, extractor.channels)
     index = CollectionIndex(path)
@@ -67,7 +69,7 @@ def update_index(root, path, *, backbone: str | None = None, size: int | None = 
                            "use another --index folder for other settings")
     summary = UpdateSummary()
     with IndexWriter(index) as writer:
-        to_index = _scan(index, writer, summary)
+        to_index = _scan(index, files, writer, summary)
         if to_index:
             _index_files(index, writer, to_index, summary, runtime, show_progress)
         if writer.dead_fraction() > COMPACT_ABOVE:
@@ -79,13 +81,14 @@ def update_index(root, path, *, backbone: str | None = None, size: int | None = 
     return index, summary
 
 
-def _scan(index: CollectionIndex, writer: IndexWriter, summary: UpdateSummary) -> list[tuple[str, int, int, str | None]]:
-    """Compare the folder with the rows; forget deleted files; return ``(path, bytes, mtime_ns, sha1 or
+def _scan(index: CollectionIndex, files: list[Path], writer: IndexWriter,
+          summary: UpdateSummary) -> list[tuple[str, int, int, str | None]]:
+    """Compare the folder's image ``files`` with the rows; forget deleted files; return ``(path, bytes, mtime_ns, sha1 or
     None)`` of each file to (re-)index."""
     known = {p: (b, m, s) for p, b, m, s in index.db.execute("SELECT path, bytes, mtime_ns, sha1 FROM images")}
     failed = {p: (b, m) for p, b, m in index.db.execute("SELECT path, bytes, mtime_ns FROM unreadable")}
     on_disk, to_index, touched = set(), [], []
-    for file in list_images(index.root):
+    for file in files:
         rel = file.relative_to(index.root).as_posix()
         try:
             st = file.stat()
@@ -129,7 +132,7 @@ def _index_files(index: CollectionIndex, writer: IndexWriter, to_index: list, su
     progress = tqdm(total=len(to_index), unit="img", desc="indexing", disable=not show_progress)
     for (rel, nbytes, mtime_ns, _), loaded in prefetched(load, to_index):
         if isinstance(loaded, ImageError):
-            progress.write(f"warning: skipped {loaded}")
+            progress.write(f"warning: skipped {loaded}", file=sys.stderr)
             writer.mark_unreadable(rel, nbytes, mtime_ns, str(loaded))
         else:
             tensor, image_size, sha1 = loaded

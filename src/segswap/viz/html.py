@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ..io.files import write_bytes_atomic
-from .overlay import tint
+from .overlay import highlight
 
 #: Thumbnail height in px.
 THUMB_HEIGHT = 160
@@ -24,7 +24,7 @@ BOX_COLOUR = (40, 220, 60)  # RGB
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin: 1.2em 0 0.3em; }
-.summary { color: #555; } .note { color: #a33; margin: 0.2em 0; }
+.summary { color: #555; } .note { color: #555; font-style: italic; margin: 0.2em 0; }
 .row { display: flex; flex-wrap: wrap; gap: 8px; }
 figure { margin: 0; } figure img { display: block; height: %dpx; border: 1px solid #ccc; }
 figcaption { font-size: 12px; max-width: 240px; overflow-wrap: anywhere; }
@@ -56,7 +56,7 @@ def thumbnail(tile: Tile) -> np.ndarray:
     size = (max(1, round(image.shape[1] * scale)), THUMB_HEIGHT)
     small = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     if tile.mask is not None:
-        small = tint(small, cv2.resize(tile.mask.astype(np.float32), size, interpolation=cv2.INTER_LINEAR))
+        small = highlight(small, cv2.resize(tile.mask.astype(np.float32), size, interpolation=cv2.INTER_LINEAR))
     if tile.box is not None:
         x0, y0, x1, y1 = (round(v * scale) for v in tile.box)
         cv2.rectangle(small, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), BOX_COLOUR, 2)
