@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,25 +13,20 @@ import segswap
 DATA = Path(segswap.__file__).parent / "data"
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-c", "from segswap.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=300)
-
-
-def test_version():
-    r = run("--version")
+def test_version(run_cli):
+    r = run_cli("--version")
     assert r.returncode == 0 and r.stdout.strip() == f"segswap {segswap.__version__}"
 
 
-def test_backbones_lists_the_registry():
-    r = run("backbones", "--json")
+def test_backbones_lists_the_registry(run_cli):
+    r = run_cli("backbones", "--json")
     assert r.returncode == 0
     names = {row["name"] for row in json.loads(r.stdout)}
     assert {"efficientnet-lite2", "efficientnet-lite0", "dinov2-s"} <= names
 
 
-def test_pair_writes_the_four_files(tmp_path):
-    r = run("pair", str(DATA / "box.png"), str(DATA / "box_in_scene.png"), "--out", str(tmp_path), "--model", "correlation",
+def test_pair_writes_the_four_files(tmp_path, run_cli):
+    r = run_cli("pair", str(DATA / "box.png"), str(DATA / "box_in_scene.png"), "--out", str(tmp_path), "--model", "correlation",
             "--size", "320")
     assert r.returncode == 0, r.stderr
     result = json.loads((tmp_path / "result.json").read_text())
@@ -57,17 +53,102 @@ def test_pair_writes_the_four_files(tmp_path):
         (["pair", "{box}", "{box}", "--out", "{out}", "--model", "correlation", "--scales", "0,1"], "scales must be between"),
     ],
 )
-def test_bad_input_gives_one_line_and_exit_2(tmp_path, args, message):
+def test_bad_input_gives_one_line_and_exit_2(tmp_path, args, message, run_cli):
     text = tmp_path / "notes.png"
     text.write_text("not an image")
     fill = {"box": str(DATA / "box.png"), "out": str(tmp_path / "o"), "text": str(text)}
-    r = run(*[a.format(**fill) for a in args])
+    r = run_cli(*[a.format(**fill) for a in args])
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0].lower(), r.stderr
     assert "Traceback" not in r.stderr
 
 
-def test_bad_option_is_a_usage_error_not_a_traceback(tmp_path):
-    r = run("pair", "--frobnicate")
+def test_bad_option_is_a_usage_error_not_a_traceback(tmp_path, run_cli):
+    r = run_cli("pair", "--frobnicate")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["pair", "{box}", "{box}", "--out", "/etc/passwd"], "--out /etc/passwd: is a file, not a folder"),
+    (["pair", "{box}", "{box}", "--out", "{file}/sub"], "is a file, not a folder"),
+    (["pair", "{box}", "{box}", "--out", "{long}"], "longer than 255 bytes"),
+    (["demo", "--out", "/etc/passwd"], "is a file, not a folder"),
+    (["search", "{box}", "--index", "{tmp}", "--json", ""], "--json .: is a folder, not a file"),
+    (["search", "{box}", "--index", "{tmp}", "--report", "{file}/r.html"], "is a file, not a folder"),
+    (["index", "{tmp}", "--index", "{file}"], "--index"),
+    (["cosegment", "{tmp}", "--out", "{tmp}", "--report", "{tmp}"], "--report"),
+    (["eval", "coseg", "{tmp}", "--json", "{file}/x.json"], "is a file, not a folder"),
+    (["export", "{tmp}", "--out", "{tmp}"], "is a folder, not a file"),
+])
+def test_bad_outputs_are_refused_before_any_work(tmp_path, run_cli, args, message):
+    """Item 1/18 of issue 21: an output that cannot be written is one line, exit 2, before the model loads
+    (a traceback after the whole computation before)."""
+    (tmp_path / "afile").write_text("x")
+    fill = {"box": DATA / "box.png", "file": tmp_path / "afile", "tmp": tmp_path, "long": tmp_path / ("x" * 300)}
+    r = run_cli(*[str(a).format(**fill) for a in args], "--model", "correlation") if args[0] in ("pair", "search") \
+        else run_cli(*[str(a).format(**fill) for a in args])
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("command", [["index", "{box}", "--index", "{tmp}/i"], ["cosegment", "{box}", "--out", "{tmp}/o"]])
+def test_a_file_given_for_a_folder_is_called_a_file(tmp_path, run_cli, command):
+    r = run_cli(*[a.format(box=DATA / "box.png", tmp=tmp_path) for a in command])
+    assert r.returncode == 2 and r.stderr.strip() == f"error: {DATA / 'box.png'}: is a file, not a folder"
+
+
+def test_indexing_an_empty_folder_is_an_error(tmp_path, run_cli):
+    (tmp_path / "empty").mkdir()
+    r = run_cli("index", tmp_path / "empty", "--index", tmp_path / "idx")
+    assert r.returncode == 2 and "no images found" in r.stderr and not (tmp_path / "idx").exists()
+
+
+def test_an_unknown_backbone_is_called_unknown_even_with_weights(tmp_path, run_cli):
+    r = run_cli("pair", DATA / "box.png", DATA / "box.png", "--out", tmp_path / "o", "--backbone", "nope")
+    assert r.returncode == 2
+    assert "unknown backbone 'nope'; valid names: efficientnet-lite2" in r.stderr and "trained on" not in r.stderr
+
+
+def test_a_missing_file_is_reported_before_the_heavy_imports(tmp_path, run_cli):
+    """Item 5: arguments are checked before torch, onnxruntime and OpenCV load (2.5–7 s before)."""
+    probe = ("import sys; from segswap.cli import main\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('torch', 'cv2', 'onnxruntime') if m in sys.modules))")
+    for args in (["pair", "missing.jpg", str(DATA / "box.png"), "--out", str(tmp_path / "o")],
+                 ["search", "missing.jpg", "--index", str(tmp_path)], ["index", "missing", "--index", str(tmp_path)],
+                 ["synth", "--segments", "missing", "--backgrounds", str(tmp_path), "--out", str(tmp_path / "p"), "-n", "1"]):
+        r = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=60)
+        assert "no such" in r.stderr and r.stdout.strip() == "[]", (args, r.stdout, r.stderr)
+
+
+def test_size_has_bounds_and_its_help_gives_the_shipped_weights_size(run_cli):
+    from segswap.shipped import shipped_input_size
+
+    r = run_cli("pair", DATA / "box.png", DATA / "box.png", "--out", "o", "--size", "160000")
+    assert r.returncode == 2 and "between 32 and 1280" in r.stderr
+    help_text = " ".join(run_cli("pair", "--help").stdout.replace("│", " ").split())
+    assert f"the weights' own, {shipped_input_size()} for the shipped ones" in help_text
+
+
+def test_help_shows_plain_flags_and_capitalised_arguments(run_cli):
+    help_text = run_cli("pair", "--help").stdout
+    assert "Usage: segswap pair [OPTIONS] IMAGE_A IMAGE_B" in help_text
+    assert "<bool>" not in help_text and "{image_a}" not in help_text
+    assert "<bool>" not in run_cli("--help").stdout and "<bool>" not in run_cli("eval", "coseg", "--help").stdout
+
+
+def test_backbones_table_columns_line_up(run_cli):
+    lines = run_cli("backbones").stdout.splitlines()
+    starts = {line.index(word) for line, word in zip(lines[1:], ("120", "120", "112", "384"))}
+    assert len(lines) == 5 and len({line.index("yes") for line in lines[1:]}) == 1 and len(starts) == 1
+
+
+def test_demo_and_pair_print_one_summary_format(tmp_path, run_cli):
+    demo = run_cli("demo", "--out", tmp_path / "demo").stdout.strip()
+    pair = run_cli("pair", DATA / "box.png", DATA / "box_in_scene.png", "--out", tmp_path / "pair").stdout.strip()
+    pattern = r"model segswap on efficientnet-lite2: score [\d.]+, shared area a [\d.]+%, b [\d.]+%, \d+ correspondences"
+    assert re.match(pattern, demo) and re.match(pattern, pair), (demo, pair)
+    assert json.loads((tmp_path / "demo" / "result.json").read_text())["score"] == \
+        json.loads((tmp_path / "pair" / "result.json").read_text())["score"]

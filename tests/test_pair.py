@@ -9,7 +9,7 @@ import segswap
 from segswap.errors import SegswapError, UntrainedModelError
 from segswap.models.weights import save_weights
 from segswap.models.correlation import cell_centres, soft_argmax_flows
-from segswap.pair import search_views, similarity_score, unrotate_b
+from segswap.pair import SEARCH_SCALES, search_views, similarity_score, unrotate_b
 
 DATA = Path(segswap.__file__).parent / "data"
 
@@ -42,7 +42,7 @@ def test_untrained_model_is_refused_unless_asked_for(monkeypatch):
 
 def test_result_shapes_and_ranges_for_unequal_sizes(untrained):
     a, b = _image(200, 120, 1), _image(90, 150, 2)
-    r = untrained.match(a, b)
+    r = untrained.match(a, b, scales=(1.0,))  # one view: the token grids at the input size
     assert r["trained"] is False and r["weights"] == "untrained"
     assert r["mask_a"].shape == (120, 200) and r["mask_b"].shape == (150, 90)
     ha, wa = r["mask_a_tokens"].shape
@@ -52,7 +52,7 @@ def test_result_shapes_and_ranges_for_unequal_sizes(untrained):
     for key in ("mask_a", "mask_b", "mask_a_tokens", "cycle_mask_a_tokens", "flow_ab", "flow_ba"):
         assert r[key].min() >= 0 and r[key].max() <= 1
     assert np.all(r["cycle_mask_a_tokens"] <= r["mask_a_tokens"] + 1e-6)
-    c = untrained.match(a, b, min_confidence=0.0)["correspondences"]
+    c = untrained.match(a, b, min_confidence=0.0, scales=(1.0,))["correspondences"]
     assert c.shape == (ha * wa, 5)
     assert (c[:, 0] <= 200).all() and (c[:, 2] <= 90).all() and (c[:, 3] <= 150).all()
     assert np.all(np.diff(c[:, 4]) <= 0)  # best first
@@ -68,7 +68,7 @@ def test_batched_matching_equals_one_by_one(untrained):
     pairs = [(imgs[0], imgs[1]), (imgs[1], imgs[2]), (imgs[0], imgs[3])]
     many = untrained.match_many(pairs, batch_size=2)
     for (a, b), r in zip(pairs, many):
-        one = untrained.match(a, b)
+        one = untrained.match(a, b, scales=(1.0,))  # match_many runs one view
         assert np.allclose(one["mask_a_tokens"], r["mask_a_tokens"], atol=1e-5)
         assert abs(one["score"] - r["score"]) < 1e-4
 
@@ -211,3 +211,10 @@ def test_flip_averaged_model_mirrors_back():
     out = FlipAveraged(LeftHalf())({"feats_a": feats, "feats_b": feats})
     assert torch.allclose(out["mask_a"], torch.full((1, 3, 4), 0.5))
     assert torch.allclose(out["flow_ab"], LeftHalf()({"feats_a": feats})["flow_ab"])  # the identity flow survives
+
+
+def test_match_tries_the_same_views_as_the_command_by_default():
+    """Item 6 of issue 21: the Python API tried one view where `segswap pair` tried five, and on the
+    demo pair found nothing where the command found the box."""
+    result = segswap.load().match(DATA / "box.png", DATA / "box_in_scene.png")
+    assert result["view"]["views_tried"] == len(SEARCH_SCALES) and len(result["correspondences"]) > 20

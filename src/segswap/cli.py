@@ -11,11 +11,11 @@ from typing import Optional
 import typer
 
 from . import __version__, cli_collection, cli_eval, cli_synth, cli_verify
-from .cli_collection import MODEL_HELP
+from .cli_common import MODEL_HELP, SIZE_HELP, WEIGHTS_HELP, App, check_arguments, load_matcher
 from .errors import SegswapError
+from .shipped import SEARCH_SCALES
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Find what images have in common: co-segmentation masks and dense correspondences.")
+app = App(help="Find what images have in common: co-segmentation masks and dense correspondences.")
 
 
 def _version(value: bool):
@@ -29,8 +29,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     pass
 
 
-#: `segswap pair --scales` default (segswap.pair.SEARCH_SCALES, spelled here to keep startup light).
-SCALES_OPTION_DEFAULT = "0.5,0.7,1,1.4,2"
+#: `segswap pair --scales` default: the same views as ``Matcher.match``'s.
+SCALES_OPTION_DEFAULT = ",".join(f"{scale:g}" for scale in SEARCH_SCALES)
 
 
 @app.command()
@@ -38,9 +38,9 @@ def pair(
     image_a: Path = typer.Argument(..., help="First image (the query)."),
     image_b: Path = typer.Argument(..., help="Second image."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for mask_a.png, mask_b.png, overlay.png, result.json."),
-    size: Optional[int] = typer.Option(None, help="Input long side in px, a multiple of 16 (default: the weights' own, 480)."),
+    size: Optional[int] = typer.Option(None, help=SIZE_HELP),
     backbone: Optional[str] = typer.Option(None, help="Feature backbone (see `segswap backbones`)."),
-    weights: Optional[Path] = typer.Option(None, help="Weights file from `segswap export`."),
+    weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     flip: bool = typer.Option(False, help="Also run the pair mirrored and average (test-time augmentation)."),
     scales: str = typer.Option(SCALES_OPTION_DEFAULT, help="Relative sizes of b's content to a's to try, comma-separated "
@@ -48,39 +48,37 @@ def pair(
     rotations: bool = typer.Option(False, help="Also try b turned by 90°, 180° and 270° (4× the views)."),
 ):
     """Match two images: where they share content, and which pixel goes where."""
+    check_arguments(files=[image_a, image_b], weights=weights, size=size, output_folders=[(out, "--out")])
     from .pair import load, parse_scales
     from .report import write_pair_outputs
 
     scale_list = parse_scales(scales)
     matcher = load(model, weights, backbone=backbone, size=size)
     result = matcher.match(image_a, image_b, flip=flip, scales=scale_list, rotations=rotations)
-    summary = write_pair_outputs(out, image_a, image_b, result)
-    view = result["view"]
-    chosen = f"  view: b ×{view['scale']:g}, turned {view['rotation_deg']}° (best of {view['views_tried']})" if view["views_tried"] > 1 else ""
-    typer.echo(f"score {summary['score']:.3f}  shared area: a {summary['mask_area_a']:.1%}, b {summary['mask_area_b']:.1%}  "
-               f"{len(summary['correspondences'])} correspondences{chosen}  → {out}")
+    _print_pair_summary(write_pair_outputs(out, image_a, image_b, result), out)
 
 
 @app.command()
 def demo(out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Folder for the results.")):
     """Match the two sample images shipped with segswap (a box, and the box in a cluttered scene)."""
-    from .pair import DEFAULT_MODEL, SEARCH_SCALES, load, shipped_weights_path
+    check_arguments(output_folders=[(out, "--out")])
     from .report import write_pair_outputs
 
     data = resources.files("segswap") / "data"
     image_a, image_b = Path(str(data / "box.png")), Path(str(data / "box_in_scene.png"))
-    if shipped_weights_path(DEFAULT_MODEL) is None:
-        typer.echo("note: no trained SegSwap weights are installed yet; running the training-free "
-                   "'correlation' model (mutual nearest neighbours of backbone features) instead.", err=True)
-        matcher = load("correlation")
-    else:
-        matcher = load()
-    result = matcher.match(image_a, image_b, scales=SEARCH_SCALES)
-    summary = write_pair_outputs(out, image_a, image_b, result)
+    result = load_matcher(None, None).match(image_a, image_b)
+    _print_pair_summary(write_pair_outputs(out, image_a, image_b, result), out)
+
+
+def _print_pair_summary(summary: dict, out: Path) -> None:
+    """The one-line summary of `segswap pair` and `segswap demo`."""
+    view = summary["view"]
+    chosen = (f"; view b ×{view['scale']:g}, turned {view['rotation_deg']}° (best of {view['views_tried']})"
+              if view["views_tried"] > 1 else "")
     typer.echo(f"model {summary['model']} on {summary['backbone']}: score {summary['score']:.3f}, shared area "
                f"a {summary['mask_area_a']:.1%}, b {summary['mask_area_b']:.1%}, "
-               f"{len(summary['correspondences'])} correspondences")
-    typer.echo(f"wrote {out}/overlay.png, mask_a.png, mask_b.png, result.json")
+               f"{len(summary['correspondences'])} correspondences{chosen} → {out}/ (overlay.png, mask_a.png, "
+               "mask_b.png, result.json)")
 
 
 @app.command()
@@ -92,10 +90,20 @@ def backbones(as_json: bool = typer.Option(False, "--json", help="Print JSON ins
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, show_edge=False, pad_edge=False)
+    for column in ("backbone", "channels", "installed", "description"):
+        table.add_column(column, justify="right" if column == "channels" else "left")
     for row in rows:
-        state = "installed" if row["installed"] else f"missing: {row['install']}"
+        state = "yes" if row["installed"] else f"no: {row['install']}"
         default = " (default)" if row["name"] == DEFAULT_BACKBONE else ""
-        typer.echo(f"{row['name']:<20} {row['channels']:>4} ch  {state}{default}  — {row['description']}")
+        table.add_row(row["name"] + default, str(row["channels"]), state, row["description"])
+    console = Console()
+    if not console.is_terminal:  # piped: one row per line, not wrapped at 80 columns
+        console.width = 10_000
+    console.print(table)
 
 
 @app.command("train")
@@ -114,6 +122,7 @@ def train_command(
                                                   "(overrides the recipe's 0; for replicate runs)."),
 ):
     """Train the cross-image transformer on synthetic pairs (features are cached inside each pairs folder)."""
+    check_arguments(folders=[*pairs, val_coseg], size=size, output_folders=[(out, "--out")])
     from .train.loop import train
 
     if (model_option or seed is not None) and resume:
@@ -139,6 +148,7 @@ def export_command(
     out: Path = typer.Option(..., "--out", "-o", help="Weights file to write (.safetensors)."),
 ):
     """Write a run's model as a safetensors weights file that `segswap.load(weights=...)` reads."""
+    check_arguments(folders=[run_dir], output_files=[(out, "--out")])
     from .train.loop import export
 
     config = export(run_dir, out)
@@ -156,7 +166,7 @@ cli_verify.register(app)
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
     try:
-        app()
+        app(prog_name="segswap")
     except SegswapError as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)

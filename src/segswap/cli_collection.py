@@ -3,41 +3,23 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-MODEL_HELP = "Pair model: segswap (default, the transformer), ncnet (the NC-Net variant) or correlation (training-free)."
-WEIGHTS_HELP = "Weights file from `segswap export`."
-
-
-def _matcher(model: Optional[str], weights: Optional[Path], *, backbone: Optional[str] = None, size: Optional[int] = None):
-    """The pair model asked for; with neither --model nor --weights and no shipped SegSwap weights, the
-    training-free correlation model, with a note saying so."""
-    from .pair import DEFAULT_MODEL, load, shipped_weights_path
-
-    if model is None and weights is None and shipped_weights_path(DEFAULT_MODEL) is None:
-        typer.echo("note: no trained SegSwap weights are installed yet; using the training-free 'correlation' "
-                   "model (pass --model/--weights to choose).", err=True)
-        model = "correlation"
-    return load(model, weights, backbone=backbone, size=size)
-
-
-def _write_json(path: Path, data) -> None:
-    from .io.files import write_bytes_atomic
-
-    write_bytes_atomic(path, json.dumps(data, indent=1).encode())
+from .cli_common import MODEL_HELP, SIZE_HELP, WEIGHTS_HELP, check_arguments, load_matcher, write_json
 
 
 def index(
     directory: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
     index_dir: Path = typer.Option(..., "--index", help="Index folder (created if missing)."),
     backbone: Optional[str] = typer.Option(None, help="Feature backbone for a new index (default efficientnet-lite2)."),
-    size: Optional[int] = typer.Option(None, help="Long side in px for a new index's features (default 480)."),
+    size: Optional[int] = typer.Option(None, help="Long side in px for a new index's features, a multiple of 16 "
+                                                  "(default 480)."),
 ):
     """Index a folder, or update its index: new, changed and deleted files are found; resumes after a kill."""
+    check_arguments(folders=[directory], size=size, output_folders=[(index_dir, "--index")])
     from .collection.update import update_index
 
     built, summary = update_index(directory, index_dir, backbone=backbone, size=size)
@@ -59,6 +41,8 @@ def search(
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
 ):
     """Where else does this image, or this detail of it, appear in the collection?"""
+    check_arguments(files=[query], folders=[index_dir], weights=weights,
+                    output_files=[(json_out, "--json"), (report, "--report")])
     from .collection.index import CollectionIndex
     from .collection.report import write_search_report
     from .collection.search import parse_box, search as run_search
@@ -69,14 +53,14 @@ def search(
     with CollectionIndex(index_dir) as collection:
         # ArtMiner's verification needs only the backbone: the training-free model carries it, no weights.
         name = "correlation" if rerank == "ransac" else model
-        matcher = _matcher(name, weights, backbone=collection.backbone, size=collection.size)
+        matcher = load_matcher(name, weights, backbone=collection.backbone, size=collection.size)
         result = run_search(collection, query, matcher, box=parse_box(box) if box else None, top=top, shortlist=shortlist,
                             rerank=rerank)
         for rank, hit in enumerate(result.hits, 1):
             where = ",".join(map(str, hit.box)) if hit.box else "-"
             typer.echo(f"{rank:>3}. {hit.score:8.3f}  {hit.image.path}  box {where}")
         if json_out:
-            _write_json(json_out, [hit.as_json() for hit in result.hits])
+            write_json(json_out, [hit.as_json() for hit in result.hits])
         if report:
             write_search_report(report, result, matcher)
             typer.echo(f"report: {report}")
@@ -93,12 +77,13 @@ def discover(
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
 ):
     """What repeats across the collection? Patterns found in several images, and where."""
+    check_arguments(folders=[index_dir], weights=weights, output_files=[(json_out, "--json"), (report, "--report")])
     from .collection.discover import discover as run_discover
     from .collection.index import CollectionIndex
     from .collection.report import write_discovery_report
 
     with CollectionIndex(index_dir) as collection:
-        matcher = _matcher(model, weights, backbone=collection.backbone, size=collection.size)
+        matcher = load_matcher(model, weights, backbone=collection.backbone, size=collection.size)
         found = run_discover(collection, matcher, top_k=top_k, clusters=clusters, flip=flip)
         typer.echo(f"{found.images} images, {found.pairs} pairs, {found.nodes} correspondences, {found.edges} edges: "
                    f"{len(found.clusters)} repeated patterns")
@@ -107,7 +92,7 @@ def discover(
             more = f" and {len(cluster.images) - 6} more" if len(cluster.images) > 6 else ""
             typer.echo(f"  pattern {number}: {len(cluster.images)} images (strength {cluster.strength:.1f}): {names}{more}")
         if json_out:
-            _write_json(json_out, {"images": found.images, "pairs": found.pairs, "nodes": found.nodes, "edges": found.edges,
+            write_json(json_out, {"images": found.images, "pairs": found.pairs, "nodes": found.nodes, "edges": found.edges,
                                    "patterns": [c.as_json() for c in found.clusters]})
         if report:
             write_discovery_report(report, found, matcher)
@@ -120,20 +105,25 @@ def cosegment(
     top_k: int = typer.Option(5, help="Partners per image whose correspondences enter the graph (the paper's 5)."),
     flip: bool = typer.Option(False, help="Also run each pair mirrored and average (test-time augmentation)."),
     report: Optional[Path] = typer.Option(None, help="Write an HTML report (self-contained)."),
-    size: Optional[int] = typer.Option(None, help="Model input long side in px (default: the model's own, 480)."),
+    size: Optional[int] = typer.Option(None, help=SIZE_HELP),
     backbone: Optional[str] = typer.Option(None, help="Feature backbone (see `segswap backbones`)."),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
 ):
-    """Cut out the object common to the images of a folder (each group separately), as masks."""
+    """Cut out the object common to the images of a folder, as masks. Each sub-folder is a group
+    co-segmented on its own (in a co-segmentation layout, images/<group>/), and so are the images
+    directly in the folder."""
+    check_arguments(folders=[directory], weights=weights, size=size, output_folders=[(out, "--out")],
+                    output_files=[(report, "--report")])
     from .collection.cosegment import cosegment_folder
-    from .collection.report import write_cosegment_report
+    from .collection.report import fallback_note, write_cosegment_report
 
-    matcher = _matcher(model, weights, backbone=backbone, size=size)
+    matcher = load_matcher(model, weights, backbone=backbone, size=size)
     summary = cosegment_folder(directory, out, matcher, top_k=top_k, flip=flip)
-    fallbacks = sum(sum(g["fallback"]) for g in summary.groups.values())
-    typer.echo(f"wrote {summary.images} masks to {out} ({len(summary.groups)} group(s)); {fallbacks} from the "
-               f"fallback (no confident correspondence); {len(summary.skipped)} unreadable files skipped")
+    fallback = [flag for group in summary.groups.values() for flag in group["fallback"]]
+    typer.echo(f"wrote {summary.images} masks to {out} ({len(summary.groups)} group(s): "
+               f"{', '.join(summary.groups)}); {len(summary.skipped)} unreadable files skipped"
+               + (f"; {fallback_note(fallback)}" if any(fallback) else ""))
     if report:
         write_cosegment_report(report, summary, matcher)
         typer.echo(f"report: {report}")

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .cli_collection import MODEL_HELP as _MODEL_HELP
+from .cli_common import MODEL_HELP as _MODEL_HELP
+from .cli_common import App, check_arguments, write_json
 
-eval_app = typer.Typer(add_completion=False, no_args_is_help=True,
-                       help="Benchmarks on real data: co-segmentation, correspondences, place recognition.")
+eval_app = App(help="Benchmarks on real data: co-segmentation, correspondences, place recognition.")
 
 
 def _write_json(path: Optional[Path], result: dict) -> None:
     if path is not None:
-        from .io.files import write_bytes_atomic
-
-        write_bytes_atomic(path, (json.dumps(result, indent=2) + "\n").encode())
+        write_json(path, result)
         typer.echo(f"wrote {path}", err=True)
 
 
@@ -50,6 +47,7 @@ def coseg(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
 ):
     """Co-segmentation P and J per group and their mean."""
+    check_arguments(folders=[root], weights=weights, size=size, output_files=[(json_out, "--json")])
     from .evaluation.coseg import MethodOptions, evaluate_coseg
     from .evaluation.tables import coseg_table
 
@@ -70,6 +68,7 @@ def corr(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
 ):
     """Correspondence accuracy img1 → imgK against the true homography, beside SIFT (ratio test, RANSAC)."""
+    check_arguments(folders=[root], weights=weights, size=size, output_files=[(json_out, "--json")])
     from .evaluation.corr import evaluate_correspondences
     from .evaluation.tables import corr_table
 
@@ -87,6 +86,7 @@ def synthetic(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
 ):
     """Mask IoU and correspondence error (in cells) on held-out synthetic pairs, at the pairs' own size."""
+    check_arguments(folders=pairs, weights=weights, output_files=[(json_out, "--json")])
     from .evaluation.synthetic import evaluate_synthetic, pairs_size
     from .evaluation.tables import synthetic_table
 
@@ -107,6 +107,7 @@ def vpr(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
 ):
     """Recall@1/5/10: global descriptor, re-ranked by the pair score, and re-ranked by SIFT + RANSAC inliers."""
+    check_arguments(folders=[root], weights=weights, size=size, output_files=[(json_out, "--json")])
     from .evaluation.tables import vpr_table
     from .evaluation.vpr import evaluate_vpr
 
@@ -128,6 +129,7 @@ def same_place(
 ):
     """Same place or not on query–reference pairs: SCOTT, the pair score and ArtMiner's verification
     (precision, recall, F1, average precision)."""
+    check_arguments(folders=[root], files=[scott_weights], weights=weights, output_files=[(json_out, "--json")])
     from .evaluation.same_place import evaluate_same_place
     from .evaluation.tables import same_place_table
     from .verify.same_object import load_verifier
@@ -149,6 +151,7 @@ def align(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
 ):
     """Homography corner error img1 → imgK: `segswap align` at each --scales, beside SIFT + RANSAC."""
+    check_arguments(folders=[root], size=size, output_files=[(json_out, "--json")])
     from .evaluation.align import alignment_table, evaluate_alignment
 
     result = evaluate_alignment(root, backbone=backbone, scale_counts=tuple(scales), **({} if size is None else {"size": size}))

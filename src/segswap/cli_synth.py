@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from .cli_common import check_arguments
 from .errors import SegswapError
 
 
@@ -26,6 +27,8 @@ def synth(
     preview: Optional[Path] = typer.Option(None, "--preview", help="Write a contact sheet of the first pairs here (.jpg or .png)."),
 ) -> None:
     """Make segment-swapping training pairs with exact masks and correspondences."""
+    check_arguments(folders=[*segments, backgrounds, styles], size=size, min_size=64, output_folders=[(out, "--out")],
+                    output_files=[(preview, "--preview")])
     from .synth import generate
 
     summary = generate(segments, backgrounds, out, n, seed=seed, size=size, workers=workers, styles=styles,

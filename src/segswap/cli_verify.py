@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .cli_collection import MODEL_HELP, WEIGHTS_HELP
+from .cli_common import MODEL_HELP, WEIGHTS_HELP, check_arguments, load_matcher, write_json
 
 
 def align(
@@ -26,13 +26,13 @@ def align(
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP + " With --shared-only."),
 ):
     """Align two images by a homography (RANSAC-Flow's coarse stage on backbone features)."""
-    from .cli_collection import _matcher
+    check_arguments(files=[image_a, image_b], weights=weights, size=size, output_folders=[(out, "--out")])
     from .errors import SegswapError
     from .verify.align import align as run_align, write_alignment
 
     if (model or weights) and not shared_only:
         raise SegswapError("--model and --weights choose the pair model of --shared-only; add --shared-only")
-    matcher = _matcher(model, weights) if shared_only else None
+    matcher = load_matcher(model, weights) if shared_only else None
     aligned = run_align(image_a, image_b, backbone=backbone, size=size, scales=scales, matcher=matcher)
     result = write_alignment(out, aligned, {"image_a": str(image_a), "image_b": str(image_b),
                                             "model": matcher.name if matcher else None})
@@ -50,9 +50,7 @@ def verify(
     size: Optional[int] = typer.Option(None, help="Input long side in px, a multiple of 16 (default: training size)."),
 ):
     """Same object or not: SCOTT's match probability for two images."""
-    import json
-
-    from .io.files import write_bytes_atomic
+    check_arguments(files=[image_a, image_b], weights=weights, size=size, output_files=[(json_out, "--json")])
     from .verify.same_object import load_verifier
 
     verdict = load_verifier(weights, threshold=threshold, size=size).verify(image_a, image_b)
@@ -61,7 +59,7 @@ def verify(
     typer.echo(f"match: {'yes' if verdict['match'] else 'no'}  probability {verdict['probability']:.3f}  "
                f"threshold {verdict['threshold']:.3f}{why}")
     if json_out is not None:
-        write_bytes_atomic(json_out, (json.dumps(verdict, indent=2) + "\n").encode())
+        write_json(json_out, verdict)
 
 
 def register(app: typer.Typer) -> None:

@@ -34,35 +34,25 @@ h×w is the token grid: the image resized so its long side is ``size`` px, divid
 from __future__ import annotations
 
 import math
-from importlib import resources
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from .backbone import DEFAULT_BACKBONE, get_backbone
+from .backbone import DEFAULT_BACKBONE, check_backbone_name, get_backbone
 from .errors import SegswapError, UntrainedModelError
 from .io import load_image, pixels_to_tensor, resize_for_model
+from .io.limits import check_input_size
 from .models import INFERENCE_OPTIONS, MODEL_CLASSES, TRAINABLE
 from .models.correlation import cell_centres
 from .models.layers import read_through_flow
 from .models.weights import load_weights
+from .shipped import DEFAULT_MODEL, SEARCH_SCALES, shipped_weights_path
 
-DEFAULT_MODEL = "segswap"
+#: Input size of models without weights (the training-free correlation model).
 DEFAULT_SIZE = 480
 UNTRAINED = "untrained"
-#: Weights file shipped inside the package for each trainable model.
-SHIPPED_WEIGHTS = {"segswap": "segswap.safetensors", "ncnet": "ncnet.safetensors"}
-
-
-def shipped_weights_path(name: str) -> Path | None:
-    """Path of the weights shipped in the package for model ``name``, or None if there are none."""
-    filename = SHIPPED_WEIGHTS.get(name)
-    if filename is None:
-        return None
-    path = Path(str(resources.files("segswap") / "data" / filename))
-    return path if path.is_file() else None
 
 
 def load(name: str | None = None, weights=None, *, backbone: str | None = None, size: int | None = None,
@@ -86,7 +76,7 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
         if name is not None and name != config["model"]:
             raise SegswapError(f"{weights}: holds a {config['model']!r} model, not {name!r}")
         name, provenance = config["model"], Path(weights).name
-        if backbone is not None and backbone != config["backbone"]:
+        if backbone is not None and check_backbone_name(backbone) != config["backbone"]:
             raise SegswapError(f"{weights}: trained on backbone {config['backbone']!r}; it cannot run on {backbone!r}")
         backbone, size = config["backbone"], size or config["size"]
         fixed = set(conf) - INFERENCE_OPTIONS
@@ -121,8 +111,7 @@ class Matcher:
     """A pair model with its frozen backbone and input size. Stateless across calls."""
 
     def __init__(self, model, backbone, *, size: int = DEFAULT_SIZE, name: str = DEFAULT_MODEL, weights: str = "training-free"):
-        if size % 16 or size < 32:
-            raise SegswapError(f"--size must be a multiple of 16 and at least 32, got {size}")
+        check_input_size(size)
         self.model = model.eval()
         self.backbone = backbone
         self.size = size
@@ -155,10 +144,11 @@ class Matcher:
         return model({"feats_a": feats_a, "feats_b": feats_b})
 
     def match(self, image_a, image_b, *, flip: bool = False, min_confidence: float = 0.5,
-              scales=(1.0,), rotations: bool = False) -> dict:
+              scales=SEARCH_SCALES, rotations: bool = False) -> dict:
         """Match two images (paths, PIL images or arrays); see the module docstring for the result.
 
-        ``scales``: relative sizes of b's content to a's to try (e.g. :data:`SEARCH_SCALES`);
+        ``scales``: relative sizes of b's content to a's to try (by default :data:`SEARCH_SCALES`, as
+        `segswap pair`; ``(1.0,)`` for one view, 5× faster);
         ``rotations``: also try b turned by 90°, 180° and 270°. Each view is one more run of the model;
         the result is the view whose masks are most confident (:func:`view_confidence`), mapped back
         to b's own frame, and ``result["view"]`` says which.
@@ -248,11 +238,6 @@ class Matcher:
             "trained": self.trained,
             "view": {"scale": 1.0, "rotation_deg": 0, "confidence": float(view_confidence(out)[0]), "views_tried": 1},
         }
-
-
-#: Relative scales `segswap pair` and the demo try by default: a detail copied at up to twice or half
-#: its size (engraving vs painting, object vs scene) is otherwise too few cells in one image to match.
-SEARCH_SCALES = (0.5, 0.7, 1.0, 1.4, 2.0)
 
 
 class FlipAveraged(torch.nn.Module):

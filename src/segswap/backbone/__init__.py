@@ -77,6 +77,12 @@ def _entry(name: str) -> _Entry:
     return _REGISTRY[name]
 
 
+def check_backbone_name(name: str) -> str:
+    """``name`` if it names a backbone; else a one-line :class:`SegswapError` listing the valid names."""
+    _entry(name)
+    return name
+
+
 def get_backbone(name: str = DEFAULT_BACKBONE, runtime: str = "auto") -> Backbone:
     """The backbone ``name`` on ``runtime`` ("auto", "torch" or "onnx"), built once per process.
 
@@ -127,4 +133,4 @@ def list_backbones() -> list[dict]:
     ]
 
 
-__all__ = ["DEFAULT_BACKBONE", "Backbone", "get_backbone", "list_backbones"]
+__all__ = ["DEFAULT_BACKBONE", "Backbone", "check_backbone_name", "get_backbone", "list_backbones"]

@@ -25,6 +25,7 @@ import cv2
 from threadpoolctl import threadpool_limits
 
 from ..errors import SegswapError
+from ..io.limits import check_input_size
 from . import writer
 from .compose import BLEND_MODES
 from .pairs import STAGES, PairMaker, Settings, Sources
@@ -146,8 +147,7 @@ def generate(
 def _check(n: int, size: int, negatives: float, blend: str, workers: int | None, style: bool) -> Settings:
     if n < 0:
         raise SegswapError(f"-n must be 0 or more (got {n})")
-    if size < 64 or size % 16:
-        raise SegswapError(f"--size must be a multiple of 16 and at least 64 (got {size})")
+    check_input_size(size, minimum=64)
     if not 0.0 <= negatives <= 1.0:
         raise SegswapError(f"--negatives is a fraction in [0, 1] (got {negatives})")
     if blend not in BLEND_SETTINGS:

@@ -20,6 +20,7 @@ from ..errors import SegswapError
 from ..evaluation.baselines import backbone_tokens
 from ..io import load_image
 from ..io.files import write_bytes_atomic
+from ..io.limits import check_input_size
 from ..pair import DEFAULT_SIZE
 from .ransac import CoarseAlignment, coarse_homography
 
@@ -70,14 +71,13 @@ def align(image_a, image_b, *, backbone: str | None = None, size: int | None = N
     no homography fits the matches.
     """
     backbone, size = backbone or DEFAULT_BACKBONE, size or DEFAULT_SIZE
-    if size % 16 or size < 32:
-        raise SegswapError(f"--size must be a multiple of 16 and at least 32, got {size}")
+    check_input_size(size)
     rgb_a, rgb_b = load_image(image_a), load_image(image_b)
     factors = scale_factors(RANSAC_FLOW_SCALES if scales is None else scales)
     extractor = get_backbone(backbone)
     keep_a = keep_b = None
     if matcher is not None:
-        shared = matcher.match(rgb_a, rgb_b)
+        shared = matcher.match(rgb_a, rgb_b, scales=(1.0,))  # the homography search handles scale
         keep_a, keep_b = shared["mask_a"], shared["mask_b"]
     coarse = coarse_homography(feature_pyramid(extractor, rgb_a, size, [1.0]), _size_of(rgb_a),
                                feature_pyramid(extractor, rgb_b, size, factors), _size_of(rgb_b),

@@ -15,6 +15,7 @@ import torch
 from ..backbone import get_backbone
 from ..errors import SegswapError, UntrainedModelError
 from ..io import load_image, pixels_to_tensor, resize_for_model
+from ..io.limits import check_input_size
 from ..models.weights import load_weights
 
 SHIPPED_SCOTT_WEIGHTS = "scott.safetensors"
@@ -67,8 +68,6 @@ def load_verifier(weights=None, *, threshold: float | None = None, size: int | N
     calibrated = config.get("info", {}).get("validation", {}).get("val_threshold")
     if threshold is None and calibrated is None:
         raise SegswapError(f"{path}: no calibrated threshold recorded; pass --threshold")
-    size = size or config["size"]
-    if size % 16 or size < 32:
-        raise SegswapError(f"--size must be a multiple of 16 and at least 32, got {size}")
+    size = check_input_size(size or config["size"])
     return Verifier(model, get_backbone(config["backbone"], runtime), size=size,
                     threshold=float(calibrated if threshold is None else threshold), weights=path.name)

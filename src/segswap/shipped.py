@@ -1,0 +1,38 @@
+"""What ships inside the package: the default pair model, its weights files and their input size.
+
+Light (no torch): the command line reads the shipped input size for its help text at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+DEFAULT_MODEL = "segswap"
+#: Weights file shipped inside the package for each trainable model.
+SHIPPED_WEIGHTS = {"segswap": "segswap.safetensors", "ncnet": "ncnet.safetensors"}
+#: Relative scales `segswap pair`, the demo and ``Matcher.match`` try by default: a detail copied at up
+#: to twice or half its size (engraving vs painting, object vs scene) is otherwise too few cells in one
+#: image to match.
+SEARCH_SCALES = (0.5, 0.7, 1.0, 1.4, 2.0)
+
+
+def shipped_weights_path(name: str) -> Path | None:
+    """Path of the weights shipped in the package for model ``name``, or None if there are none."""
+    filename = SHIPPED_WEIGHTS.get(name)
+    if filename is None:
+        return None
+    path = Path(str(resources.files("segswap") / "data" / filename))
+    return path if path.is_file() else None
+
+
+def shipped_input_size(name: str = DEFAULT_MODEL) -> int | None:
+    """The input size the shipped weights of model ``name`` were trained at (their default), or None."""
+    from safetensors import safe_open
+
+    path = shipped_weights_path(name)
+    if path is None:
+        return None
+    with safe_open(str(path), framework="numpy") as weights:
+        return int(json.loads((weights.metadata() or {})["segswap"])["size"])
