@@ -344,3 +344,33 @@ def test_train_cli_sets_model_options_and_refuses_bad_ones(pairs, tmp_path, run_
     for option in (("--model-option", "dim=8"), ("--seed", "4")):
         r = cli("--out", str(tmp_path / "run"), "--resume", *option)
         assert r.returncode == 2 and "a resumed run keeps the options" in r.stderr
+
+
+def test_a_grown_pairs_folder_appends_to_its_cache(tmp_path, fake_synth, monkeypatch):
+    """Item 14 of issue 21 (data loss): growing a synth folder and training again overwrote shard-00000
+    with the new pairs, listed it twice in cache.json and lost the first pairs' features."""
+    from segswap.train import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "SHARD_SIZE", 8)
+    folder = fake_synth(tmp_path / "pairs", n=30)
+    manifest = (folder / "manifest.jsonl").read_text()
+    (folder / "manifest.jsonl").write_text("".join(manifest.splitlines(keepends=True)[:20]))
+    root = build_cache(folder, "efficientnet-lite2", 64, show_progress=False)
+    first = FeatureCache([root]).get(range(20), keys=("feats_a",))["feats_a"]
+    (folder / "manifest.jsonl").write_text(manifest)
+    build_cache(folder, "efficientnet-lite2", 64, show_progress=False)
+    shards = json.loads((root / "cache.json").read_text())["shards"]
+    assert len(shards) == len(set(shards)) == 5  # 8 + 8 + 4, then 8 + 2
+    cache = FeatureCache([root])
+    assert sorted(cache.ids) == sorted(f"pairs/{i:06d}" for i in range(30))
+    assert torch.equal(cache.get(range(20), keys=("feats_a",))["feats_a"], first)
+
+
+def test_a_shard_written_by_a_killed_run_is_replaced_not_listed_twice(tmp_path, fake_synth):
+    folder = fake_synth(tmp_path / "pairs", n=4)
+    root = build_cache(folder, "efficientnet-lite2", 64, show_progress=False)
+    index = json.loads((root / "cache.json").read_text())
+    (root / "cache.json").write_text(json.dumps({**index, "shards": []}))  # killed before recording the shard
+    build_cache(folder, "efficientnet-lite2", 64, show_progress=False)
+    assert json.loads((root / "cache.json").read_text())["shards"] == ["shard-00000"]
+    assert len(FeatureCache([root])) == 4

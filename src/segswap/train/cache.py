@@ -72,14 +72,21 @@ def build_cache(pairs_dir: Path, backbone: str, size: int, batch_size: int = 16,
     index = {"backbone": backbone, "size": size, "grid": None, "shards": []}
     if index_path.is_file():
         index = json.loads(index_path.read_text())
-    done = sum(len(json.loads((cache_dir / s / "ids.json").read_text())) for s in index["shards"])
-    if done >= len(pairs):
+        index["shards"] = list(dict.fromkeys(index["shards"]))  # a cache.json of an older version may repeat one
+    cached = {i for s in index["shards"] for i in json.loads((cache_dir / s / "ids.json").read_text())}
+    # By id, not by position: a folder grown by a later `segswap synth` adds pairs anywhere in the manifest.
+    todo = [e for e in pairs if e["id"] not in cached]
+    if not todo:
         return cache_dir
     extractor = get_backbone(backbone)
-    progress = tqdm(total=len(pairs), initial=done, desc=f"caching {pairs_dir.name}", unit="pair", disable=not show_progress)
-    for start in range(done, len(pairs), SHARD_SIZE):
-        chunk = pairs[start:start + SHARD_SIZE]
-        name = f"shard-{start // SHARD_SIZE:05d}"
+    # New shards take numbers after every recorded one: appending never overwrites. A shard a killed run
+    # wrote but did not record gets the same number again and is replaced, so none is listed twice.
+    first = 1 + max((int(s.removeprefix("shard-")) for s in index["shards"]), default=-1)
+    progress = tqdm(total=len(pairs), initial=len(pairs) - len(todo), desc=f"caching {pairs_dir.name}", unit="pair",
+                    disable=not show_progress)
+    for number, start in enumerate(range(0, len(todo), SHARD_SIZE), first):
+        chunk = todo[start:start + SHARD_SIZE]
+        name = f"shard-{number:05d}"
         arrays = _features_of(pairs_dir, chunk, extractor, size, batch_size, progress)
         index["grid"] = list(arrays["mask_a"].shape[1:3])
         _write_shard(cache_dir / name, arrays, [e["id"] for e in chunk], [_content_of(pairs_dir / e["id"]) for e in chunk])
@@ -149,7 +156,7 @@ class FeatureCache:
                 raise SegswapError(f"{root}: not a feature cache (no cache.json)")
             index = json.loads(index_path.read_text())
             grids.add(tuple(index["grid"]))
-            for s in index["shards"]:
+            for s in dict.fromkeys(index["shards"]):
                 self.shards.append({k: np.load(root / s / f"{k}.npy", mmap_mode="r") for k in ARRAYS})
                 ids = json.loads((root / s / "ids.json").read_text())
                 self.ids += [f"{root.parent.name}/{i}" for i in ids]
