@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -8,7 +9,7 @@ from PIL import Image
 
 import segswap
 from segswap.errors import SegswapError
-from segswap.evaluation.vpr import evaluate_vpr, read_vpr_benchmark, recall_at, reranked
+from segswap.evaluation.vpr import evaluate_vpr, read_ground_truth, read_vpr_benchmark, recall_at, reranked
 
 
 def _place(seed, h=96, w=128):
@@ -132,3 +133,34 @@ def test_first_correct_ranks_and_the_paired_change():
     assert paired_recall_change(ranks_a, ranks_a, k=2)["p_value"] == 1.0
     with pytest.raises(SegswapError, match="different queries"):
         paired_recall_change(ranks_a, {0: 1})
+
+
+class _Exploit:
+    """An object whose unpickling runs code: it writes the file named by ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+@pytest.mark.parametrize("command", ["vpr", "same-place"])
+def test_a_crafted_ground_truth_is_refused_without_running_it(toy, tmp_path, run_cli, command):
+    """Item 15 of issue 21: ground_truth_new.npy was read with allow_pickle=True, and a crafted
+    __reduce__ ran."""
+    marker = tmp_path / "ran"
+    crafted = np.empty(2, dtype=object)
+    crafted[0], crafted[1] = (0, [1]), _Exploit(marker)
+    np.save(toy / "ground_truth_new.npy", crafted, allow_pickle=True)
+    r = run_cli("eval", command, toy, "--model", "correlation")
+    assert r.returncode == 2 and not marker.exists(), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "refused" in r.stderr and "Path" in r.stderr
+
+
+def test_the_published_ground_truth_still_loads():
+    path = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "eval" / "vpr_corridor" / "ground_truth_new.npy"
+    if not path.is_file():
+        pytest.skip("shared data not present")
+    truth = read_ground_truth(path)
+    assert len(truth) == 111 and truth[0] == {0, 1, 2}

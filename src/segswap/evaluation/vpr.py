@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ..errors import SegswapError
 from ..io import load_image
+from ..io.arrays import load_object_array
 from ..io.paths import list_images
 from ..pair import similarity_score
 from ..verify.ransac import verify
@@ -37,12 +38,7 @@ class VprBenchmark:
 
 def read_ground_truth(path: Path) -> dict[int, set[int]]:
     """``ground_truth_new.npy`` → {query index: set of correct reference indices}."""
-    try:
-        # allow_pickle: VPR-Bench stores ragged lists as a NumPy object array, which only pickle can
-        # hold. This reads the benchmark's own published file, never a file a user hands segswap.
-        rows = np.load(path, allow_pickle=True)
-    except (OSError, ValueError) as err:
-        raise SegswapError(f"{path}: cannot read VPR ground truth ({err})") from None
+    rows = load_object_array(path)
     try:
         return {int(query): {int(r) for r in np.atleast_1d(refs)} for query, refs in rows}
     except (TypeError, ValueError):
