@@ -46,20 +46,49 @@ def read_config(path: str | os.PathLike) -> dict:
         raise SegswapError(f"{path}: not a safetensors weights file ({str(err).splitlines()[0]})") from None
     if "segswap" not in meta:
         raise SegswapError(f"{path}: safetensors file without a segswap config (was it written by `segswap export`?)")
-    config = json.loads(meta["segswap"])
+    try:
+        config = json.loads(meta["segswap"])
+    except json.JSONDecodeError:
+        raise SegswapError(f"{path}: its segswap config is not JSON") from None
+    if not isinstance(config, dict):
+        raise SegswapError(f"{path}: its segswap config is a {type(config).__name__}, not a mapping")
     if config.get("format") != FORMAT_VERSION:
         raise SegswapError(f"{path}: weights format {config.get('format')} is not supported (expected {FORMAT_VERSION})")
     if config.get("model") not in ALL_MODEL_CLASSES:
         raise SegswapError(f"{path}: unknown model {config.get('model')!r}")
+    if not isinstance(config.get("conf"), dict):
+        raise SegswapError(f"{path}: the model options ('conf') are not a mapping")
+    if not isinstance(config.get("backbone"), str) or not isinstance(config.get("size"), int):
+        raise SegswapError(f"{path}: the config needs a backbone name and an integer size")
     return config
 
 
 def load_weights(path: str | os.PathLike):
     """Build the model a weights file describes and load its tensors → ``(model, config)``, in eval mode."""
     config = read_config(path)
-    model = ALL_MODEL_CLASSES[config["model"]](**config["conf"])
+    model = build_model(config["model"], config["conf"], str(path))
     state = load_file(str(path), device="cpu")
+    check_shapes(model, state, path)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise SegswapError(f"{path}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model.eval(), config
+
+
+def build_model(name: str, conf: dict, source: str):
+    """Model ``name`` with options ``conf``, as a weights file or a run's recipe gives them; options the
+    model does not take are a one-line :class:`SegswapError` naming ``source``."""
+    try:
+        return ALL_MODEL_CLASSES[name](**conf)
+    except (TypeError, ValueError, SegswapError) as err:
+        raise SegswapError(f"{source}: the {name} model cannot be built from its options ({err})") from None
+
+
+def check_shapes(model, state: dict, source) -> None:
+    """A one-line :class:`SegswapError` for the first tensor of ``state`` whose shape the model's differs
+    from (load_state_dict would raise a multi-line RuntimeError)."""
+    expected = model.state_dict()
+    wrong = [k for k, v in state.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
+    if wrong:
+        raise SegswapError(f"{source}: tensor {wrong[0]} has shape {tuple(state[wrong[0]].shape)}, the model "
+                           f"expects {tuple(expected[wrong[0]].shape)}")

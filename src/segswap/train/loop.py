@@ -12,7 +12,9 @@ import csv
 import io
 import json
 import math
+import pickle
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ from ..backbone import list_backbones
 from ..errors import SegswapError
 from ..io.files import atomic_path, write_bytes_atomic
 from ..models import ALL_MODEL_CLASSES
+from ..models.weights import build_model, check_shapes
 from .cache import FeatureCache, build_cache
 from .losses import scott_loss, segswap_loss
 from .mining import mine_hard_negatives, object_classes, random_negatives, same_class_negatives
@@ -106,7 +109,7 @@ class Run:
             torch.save(state, tmp)
 
     def load(self) -> None:
-        state = torch.load(self.dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+        state = read_checkpoint(self.dir / "checkpoint.pt")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
@@ -249,6 +252,21 @@ def _last_row(path: Path) -> dict:
     return {k: float(v) for k, v in rows[-1].items()} if rows else {}
 
 
+def read_checkpoint(path: Path) -> dict:
+    """A run's checkpoint: tensors and plain values only (``weights_only``); anything else, such as a
+    pickled object, is a one-line :class:`SegswapError`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's own note on old pickle protocols; the error says it all
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SegswapError(f"{path}: not a segswap training checkpoint ({first})") from None
+    if not isinstance(state, dict) or not {"model", "step"} <= set(state):
+        raise SegswapError(f"{path}: not a segswap training checkpoint (no model state and step)")
+    return state
+
+
 def export(run_dir, out_path) -> dict:
     """Write a finished (or interrupted) run's model as a weights file; return its config."""
     from ..models.weights import read_config, save_weights
@@ -257,13 +275,15 @@ def export(run_dir, out_path) -> dict:
     if not (run_dir / "checkpoint.pt").is_file():
         raise SegswapError(f"{run_dir}: no checkpoint.pt (is it a `segswap train` run folder?)")
     recipe = json.loads((run_dir / "recipe.json").read_text())
-    state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    state = read_checkpoint(run_dir / "checkpoint.pt")
     channels = next(b["channels"] for b in list_backbones() if b["name"] == recipe["backbone"])
-    model = ALL_MODEL_CLASSES[recipe["model"]](input_dim=channels, **recipe["model_conf"])
+    model = build_model(recipe["model"], {"input_dim": channels, **recipe["model_conf"]}, str(run_dir / "recipe.json"))
     if "ema" in state:  # AveragedModel's state: the averaged model under "module.", and its count
-        model.load_state_dict({k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")})
+        tensors = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
     else:
-        model.load_state_dict(state["model"])
+        tensors = state["model"]
+    check_shapes(model, tensors, run_dir / "checkpoint.pt")
+    model.load_state_dict(tensors)
     info = {"steps": int(state["step"]), "recipe_name": recipe["name"], "validation": _last_row(run_dir / "val.csv")}
     save_weights(out_path, model.eval(), backbone=recipe["backbone"], size=recipe["size"], recipe=recipe_hash(recipe), info=info)
     return read_config(out_path)
