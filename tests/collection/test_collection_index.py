@@ -172,3 +172,22 @@ def test_symlinked_subfolders_are_indexed_and_warnings_go_to_stderr(tmp_path, ma
     assert result.returncode == 0, result.stderr
     assert len(CollectionIndex(tmp_path / "idx")) == 6
     assert "warning: skipped" in result.stderr and "warning:" not in result.stdout
+
+
+def test_a_reader_keeps_the_state_it_opened_while_a_writer_reindexes(tmp_path, make_folder, monkeypatch):
+    """Item 16 of issue 21: `search` during an `index` that re-indexed changed files crashed with
+    "cannot reshape array of size 0" in shards.py."""
+    paths = make_folder(tmp_path / "photos", 6)
+    update_index(tmp_path / "photos", tmp_path / "idx", size=SIZE, show_progress=False)
+    reader = CollectionIndex(tmp_path / "idx")
+    before = {image.path.name: np.array(reader.features(image.id)) for image in reader.images()}
+    make_folder(tmp_path / "photos", 6, seed=5)  # every file changes...
+    paths[0].unlink()
+    monkeypatch.setattr(update_module, "COMPACT_ABOVE", 0.0)  # ...and the shards are compacted away
+    _, summary = update_index(tmp_path / "photos", tmp_path / "idx", show_progress=False)
+    assert summary.compacted and summary.updated == 5
+    assert {image.path.name: np.array(reader.features(image.id)) for image in reader.images()}.keys() == before.keys()
+    for image in reader.images():
+        assert np.array_equal(reader.features(image.id), before[image.path.name])
+    reader.close()
+    assert len(CollectionIndex(tmp_path / "idx")) == 5

@@ -78,14 +78,22 @@ class IndexEntry:
 
 
 class CollectionIndex:
-    """An existing index folder, for reading. Create one with :func:`create_index`."""
+    """An existing index folder, for reading. Create one with :func:`create_index`.
 
-    def __init__(self, path: str | os.PathLike):
+    With ``snapshot`` (the default) the index reads as it was when opened, whatever a writer commits
+    meanwhile: one read transaction holds the rows, and every shard they point at is mapped at once,
+    so a compaction that deletes shards afterwards takes nothing from under this reader.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, snapshot: bool = True):
         self.path = Path(path)
         if not (self.path / "index.sqlite").is_file():
             raise SegswapError(f"{self.path}: not a segswap index (no index.sqlite); make one with "
                                f"`segswap index DIR --index {self.path}`")
         self.db = _connect(self.path / "index.sqlite")
+        self._shards = shards.ShardReader(self.path)
+        if snapshot:
+            self._open_snapshot()
         settings = dict(self.db.execute("SELECT key, value FROM settings"))
         if int(settings.get("format", -1)) != FORMAT_VERSION:
             raise SegswapError(f"{self.path}: index format {settings.get('format')} is not {FORMAT_VERSION}; rebuild it")
@@ -93,7 +101,6 @@ class CollectionIndex:
         self.backbone = settings["backbone"]
         self.size = int(settings["size"])
         self.channels = int(settings["channels"])
-        self._shards = shards.ShardReader(self.path)
         self._descriptors: DescriptorIndex | None = None
 
     def __len__(self) -> int:
@@ -140,6 +147,18 @@ class CollectionIndex:
     def close(self) -> None:
         self._shards.close()
         self.db.close()
+
+    def _open_snapshot(self, attempts: int = 5) -> None:
+        for _ in range(attempts):
+            self.db.execute("BEGIN")
+            used = [shard for (shard,) in self.db.execute("SELECT DISTINCT shard FROM images")]  # the snapshot starts here
+            try:
+                self._shards.map_all(used)
+                return
+            except FileNotFoundError:  # a compaction removed a shard between the two reads: start again
+                self.db.rollback()
+                self._shards.close()
+        raise SegswapError(f"{self.path}: the index kept changing while being opened; try again")
 
     def __enter__(self):
         return self
@@ -193,6 +212,8 @@ class IndexWriter:
         except BlockingIOError:
             self._lock.close()
             raise SegswapError(f"{index.path}: another process is updating this index") from None
+        if self.db.in_transaction:  # a reader's snapshot: the writer works on the latest state
+            self.db.rollback()
         shards.recover(index.path, self._committed_ends())
         self._shards = shards.ShardWriter(index.path)
 

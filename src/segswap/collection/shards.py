@@ -77,17 +77,25 @@ def total_bytes(index_dir: Path) -> int:
 
 
 class ShardReader:
-    """Memory-maps shards on first use."""
+    """Memory-maps shards, on first use or all at once (:meth:`map_all`)."""
 
     def __init__(self, index_dir: Path):
         self.index_dir = Path(index_dir)
         self.maps: dict[int, np.memmap] = {}
 
+    def map_all(self, numbers) -> None:
+        """Map shards ``numbers`` now: a mapped shard stays readable after a writer deletes its file."""
+        for shard in numbers:
+            self._map(shard)
+
     def block(self, shard: int, offset: int, shape: tuple[int, ...]) -> np.ndarray:
+        start = offset // 2
+        return self._map(shard)[start:start + int(np.prod(shape))].reshape(shape)
+
+    def _map(self, shard: int) -> np.memmap:
         if shard not in self.maps:
             self.maps[shard] = np.memmap(shard_path(self.index_dir, shard), dtype=np.float16, mode="r")
-        start = offset // 2
-        return self.maps[shard][start:start + int(np.prod(shape))].reshape(shape)
+        return self.maps[shard]
 
     def close(self) -> None:
         self.maps.clear()

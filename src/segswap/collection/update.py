@@ -61,7 +61,7 @@ def update_index(root, path, *, backbone: str | None = None, size: int | None = 
         raise SegswapError(f"{root}: no images found (files ending {', '.join(sorted(IMAGE_SUFFIXES))})")
     extractor = get_backbone(backbone or DEFAULT_BACKBONE, runtime)
     create_index(path, root, extractor.name, size or DEFAULT_SIZE, extractor.channels)
-    index = CollectionIndex(path)
+    index = CollectionIndex(path, snapshot=False)
     if index.root != root:
         raise SegswapError(f"{path}: indexes {index.root}, not {root}; choose another --index folder")
     if (backbone or index.backbone) != index.backbone or (size or index.size) != index.size:
