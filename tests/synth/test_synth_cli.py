@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
+from pathlib import Path
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -40,3 +45,35 @@ def test_cli_user_errors_are_segswap_errors(app, tmp_path, texture_yolo, photos)
         "-n", "1", "--size", "100",
     ])
     assert isinstance(result.exception, SegswapError)
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_workers_die_with_a_killed_parent(tmp_path, texture_yolo, photos, run_cli):
+    """Item 20 of issue 21: `kill -9` of `segswap synth` left its spawn workers making their pairs."""
+    command = run_cli.command("synth", "--segments", texture_yolo, "--backgrounds", photos, "--out", tmp_path / "o",
+                              "-n", "400", "--size", "160", "--workers", "2")
+    parent = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, workers = time.time() + 60, set()
+    while time.time() < deadline and not (tmp_path / "o" / "000001").exists():
+        time.sleep(0.1)
+    workers = _children(parent.pid)
+    assert len(workers) >= 2, "the workers should be running"
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.1)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]]
+    assert not alive

@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 from contextlib import ExitStack, contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -178,6 +180,8 @@ def _load_or_scan(out: Path, seg_dirs: list[Path], bg_dir: Path, style_dir: Path
     return Sources(report.sources, background_paths, style_paths), warnings
 
 
+#: prctl option: the signal the kernel sends this process when its parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
 _MAKER: PairMaker | None = None
 _OUT: Path | None = None
 _THREAD_LIMITS = ExitStack()
@@ -219,7 +223,28 @@ def _clear_worker() -> None:
     _MAKER = _OUT = None
 
 
-def _init_worker(sources: Sources, settings: Settings, seed: int, out: Path) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this worker when its parent dies (a ``kill -9`` of `segswap synth` otherwise
+    leaves the workers finishing their pairs); where prctl is missing, a thread polls the parent."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError):  # not Linux
+        def watch():
+            while os.getppid() == parent_pid:
+                time.sleep(1)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _init_worker(sources: Sources, settings: Settings, seed: int, out: Path, parent_pid: int) -> None:
+    _die_with_parent(parent_pid)
     _THREAD_LIMITS.enter_context(_one_thread_each())  # for the worker process's whole life
     _set_worker(sources, settings, seed, out)
 
@@ -252,7 +277,7 @@ def _run(todo: list[int], sources: Sources, settings: Settings, seed: int, out: 
         # threads can leave workers deadlocked on a lock held by a thread that no longer exists.
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(sources, settings, seed, out)) as pool:
+                                 initargs=(sources, settings, seed, out, os.getpid())) as pool:
             pending, queue = set(), iter(todo)
             try:
                 while True:
