@@ -136,3 +136,25 @@ def test_resize_for_model_gives_multiples_of_16_near_the_aspect(shape):
     assert abs(max(h, w) - 480) <= 8
     if min(shape) * 480 / max(shape) >= 32:
         assert abs(w / h - shape[1] / shape[0]) < 0.1 * shape[1] / shape[0] + 16 / min(h, w)
+
+
+def test_a_huge_jpeg_is_decoded_downscaled_within_the_pixel_budget(tmp_path):
+    """Item 19 of issue 21: a 12000×9000 JPEG was decoded at full size and `pair` peaked at 4.5 GB."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from segswap.io.limits import DECODE_PIXELS
+
+    path = tmp_path / "huge.jpg"
+    Image.new("RGB", (12000, 9000), (120, 30, 200)).save(path, quality=70)
+    probe = ("import resource, sys; from segswap.io import load_image; rgb = load_image(sys.argv[1]); "
+             "print(rgb.shape[1], rgb.shape[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    r = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=120)
+    width, height, peak_mb = map(int, r.stdout.split())
+    assert width * height <= DECODE_PIXELS and abs(width / height - 12000 / 9000) < 0.01
+    assert peak_mb < 800, f"peak {peak_mb} MB"
+    png = tmp_path / "big.png"
+    Image.new("L", (7000, 5000), 90).save(png)
+    assert load_image(png).shape[0] * load_image(png).shape[1] <= DECODE_PIXELS

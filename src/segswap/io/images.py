@@ -1,11 +1,12 @@
 """Robust image loading: anything a user points us at becomes an RGB uint8 array, or a one-line error.
 
 Handles EXIF orientation, palette/alpha/CMYK/16-bit/float modes, decompression bombs, truncated and
-non-image files. Every failure raises :class:`segswap.errors.ImageError` with a message naming the file.
+non-image files. Images above :data:`segswap.io.limits.DECODE_PIXELS` are decoded downscaled. Every failure raises :class:`segswap.errors.ImageError` with a message naming the file.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError
+from .limits import DECODE_PIXELS
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 
@@ -69,7 +71,7 @@ def _open_path(path: Path, max_pixels: int) -> Image.Image:
                 w, h = image.size
                 if w * h > max_pixels:
                     raise ImageError(f"{path}: image is too large ({w}×{h} px; limit {max_pixels:,} pixels)")
-                image.load()
+                image = _decoded_within_budget(image)
             finally:
                 Image.MAX_IMAGE_PIXELS = previous
     except ImageError:
@@ -82,6 +84,25 @@ def _open_path(path: Path, max_pixels: int) -> Image.Image:
         # PIL reports truncated or corrupt data as OSError ("image file is truncated", "broken data
         # stream") and some broken headers as SyntaxError/ValueError.
         raise ImageError(f"{path}: cannot decode image ({_first_line(err)})") from None
+    return image
+
+
+def _decoded_within_budget(image: Image.Image) -> Image.Image:
+    """``image`` decoded, downscaled by an integer factor to at most :data:`DECODE_PIXELS` pixels; JPEG
+    is downscaled by its decoder (draft), so the full-size image is never in memory."""
+    w, h = image.size
+    if w * h <= DECODE_PIXELS:
+        image.load()
+        return image
+    factor = math.ceil(math.sqrt(w * h / DECODE_PIXELS))
+    if image.format == "JPEG":
+        image.draft(image.mode, (math.ceil(w / factor), math.ceil(h / factor)))  # 1/2, 1/4 or 1/8 at most
+    image.load()
+    w, h = image.size
+    if w * h > DECODE_PIXELS:
+        if image.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):  # the modes Image.reduce takes
+            image = image.convert("RGBA")
+        image = image.reduce(math.ceil(math.sqrt(w * h / DECODE_PIXELS)))
     return image
 
 
