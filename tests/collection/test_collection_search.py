@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,3 +82,25 @@ def test_user_errors_give_one_line_and_exit_2(tmp_path, planted_detail, run_cli)
     result = run_cli("search", query, "--index", tmp_path, "--model", "correlation", timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "not a segswap index" in result.stderr
+
+
+def test_a_detail_query_returns_the_detail_in_its_own_image(tmp_path):
+    """Item 11 of issue 21: for the query image itself, `search --box` returned the whole car's box
+    (IoU 0.28 with the detail asked for), not the matched region of the detail."""
+    import shutil
+
+    import segswap
+
+    cars = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "eval" / "msrc_coseg" / "images" / "car"
+    if not cars.is_dir():
+        pytest.skip("shared data not present")
+    for path in sorted(cars.iterdir())[:6]:
+        shutil.copy(path, tmp_path / path.name)
+    index, _ = update_index(tmp_path, tmp_path / "idx", size=320, show_progress=False)
+    query = tmp_path / sorted(p.name for p in cars.iterdir())[0]
+    detail = (48, 21, 124, 113)  # the car's front third (its whole box: 48, 21, 276, 206)
+    result = search(index, query, segswap.load(size=320), box=detail, top=6)
+    (own,) = [hit for hit in result.hits if hit.image.path == query]
+    x0, y0, x1, y1 = own.box
+    inter = max(0, min(x1, 124) - max(x0, 48)) * max(0, min(y1, 113) - max(y0, 21))
+    assert inter / ((x1 - x0) * (y1 - y0) + 76 * 92 - inter) > 0.38 and x1 <= 160, own.box

@@ -4,7 +4,8 @@ A query — an image, or a box in one (a detail) — is shortlisted against the 
 pooled features against every image's windows), then the shortlist is re-ranked by the pair model's
 Eq. 3 score, S(query → candidate). Candidates' features come from the index, so per candidate only the
 pair model runs. Each hit carries the matched region: the candidate's cycle-consistent mask (its own
-mask × the query's mask where its cells land) and the bounding box of its strongest connected blob of
+mask × the query's mask where its cells land; for a detail query, only on the cells the detail's own
+cells match both ways, not the rest of an object that resembles it) and the bounding box of its strongest connected blob of
 cells above ``REGION_THRESHOLD`` (stray cells elsewhere would otherwise stretch the box).
 
 With ``rerank="ransac"`` the shortlist is re-ranked instead by ArtMiner's training-free verification
@@ -101,8 +102,10 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
     for pred in ranked:
         image = index.image(pred.b)
         region = cycle_consistent_mask(torch.from_numpy(pred.mask_b)[None], torch.from_numpy(pred.mask_a)[None],
-                                       torch.from_numpy(pred.flow_ba)[None])[0]
-        hits.append(SearchHit(image, pred.score_ab, region.numpy(), region_box(region.numpy(), image.size)))
+                                       torch.from_numpy(pred.flow_ba)[None])[0].numpy()
+        if box is not None:  # a detail: its matched region, not all that resembles it (the rest of the object)
+            region = region * landed_cells(pred.flow_ab, pred.flow_ba, pred.mask_a, region.shape)
+        hits.append(SearchHit(image, pred.score_ab, region, region_box(region, image.size)))
     return SearchResult(Path(query), box, len(candidates), hits, rerank)
 
 
@@ -130,6 +133,21 @@ def query_pixels(rgb: np.ndarray, box, size: int) -> np.ndarray:
     crop = rgb[y0:y1, x0:x1]
     interpolation = cv2.INTER_AREA if width < crop.shape[1] else cv2.INTER_LINEAR
     return cv2.resize(crop, (width, height), interpolation=interpolation)
+
+
+def landed_cells(flow_ab: np.ndarray, flow_ba: np.ndarray, mask_a: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """0/1 cells of b's ``grid`` (h, w) where the cells of ``mask_a`` above ``REGION_THRESHOLD`` land
+    through ``flow_ab`` and whose ``flow_ba`` comes back within one cell (a match both ways)."""
+    h, w = grid
+    ha, wa = mask_a.shape
+    rows, cols = np.nonzero(mask_a > REGION_THRESHOLD)
+    points = flow_ab[rows, cols]
+    ys, xs = np.clip((points[:, 1] * h).astype(int), 0, h - 1), np.clip((points[:, 0] * w).astype(int), 0, w - 1)
+    back = flow_ba[ys, xs]
+    mutual = (np.abs(back[:, 0] * wa - (cols + 0.5)) <= 1) & (np.abs(back[:, 1] * ha - (rows + 0.5)) <= 1)
+    landed = np.zeros(grid, np.uint8)
+    landed[ys[mutual], xs[mutual]] = 1
+    return landed.astype(np.float32)
 
 
 def region_box(mask: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
