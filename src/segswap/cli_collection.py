@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from .cli_common import MODEL_HELP, SIZE_HELP, WEIGHTS_HELP, check_arguments, load_matcher, write_json
+from .progress import stage
 
 
 def index(
@@ -55,14 +56,15 @@ def search(
         name = "correlation" if rerank == "ransac" else model
         matcher = load_matcher(name, weights, backbone=collection.backbone, size=collection.size)
         result = run_search(collection, query, matcher, box=parse_box(box) if box else None, top=top, shortlist=shortlist,
-                            rerank=rerank)
+                            rerank=rerank, show_progress=True)
         for rank, hit in enumerate(result.hits, 1):
             where = ",".join(map(str, hit.box)) if hit.box else "-"
             typer.echo(f"{rank:>3}. {hit.score:8.3f}  {hit.image.path}  box {where}")
         if json_out:
             write_json(json_out, [hit.as_json() for hit in result.hits])
         if report:
-            write_search_report(report, result, matcher)
+            with stage("writing the report"):
+                write_search_report(report, result, matcher)
             typer.echo(f"report: {report}")
 
 
@@ -95,7 +97,8 @@ def discover(
             write_json(json_out, {"images": found.images, "pairs": found.pairs, "nodes": found.nodes, "edges": found.edges,
                                    "patterns": [c.as_json() for c in found.clusters]})
         if report:
-            write_discovery_report(report, found, matcher)
+            with stage("writing the report"):
+                write_discovery_report(report, found, matcher)
             typer.echo(f"report: {report}")
 
 
@@ -125,7 +128,8 @@ def cosegment(
                f"{', '.join(summary.groups)}); {len(summary.skipped)} unreadable files skipped"
                + (f"; {fallback_note(fallback)}" if any(fallback) else ""))
     if report:
-        write_cosegment_report(report, summary, matcher)
+        with stage("writing the report"):
+            write_cosegment_report(report, summary, matcher)
         typer.echo(f"report: {report}")
 
 

@@ -52,3 +52,17 @@ def test_discovery_reports_its_graph_and_checks_options(repeats, matcher):
     assert default_clusters(16) == 3 and default_clusters(1000) == 200 and default_clusters(10**5) == 500
     with pytest.raises(SegswapError, match="top-k"):
         discover(index, matcher, top_k=0)
+
+
+def test_every_stage_of_discover_and_search_reports_progress(repeats, run_cli):
+    """Item 12 of issue 21: `discover` was silent before its bar and after it reached 100 %, and `search`
+    showed no progress at all."""
+    index, truth = repeats
+    r = run_cli("discover", "--index", index.path, "--model", "correlation")
+    assert r.returncode == 0, r.stderr
+    for stage in ("shortlisting neighbours", "pairs", "building the correspondence graph", "leading eigenvectors",
+                  "k-means"):
+        assert stage in r.stderr, stage
+    query = truth["A"][0][1]
+    r = run_cli("search", query, "--index", index.path, "--model", "correlation")
+    assert r.returncode == 0 and "shortlisting" in r.stderr and "re-ranking" in r.stderr and "it/s" not in r.stdout

@@ -122,3 +122,11 @@ def test_centre_box_on_msrc_agrees_with_the_independent_measurement():
     # docs/reference.md measured this floor separately: J 0.54, P 0.75.
     assert result["mean"]["J"] == pytest.approx(0.54, abs=0.01)
     assert result["mean"]["P"] == pytest.approx(0.75, abs=0.01)
+
+
+def test_pair_model_methods_show_progress_inside_each_group(benchmark, run_cli):
+    """Item 12 of issue 21: `eval coseg` updated its bar once per group (35–50 s apart on MSRC)."""
+    r = run_cli("eval", "coseg", benchmark, "--method", "correlation", "--size", "64", "--groups", "boxes")
+    assert r.returncode == 0, r.stderr
+    assert "features" in r.stderr and "3/3" in r.stderr  # the images of the group, one by one
+    assert "show_progress" not in r.stdout

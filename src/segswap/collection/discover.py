@@ -24,6 +24,7 @@ import scipy.sparse
 from sklearn.cluster import KMeans
 
 from ..errors import SegswapError
+from ..progress import stage
 from .features import cells_to_pixels
 from .graph import Nodes, cell_sums, correspondence_graph, graph_nodes, leading_eigenvectors
 from .index import CollectionIndex, IndexedImage
@@ -82,21 +83,26 @@ def discover(index: CollectionIndex, matcher, *, top_k: int = 5, clusters: int |
         raise SegswapError(f"--clusters must be at least 1, got {clusters}")
     if matcher.backbone.name != index.backbone:
         raise SegswapError(f"{index.path} holds {index.backbone} features; the model runs on {matcher.backbone.name}")
-    ids, regional = index.regional_descriptors()
-    pairs = neighbour_pairs(index.descriptor_index(), regional, ids, top_k)
+    with stage("shortlisting neighbours by descriptor", show_progress):
+        ids, regional = index.regional_descriptors()
+        pairs = neighbour_pairs(index.descriptor_index(), regional, ids, top_k)
     predictions = predict_pairs(matcher, index.features, pairs, flip=flip, show_progress=show_progress)
-    nodes = graph_nodes(predictions)
-    graph = correspondence_graph(nodes, predictions, predictions)
+    with stage("building the correspondence graph", show_progress):
+        nodes = graph_nodes(predictions)
+        graph = correspondence_graph(nodes, predictions, predictions)
     k = clusters or default_clusters(len(ids))
-    found = _clusters(index, nodes, graph, k) if len(nodes) else []
+    found = _clusters(index, nodes, graph, k, show_progress) if len(nodes) else []
     return Discovery(found, len(ids), len(pairs), len(nodes), graph.nnz)
 
 
-def _clusters(index: CollectionIndex, nodes: Nodes, graph: scipy.sparse.csr_matrix, k: int) -> list[Cluster]:
+def _clusters(index: CollectionIndex, nodes: Nodes, graph: scipy.sparse.csr_matrix, k: int,
+              show_progress: bool = False) -> list[Cluster]:
     k = min(k, len(nodes))
-    values, vectors = leading_eigenvectors(graph, min(N_EIG, max(1, len(nodes) - 1)))
+    with stage(f"leading eigenvectors of the graph ({len(nodes)} nodes)", show_progress):
+        values, vectors = leading_eigenvectors(graph, min(N_EIG, max(1, len(nodes) - 1)))
     embedding = np.abs(vectors) * np.clip(values, 0, None)
-    kmeans = KMeans(n_clusters=k, n_init=3, random_state=0).fit(embedding)
+    with stage(f"k-means into {k} clusters", show_progress):
+        kmeans = KMeans(n_clusters=k, n_init=3, random_state=0).fit(embedding)
     centre_norms = np.linalg.norm(kmeans.cluster_centers_, axis=1)
     found = []
     for label in np.flatnonzero(centre_norms >= BACKGROUND * centre_norms.max()):

@@ -20,8 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..errors import SegswapError
+from ..progress import stage
 from ..io import load_image, pixels_to_tensor, resize_for_model
 from ..pair import cycle_consistent_mask
 from ..verify.ransac import TOLERANCE_CELLS_IMAGE, TOLERANCE_CELLS_REGION, verify
@@ -87,13 +89,15 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
                            f"(index the folder again with --backbone {matcher.backbone.name})")
     rgb = load_image(query)
     box = _checked_box(box, rgb.shape[1], rgb.shape[0]) if box is not None else None
-    pixels = query_pixels(rgb, box, index.size)
-    query_feats = matcher.features(pixels_to_tensor(pixels))[0].numpy()
-    candidates = index.descriptor_index().search([pooled(query_feats)[None]], max(shortlist, top))[0]
+    with stage(f"shortlisting {len(index)} images by descriptor", show_progress):
+        pixels = query_pixels(rgb, box, index.size)
+        query_feats = matcher.features(pixels_to_tensor(pixels))[0].numpy()
+        candidates = index.descriptor_index().search([pooled(query_feats)[None]], max(shortlist, top))[0]
     if not candidates:
         return SearchResult(Path(query), box, 0, [], rerank)
     if rerank == "ransac":
-        return SearchResult(Path(query), box, len(candidates), _verified_hits(index, query_feats, candidates, top, box), rerank)
+        hits = _verified_hits(index, query_feats, candidates, top, box, show_progress)
+        return SearchResult(Path(query), box, len(candidates), hits, rerank)
     features = lambda i: query_feats if i == QUERY else index.features(i)
     predictions = predict_pairs(matcher, features, [(QUERY, image_id) for image_id, _ in candidates],
                                 batch_size=BATCH, show_progress=show_progress, desc="re-ranking")
@@ -109,11 +113,12 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
     return SearchResult(Path(query), box, len(candidates), hits, rerank)
 
 
-def _verified_hits(index: CollectionIndex, query_feats: np.ndarray, candidates, top: int, box) -> list[SearchHit]:
+def _verified_hits(index: CollectionIndex, query_feats: np.ndarray, candidates, top: int, box,
+                   show_progress: bool) -> list[SearchHit]:
     """The shortlist ranked by ArtMiner's verification, with its tolerance for a region or a whole image."""
     tolerance = TOLERANCE_CELLS_REGION if box is not None else TOLERANCE_CELLS_IMAGE
     hits = []
-    for image_id, _ in candidates:
+    for image_id, _ in tqdm(candidates, desc="verifying", unit="img", disable=not show_progress):
         image = index.image(image_id)
         found = verify(query_feats, index.features(image_id), image.size, tolerance_cells=tolerance)
         hits.append(SearchHit(image, found.score, found.region, found.box))

@@ -8,7 +8,7 @@ at a time (co-segmentation methods need the group; per-image baselines simply ig
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -43,6 +43,7 @@ class MethodOptions:
     size: int | None = None
     flip: bool = False
     top_k: int = 5
+    show_progress: bool = False  # bars inside a group; how a method runs, not what it computes
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def _pair_model(name: str) -> Callable[[MethodOptions], GroupSegmenter]:
                                f"which this installation lacks ({err})") from None
         matcher = load(name, options.weights, backbone=options.backbone, size=options.size)
         return lambda paths: cosegment_images(paths, matcher, top_k=options.top_k, flip=options.flip,
-                                              show_progress=False)
+                                              show_progress=options.show_progress)
     return build
 
 
@@ -153,7 +154,7 @@ def evaluate_coseg(root: Path, method: str = "segswap", groups: list[str] | None
     groups, as the papers' tables report) and what was run (``method``, ``options``, ``seconds``).
     """
     benchmark = read_coseg_benchmark(root, groups)
-    segment = build_method(method, options)
+    segment = build_method(method, replace(options, show_progress=show_progress))  # bars within each group
     start = time.perf_counter()
     rows = {}
     for group, items in tqdm(benchmark.items(), desc=f"coseg {method}", unit="group", disable=not show_progress):
@@ -169,7 +170,7 @@ def evaluate_coseg(root: Path, method: str = "segswap", groups: list[str] | None
     return {
         "method": method,
         "root": str(root),
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items() if k != "show_progress"},
         "groups": rows,
         "mean": mean,
         "seconds": time.perf_counter() - start,
