@@ -42,24 +42,21 @@ def list_images(root: str | os.PathLike, *, recursive: bool = True) -> list[Path
 
 
 def check_input_file(path: str | os.PathLike, what: str = "file") -> Path:
-    """``path`` if it is an existing file; else a one-line :class:`SegswapError`."""
-    path = Path(path)
-    kind = _kind(path)
-    if kind == "folder":
-        raise SegswapError(f"{path}: is a folder, not a {what}")
-    if kind is None:
-        raise SegswapError(f"{path}: no such {what}")
-    return path
+    """``path`` if it is an existing file; else a one-line :class:`SegswapError` calling it a ``what``."""
+    return _check_existing(Path(path), "file", what)
 
 
 def check_input_folder(path: str | os.PathLike) -> Path:
     """``path`` if it is an existing folder; else a one-line :class:`SegswapError`."""
-    path = Path(path)
-    kind = _kind(path)
-    if kind == "file":
-        raise SegswapError(f"{path}: is a file, not a folder")
-    if kind is None:
-        raise SegswapError(f"{path}: no such folder")
+    return _check_existing(Path(path), "folder", "folder")
+
+
+def _check_existing(path: Path, kind: str, what: str) -> Path:
+    found = _kind(path)
+    if found is None:
+        raise SegswapError(f"{path}: no such {what}")
+    if found != kind:
+        raise SegswapError(f"{path}: is a {found}, not a {what}")
     return path
 
 
