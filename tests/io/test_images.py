@@ -149,8 +149,10 @@ def test_a_huge_jpeg_is_decoded_downscaled_within_the_pixel_budget(tmp_path):
 
     path = tmp_path / "huge.jpg"
     Image.new("RGB", (12000, 9000), (120, 30, 200)).save(path, quality=70)
-    probe = ("import resource, sys; from segswap.io import load_image; rgb = load_image(sys.argv[1]); "
-             "print(rgb.shape[1], rgb.shape[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    # VmHWM: this process's own peak (ru_maxrss would count the parent's pages at fork, in a large pytest)
+    probe = ("import re, sys; from segswap.io import load_image; rgb = load_image(sys.argv[1]); "
+             "peak = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1); "
+             "print(rgb.shape[1], rgb.shape[0], int(peak) // 1024)")
     r = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=120)
     width, height, peak_mb = map(int, r.stdout.split())
     assert width * height <= DECODE_PIXELS and abs(width / height - 12000 / 9000) < 0.01
