@@ -83,7 +83,7 @@ def _print_pair_summary(summary: dict, out: Path) -> None:
 
 @app.command()
 def backbones(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
-    """List the feature backbones and whether their packages are installed."""
+    """List the feature backbones and the objectness prior, and whether their packages are installed."""
     from .backbone import DEFAULT_BACKBONE, list_backbones
 
     rows = list_backbones()
@@ -98,7 +98,7 @@ def backbones(as_json: bool = typer.Option(False, "--json", help="Print JSON ins
         table.add_column(column, justify="right" if column == "channels" else "left")
     for row in rows:
         state = "yes" if row["installed"] else f"no: {row['install']}"
-        default = " (default)" if row["name"] == DEFAULT_BACKBONE else ""
+        default = " (default)" if row["name"] == DEFAULT_BACKBONE else " (prior)" if row["kind"] == "prior" else ""
         table.add_row(row["name"] + default, str(row["channels"]), state, row["description"])
     console = Console()
     if not console.is_terminal:  # piped: one row per line, not wrapped at 80 columns

@@ -145,7 +145,8 @@ def test_unknown_name_lists_valid_names():
 
 def test_list_backbones_reports_installation():
     entries = {entry["name"]: entry for entry in list_backbones()}
-    assert set(entries) == {*EFFICIENTNETS, "dinov2-s"}
+    assert set(entries) == {*EFFICIENTNETS, "dinov2-s", "focus-saliency"}
+    assert entries.pop("focus-saliency")["kind"] == "prior"
     for name, channels in EFFICIENTNETS.items():
         assert entries[name]["installed"] is True
         assert entries[name]["channels"] == channels

