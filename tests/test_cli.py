@@ -141,8 +141,10 @@ def test_help_shows_plain_flags_and_capitalised_arguments(run_cli):
 
 def test_backbones_table_columns_line_up(run_cli):
     lines = run_cli("backbones").stdout.splitlines()
-    starts = {line.index(word) for line, word in zip(lines[1:], ("120", "120", "112", "384"))}
-    assert len(lines) == 5 and len({line.index("yes") for line in lines[1:]}) == 1 and len(starts) == 1
+    # four backbones and the objectness prior; channel counts right-aligned
+    ends = {line.index(f" {word} ") + len(word) + 1 for line, word in zip(lines[1:], ("120", "120", "112", "384", "1"))}
+    assert len(lines) == 6 and len({line.index("yes") for line in lines[1:]}) == 1 and len(ends) == 1
+    assert "(prior)" in lines[5]
 
 
 def test_demo_and_pair_print_one_summary_format(tmp_path, run_cli):
