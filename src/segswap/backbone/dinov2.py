@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import BackboneUnavailableError, SegswapError
-from .base import Backbone, OnnxModel, cached_file
+from .base import Backbone, OnnxModel, cached_onnx_model
 
 NAME = "dinov2-s"
 CHANNELS = 384
@@ -79,15 +79,9 @@ def _cut_filename(source: Path, block: int) -> str:
 def load_onnx_model(block: int) -> OnnxModel:
     """A session on the cut graph, cached on disk (cutting takes ≈1 s; loading the cached cut ≈0.2 s)."""
     source = source_onnx_path()
-    try:
-        import onnx
-    except ImportError:
-        raise BackboneUnavailableError(f"{NAME} needs the package onnx: pip install onnx") from None
-    try:
-        path = cached_file(_cut_filename(source, block), lambda p: onnx.save(cut_graph(source, block), str(p)))
-    except OSError:  # no writable cache folder: cut in memory at every start instead
-        return OnnxModel(cut_graph(source, block).SerializeToString(), NAME)
-    return OnnxModel(path, NAME)
+    if importlib.util.find_spec("onnx") is None:
+        raise BackboneUnavailableError(f"{NAME} needs the package onnx: pip install onnx")
+    return cached_onnx_model(_cut_filename(source, block), lambda: cut_graph(source, block), NAME)
 
 
 class DinoV2Backbone(Backbone):

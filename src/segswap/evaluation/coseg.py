@@ -97,13 +97,14 @@ def _pair_model(name: str, collection_method: str = "segswap") -> Callable[[Meth
         from ..pair import load
 
         try:
-            from ..collection.cosegment import cosegment_images
+            from ..collection.cosegment import cosegment_images, resolve_method
         except ImportError as err:
             raise SegswapError(f"method {name!r} needs collection co-segmentation (segswap.collection), "
                                f"which this installation lacks ({err})") from None
         matcher = load(name, options.weights, backbone=options.backbone, size=options.size)
+        method = resolve_method(collection_method)  # once, so a missing prior is noted once, not per group
         return lambda paths: cosegment_images(paths, matcher, top_k=options.top_k, flip=options.flip,
-                                              show_progress=options.show_progress, method=collection_method)
+                                              show_progress=options.show_progress, method=method)
     return build
 
 
