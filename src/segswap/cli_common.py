@@ -2,7 +2,7 @@
 the pair model a command asks for.
 
 Nothing here imports torch, OpenCV or onnxruntime: commands check their arguments (segswap.io.paths,
-segswap.io.limits) before they load a model.
+segswap.grid) before they load a model.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from .io.limits import MAX_INPUT_SIZE
+from .grid import MAX_INPUT_SIZE
 from .shipped import shipped_input_size
 
 MODEL_HELP = "Pair model: segswap (default, the transformer), ncnet (the NC-Net variant) or correlation (training-free)."
@@ -80,7 +80,7 @@ def check_arguments(*, files=(), folders=(), output_folders=(), output_files=(),
     """Refuse, in one line and before any model loads, what would fail only after the work: missing
     inputs, outputs that cannot be written (``(path, option)`` pairs), a bad --size. None entries are
     options not given."""
-    from .io.limits import check_input_size
+    from .grid import check_input_size
     from .io.paths import check_input_file, check_input_folder, check_output_file, check_output_folder
 
     for path in files:

@@ -42,16 +42,14 @@ import torch
 
 from .backbone import DEFAULT_BACKBONE, check_backbone_name, get_backbone
 from .errors import SegswapError, UntrainedModelError
+from .grid import DEFAULT_SIZE, STRIDE, check_input_size
 from .io import load_image, pixels_to_tensor, resize_for_model
-from .io.limits import check_input_size
 from .models import INFERENCE_OPTIONS, MODEL_CLASSES, TRAINABLE
 from .models.correlation import cell_centres
 from .models.layers import read_through_flow
 from .models.weights import load_weights
 from .shipped import DEFAULT_MODEL, SEARCH_SCALES, shipped_weights_path
 
-#: Input size of models without weights (the training-free correlation model).
-DEFAULT_SIZE = 480
 UNTRAINED = "untrained"
 
 
@@ -281,11 +279,11 @@ def search_views(scales, rotations: bool) -> list[tuple[float, int]]:
 
 
 def rescale(images: torch.Tensor, scale: float) -> torch.Tensor:
-    """B×3×H×W resized by ``scale``, each side rounded to a multiple of 16 (the backbone's stride)."""
+    """B×3×H×W resized by ``scale``, each side rounded to a multiple of the backbone's stride."""
     if scale == 1.0:
         return images
     h, w = images.shape[2:]
-    size = (max(32, round(h * scale / 16) * 16), max(32, round(w * scale / 16) * 16))
+    size = (max(2 * STRIDE, round(h * scale / STRIDE) * STRIDE), max(2 * STRIDE, round(w * scale / STRIDE) * STRIDE))
     return torch.nn.functional.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=scale < 1)
 
 

@@ -145,7 +145,7 @@ def test_a_huge_jpeg_is_decoded_downscaled_within_the_pixel_budget(tmp_path):
 
     from PIL import Image
 
-    from segswap.io.limits import DECODE_PIXELS
+    from segswap.io.images import DECODE_PIXELS
 
     path = tmp_path / "huge.jpg"
     Image.new("RGB", (12000, 9000), (120, 30, 200)).save(path, quality=70)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import SegswapError
+from ..grid import STRIDE
 
 
 class Backbone(ABC):
@@ -23,7 +24,7 @@ class Backbone(ABC):
 
     name: str
     channels: int
-    stride: int = 16
+    stride: int = STRIDE
     runtime: str
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:

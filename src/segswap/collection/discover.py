@@ -24,8 +24,8 @@ import scipy.sparse
 from sklearn.cluster import KMeans
 
 from ..errors import SegswapError
+from ..grid import cells_to_pixels
 from ..progress import stage
-from .features import cells_to_pixels
 from .graph import Nodes, cell_sums, correspondence_graph, graph_nodes, leading_eigenvectors
 from .index import CollectionIndex, IndexedImage
 from .pairs import neighbour_pairs, predict_pairs

@@ -55,14 +55,6 @@ def prefetched(load: Callable, items: Iterable, ahead: int = PREFETCH) -> Iterat
             yield item, future.result()
 
 
-def cells_to_pixels(box: tuple[int, int, int, int], grid: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """A box of feature cells (x0, y0, x1, y1, end exclusive) on a ``grid`` (h, w) → the same box in the
-    pixels of the image, of ``size`` (w, h), that the grid covers."""
-    sx, sy = size[0] / grid[1], size[1] / grid[0]
-    x0, y0, x1, y1 = box
-    return int(x0 * sx), int(y0 * sy), min(size[0], round(x1 * sx)), min(size[1], round(y1 * sy))
-
-
 @dataclass
 class FolderFeatures:
     """Features of the readable images among some paths, in their order; the rest listed as skipped."""

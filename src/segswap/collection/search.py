@@ -23,12 +23,12 @@ import torch
 from tqdm import tqdm
 
 from ..errors import SegswapError
+from ..grid import STRIDE, cells_to_pixels
 from ..progress import stage
 from ..io import load_image, pixels_to_tensor, resize_for_model
 from ..pair import cycle_consistent_mask
 from ..verify.ransac import TOLERANCE_CELLS_IMAGE, TOLERANCE_CELLS_REGION, verify
 from .descriptor import pooled
-from .features import cells_to_pixels
 from .index import CollectionIndex, IndexedImage
 from .pairs import predict_pairs
 
@@ -127,14 +127,14 @@ def _verified_hits(index: CollectionIndex, query_feats: np.ndarray, candidates, 
 
 def query_pixels(rgb: np.ndarray, box, size: int) -> np.ndarray:
     """The pixels the query's features are computed on: the image at the index's size, or the box cut
-    out at the same scale (at least ``MIN_QUERY_SIDE`` on its short side), sides multiples of 16."""
+    out at the same scale (at least ``MIN_QUERY_SIDE`` on its short side), sides multiples of the stride."""
     if box is None:
         return resize_for_model(rgb, size)
     x0, y0, x1, y1 = box
     scale = size / max(rgb.shape[:2])
     scale *= max(1.0, MIN_QUERY_SIDE / (min(x1 - x0, y1 - y0) * scale))
-    width = max(2, round((x1 - x0) * scale / 16)) * 16
-    height = max(2, round((y1 - y0) * scale / 16)) * 16
+    width = max(2, round((x1 - x0) * scale / STRIDE)) * STRIDE
+    height = max(2, round((y1 - y0) * scale / STRIDE)) * STRIDE
     crop = rgb[y0:y1, x0:x1]
     interpolation = cv2.INTER_AREA if width < crop.shape[1] else cv2.INTER_LINEAR
     return cv2.resize(crop, (width, height), interpolation=interpolation)

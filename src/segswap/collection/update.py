@@ -17,12 +17,11 @@ from tqdm import tqdm
 
 from ..backbone import DEFAULT_BACKBONE, get_backbone
 from ..errors import ImageError, SegswapError
-from ..io.limits import check_input_size
+from ..grid import DEFAULT_SIZE, check_input_size
 from ..io.paths import IMAGE_SUFFIXES, check_input_folder, list_images
 from .features import model_input, prefetched
 from .index import CollectionIndex, IndexEntry, IndexWriter, create_index
 
-DEFAULT_SIZE = 480
 #: Images per committed batch: the most a killed run can lose.
 COMMIT_EVERY = 32
 #: Compact the shards when more than this fraction of their bytes belongs to deleted or replaced images.

@@ -15,8 +15,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..backbone import DEFAULT_BACKBONE, get_backbone
+from ..grid import DEFAULT_SIZE
 from ..io import load_image
-from ..pair import DEFAULT_SIZE
 from ..verify.align import align
 from . import baselines
 from .corr import project, read_sequence

@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import SegswapError
+from ..grid import STRIDE
 from ..io import load_image
 from ..io.arrays import load_object_array
 from ..io.paths import list_images
@@ -124,7 +125,7 @@ def pair_scores(matcher, query_features: torch.Tensor, candidates: list[torch.Te
 def artminer_score(query_features: torch.Tensor, target_features: torch.Tensor) -> float:
     """ArtMiner's verification score of a whole query image in a target (1×C×h×w maps each)."""
     target = target_features[0].numpy()
-    return verify(query_features[0].numpy(), target, (target.shape[2] * 16, target.shape[1] * 16)).score
+    return verify(query_features[0].numpy(), target, (target.shape[2] * STRIDE, target.shape[1] * STRIDE)).score
 
 
 def evaluate_vpr(root: Path, matcher, shortlist: int = SHORTLIST, show_progress: bool = True) -> dict:

@@ -1,7 +1,7 @@
 """Robust image loading: anything a user points us at becomes an RGB uint8 array, or a one-line error.
 
 Handles EXIF orientation, palette/alpha/CMYK/16-bit/float modes, decompression bombs, truncated and
-non-image files. Images above :data:`segswap.io.limits.DECODE_PIXELS` are decoded downscaled. Every failure raises :class:`segswap.errors.ImageError` with a message naming the file.
+non-image files. Images above :data:`DECODE_PIXELS` are decoded downscaled. Every failure raises :class:`segswap.errors.ImageError` with a message naming the file.
 """
 
 from __future__ import annotations
@@ -18,14 +18,19 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError
-from .limits import DECODE_PIXELS
+from ..grid import STRIDE
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 
 #: Largest image we decode (pixels). Larger files are refused before decoding (decompression bombs).
 MAX_PIXELS = 120_000_000
-#: Smallest side (pixels) that still holds one feature cell of a stride-16 backbone.
-MIN_SIDE = 16
+#: Smallest side (pixels) that still holds one feature cell.
+MIN_SIDE = STRIDE
+#: Images above this many pixels are decoded downscaled by an integer factor to fit it (JPEG in the
+#: decoder itself, so a 108-megapixel photo never exists at full size in memory). Every model input is
+#: at most segswap.grid.MAX_INPUT_SIZE on its long side, so nothing a command computes is lost; masks
+#: and boxes of such an image are given in the downscaled image's pixels.
+DECODE_PIXELS = 24_000_000
 
 
 def load_image(source: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -161,7 +166,7 @@ def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def resize_for_model(image: np.ndarray, size: int, stride: int = 16) -> np.ndarray:
+def resize_for_model(image: np.ndarray, size: int, stride: int = STRIDE) -> np.ndarray:
     """Resize so the long side is about ``size`` px and both sides are multiples of ``stride``.
 
     The aspect ratio is kept to within one stride cell; each side keeps at least two cells so that

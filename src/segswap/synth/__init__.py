@@ -27,7 +27,7 @@ import cv2
 from threadpoolctl import threadpool_limits
 
 from ..errors import SegswapError
-from ..io.limits import check_input_size
+from ..grid import check_input_size
 from . import writer
 from .compose import BLEND_MODES
 from .pairs import STAGES, PairMaker, Settings, Sources

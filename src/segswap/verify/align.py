@@ -20,8 +20,7 @@ from ..errors import SegswapError
 from ..evaluation.baselines import backbone_tokens
 from ..io import load_image
 from ..io.files import write_bytes_atomic
-from ..io.limits import check_input_size
-from ..pair import DEFAULT_SIZE
+from ..grid import DEFAULT_SIZE, check_input_size
 from .ransac import CoarseAlignment, coarse_homography
 
 #: RANSAC-Flow's number of resizes of one image, and the largest resize factor (the smallest is 1/it).

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..collection.features import cells_to_pixels
+from ..grid import STRIDE, cells_to_pixels
 from ..models.correlation import cell_centres
 
 #: ArtMiner's tolerance, in query cells: 2 when the query is a whole image, 1 for a region (its code).
@@ -29,8 +29,6 @@ TOLERANCE_CELLS_REGION = 1.0
 AFFINE_ITERATIONS = 1000
 #: RANSAC-Flow's coarse tolerance, in its normalised coordinates ([-1, 1] along each side): 2.5 % of a side.
 HOMOGRAPHY_TOLERANCE = 0.05
-#: Pixels per feature cell of every backbone.
-CELL = 16
 #: RANSAC-Flow's coarse homography iterations.
 HOMOGRAPHY_ITERATIONS = 10_000
 #: A cell takes part in the homography only where the optional keep-mask is at least this.
@@ -139,12 +137,12 @@ def verify(query_feats: np.ndarray, target_feats: np.ndarray, target_size: tuple
 
     ``query_feats``/``target_feats``: C×h×w L2-normalised features; ``target_size``: (w, h) of the target
     image in pixels; ``query_size``: (w, h) of the pixels the query's features were computed on (default:
-    ``CELL`` px per cell). The tolerance is measured in the query, in cells.
+    ``STRIDE`` px per cell). The tolerance is measured in the query, in cells.
     """
     query_feats = np.asarray(query_feats, np.float32)
     target_feats = np.asarray(target_feats, np.float32)
     (_, hq, wq), (_, ht, wt) = query_feats.shape, target_feats.shape
-    query_size = query_size or (wq * CELL, hq * CELL)
+    query_size = query_size or (wq * STRIDE, hq * STRIDE)
     tolerance = tolerance_cells * (query_size[0] / wq + query_size[1] / hq) / 2
     # Weighting the query's features (not only the scores) also decides which query cell a target cell
     # picks, so a distinctive cell wins over a bland one, as in ArtMiner.

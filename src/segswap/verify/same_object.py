@@ -15,7 +15,7 @@ import torch
 from ..backbone import get_backbone
 from ..errors import SegswapError, UntrainedModelError
 from ..io import load_image, pixels_to_tensor, resize_for_model
-from ..io.limits import check_input_size
+from ..grid import check_input_size
 from ..models.weights import load_weights
 
 SHIPPED_SCOTT_WEIGHTS = "scott.safetensors"
