@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 import segswap
-from segswap.backbone import get_backbone
+from segswap.backbone import backbone_tokens, get_backbone
 from segswap.collection.search import search
 from segswap.collection.update import update_index
 from segswap.errors import SegswapError
-from segswap.evaluation.baselines import backbone_tokens
 from segswap.verify.ransac import (coarse_homography, fit_affine, fit_homography, mutual_nearest_neighbours,
                                    saliency_weights, verify)
 

@@ -15,7 +15,7 @@ from typing import Callable
 
 from ..errors import BackboneUnavailableError, SegswapError
 from . import dinov2, efficientnet, objectness
-from .base import Backbone
+from .base import Backbone, backbone_tokens
 
 DEFAULT_BACKBONE = "efficientnet-lite2"
 
@@ -136,4 +136,4 @@ def list_backbones() -> list[dict]:
           "runtimes": ["onnx"], "description": objectness.DESCRIPTION, "install": objectness.INSTALL}]
 
 
-__all__ = ["DEFAULT_BACKBONE", "Backbone", "check_backbone_name", "get_backbone", "list_backbones"]
+__all__ = ["DEFAULT_BACKBONE", "Backbone", "backbone_tokens", "check_backbone_name", "get_backbone", "list_backbones"]

@@ -1,4 +1,5 @@
-"""What every backbone shares: the call contract, L2 normalisation, the on-disk cache, ONNX sessions."""
+"""What every backbone shares: the call contract, L2 normalisation, features of one image, the on-disk
+cache, ONNX sessions."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 
 from ..errors import SegswapError
 from ..grid import STRIDE
+from ..io.images import pixels_to_tensor, resize_for_model
 
 
 class Backbone(ABC):
@@ -54,6 +56,11 @@ class Backbone(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, channels={self.channels}, runtime={self.runtime!r})"
+
+
+def backbone_tokens(backbone: Backbone, image: np.ndarray, size: int) -> torch.Tensor:
+    """C×h×w L2-normalised features of an RGB uint8 image resized to long side ``size``."""
+    return backbone(pixels_to_tensor(resize_for_model(image, size)))[0]
 
 
 def cache_dir() -> Path:

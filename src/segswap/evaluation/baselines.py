@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import torch
 
+from ..backbone import backbone_tokens
 from ..errors import SegswapError
-from ..io import pixels_to_tensor, resize_for_model
 
 #: Side fraction of the centre box (⅔ of each side, the floor measured in docs/reference.md).
 CENTRE_FRACTION = 2 / 3
@@ -69,11 +69,6 @@ def grabcut_refine(image: np.ndarray, seed: np.ndarray) -> np.ndarray:
 def grabcut_centre(image: np.ndarray) -> np.ndarray:
     """GrabCut seeded with the centre box: the classic "object in the middle" prior."""
     return grabcut_refine(image, centre_box(*image.shape[:2]))
-
-
-def backbone_tokens(backbone, image: np.ndarray, size: int) -> torch.Tensor:
-    """C×h×w L2-normalised features of an RGB uint8 image resized to long side ``size``."""
-    return backbone(pixels_to_tensor(resize_for_model(image, size)))[0]
 
 
 def without_own_mean(tokens: torch.Tensor) -> torch.Tensor:

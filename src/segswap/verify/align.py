@@ -15,9 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..backbone import DEFAULT_BACKBONE, get_backbone
+from ..backbone import DEFAULT_BACKBONE, backbone_tokens, get_backbone
 from ..errors import SegswapError
-from ..evaluation.baselines import backbone_tokens
 from ..io import load_image
 from ..io.files import write_bytes_atomic
 from ..grid import DEFAULT_SIZE, check_input_size
