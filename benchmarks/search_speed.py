@@ -52,7 +52,7 @@ NOISE = 0.05  # per-channel noise on the L2-normalised features of a synthetic e
 def transformer_matcher(size: int):
     """The shipped SegSwap model, or, until its weights ship, the default training recipe's model with
     untrained weights (same shape, same cost); and its label."""
-    from segswap.pair import shipped_weights_path
+    from segswap.shipped import shipped_weights_path
     from segswap.train.recipes import get_recipe
 
     if shipped_weights_path("segswap") is not None:

@@ -16,7 +16,7 @@ import torch
 import segswap
 from segswap.evaluation.vpr import SHORTLIST, global_descriptor, global_ranking, read_vpr_benchmark
 from segswap.io import load_image
-from segswap.pair import similarity_score
+from segswap.models.outputs import similarity_score
 
 
 def breakdown(root: Path, weights: Path) -> dict:

@@ -9,7 +9,8 @@ import segswap
 from segswap.errors import SegswapError, UntrainedModelError
 from segswap.models.weights import save_weights
 from segswap.models.correlation import cell_centres, soft_argmax_flows
-from segswap.pair import SEARCH_SCALES, search_views, similarity_score, unrotate_b
+from segswap.models.outputs import similarity_score
+from segswap.pair import SEARCH_SCALES, search_views, unrotate_b
 
 DATA = Path(segswap.__file__).parent / "data"
 
@@ -196,7 +197,7 @@ def test_flip_averaged_model_mirrors_back():
     the left half and its mirror image, and flows come back in a's own frame (x ↦ 1 − x undone)."""
     import torch
 
-    from segswap.pair import FlipAveraged
+    from segswap.models.outputs import FlipAveraged
 
     class LeftHalf(torch.nn.Module):
         def forward(self, data):

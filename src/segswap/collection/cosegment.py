@@ -39,7 +39,7 @@ from ..errors import SegswapError
 from ..io import load_image
 from ..io.files import write_bytes_atomic
 from ..io.paths import check_input_folder
-from ..pair import cycle_consistent_mask
+from ..models.outputs import cycle_consistent_mask
 from .descriptor import DescriptorIndex, mean_descriptor, regional_descriptors
 from .features import FolderFeatures, extract_features
 from .folder import image_groups

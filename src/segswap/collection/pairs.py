@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..pair import similarity_score
+from ..models.outputs import similarity_score
 from .descriptor import DescriptorIndex
 
 #: Features of one image: a C×h×w array (float16 or float32).

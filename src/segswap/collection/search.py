@@ -26,7 +26,7 @@ from ..errors import SegswapError
 from ..grid import STRIDE, cells_to_pixels
 from ..progress import stage
 from ..io import load_image, pixels_to_tensor, resize_for_model
-from ..pair import cycle_consistent_mask
+from ..models.outputs import cycle_consistent_mask
 from ..verify.ransac import TOLERANCE_CELLS_IMAGE, TOLERANCE_CELLS_REGION, verify
 from .descriptor import pooled
 from .index import CollectionIndex, IndexedImage

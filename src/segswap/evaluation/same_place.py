@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ..errors import SegswapError
 from ..io import load_image
-from ..pair import similarity_score
+from ..models.outputs import similarity_score
 from .metrics import best_f1_threshold, classification_scores
 from .vpr import artminer_score, global_descriptor, read_vpr_benchmark
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SegswapError
-from ..pair import FlipAveraged
+from ..models.outputs import FlipAveraged
 from ..train.cache import FeatureCache, build_cache
 from ..train.validate import validate_synthetic
 
@@ -33,7 +33,7 @@ def pairs_size(pairs_dirs) -> int:
 def evaluate_synthetic(pairs_dirs, matcher, seed: int = 0, show_progress: bool = True, flip: bool = False) -> dict:
     """The metrics of :func:`~segswap.train.validate.validate_synthetic` over every pair of the folders,
     with as many negatives (image a of one pair, image b of another); the pairs must have been made at
-    the matcher's input size. ``flip``: average with the mirrored pair (:class:`~segswap.pair.FlipAveraged`)."""
+    the matcher's input size. ``flip``: average with the mirrored pair (:class:`~segswap.models.outputs.FlipAveraged`)."""
     caches = [build_cache(Path(p), matcher.backbone.name, matcher.size, show_progress=show_progress) for p in pairs_dirs]
     cache = FeatureCache(caches)
     model = FlipAveraged(matcher.model) if flip else matcher.model

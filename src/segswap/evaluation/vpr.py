@@ -22,7 +22,7 @@ from ..grid import STRIDE
 from ..io import load_image
 from ..io.arrays import load_object_array
 from ..io.paths import list_images
-from ..pair import similarity_score
+from ..models.outputs import similarity_score
 from ..verify.ransac import verify
 from . import baselines
 

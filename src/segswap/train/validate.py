@@ -72,7 +72,7 @@ class CosegPairValidation:
     def __call__(self, model) -> dict:
         """Mean J per group and ``mean`` over groups (fractions)."""
         from ..evaluation.metrics import image_scores
-        from ..pair import cycle_consistent_mask, upsample_mask
+        from ..models.outputs import cycle_consistent_mask, upsample_mask
 
         model.eval()
         per_group = {}
