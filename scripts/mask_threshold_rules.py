@@ -18,8 +18,8 @@ import torch
 
 import segswap
 from segswap.models.layers import read_through_flow
-from segswap.train.cache import FeatureCache, build_cache
-from segswap.train.mining import random_negatives
+from segswap.synth.cache import FeatureCache, build_cache
+from segswap.synth.negatives import random_negatives
 
 
 def predictions(model, cache: FeatureCache, batch_size: int = 32, seed: int = 0):

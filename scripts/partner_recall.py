@@ -29,7 +29,7 @@ from segswap.backbone.efficientnet import load_stride16_net
 from segswap.io import load_image, pixels_to_tensor, resize_for_model
 from segswap.models.correlation import cell_similarity
 from segswap.models.transformer import diagonal_consensus
-from segswap.train.cache import FeatureCache, cache_dir_for
+from segswap.synth.cache import FeatureCache, cache_dir_for
 
 STRIDE8_BLOCK = 6  # Lite2's last block at stride 8 (48 channels; reference.md)
 RESNET_MEAN_BGR = np.array([104, 117, 123], np.float32)  # opennsfw's input convention (reference.md)

@@ -28,7 +28,7 @@ import torch
 
 from segswap.models.correlation import cell_centres, soft_argmax_flows
 from segswap.models.weights import load_weights
-from segswap.train.cache import FeatureCache, cache_dir_for
+from segswap.synth.cache import FeatureCache, cache_dir_for
 from segswap.train.loop import split_indices
 
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6)

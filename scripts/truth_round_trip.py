@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segswap.train.cache import read_manifest
+from segswap.synth.reader import positive_pairs, read_truth
 
 
 def round_trip_cells(mask_a: np.ndarray, flow_ab: np.ndarray, flow_ba: np.ndarray) -> np.ndarray:
@@ -38,14 +38,14 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=500, help="pairs to read")
     args = parser.parse_args()
     cells, kept, ious = [], [], []
-    for entry in read_manifest(args.pairs)[: args.n]:
-        with np.load(args.pairs / entry["id"] / "gt.npz") as gt:
-            for mask, there, back in ((gt["mask_a"], gt["flow_ab"], gt["flow_ba"]), (gt["mask_b"], gt["flow_ba"], gt["flow_ab"])):
-                on = mask >= 0.5
-                passed = round_trip_cells(mask, there, back)
-                cells.append(on.sum())
-                kept.append(passed.sum())
-                ious.append(passed.sum() / max(1, on.sum()))
+    for entry in positive_pairs(args.pairs)[: args.n]:
+        gt = read_truth(args.pairs / entry["id"])
+        for mask, there, back in ((gt["mask_a"], gt["flow_ab"], gt["flow_ba"]), (gt["mask_b"], gt["flow_ba"], gt["flow_ab"])):
+            on = mask >= 0.5
+            passed = round_trip_cells(mask, there, back)
+            cells.append(on.sum())
+            kept.append(passed.sum())
+            ious.append(passed.sum() / max(1, on.sum()))
     print(f"{len(cells) // 2} pairs of {args.pairs}: {np.mean(cells):.1f} object cells per image, {np.mean(kept):.1f} pass "
           f"the cell round trip; IoU of the two masks {np.mean(ious):.3f} (median {np.median(ious):.3f})")
 

@@ -87,7 +87,8 @@ def synthetic(
 ):
     """Mask IoU and correspondence error (in cells) on held-out synthetic pairs, at the pairs' own size."""
     check_arguments(folders=pairs, weights=weights, output_files=[(json_out, "--json")])
-    from .evaluation.synthetic import evaluate_synthetic, pairs_size
+    from .evaluation.synthetic import evaluate_synthetic
+    from .synth.reader import pairs_size
     from .evaluation.tables import synthetic_table
 
     result = evaluate_synthetic(pairs, _load_matcher(model, weights, None, pairs_size(pairs)), flip=flip)

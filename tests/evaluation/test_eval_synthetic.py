@@ -4,7 +4,8 @@ import pytest
 
 import segswap
 from segswap.errors import SegswapError
-from segswap.evaluation.synthetic import evaluate_synthetic, pairs_size
+from segswap.evaluation.synthetic import evaluate_synthetic
+from segswap.synth.reader import pairs_size
 
 
 def test_held_out_pairs_are_scored_with_negatives(tmp_path, fake_synth):

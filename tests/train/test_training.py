@@ -8,7 +8,7 @@ import torch
 import segswap
 from segswap.errors import SegswapError
 from segswap.train import loop
-from segswap.train.cache import FeatureCache, build_cache
+from segswap.synth.cache import FeatureCache, build_cache
 from segswap.train.loop import export, train
 from segswap.train.mining import mine_hard_negatives
 from segswap.models import ALL_MODEL_CLASSES
@@ -176,7 +176,7 @@ def _fake_coseg(root, groups=("cup", "key"), n=3, size=64):
 
 
 def test_coseg_pair_validation_scores_every_group(tmp_path):
-    from segswap.train.validate import CosegPairValidation
+    from segswap.evaluation.coseg import CosegPairValidation
 
     validation = CosegPairValidation(_fake_coseg(tmp_path), "efficientnet-lite2", 64, pairs_per_group=2)
     assert {g: len(p) for g, p in validation.pairs.items()} == {"cup": 2, "key": 2}
@@ -217,7 +217,7 @@ def test_scott_refuses_coseg_validation(pairs, tmp_path):
 
 
 def test_same_class_negatives_pair_different_objects_of_one_class(tmp_path):
-    from segswap.train.mining import object_classes, same_class_negatives
+    from segswap.synth.negatives import object_classes, same_class_negatives
 
     class FakeCache:  # the two things the miners read: pair folders and shared photos
         pair_dirs = []
@@ -242,7 +242,7 @@ def test_same_class_negatives_pair_different_objects_of_one_class(tmp_path):
 
 
 def test_object_classes_read_yolo_label_lines_when_meta_lacks_them(tmp_path):
-    from segswap.train.mining import object_classes
+    from segswap.synth.negatives import object_classes
 
     (tmp_path / "coco" / "images").mkdir(parents=True)
     (tmp_path / "coco" / "labels").mkdir()
@@ -349,7 +349,7 @@ def test_train_cli_sets_model_options_and_refuses_bad_ones(pairs, tmp_path, run_
 def test_a_grown_pairs_folder_appends_to_its_cache(tmp_path, fake_synth, monkeypatch):
     """Item 14 of issue 21 (data loss): growing a synth folder and training again overwrote shard-00000
     with the new pairs, listed it twice in cache.json and lost the first pairs' features."""
-    from segswap.train import cache as cache_module
+    from segswap.synth import cache as cache_module
 
     monkeypatch.setattr(cache_module, "SHARD_SIZE", 8)
     folder = fake_synth(tmp_path / "pairs", n=30)

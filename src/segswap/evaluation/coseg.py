@@ -3,6 +3,8 @@
 Layout: ``ROOT/images/<group>/<stem>.<ext>`` and ``ROOT/groundtruth/<group>/<stem>.png`` holding 255 for
 the group's object, 0 for background and 128 for pixels to ignore. Each method segments one whole group
 at a time (co-segmentation methods need the group; per-image baselines simply ignore it).
+:class:`CosegPairValidation` is training's quicker check on such a folder: a pair model on a few pairs
+per group.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 from PIL import Image
 from tqdm import tqdm
 
 from ..errors import SegswapError
 from ..io import load_image
 from ..io.paths import list_images
+from ..models.outputs import cycle_consistent_mask, upsample_mask
 from . import baselines
-from .metrics import BACKGROUND, IGNORE, OBJECT, coseg_scores
+from .metrics import BACKGROUND, IGNORE, OBJECT, coseg_scores, image_scores
 
 #: Long side of the images for the feature baselines: the size at which docs/reference.md measured them.
 FEATURE_SIZE = 448
@@ -205,3 +209,45 @@ def evaluate_coseg(root: Path, method: str = "segswap", groups: list[str] | None
 def _mean(values: list[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return float(np.mean(present)) if present else None
+
+
+class CosegPairValidation:
+    """Pairwise validation on a co-segmentation benchmark (e.g. ``msrc_coseg``): in each group, the
+    first ``pairs_per_group`` consecutive image pairs (by name); each pair's cycle-consistent masks,
+    upsampled to the images, are scored against both images' ground truth (J, ignore label excluded).
+
+    Features are computed once, so a validation costs only the model's forward passes.
+    """
+
+    def __init__(self, root, backbone: str, size: int, pairs_per_group: int = 6):
+        from ..backbone import backbone_tokens, get_backbone
+
+        extractor = get_backbone(backbone)
+        self.pairs: dict[str, list[tuple[int, int]]] = {}
+        self.features, self.truth = [], []
+        for group, items in read_coseg_benchmark(root).items():
+            chosen = items[: pairs_per_group + 1]
+            first = len(self.features)
+            for item in chosen:
+                self.features.append(backbone_tokens(extractor, load_image(item.image), size)[None])
+                self.truth.append(read_truth(item.truth))
+            self.pairs[group] = [(first + k, first + k + 1) for k in range(len(chosen) - 1)]
+
+    @torch.inference_mode()
+    def __call__(self, model) -> dict:
+        """Mean J per group and ``mean`` over groups (fractions)."""
+        model.eval()
+        per_group = {}
+        for group, pairs in self.pairs.items():
+            scores = []
+            for i, j in pairs:
+                out = model({"feats_a": self.features[i], "feats_b": self.features[j]})
+                for k, mask, other, flow in ((i, "mask_a", "mask_b", "flow_ab"), (j, "mask_b", "mask_a", "flow_ba")):
+                    cycle = cycle_consistent_mask(out[mask], out[other], out[flow])[0]
+                    h, w = self.truth[k].shape
+                    _, jaccard = image_scores(upsample_mask(cycle, (w, h)), self.truth[k])
+                    if jaccard is not None:
+                        scores.append(jaccard)
+            per_group[group] = float(np.mean(scores)) if scores else float("nan")
+        per_group["mean"] = float(np.nanmean(list(per_group.values())))
+        return per_group

@@ -31,6 +31,7 @@ from ..grid import check_input_size
 from . import writer
 from .compose import BLEND_MODES
 from .pairs import STAGES, PairMaker, Settings, Sources
+from .preview import write_preview
 from .segments import ScanReport, catalogue_from_json, catalogue_to_json, readable_images, scan_sources
 
 #: Bumped when the same seed would give different pairs; part of OUT/config.json.
@@ -140,9 +141,7 @@ def generate(
         summary.seconds = time.perf_counter() - start
         writer.rebuild_manifest(out)  # index order, whatever order the workers finished in
     if preview is not None:
-        from ..viz.sheet import save_contact_sheet
-
-        save_contact_sheet(out, Path(preview))
+        write_preview(out, Path(preview))
     return summary
 
 

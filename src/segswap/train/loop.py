@@ -24,14 +24,16 @@ from tqdm import tqdm
 
 from ..backbone import list_backbones
 from ..errors import SegswapError
+from ..evaluation.coseg import CosegPairValidation
+from ..evaluation.synthetic import validate_scott, validate_synthetic
 from ..io.files import atomic_path, write_bytes_atomic
 from ..models import ALL_MODEL_CLASSES
 from ..models.weights import build_model, check_shapes
-from .cache import FeatureCache, build_cache
+from ..synth.cache import FeatureCache, build_cache
+from ..synth.negatives import object_classes, random_negatives, same_class_negatives
 from .losses import scott_loss, segswap_loss
-from .mining import mine_hard_negatives, object_classes, random_negatives, same_class_negatives
+from .mining import mine_hard_negatives
 from .recipes import get_recipe, recipe_hash
-from .validate import CosegPairValidation, validate_scott, validate_synthetic
 
 LOG_FIELDS = ["step", "stage", "lr", "mask", "transported", "corr", "dice", "jaccard", "false_positive", "match_nll", "seg", "match", "total", "seconds"]
 

@@ -30,29 +30,12 @@ from tqdm import tqdm
 
 from ..backbone import get_backbone
 from ..errors import SegswapError
-from ..io import load_image, resize_for_model
+from ..io import resize_for_model
 from ..io.files import write_bytes_atomic
+from .reader import TRUTH_KEYS, positive_pairs, read_images, read_truth, source_photos
 
-ARRAYS = ("feats_a", "feats_b", "mask_a", "mask_b", "flow_ab", "flow_ba")
+ARRAYS = ("feats_a", "feats_b") + TRUTH_KEYS
 SHARD_SIZE = 256
-
-
-def read_manifest(pairs_dir: Path) -> list[dict]:
-    """The positive pairs listed in a synth folder's manifest.jsonl whose folders are complete."""
-    manifest = pairs_dir / "manifest.jsonl"
-    if not manifest.is_file():
-        raise SegswapError(f"{pairs_dir}: no manifest.jsonl (is it a `segswap synth` output folder?)")
-    config_path = pairs_dir / "config.json"
-    if config_path.is_file() and json.loads(config_path.read_text()).get("format_version", 0) < 2:
-        raise SegswapError(f"{pairs_dir}: made by segswap synth format 1, whose token masks miss a third of the "
-                           "object cells; make the pairs again with this version")
-    entries = []
-    for line in manifest.read_text().splitlines():
-        if line.strip():
-            entry = json.loads(line)
-            if entry.get("kind", "positive") == "positive" and (pairs_dir / entry["id"] / "gt.npz").is_file():
-                entries.append(entry)
-    return entries
 
 
 def cache_dir_for(pairs_dir: Path, backbone: str, size: int) -> Path:
@@ -65,7 +48,7 @@ def build_cache(pairs_dir: Path, backbone: str, size: int, batch_size: int = 16,
     pairs_dir = Path(pairs_dir)
     cache_dir = cache_dir_for(pairs_dir, backbone, size)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    pairs = read_manifest(pairs_dir)
+    pairs = positive_pairs(pairs_dir)
     if not pairs:
         raise SegswapError(f"{pairs_dir}: no complete positive pairs")
     index_path = cache_dir / "cache.json"
@@ -89,7 +72,7 @@ def build_cache(pairs_dir: Path, backbone: str, size: int, batch_size: int = 16,
         name = f"shard-{number:05d}"
         arrays = _features_of(pairs_dir, chunk, extractor, size, batch_size, progress)
         index["grid"] = list(arrays["mask_a"].shape[1:3])
-        _write_shard(cache_dir / name, arrays, [e["id"] for e in chunk], [_content_of(pairs_dir / e["id"]) for e in chunk])
+        _write_shard(cache_dir / name, arrays, [e["id"] for e in chunk], [source_photos(pairs_dir / e["id"]) for e in chunk])
         index["shards"].append(name)
         write_bytes_atomic(index_path, json.dumps(index, indent=1).encode())
     progress.close()
@@ -100,33 +83,22 @@ def _features_of(pairs_dir: Path, chunk, extractor, size: int, batch_size: int, 
     out = {k: [] for k in ARRAYS}
     for start in range(0, len(chunk), batch_size):
         batch = chunk[start:start + batch_size]
-        for side in ("a", "b"):
-            images = [resize_for_model(load_image(pairs_dir / e["id"] / f"{side}.jpg"), size) for e in batch]
+        pair_images = [read_images(pairs_dir / e["id"]) for e in batch]
+        for k, side in enumerate(("a", "b")):
+            images = [resize_for_model(pair[k], size) for pair in pair_images]
             if len({im.shape for im in images}) != 1:
                 raise SegswapError("synthetic pairs of one cache must share one image size")
             tensor = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255.0)
             out[f"feats_{side}"].append(extractor(tensor).numpy().astype(np.float16))
         for e in batch:
-            with np.load(pairs_dir / e["id"] / "gt.npz") as gt:
-                for key in ("mask_a", "mask_b", "flow_ab", "flow_ba"):
-                    out[key].append(gt[key][None].astype(np.float32))
+            for key, value in read_truth(pairs_dir / e["id"]).items():
+                out[key].append(value[None])
         progress.update(len(batch))
     arrays = {k: np.concatenate(v) for k, v in out.items()}
     if arrays["feats_a"].shape[2:] != arrays["mask_a"].shape[1:]:
         raise SegswapError(f"feature grid {arrays['feats_a'].shape[2:]} differs from the ground-truth grid "
                            f"{arrays['mask_a'].shape[1:]}: cache at the size the pairs were made at (--size)")
     return arrays
-
-
-def _content_of(pair_dir: Path) -> list[list[str]]:
-    """The photos image a and image b are made of (background and object source), so that negatives
-    never pair two images that show the same photo."""
-    meta_path = pair_dir / "meta.json"
-    if not meta_path.is_file():
-        return [[], []]
-    meta = json.loads(meta_path.read_text())
-    return [[str(meta[side].get(k) if k == "source" else meta[side].get(k, {}).get("path")) for k in ("background", "source")]
-            for side in ("a", "b")]
 
 
 def _write_shard(path: Path, arrays: dict, ids: list[str], content: list) -> None:
