@@ -47,7 +47,7 @@ from .io.limits import check_input_size
 from .models import INFERENCE_OPTIONS, MODEL_CLASSES, TRAINABLE
 from .models.correlation import cell_centres
 from .models.layers import read_through_flow
-from .models.weights import load_weights
+from .models.weights import load_weights, weights_digest
 from .shipped import DEFAULT_MODEL, SEARCH_SCALES, shipped_weights_path
 
 #: Input size of models without weights (the training-free correlation model).
@@ -84,6 +84,7 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
             raise SegswapError(f"{', '.join(sorted(fixed))}: fixed by the trained weights; only "
                                f"{', '.join(sorted(INFERENCE_OPTIONS))} can be set when loading them")
         model.conf.update(conf)
+        digest = weights_digest(weights)
     else:
         name = name or DEFAULT_MODEL
         if name not in MODEL_CLASSES:
@@ -104,19 +105,21 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
         model = MODEL_CLASSES[name](**conf).eval()
         provenance = UNTRAINED if name in TRAINABLE else "training-free"
         return Matcher(model, feature_extractor, size=size or DEFAULT_SIZE, name=name, weights=provenance)
-    return Matcher(model, get_backbone(backbone, runtime), size=size, name=name, weights=provenance)
+    return Matcher(model, get_backbone(backbone, runtime), size=size, name=name, weights=provenance, weights_sha256=digest)
 
 
 class Matcher:
     """A pair model with its frozen backbone and input size. Stateless across calls."""
 
-    def __init__(self, model, backbone, *, size: int = DEFAULT_SIZE, name: str = DEFAULT_MODEL, weights: str = "training-free"):
+    def __init__(self, model, backbone, *, size: int = DEFAULT_SIZE, name: str = DEFAULT_MODEL, weights: str = "training-free",
+                 weights_sha256: str | None = None):
         check_input_size(size)
         self.model = model.eval()
         self.backbone = backbone
         self.size = size
         self.name = name
         self.weights = weights
+        self.weights_sha256 = weights_sha256  # of the weights file, None without one
 
     @property
     def trained(self) -> bool:
@@ -348,6 +351,12 @@ def similarity_score(mask_q, mask_t, flow_qt, feats_q, feats_t) -> torch.Tensor:
     best = torch.full((b, ht * wt), -math.inf, dtype=contribution.dtype)
     best = best.scatter_reduce(1, target_cell, contribution, reduce="amax", include_self=True)
     return torch.where(torch.isfinite(best), best, torch.zeros_like(best)).sum(dim=1)
+
+
+def matched_fraction(score, query_grid) -> torch.Tensor | float:
+    """Eq. 3's score over the query's number of cells (``query_grid`` = its h, w): the share of the
+    query that matches, independent of the input size. What `segswap search` calibrates its verdict on."""
+    return score / (int(query_grid[0]) * int(query_grid[1]))
 
 
 def correspondences(out: dict, size_a, size_b, min_confidence: float) -> np.ndarray:
