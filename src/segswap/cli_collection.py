@@ -36,12 +36,24 @@ def search(
     shortlist: int = typer.Option(100, help="Candidates shortlisted by descriptor, then re-ranked by the pair model."),
     rerank: str = typer.Option("model", help="Re-rank the shortlist by the pair model's score (model), or by ArtMiner's "
                                              "training-free affine verification of backbone features (ransac)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results: a list of {path, score, box}, best first."),
+    threshold: Optional[float] = typer.Option(
+        None, help="Say 'match' from this matched fraction of the query (0–1; with --rerank ransac, from this "
+                   "ArtMiner score). Default: the threshold calibrated for the weights, if any."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results: a list of {path, score, "
+                                                                  "matched_fraction, match, box}, best first."),
     report: Optional[Path] = typer.Option(None, help="Write an HTML report (self-contained)."),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
 ):
-    """Where else does this image, or this detail of it, appear in the collection?"""
+    """Where else does this image, or this detail of it, appear in the collection?
+
+    Each result shows its score (the pair model's Eq. 3: about how many of the query's 16-px cells find
+    a confident match in the image; it grows with the query's size, so compare scores within one
+    search), the matched fraction (the score over the query's cells), and a verdict: 'match' when the
+    matched fraction reaches the threshold calibrated for the weights on held-out synthetic pairs (95 %
+    precision there), 'no match' below it. With --rerank ransac the score is ArtMiner's verification
+    score and there is no verdict unless --threshold is given.
+    """
     check_arguments(files=[query], folders=[index_dir], weights=weights,
                     output_files=[(json_out, "--json"), (report, "--report")])
     from .collection.index import CollectionIndex
@@ -56,10 +68,15 @@ def search(
         name = "correlation" if rerank == "ransac" else model
         matcher = load_matcher(name, weights, backbone=collection.backbone, size=collection.size)
         result = run_search(collection, query, matcher, box=parse_box(box) if box else None, top=top, shortlist=shortlist,
-                            rerank=rerank, show_progress=True)
+                            rerank=rerank, threshold=threshold, show_progress=True)
+        if result.threshold is None:
+            typer.echo("no calibrated match threshold for these weights: the results are a ranking "
+                       "(--threshold gives verdicts)", err=True)
         for rank, hit in enumerate(result.hits, 1):
             where = ",".join(map(str, hit.box)) if hit.box else "-"
-            typer.echo(f"{rank:>3}. {hit.score:8.3f}  {hit.image.path}  box {where}")
+            matched = "" if hit.matched is None else f"{100 * hit.matched:6.1f} %"
+            verdict = {True: "match", False: "no match", None: "-"}[hit.match]
+            typer.echo(f"{rank:>3}. {hit.score:8.3f} {matched}  {verdict:<8}  {hit.image.path}  box {where}")
         if json_out:
             write_json(json_out, [hit.as_json() for hit in result.hits])
         if report:

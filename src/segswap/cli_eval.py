@@ -96,6 +96,33 @@ def synthetic(
     _write_json(json_out, result)
 
 
+@eval_app.command("calibrate-search")
+def calibrate_search(
+    pairs: list[Path] = typer.Argument(..., help="`segswap synth` folders the model was not trained on."),
+    out: Path = typer.Option(..., help="Calibration file to add the result to (the package's own is "
+                                       "src/segswap/data/search_calibration.json)."),
+    model: Optional[str] = typer.Option(None, help=_MODEL_HELP),
+    weights: Optional[Path] = typer.Option(None, help="Weights file from `segswap export`."),
+    precision: float = typer.Option(0.95, help="Precision 'match' must reach on the pairs (0–1)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the result as JSON."),
+):
+    """The matched fraction from which `segswap search` says 'match', calibrated on held-out synthetic
+    pairs (each pair against image b of other pairs, half of those showing the same class of object)."""
+    check_arguments(folders=pairs, weights=weights, output_files=[(out, "--out"), (json_out, "--json")])
+    from .errors import SegswapError
+    from .evaluation.calibration import add_calibration, calibrate_search as run_calibration
+    from .synth.reader import pairs_size
+
+    if not 0 < precision < 1:
+        raise SegswapError(f"--precision must be between 0 and 1, not {precision}")
+    result = run_calibration(pairs, _load_matcher(model, weights, None, pairs_size(pairs)), target_precision=precision)
+    add_calibration(out, result)
+    typer.echo(f"{result['weights']}: 'match' from a matched fraction of {result['threshold']:.4f} — precision "
+               f"{result['precision']:.3f}, recall {result['recall']:.3f}, AP {result['average_precision']:.3f} on "
+               f"{result['positives']} pairs and {result['negatives']} non-matching pairs → {out}")
+    _write_json(json_out, result)
+
+
 @eval_app.command("vpr")
 def vpr(
     root: Path = typer.Argument(..., help="VPR-Bench folder: query/, ref/, ground_truth_new.npy."),

@@ -46,7 +46,7 @@ from .models import INFERENCE_OPTIONS, MODEL_CLASSES, TRAINABLE
 from .models.correlation import cell_centres
 from .models.layers import read_through_flow
 from .models.outputs import FlipAveraged, cycle_consistent_mask, similarity_score, upsample_mask
-from .models.weights import load_weights
+from .models.weights import load_weights, weights_digest
 from .shipped import DEFAULT_MODEL, SEARCH_SCALES, shipped_weights_path
 
 UNTRAINED = "untrained"
@@ -81,6 +81,7 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
             raise SegswapError(f"{', '.join(sorted(fixed))}: fixed by the trained weights; only "
                                f"{', '.join(sorted(INFERENCE_OPTIONS))} can be set when loading them")
         model.conf.update(conf)
+        digest = weights_digest(weights)
     else:
         name = name or DEFAULT_MODEL
         if name not in MODEL_CLASSES:
@@ -101,19 +102,21 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
         model = MODEL_CLASSES[name](**conf).eval()
         provenance = UNTRAINED if name in TRAINABLE else "training-free"
         return Matcher(model, feature_extractor, size=size or DEFAULT_SIZE, name=name, weights=provenance)
-    return Matcher(model, get_backbone(backbone, runtime), size=size, name=name, weights=provenance)
+    return Matcher(model, get_backbone(backbone, runtime), size=size, name=name, weights=provenance, weights_sha256=digest)
 
 
 class Matcher:
     """A pair model with its frozen backbone and input size. Stateless across calls."""
 
-    def __init__(self, model, backbone, *, size: int = DEFAULT_SIZE, name: str = DEFAULT_MODEL, weights: str = "training-free"):
+    def __init__(self, model, backbone, *, size: int = DEFAULT_SIZE, name: str = DEFAULT_MODEL, weights: str = "training-free",
+                 weights_sha256: str | None = None):
         check_input_size(size)
         self.model = model.eval()
         self.backbone = backbone
         self.size = size
         self.name = name
         self.weights = weights
+        self.weights_sha256 = weights_sha256  # of the weights file, None without one
 
     @property
     def trained(self) -> bool:

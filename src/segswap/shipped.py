@@ -16,6 +16,9 @@ SHIPPED_WEIGHTS = {"segswap": "segswap.safetensors", "ncnet": "ncnet.safetensors
 #: to twice or half its size (engraving vs painting, object vs scene) is otherwise too few cells in one
 #: image to match.
 SEARCH_SCALES = (0.5, 0.7, 1.0, 1.4, 2.0)
+#: `segswap search`'s match / no-match thresholds, one record per calibrated weights file, written by
+#: `segswap eval calibrate-search`.
+SEARCH_CALIBRATION = "search_calibration.json"
 
 
 def shipped_weights_path(name: str) -> Path | None:
@@ -25,6 +28,12 @@ def shipped_weights_path(name: str) -> Path | None:
         return None
     path = Path(str(resources.files("segswap") / "data" / filename))
     return path if path.is_file() else None
+
+
+def search_calibrations() -> list[dict]:
+    """The calibration records shipped in the package (empty if there are none)."""
+    path = Path(str(resources.files("segswap") / "data" / SEARCH_CALIBRATION))
+    return json.loads(path.read_text()) if path.is_file() else []
 
 
 def shipped_input_size(name: str = DEFAULT_MODEL) -> int | None:

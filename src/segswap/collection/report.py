@@ -27,13 +27,20 @@ def write_search_report(path: Path, result: SearchResult, matcher) -> None:
     query = Tile(load_image(result.query), f"query: {result.query.name}", box=result.query_box)
     tiles = []
     for rank, hit in enumerate(result.hits, 1):
-        tiles.append(_tile(hit.image.path, f"#{rank} {hit.image.path.name} — score {hit.score:.2f}", hit.mask, hit.box))
+        verdict = {True: ", match", False: ", no match", None: ""}[hit.match]
+        tiles.append(_tile(hit.image.path, f"#{rank} {hit.image.path.name} — score {hit.score:.2f}{verdict}", hit.mask, hit.box))
     if result.rerank == "ransac":
         summary = [f"{result.shortlisted} images shortlisted by descriptor, re-ranked by ArtMiner's verification "
                    f"(training-free) on {matcher.backbone.name}"]
     else:
         summary = [f"{result.shortlisted} images shortlisted by descriptor, re-ranked by the pair model's score (Eq. 3)",
                    model_line(matcher)]
+    if result.threshold is None:
+        summary.append("no match threshold for these weights: the results are a ranking")
+    else:
+        statistic = "ArtMiner score" if result.rerank == "ransac" else "matched fraction of the query"
+        origin = "calibrated on held-out synthetic pairs" if result.threshold_source == "calibrated" else "given"
+        summary.append(f"'match' from a {statistic} of {result.threshold:.4g} ({origin})")
     write_report(path, "segswap search", [Row("Query", [query]), Row("Best matches (matched region tinted, its box in green)", tiles)], summary)
 
 

@@ -10,6 +10,12 @@ cells above ``REGION_THRESHOLD`` (stray cells elsewhere would otherwise stretch 
 
 With ``rerank="ransac"`` the shortlist is re-ranked instead by ArtMiner's training-free verification
 (:func:`segswap.verify.ransac.verify`): the region is its inlier cells and the box their extent.
+
+Each hit also gets a verdict, match or no match. For the pair model it compares the hit's matched
+fraction (:func:`segswap.pair.matched_fraction`: the score over the query's cells) with the threshold
+calibrated for the loaded weights on held-out synthetic pairs (`segswap eval calibrate-search`, shipped
+in ``data/search_calibration.json``), or with a threshold the caller gives. ArtMiner's score has no
+calibration: its hits get a verdict only from a given threshold, on that score.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from ..errors import SegswapError
 from ..grid import STRIDE, cells_to_pixels
 from ..progress import stage
 from ..io import load_image, pixels_to_tensor, resize_for_model
-from ..models.outputs import cycle_consistent_mask
+from ..models.outputs import cycle_consistent_mask, matched_fraction
+from ..shipped import search_calibrations
 from ..verify.ransac import TOLERANCE_CELLS_IMAGE, TOLERANCE_CELLS_REGION, verify
 from .descriptor import pooled
 from .index import CollectionIndex, IndexedImage
@@ -51,9 +58,13 @@ class SearchHit:
     score: float  # Eq. 3, S(query → image), or ArtMiner's verification score
     mask: np.ndarray  # the matched region on the image's token grid: cycle-consistent mask, or inlier cells
     box: tuple[int, int, int, int] | None  # x0, y0, x1, y1 of the region in the image's pixels
+    matched: float | None = None  # the pair model's matched fraction of the query (score / query cells)
+    match: bool | None = None  # the verdict; None without a threshold
 
     def as_json(self) -> dict:
-        return {"path": str(self.image.path), "score": round(self.score, 4), "box": list(self.box) if self.box else None}
+        return {"path": str(self.image.path), "score": round(self.score, 4),
+                "matched_fraction": None if self.matched is None else round(self.matched, 5),
+                "match": self.match, "box": list(self.box) if self.box else None}
 
 
 @dataclass
@@ -63,6 +74,21 @@ class SearchResult:
     shortlisted: int
     hits: list[SearchHit]
     rerank: str = "model"  # what re-ranked the shortlist: one of RERANKERS
+    threshold: float | None = None  # what the verdicts compare with (matched fraction, or ArtMiner's score)
+    threshold_source: str | None = None  # "calibrated" or "given"; None: no verdicts
+
+
+def calibrated_threshold(matcher, records: list[dict] | None = None) -> float | None:
+    """The match threshold on the matched fraction for ``matcher``'s weights file and inference
+    options in ``records`` (by default the package's calibrations), or None if they were not
+    calibrated (retrained weights, another model)."""
+    if matcher.weights_sha256 is None:
+        return None
+    for record in search_calibrations() if records is None else records:
+        inference = {key: matcher.model.conf.get(key) for key in record["inference"]}
+        if record["weights_sha256"] == matcher.weights_sha256 and inference == record["inference"]:
+            return float(record["threshold"])
+    return None
 
 
 def parse_box(text: str) -> tuple[int, int, int, int]:
@@ -77,9 +103,12 @@ def parse_box(text: str) -> tuple[int, int, int, int]:
 
 
 def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, int] | None = None, top: int = 10,
-           shortlist: int = 100, rerank: str = "model", show_progress: bool = False) -> SearchResult:
+           shortlist: int = 100, rerank: str = "model", threshold: float | None = None,
+           show_progress: bool = False) -> SearchResult:
     """Find the ``top`` images of ``index`` that best share content with ``query`` (a path), or with the
-    ``box`` (x0, y0, x1, y1 in its pixels) of it; best first. ``rerank``: one of :data:`RERANKERS`."""
+    ``box`` (x0, y0, x1, y1 in its pixels) of it; best first. ``rerank``: one of :data:`RERANKERS`.
+    ``threshold``: what a hit needs for "match" (see the module docstring); by default the calibrated
+    one of the pair model's weights, if any."""
     if top < 1 or shortlist < 1:
         raise SegswapError("--top and --shortlist must be at least 1")
     if rerank not in RERANKERS:
@@ -87,6 +116,12 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
     if matcher.backbone.name != index.backbone:
         raise SegswapError(f"{index.path} holds {index.backbone} features; the model runs on {matcher.backbone.name} "
                            f"(index the folder again with --backbone {matcher.backbone.name})")
+    if threshold is not None and not np.isfinite(threshold):
+        raise SegswapError(f"--threshold must be a number, not {threshold}")
+    source = "given" if threshold is not None else None
+    if threshold is None and rerank == "model":
+        threshold = calibrated_threshold(matcher)
+        source = "calibrated" if threshold is not None else None
     rgb = load_image(query)
     box = _checked_box(box, rgb.shape[1], rgb.shape[0]) if box is not None else None
     with stage(f"shortlisting {len(index)} images by descriptor", show_progress):
@@ -94,10 +129,12 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
         query_feats = matcher.features(pixels_to_tensor(pixels))[0].numpy()
         candidates = index.descriptor_index().search([pooled(query_feats)[None]], max(shortlist, top))[0]
     if not candidates:
-        return SearchResult(Path(query), box, 0, [], rerank)
+        return SearchResult(Path(query), box, 0, [], rerank, threshold, source)
     if rerank == "ransac":
         hits = _verified_hits(index, query_feats, candidates, top, box, show_progress)
-        return SearchResult(Path(query), box, len(candidates), hits, rerank)
+        for hit in hits:
+            hit.match = None if threshold is None else bool(hit.score >= threshold)
+        return SearchResult(Path(query), box, len(candidates), hits, rerank, threshold, source)
     features = lambda i: query_feats if i == QUERY else index.features(i)
     predictions = predict_pairs(matcher, features, [(QUERY, image_id) for image_id, _ in candidates],
                                 batch_size=BATCH, show_progress=show_progress, desc="re-ranking")
@@ -109,8 +146,10 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
                                        torch.from_numpy(pred.flow_ba)[None])[0].numpy()
         if box is not None:  # a detail: its matched region, not all that resembles it (the rest of the object)
             region = region * landed_cells(pred.flow_ab, pred.flow_ba, pred.mask_a, region.shape)
-        hits.append(SearchHit(image, pred.score_ab, region, region_box(region, image.size)))
-    return SearchResult(Path(query), box, len(candidates), hits, rerank)
+        matched = float(matched_fraction(pred.score_ab, query_feats.shape[1:]))
+        verdict = None if threshold is None else bool(matched >= threshold)
+        hits.append(SearchHit(image, pred.score_ab, region, region_box(region, image.size), matched, verdict))
+    return SearchResult(Path(query), box, len(candidates), hits, rerank, threshold, source)
 
 
 def _verified_hits(index: CollectionIndex, query_feats: np.ndarray, candidates, top: int, box,

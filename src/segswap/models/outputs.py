@@ -1,6 +1,7 @@
 """Reading a pair model's output dict (:class:`~segswap.models.transformer.SegSwapTransformer` gives
-the keys and shapes): cycle-consistent masks, the paper's similarity score, masks at an image's size;
-and :class:`FlipAveraged`, the same outputs averaged with those of the mirrored pair.
+the keys and shapes): cycle-consistent masks, the paper's similarity score and the matched fraction
+of the query, masks at an image's size; and :class:`FlipAveraged`, the same outputs averaged with
+those of the mirrored pair.
 
 Shared by the pair API, collections, evaluation and training's validation, which all read outputs
 the same way.
@@ -48,6 +49,12 @@ def similarity_score(mask_q, mask_t, flow_qt, feats_q, feats_t) -> torch.Tensor:
     best = torch.full((b, ht * wt), -math.inf, dtype=contribution.dtype)
     best = best.scatter_reduce(1, target_cell, contribution, reduce="amax", include_self=True)
     return torch.where(torch.isfinite(best), best, torch.zeros_like(best)).sum(dim=1)
+
+
+def matched_fraction(score, query_grid) -> torch.Tensor | float:
+    """Eq. 3's score over the query's number of cells (``query_grid`` = its h, w): the share of the
+    query that matches, independent of the input size. What `segswap search` calibrates its verdict on."""
+    return score / (int(query_grid[0]) * int(query_grid[1]))
 
 
 class FlipAveraged(torch.nn.Module):

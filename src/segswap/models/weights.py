@@ -8,6 +8,7 @@ Loading never unpickles anything.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -32,6 +33,11 @@ def save_weights(path: str | os.PathLike, model, *, backbone: str, size: int, re
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"segswap": json.dumps(config, sort_keys=True)})
+
+
+def weights_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a weights file's bytes: what a calibration made with it is keyed by."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def read_config(path: str | os.PathLike) -> dict:

@@ -1,0 +1,92 @@
+"""Calibrating `segswap search`'s "match / no match" on held-out synthetic pairs.
+
+The statistic is the **matched fraction** of the query: Eq. 3's score (query cells matched,
+weighted by both masks and the features' cosine) over the query's number of cells. Dividing by the
+query's cells makes it independent of the index's input size and the query's shape, and gives a
+detail query (``--box``) the same scale as a whole image.
+
+Positives are the pairs of `segswap synth` folders made with other seeds than the training pairs (an
+object copied into two scenes); negatives are as many image a of one pair with image b of another,
+half of them showing different objects of the same class. The threshold is the lowest at which the
+"match" call reaches ``target_precision`` on these pairs: a user is told "match" when it is likely,
+and a weak copy is left to the ranking.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SegswapError
+from ..io.files import write_bytes_atomic
+from ..models import INFERENCE_OPTIONS
+from ..models.outputs import matched_fraction, similarity_score
+from ..synth.cache import FeatureCache, build_cache
+from ..synth.negatives import object_classes, random_negatives, same_class_negatives
+
+#: The precision the "match" call must reach on the held-out pairs.
+TARGET_PRECISION = 0.95
+BATCH = 16
+
+
+def calibrate_search(pairs_dirs, matcher, *, target_precision: float = TARGET_PRECISION, seed: int = 0,
+                     show_progress: bool = True) -> dict:
+    """The threshold on the matched fraction at which "match" reaches ``target_precision`` on the
+    pairs of ``pairs_dirs`` (made at the matcher's size), with the precision, recall and average
+    precision there. Raises :class:`SegswapError` if no threshold reaches it."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    if matcher.weights_sha256 is None:
+        raise SegswapError(f"the {matcher.name!r} model has no weights file to calibrate; pass --weights")
+    if not 0 < target_precision < 1:
+        raise SegswapError(f"--precision must be between 0 and 1, not {target_precision}")
+    cache = FeatureCache([build_cache(Path(p), matcher.backbone.name, matcher.size, show_progress=show_progress)
+                          for p in pairs_dirs])
+    indices = np.arange(len(cache))
+    rng = np.random.default_rng([seed, 777])
+    hard = same_class_negatives(rng, object_classes(cache, indices), len(indices) // 2, cache)
+    negatives = np.concatenate([hard, random_negatives(rng, indices, len(indices) - len(hard), cache)])
+    positives = _fractions(matcher, cache, indices, indices)
+    unrelated = _fractions(matcher, cache, negatives[:, 0], negatives[:, 1])
+    labels = np.r_[np.ones(len(positives)), np.zeros(len(unrelated))]
+    scores = np.r_[positives, unrelated]
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    reached = np.nonzero(precision[:-1] >= target_precision)[0]
+    if not len(reached):
+        raise SegswapError(f"no threshold reaches precision {target_precision} on these pairs")
+    k = int(reached[0])
+    return {
+        "model": matcher.name, "weights": matcher.weights, "weights_sha256": matcher.weights_sha256,
+        "inference": {key: matcher.model.conf.get(key) for key in sorted(INFERENCE_OPTIONS)},
+        "statistic": "matched fraction: Eq. 3 score / query cells",
+        "threshold": float(thresholds[k]), "target_precision": target_precision,
+        "precision": float(precision[k]), "recall": float(recall[k]),
+        "average_precision": float(average_precision_score(labels, scores)),
+        "positives": int(len(positives)), "negatives": int(len(unrelated)), "same_class_negatives": int(len(hard)),
+        "pairs": [Path(p).name for p in pairs_dirs], "size": matcher.size, "seed": seed,
+    }
+
+
+def _fractions(matcher, cache: FeatureCache, a_indices, b_indices) -> np.ndarray:
+    """Matched fraction of image a of pair ``a_indices[k]`` against image b of pair ``b_indices[k]``."""
+    import torch
+
+    out = []
+    for start in range(0, len(a_indices), BATCH):
+        feats_a = torch.as_tensor(cache.get(a_indices[start:start + BATCH], keys=("feats_a",))["feats_a"]).float()
+        feats_b = torch.as_tensor(cache.get(b_indices[start:start + BATCH], keys=("feats_b",))["feats_b"]).float()
+        pred = matcher.predict(feats_a, feats_b)
+        score = similarity_score(pred["mask_a"], pred["mask_b"], pred["flow_ab"], feats_a, feats_b)
+        out += matched_fraction(score, feats_a.shape[-2:]).tolist()
+    return np.asarray(out)
+
+
+def add_calibration(path, record: dict) -> None:
+    """Add ``record`` to the calibration file at ``path`` (replacing one for the same weights and
+    inference options), written atomically."""
+    path = Path(path)
+    records = json.loads(path.read_text()) if path.is_file() else []
+    records = [r for r in records if (r["weights_sha256"], r["inference"]) != (record["weights_sha256"], record["inference"])]
+    write_bytes_atomic(path, (json.dumps(records + [record], indent=1) + "\n").encode())
