@@ -1,4 +1,4 @@
-"""The ``synth`` command function, mounted on a throw-away typer app as cli.py mounts it."""
+"""The ``synth`` command function, mounted on a throw-away typer app as cli.app mounts it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from segswap.cli_synth import synth
+from segswap.cli.synth import synth
 from segswap.errors import SegswapError
 
 

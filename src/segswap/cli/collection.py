@@ -1,5 +1,5 @@
 """The collection commands — index, search, discover, cosegment — as thin typer wrappers over
-:mod:`segswap.collection`; :func:`register` adds them to the ``segswap`` app."""
+:mod:`segswap.collection`."""
 
 from __future__ import annotations
 
@@ -8,20 +8,23 @@ from typing import Optional
 
 import typer
 
-from .cli_common import MODEL_HELP, SIZE_HELP, WEIGHTS_HELP, check_arguments, load_matcher, write_json
-from .progress import stage
+from ..errors import SegswapError
+from ..grid import DEFAULT_SIZE, STRIDE
+from ..progress import stage
+from .options import (BACKBONE_HELP, FLIP_HELP, MODEL_HELP, REPORT_HELP, SIZE_HELP, WEIGHTS_HELP, check_arguments,
+                      load_matcher, write_json)
 
 
 def index(
     directory: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
     index_dir: Path = typer.Option(..., "--index", help="Index folder (created if missing)."),
     backbone: Optional[str] = typer.Option(None, help="Feature backbone for a new index (default efficientnet-lite2)."),
-    size: Optional[int] = typer.Option(None, help="Long side in px for a new index's features, a multiple of 16 "
-                                                  "(default 480)."),
+    size: Optional[int] = typer.Option(None, help=f"Long side in px for a new index's features, a multiple of {STRIDE} "
+                                                  f"(default {DEFAULT_SIZE})."),
 ):
     """Index a folder, or update its index: new, changed and deleted files are found; resumes after a kill."""
     check_arguments(folders=[directory], size=size, output_folders=[(index_dir, "--index")])
-    from .collection.update import update_index
+    from ..collection.update import update_index
 
     built, summary = update_index(directory, index_dir, backbone=backbone, size=size)
     typer.echo(summary.line())
@@ -41,7 +44,7 @@ def search(
                    "ArtMiner score). Default: the threshold calibrated for the weights, if any."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results: a list of {path, score, "
                                                                   "matched_fraction, match, box}, best first."),
-    report: Optional[Path] = typer.Option(None, help="Write an HTML report (self-contained)."),
+    report: Optional[Path] = typer.Option(None, help=REPORT_HELP),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
 ):
@@ -56,10 +59,9 @@ def search(
     """
     check_arguments(files=[query], folders=[index_dir], weights=weights,
                     output_files=[(json_out, "--json"), (report, "--report")])
-    from .collection.index import CollectionIndex
-    from .collection.report import write_search_report
-    from .collection.search import parse_box, search as run_search
-    from .errors import SegswapError
+    from ..collection.index import CollectionIndex
+    from ..collection.report import write_search_report
+    from ..collection.search import parse_box, search as run_search
 
     if rerank == "ransac" and (model or weights):
         raise SegswapError("--model and --weights choose the pair model that re-ranks; --rerank ransac uses none")
@@ -89,7 +91,7 @@ def discover(
     index_dir: Path = typer.Option(..., "--index", help="Index folder from `segswap index`."),
     top_k: int = typer.Option(5, help="Neighbours per image (by descriptor) the pair model is run against."),
     clusters: Optional[int] = typer.Option(None, help="k-means clusters (default: one per five images, 3 to 500)."),
-    flip: bool = typer.Option(False, help="Also run each pair mirrored and average (test-time augmentation)."),
+    flip: bool = typer.Option(False, help=FLIP_HELP),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the patterns found as JSON."),
     report: Optional[Path] = typer.Option(None, help="Write an HTML report (self-contained), one row per pattern."),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
@@ -97,9 +99,9 @@ def discover(
 ):
     """What repeats across the collection? Patterns found in several images, and where."""
     check_arguments(folders=[index_dir], weights=weights, output_files=[(json_out, "--json"), (report, "--report")])
-    from .collection.discover import discover as run_discover
-    from .collection.index import CollectionIndex
-    from .collection.report import write_discovery_report
+    from ..collection.discover import discover as run_discover
+    from ..collection.index import CollectionIndex
+    from ..collection.report import write_discovery_report
 
     with CollectionIndex(index_dir) as collection:
         matcher = load_matcher(model, weights, backbone=collection.backbone, size=collection.size)
@@ -123,10 +125,10 @@ def cosegment(
     directory: Path = typer.Argument(..., help="Folder of images, or a co-segmentation layout folder (images/<group>/...)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the masks: OUT/<stem>.png (0/255), OUT/<group>/... for groups."),
     top_k: int = typer.Option(5, help="Partners per image whose correspondences enter the graph (the paper's 5)."),
-    flip: bool = typer.Option(False, help="Also run each pair mirrored and average (test-time augmentation)."),
-    report: Optional[Path] = typer.Option(None, help="Write an HTML report (self-contained)."),
+    flip: bool = typer.Option(False, help=FLIP_HELP),
+    report: Optional[Path] = typer.Option(None, help=REPORT_HELP),
     size: Optional[int] = typer.Option(None, help=SIZE_HELP),
-    backbone: Optional[str] = typer.Option(None, help="Feature backbone (see `segswap backbones`)."),
+    backbone: Optional[str] = typer.Option(None, help=BACKBONE_HELP),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
     method: str = typer.Option("fusion", help="fusion (default): the objectness prior and the SegSwap potential "
@@ -138,11 +140,11 @@ def cosegment(
     directly in the folder."""
     check_arguments(folders=[directory], weights=weights, size=size, output_folders=[(out, "--out")],
                     output_files=[(report, "--report")])
-    from .collection.methods import check_method
+    from ..collection.methods import check_method
 
     check_method(method)
-    from .collection.cosegment import cosegment_folder
-    from .collection.report import fallback_note, write_cosegment_report
+    from ..collection.cosegment import cosegment_folder
+    from ..collection.report import fallback_note, write_cosegment_report
 
     matcher = load_matcher(model, weights, backbone=backbone, size=size)
     summary = cosegment_folder(directory, out, matcher, top_k=top_k, flip=flip, method=method)
@@ -156,7 +158,4 @@ def cosegment(
         typer.echo(f"report: {report}")
 
 
-def register(app: typer.Typer) -> None:
-    """Add the collection commands to ``app``."""
-    for command in (index, search, discover, cosegment):
-        app.command()(command)
+COMMANDS = {"index": index, "search": search, "discover": discover, "cosegment": cosegment}

@@ -7,10 +7,11 @@ from typing import Optional
 
 import typer
 
-from .cli_common import MODEL_HELP as _MODEL_HELP
-from .cli_common import App, check_arguments, write_json
+from ..errors import SegswapError
+from .options import (BACKBONE_HELP, EVAL_SIZE_HELP, FEATURE_SIZE_HELP, JSON_HELP, MODEL_HELP, WEIGHTS_HELP, check_arguments,
+                      load_matcher, write_json)
 
-eval_app = App(help="Benchmarks on real data: co-segmentation, correspondences, place recognition.")
+HELP = "Benchmarks on real data: co-segmentation, correspondences, place recognition."
 
 
 def _write_json(path: Optional[Path], result: dict) -> None:
@@ -19,37 +20,29 @@ def _write_json(path: Optional[Path], result: dict) -> None:
         typer.echo(f"wrote {path}", err=True)
 
 
-def _load_matcher(model, weights, backbone, size):
-    from .pair import load
-
-    return load(model, weights, backbone=backbone, size=size)
-
-
-@eval_app.command("methods")
 def methods():
     """List the co-segmentation methods of `segswap eval coseg --method`."""
-    from .evaluation.coseg import METHODS
+    from ..evaluation.coseg import METHODS
 
     for name, method in METHODS.items():
         typer.echo(f"{name:<18} {method.description}")
 
 
-@eval_app.command("coseg")
 def coseg(
     root: Path = typer.Argument(..., help="Folder with images/<group>/* and groundtruth/<group>/<stem>.png."),
     groups: Optional[list[str]] = typer.Option(None, "--groups", help="Groups to run (comma-separated or repeated; default all)."),
     method: str = typer.Option("segswap", "--method", help="Method (see `segswap eval methods`)."),
     weights: Optional[Path] = typer.Option(None, help="Weights file for the pair-model methods (segswap, ncnet) from `segswap export`."),
-    backbone: Optional[str] = typer.Option(None, help="Feature backbone (see `segswap backbones`)."),
-    size: Optional[int] = typer.Option(None, help="Input long side in px, a multiple of 16."),
+    backbone: Optional[str] = typer.Option(None, help=BACKBONE_HELP),
+    size: Optional[int] = typer.Option(None, help=EVAL_SIZE_HELP),
     flip: bool = typer.Option(False, help="Mirrored test-time augmentation (pair-model methods)."),
     top_k: int = typer.Option(5, "--top-k", help="Partners per image in the collection graph (pair-model methods)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
 ):
     """Co-segmentation P and J per group and their mean."""
     check_arguments(folders=[root], weights=weights, size=size, output_files=[(json_out, "--json")])
-    from .evaluation.coseg import MethodOptions, evaluate_coseg
-    from .evaluation.tables import coseg_table
+    from ..evaluation.coseg import MethodOptions, evaluate_coseg
+    from ..evaluation.tables import coseg_table
 
     names = [g.strip() for item in groups or [] for g in item.split(",") if g.strip()]
     options = MethodOptions(weights=weights, backbone=backbone, size=size, flip=flip, top_k=top_k)
@@ -58,64 +51,60 @@ def coseg(
     _write_json(json_out, result)
 
 
-@eval_app.command("corr")
 def corr(
     root: Path = typer.Argument(..., help="Folder with img1..imgK and the homographies H1toKp."),
-    model: Optional[str] = typer.Option(None, help=_MODEL_HELP),
-    weights: Optional[Path] = typer.Option(None, help="Weights file from `segswap export`."),
-    backbone: Optional[str] = typer.Option(None, help="Feature backbone (see `segswap backbones`)."),
-    size: Optional[int] = typer.Option(None, help="Input long side in px, a multiple of 16."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+    weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
+    backbone: Optional[str] = typer.Option(None, help=BACKBONE_HELP),
+    size: Optional[int] = typer.Option(None, help=EVAL_SIZE_HELP),
+    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
 ):
     """Correspondence accuracy img1 → imgK against the true homography, beside SIFT (ratio test, RANSAC)."""
     check_arguments(folders=[root], weights=weights, size=size, output_files=[(json_out, "--json")])
-    from .evaluation.corr import evaluate_correspondences
-    from .evaluation.tables import corr_table
+    from ..evaluation.corr import evaluate_correspondences
+    from ..evaluation.tables import corr_table
 
-    result = evaluate_correspondences(root, _load_matcher(model, weights, backbone, size))
+    result = evaluate_correspondences(root, load_matcher(model, weights, backbone=backbone, size=size))
     typer.echo(corr_table(result))
     _write_json(json_out, result)
 
 
-@eval_app.command("synthetic")
 def synthetic(
     pairs: list[Path] = typer.Argument(..., help="`segswap synth` folders the model was not trained on."),
-    model: Optional[str] = typer.Option(None, help=_MODEL_HELP),
-    weights: Optional[Path] = typer.Option(None, help="Weights file from `segswap export`."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+    weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
     flip: bool = typer.Option(False, "--flip", help="Also run each pair mirrored and average (as `segswap pair --flip`)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
 ):
     """Mask IoU and correspondence error (in cells) on held-out synthetic pairs, at the pairs' own size."""
     check_arguments(folders=pairs, weights=weights, output_files=[(json_out, "--json")])
-    from .evaluation.synthetic import evaluate_synthetic
-    from .synth.reader import pairs_size
-    from .evaluation.tables import synthetic_table
+    from ..evaluation.synthetic import evaluate_synthetic
+    from ..synth.reader import pairs_size
+    from ..evaluation.tables import synthetic_table
 
-    result = evaluate_synthetic(pairs, _load_matcher(model, weights, None, pairs_size(pairs)), flip=flip)
+    result = evaluate_synthetic(pairs, load_matcher(model, weights, size=pairs_size(pairs)), flip=flip)
     typer.echo(synthetic_table(result))
     _write_json(json_out, result)
 
 
-@eval_app.command("calibrate-search")
 def calibrate_search(
     pairs: list[Path] = typer.Argument(..., help="`segswap synth` folders the model was not trained on."),
     out: Path = typer.Option(..., help="Calibration file to add the result to (the package's own is "
                                        "src/segswap/data/search_calibration.json)."),
-    model: Optional[str] = typer.Option(None, help=_MODEL_HELP),
-    weights: Optional[Path] = typer.Option(None, help="Weights file from `segswap export`."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+    weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
     precision: float = typer.Option(0.95, help="Precision 'match' must reach on the pairs (0–1)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the result as JSON."),
 ):
     """The matched fraction from which `segswap search` says 'match', calibrated on held-out synthetic
     pairs (each pair against image b of other pairs, half of those showing the same class of object)."""
     check_arguments(folders=pairs, weights=weights, output_files=[(out, "--out"), (json_out, "--json")])
-    from .errors import SegswapError
-    from .evaluation.calibration import add_calibration, calibrate_search as run_calibration
-    from .synth.reader import pairs_size
+    from ..evaluation.calibration import add_calibration, calibrate_search as run_calibration
+    from ..synth.reader import pairs_size
 
     if not 0 < precision < 1:
         raise SegswapError(f"--precision must be between 0 and 1, not {precision}")
-    result = run_calibration(pairs, _load_matcher(model, weights, None, pairs_size(pairs)), target_precision=precision)
+    result = run_calibration(pairs, load_matcher(model, weights, size=pairs_size(pairs)), target_precision=precision)
     add_calibration(out, result)
     typer.echo(f"{result['weights']}: 'match' from a matched fraction of {result['threshold']:.4f} — precision "
                f"{result['precision']:.3f}, recall {result['recall']:.3f}, AP {result['average_precision']:.3f} on "
@@ -123,65 +112,66 @@ def calibrate_search(
     _write_json(json_out, result)
 
 
-@eval_app.command("vpr")
 def vpr(
     root: Path = typer.Argument(..., help="VPR-Bench folder: query/, ref/, ground_truth_new.npy."),
-    model: Optional[str] = typer.Option(None, help=_MODEL_HELP),
-    weights: Optional[Path] = typer.Option(None, help="Weights file from `segswap export`."),
-    backbone: Optional[str] = typer.Option(None, help="Feature backbone (see `segswap backbones`)."),
-    size: Optional[int] = typer.Option(None, help="Input long side in px, a multiple of 16."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+    weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
+    backbone: Optional[str] = typer.Option(None, help=BACKBONE_HELP),
+    size: Optional[int] = typer.Option(None, help=EVAL_SIZE_HELP),
     shortlist: Optional[int] = typer.Option(None, help="How many global-descriptor candidates each re-ranking "
                                                        "reorders (default 20)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
 ):
     """Recall@1/5/10: global descriptor, re-ranked by the pair score, and re-ranked by SIFT + RANSAC inliers."""
     check_arguments(folders=[root], weights=weights, size=size, output_files=[(json_out, "--json")])
-    from .evaluation.tables import vpr_table
-    from .evaluation.vpr import evaluate_vpr
+    from ..evaluation.tables import vpr_table
+    from ..evaluation.vpr import evaluate_vpr
 
-    matcher = _load_matcher(model, weights, backbone, size)
+    matcher = load_matcher(model, weights, backbone=backbone, size=size)
     result = evaluate_vpr(root, matcher, **({} if shortlist is None else {"shortlist": shortlist}))
     typer.echo(vpr_table(result))
     _write_json(json_out, result)
 
 
-@eval_app.command("same-place")
 def same_place(
     root: Path = typer.Argument(..., help="VPR-Bench folder: query/, ref/, ground_truth_new.npy."),
     scott_weights: Optional[Path] = typer.Option(None, help="SCOTT weights (default: shipped)."),
-    model: Optional[str] = typer.Option(None, help=_MODEL_HELP + " Its pair score is compared with SCOTT."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP + " Its pair score is compared with SCOTT."),
     weights: Optional[Path] = typer.Option(None, help="Pair-model weights file from `segswap export`."),
     negatives: Optional[int] = typer.Option(None, help="Wrong references per query, half the most similar by global "
                                                        "descriptor (default 6)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
 ):
     """Same place or not on query–reference pairs: SCOTT, the pair score and ArtMiner's verification
     (precision, recall, F1, average precision)."""
     check_arguments(folders=[root], files=[scott_weights], weights=weights, output_files=[(json_out, "--json")])
-    from .evaluation.same_place import evaluate_same_place
-    from .evaluation.tables import same_place_table
-    from .verify.same_object import load_verifier
+    from ..evaluation.same_place import evaluate_same_place
+    from ..evaluation.tables import same_place_table
+    from ..verify.same_object import load_verifier
 
     verifier = load_verifier(scott_weights)
-    matcher = _load_matcher(model, weights, None, None)
+    matcher = load_matcher(model, weights)
     result = evaluate_same_place(root, verifier, matcher, **({} if negatives is None else {"negatives": negatives}))
     typer.echo(f"{result['pairs']} pairs, {result['positives']} same place")
     typer.echo(same_place_table(result))
     _write_json(json_out, result)
 
 
-@eval_app.command("align")
 def align(
     root: Path = typer.Argument(..., help="Folder with img1..imgK and the homographies H1toKp."),
-    backbone: Optional[str] = typer.Option(None, help="Feature backbone (see `segswap backbones`)."),
-    size: Optional[int] = typer.Option(None, help="Long side in px the features are computed at, a multiple of 16 (default 480)."),
+    backbone: Optional[str] = typer.Option(None, help=BACKBONE_HELP),
+    size: Optional[int] = typer.Option(None, help=FEATURE_SIZE_HELP),
     scales: list[int] = typer.Option([1, 7], "--scales", help="Numbers of resizes of imgK to compare (repeatable)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
 ):
     """Homography corner error img1 → imgK: `segswap align` at each --scales, beside SIFT + RANSAC."""
     check_arguments(folders=[root], size=size, output_files=[(json_out, "--json")])
-    from .evaluation.align import alignment_table, evaluate_alignment
+    from ..evaluation.align import alignment_table, evaluate_alignment
 
     result = evaluate_alignment(root, backbone=backbone, scale_counts=tuple(scales), **({} if size is None else {"size": size}))
     typer.echo(alignment_table(result))
     _write_json(json_out, result)
+
+
+COMMANDS = {"methods": methods, "coseg": coseg, "corr": corr, "synthetic": synthetic, "calibrate-search": calibrate_search,
+            "vpr": vpr, "same-place": same_place, "align": align}

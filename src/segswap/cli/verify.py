@@ -1,6 +1,5 @@
 """The ``segswap align`` and ``segswap verify`` commands, thin typer wrappers over
-:mod:`segswap.verify.align` and :mod:`segswap.verify.same_object`; :func:`register` adds them to the
-``segswap`` app."""
+:mod:`segswap.verify.align` and :mod:`segswap.verify.same_object`."""
 
 from __future__ import annotations
 
@@ -9,17 +8,18 @@ from typing import Optional
 
 import typer
 
-from .cli_common import MODEL_HELP, WEIGHTS_HELP, check_arguments, load_matcher, write_json
+from ..errors import SegswapError
+from .options import BACKBONE_HELP, FEATURE_SIZE_HELP, MODEL_HELP, WEIGHTS_HELP, check_arguments, load_matcher, write_json
 
 
 def align(
     image_a: Path = typer.Argument(..., help="Image to warp."),
     image_b: Path = typer.Argument(..., help="Reference image: the homography maps a's pixels to b's."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for result.json, warped.png, side_by_side.png, blend.png."),
-    size: Optional[int] = typer.Option(None, help="Long side in px the features are computed at, a multiple of 16 (default 480)."),
+    size: Optional[int] = typer.Option(None, help=FEATURE_SIZE_HELP),
     scales: Optional[int] = typer.Option(None, help="Resizes of b whose features are matched (default RANSAC-Flow's 7, "
                                                     "×1.2 to ÷1.2); 1 is ≈4× faster."),
-    backbone: Optional[str] = typer.Option(None, help="Feature backbone (see `segswap backbones`)."),
+    backbone: Optional[str] = typer.Option(None, help=BACKBONE_HELP),
     shared_only: bool = typer.Option(False, "--shared-only", help="Match only inside the pair model's co-segmentation "
                                                                   "masks: align what the two images share."),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP + " With --shared-only."),
@@ -27,8 +27,7 @@ def align(
 ):
     """Align two images by a homography (RANSAC-Flow's coarse stage on backbone features)."""
     check_arguments(files=[image_a, image_b], weights=weights, size=size, output_folders=[(out, "--out")])
-    from .errors import SegswapError
-    from .verify.align import align as run_align, write_alignment
+    from ..verify.align import align as run_align, write_alignment
 
     if (model or weights) and not shared_only:
         raise SegswapError("--model and --weights choose the pair model of --shared-only; add --shared-only")
@@ -51,7 +50,7 @@ def verify(
 ):
     """Same object or not: SCOTT's match probability for two images."""
     check_arguments(files=[image_a, image_b], weights=weights, size=size, output_files=[(json_out, "--json")])
-    from .verify.same_object import load_verifier
+    from ..verify.same_object import load_verifier
 
     verdict = load_verifier(weights, threshold=threshold, size=size).verify(image_a, image_b)
     verdict = {"image_a": str(image_a), "image_b": str(image_b), **verdict}
@@ -62,7 +61,4 @@ def verify(
         write_json(json_out, verdict)
 
 
-def register(app: typer.Typer) -> None:
-    """Add the align and verify commands to ``app``."""
-    app.command()(align)
-    app.command()(verify)
+COMMANDS = {"align": align, "verify": verify}

@@ -1,4 +1,4 @@
-"""``segswap synth``: the command-line face of :func:`segswap.synth.generate` (registered in cli.py)."""
+"""``segswap synth``: the command-line face of :func:`segswap.synth.generate`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from .cli_common import check_arguments
-from .errors import SegswapError
+from ..errors import SegswapError
+from .options import check_arguments
 
 
 def synth(
@@ -29,7 +29,7 @@ def synth(
     """Make segment-swapping training pairs with exact masks and correspondences."""
     check_arguments(folders=[*segments, backgrounds, styles], size=size, min_size=64, output_folders=[(out, "--out")],
                     output_files=[(preview, "--preview")])
-    from .synth import generate
+    from ..synth import generate
 
     summary = generate(segments, backgrounds, out, n, seed=seed, size=size, workers=workers, styles=styles,
                        unsupervised=unsupervised, negatives=negatives, blend=blend, style=style, preview=preview)
@@ -47,3 +47,6 @@ def synth(
             typer.echo(f"  ... and {len(summary.warnings) - 20} more", err=True)
     if summary.requested and not summary.written + summary.already_done:
         raise SegswapError("no pair could be made; check the segment and background folders")
+
+
+COMMANDS = {"synth": synth}

@@ -1,0 +1,73 @@
+"""What the command modules share: help texts repeated across commands, the argument checks every
+command runs first, ``--json`` writing, and the one policy for loading a pair model.
+
+Nothing here imports torch, OpenCV or onnxruntime: commands check their arguments (segswap.io.paths,
+segswap.grid) before they load a model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..grid import DEFAULT_SIZE, MAX_INPUT_SIZE, STRIDE, check_input_size
+from ..io.files import write_bytes_atomic
+from ..io.paths import check_input_file, check_input_folder, check_output_file, check_output_folder
+from ..shipped import shipped_input_size
+
+MODEL_HELP = "Pair model: segswap (default, the transformer), ncnet (the NC-Net variant) or correlation (training-free)."
+WEIGHTS_HELP = "Weights file from `segswap export`."
+SIZE_HELP = (f"Model input long side in px, a multiple of {STRIDE} up to {MAX_INPUT_SIZE} (default: the weights' own, "
+             f"{shipped_input_size() or 'none shipped'} for the shipped ones; {DEFAULT_SIZE} for --model correlation).")
+#: --size of the commands that compute backbone features only (align, eval align).
+FEATURE_SIZE_HELP = f"Long side in px the features are computed at, a multiple of {STRIDE} (default {DEFAULT_SIZE})."
+#: --size of the eval commands, whose default is the model's own.
+EVAL_SIZE_HELP = f"Input long side in px, a multiple of {STRIDE}."
+BACKBONE_HELP = "Feature backbone (see `segswap backbones`)."
+FLIP_HELP = "Also run each pair mirrored and average (test-time augmentation)."
+REPORT_HELP = "Write an HTML report (self-contained)."
+JSON_HELP = "Also write the results as JSON."
+
+
+def load_matcher(model: Optional[str], weights: Optional[Path], *, backbone: Optional[str] = None,
+                 size: Optional[int] = None):
+    """The pair model a command asks for with --model/--weights, and every command's one fallback: with
+    neither option and no shipped SegSwap weights, the training-free correlation model, with a note
+    saying so. (SCOTT has no training-free stand-in: `segswap verify` without its weights is an error.)"""
+    from ..pair import DEFAULT_MODEL, load, shipped_weights_path
+
+    if model is None and weights is None and shipped_weights_path(DEFAULT_MODEL) is None:
+        typer.echo("note: no trained SegSwap weights are installed yet; using the training-free 'correlation' "
+                   "model (pass --model/--weights to choose).", err=True)
+        model = "correlation"
+    return load(model, weights, backbone=backbone, size=size)
+
+
+def check_arguments(*, files=(), folders=(), output_folders=(), output_files=(), weights=None, size=None,
+                    min_size: int = 32) -> None:
+    """Refuse, in one line and before any model loads, what would fail only after the work: missing
+    inputs, outputs that cannot be written (``(path, option)`` pairs), a bad --size. None entries are
+    options not given."""
+    for path in files:
+        if path is not None:
+            check_input_file(path)
+    for path in folders:
+        if path is not None:
+            check_input_folder(path)
+    if weights is not None:
+        check_input_file(weights, "weights file")
+    check_input_size(size, min_size)
+    for path, option in output_folders:
+        if path is not None:
+            check_output_folder(path, option)
+    for path, option in output_files:
+        if path is not None:
+            check_output_file(path, option)
+
+
+def write_json(path: Path, data) -> None:
+    """Write a command's --json output atomically."""
+    write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
