@@ -5,6 +5,27 @@ The one entry point is :func:`load`, which returns a :class:`segswap.pair.Matche
     import segswap
     matcher = segswap.load()
     result = matcher.match("a.jpg", "b.jpg")
+
+The packages, bottom to top. Each imports only from the lines above its own, never from a line below,
+not even inside a function (tests/test_ranks.py reads every import and checks)::
+
+    errors      SegswapError and its kinds: a problem with the user's input, said in one line
+    grid        the feature grid: the stride, cells to pixels, the input-size limit and default
+    progress    a spinner on stderr for the steps that have no bar of their own
+    shipped     what ships in the package: the default model, its weights files, the default views
+    io          images, arrays and paths read robustly; atomic writes
+    backbone    frozen stride-16 feature extractors by name, and the objectness prior
+    viz         drawing only: overlays, contact sheets, curves, HTML reports
+    models      the pair models (SegSwap, NC-Net, correlation) and SCOTT; weights files; their outputs read
+    synth       segment-swapping pairs: the writer and reader of their format, feature cache, negatives
+    pair        the pair API: load() and Matcher.match(a, b) over views of the pair
+    verify      ArtMiner's verification, RANSAC-Flow's coarse alignment, SCOTT's verdict
+    collection  folders of images: index, search, discover, co-segment
+    evaluation  benchmarks and metrics; validation on held-out synthetic and co-segmentation pairs
+    train       recipes, losses, the training loops, export
+    report      a pair result written to disk (masks, overlay, result.json)
+    segswap     this module: load()
+    cli         the `segswap` command: one module per command group
 """
 
 from importlib.metadata import PackageNotFoundError, version
