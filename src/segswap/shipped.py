@@ -1,4 +1,5 @@
-"""What ships inside the package: the default pair model, its weights files and their input size.
+"""What ships inside the package: the default pair model, the trained models' weights files (SCOTT's
+too) and their input size, the default views and the search calibration.
 
 Light (no torch): the command line reads the shipped input size for its help text at start-up.
 """
@@ -10,8 +11,8 @@ from importlib import resources
 from pathlib import Path
 
 DEFAULT_MODEL = "segswap"
-#: Weights file shipped inside the package for each trainable model.
-SHIPPED_WEIGHTS = {"segswap": "segswap.safetensors", "ncnet": "ncnet.safetensors"}
+#: Weights file shipped inside the package for each trained model.
+SHIPPED_WEIGHTS = {"segswap": "segswap.safetensors", "ncnet": "ncnet.safetensors", "scott": "scott.safetensors"}
 #: Relative scales `segswap pair`, the demo and ``Matcher.match`` try by default: a detail copied at up
 #: to twice or half its size (engraving vs painting, object vs scene) is otherwise too few cells in one
 #: image to match.

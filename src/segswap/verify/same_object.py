@@ -7,7 +7,6 @@ size, and the decision threshold calibrated on held-out synthetic pairs when the
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -17,15 +16,7 @@ from ..errors import SegswapError, UntrainedModelError
 from ..io import load_image, pixels_to_tensor, resize_for_model
 from ..grid import check_input_size
 from ..models.weights import load_weights
-
-SHIPPED_SCOTT_WEIGHTS = "scott.safetensors"
-
-
-def shipped_scott_weights() -> Path | None:
-    """The SCOTT weights shipped in the package, or None."""
-    path = Path(str(resources.files("segswap") / "data" / SHIPPED_SCOTT_WEIGHTS))
-    return path if path.is_file() else None
-
+from ..shipped import shipped_weights_path
 
 class Verifier:
     """A SCOTT model with its frozen backbone, input size and decision threshold."""
@@ -58,7 +49,7 @@ class Verifier:
 def load_verifier(weights=None, *, threshold: float | None = None, size: int | None = None, runtime: str = "auto") -> Verifier:
     """The SCOTT verifier from ``weights`` (default: the shipped weights). ``threshold`` overrides the
     calibrated one; ``size`` the input size (default: the training size)."""
-    path = Path(weights) if weights is not None else shipped_scott_weights()
+    path = Path(weights) if weights is not None else shipped_weights_path("scott")
     if path is None:
         raise UntrainedModelError("no SCOTT weights are installed; pass --weights from `segswap train --config scott` "
                                   "and `segswap export`")
