@@ -24,6 +24,7 @@ from _machine import machine_summary, matmul_gflops, median_time, print_table  #
 
 from segswap.backbone import get_backbone, list_backbones
 from segswap.models import SegSwapTransformer
+from segswap.models.transformer import PAPER_CONF
 from segswap.models.layers import sine_position_encoding
 
 
@@ -100,7 +101,7 @@ def end_to_end_row(size: int, repeats: int, reference_total: float, peak: float,
     import segswap
 
     matcher = (segswap.load(weights=weights, size=size) if weights else
-               segswap.load("segswap", allow_untrained=True, size=size))
+               segswap.load("segswap", allow_untrained=True, size=size, **PAPER_CONF))
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
@@ -144,7 +145,7 @@ def main():
             continue
         for runtime in info["runtimes"]:
             backbone = get_backbone(info["name"], runtime)
-            model = SegSwapTransformer(input_dim=backbone.channels).eval()
+            model = SegSwapTransformer(input_dim=backbone.channels, **PAPER_CONF).eval()
             with torch.inference_mode():
                 feats = backbone(image)
                 t_bb = median_time(lambda: backbone(image), args.repeats)

@@ -67,3 +67,27 @@ def test_shipped_scott_verdict_on_the_demo_pair():
     assert verdict["match"] is True
     assert verdict["probability"] == 0.8479195237159729
     assert (round(verdict["mask_a_area"], 4), round(verdict["mask_b_area"], 4)) == (0.4, 0.3633)
+
+
+@pytest.mark.parametrize("name", ["segswap", "ncnet", "scott"])
+def test_each_models_default_options_are_its_shipped_ones(name):
+    """A model built without options is the shipped one, and the recipe that trained it builds it."""
+    from segswap.models import ALL_MODEL_CLASSES
+    from segswap.models.weights import read_config
+    from segswap.shipped import shipped_weights_path
+    from segswap.train.recipes import get_recipe
+
+    config = read_config(shipped_weights_path(name))
+    defaults = ALL_MODEL_CLASSES[name].default_conf
+    assert {**defaults, **config["conf"]} == defaults
+    recipe = get_recipe(config["info"]["recipe_name"])
+    assert {**defaults, **recipe["model_conf"]} == defaults
+
+
+def test_the_shipped_models_recipes_keep_their_hashes():
+    """`make weights*` trains what it trained before: the recipes resolve to the same options (the hash
+    in a weights file also covers the run's pair folders, so it is pinned here without them)."""
+    from segswap.train.recipes import get_recipe, recipe_hash
+
+    assert {name: recipe_hash(get_recipe(name)) for name in ("default", "finetune-jaccard", "ncnet", "scott")} == {
+        "default": "f3ca5cedb4db", "finetune-jaccard": "89585fa2c54c", "ncnet": "0d64ca5047e4", "scott": "2f22edce9dee"}

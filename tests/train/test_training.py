@@ -12,6 +12,7 @@ from segswap.synth.cache import FeatureCache, build_cache
 from segswap.train.loop import export, train
 from segswap.train.mining import mine_hard_negatives
 from segswap.models import ALL_MODEL_CLASSES
+from segswap.train.ablations import ABLATIONS
 from segswap.train.recipes import RECIPES, get_recipe, recipe_hash
 
 
@@ -110,7 +111,8 @@ def test_one_step_decreases_the_loss_on_a_fixed_batch(pairs):
         weights = get_recipe()["loss_weights"] if term == "total" else {k: float(k == term) for k in terms}
         torch.manual_seed(0)
         head = "match" if term == "match_nll" else "regress"  # the match loss needs the soft-argmax head's logits
-        model = segswap.models.SegSwapTransformer(input_dim=120, dim=32, ffn_dim=32, dropout=0.0, flow_head=head)
+        model = segswap.models.SegSwapTransformer(input_dim=120, dim=32, ffn_dim=32, dropout=0.0, flow_head=head,
+                                                  correlation_prior=False, context_convs=0, consensus_radius=0)
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
         before = loss(model(inputs), target, weights)
         opt.zero_grad()
@@ -261,11 +263,11 @@ def test_object_classes_read_yolo_label_lines_when_meta_lacks_them(tmp_path):
 def test_recipes_refuse_unknown_options_but_models_may_gain_new_ones():
     with pytest.raises(SegswapError, match="unknown recipe option"):
         get_recipe("default", learning_rate=1.0)
-    plain, default = get_recipe("plain"), get_recipe("default")
+    plain, finetune = get_recipe("plain"), get_recipe("finetune")
     # A model option newer than the base recipe goes into model_conf; the older recipes keep their hash.
-    assert "consensus_radius" not in plain["model_conf"] and default["model_conf"]["consensus_radius"] == 1
-    assert recipe_hash(plain) != recipe_hash(default)
-    for name in RECIPES:
+    assert "tail_blocks" not in plain["model_conf"] and finetune["model_conf"]["tail_blocks"] == 2
+    assert recipe_hash(plain) != recipe_hash(get_recipe("default"))
+    for name in {**RECIPES, **ABLATIONS}:
         recipe = get_recipe(name)
         ALL_MODEL_CLASSES[recipe["model"]](input_dim=8, **recipe["model_conf"])  # every recipe builds its model
 

@@ -34,6 +34,11 @@ from .layers import AttentionBlock, GridContext, merged_conf, sine_position_enco
 from .tail import BackboneTail
 
 
+#: The paper's model where it differs from the shipped one (:attr:`SegSwapTransformer.default_conf`):
+#: width 256, dropout, coordinates regressed, no correlation cues and no grid context. For comparison
+#: (benchmarks/pair_speed.py times it).
+PAPER_CONF = {"dim": 256, "ffn_dim": 256, "dropout": 0.1, "flow_head": "regress", "correlation_prior": False,
+              "context_convs": 0, "consensus_radius": 0}
 PRIOR_CUES = ("best", "second", "mutual")
 PRIOR_TEMPERATURE = 0.02  # as CorrelationMatcher's default
 
@@ -103,18 +108,19 @@ class SegSwapTransformer(nn.Module):
     Image a and b may have different grid sizes. Weights are shared between the two directions.
     """
 
+    #: The shipped model's options (docs/training.md says why each differs from :data:`PAPER_CONF`).
     default_conf = {
         "input_dim": 120,  # backbone channels
-        "dim": 256,
+        "dim": 128,
         "heads": 2,
-        "ffn_dim": 256,
+        "ffn_dim": 128,
         "layers": "ICICI",
-        "dropout": 0.1,
+        "dropout": 0.0,
         "pos_weight": 0.1,
-        "flow_head": "regress",
-        "correlation_prior": False,
-        "context_convs": 0,  # residual 3×3 conv blocks after the input projection and before the head
-        "consensus_radius": 0,  # > 0: the prior's cues also from diagonal_consensus of this radius
+        "flow_head": "match",
+        "correlation_prior": True,
+        "context_convs": 1,  # residual 3×3 conv blocks after the input projection and before the head
+        "consensus_radius": 1,  # > 0: the prior's cues also from diagonal_consensus of this radius
         # flow_head "match", eval mode: soft-argmax only around the best cell (None: over the whole image).
         # The whole-image expectation averages a spread distribution's far modes into a point between
         # them; training keeps it (smooth gradients), inference reads the peak.
