@@ -7,7 +7,7 @@ import torch
 
 import segswap
 from segswap.errors import SegswapError
-from segswap.train import loop
+from segswap.train import loop, pair_training
 from segswap.synth.cache import FeatureCache, build_cache
 from segswap.train.loop import export, train
 from segswap.train.mining import mine_hard_negatives
@@ -36,7 +36,7 @@ def test_cache_holds_features_and_truth(pairs):
 
 def train_killed_then_resumed(pairs, run_dir, overrides, monkeypatch) -> None:
     """A tiny run killed after its step-4 checkpoint, refused a fresh start there, then resumed."""
-    real_loss, calls = loop.segswap_loss, {"n": 0}
+    real_loss, calls = pair_training.segswap_loss, {"n": 0}
 
     def dying_loss(*args, **kwargs):
         calls["n"] += 1
@@ -44,10 +44,10 @@ def train_killed_then_resumed(pairs, run_dir, overrides, monkeypatch) -> None:
             raise KeyboardInterrupt
         return real_loss(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "segswap_loss", dying_loss)
+    monkeypatch.setattr(pair_training, "segswap_loss", dying_loss)
     with pytest.raises(KeyboardInterrupt):
         train([pairs], run_dir, config="tiny", show_progress=False, overrides=overrides)
-    monkeypatch.setattr(loop, "segswap_loss", real_loss)
+    monkeypatch.setattr(pair_training, "segswap_loss", real_loss)
     with pytest.raises(SegswapError, match="--resume"):
         train([pairs], run_dir, config="tiny", show_progress=False, overrides=overrides)
     train([pairs], run_dir, resume=True, show_progress=False)

@@ -1,5 +1,7 @@
-"""The training loop: positives and negatives from the feature cache, Adam with warm-up and cosine
-decay, then a hard-negative stage; atomic checkpoints, resume, CSV logs and validation.
+"""The training loop of every model: positives and negatives from the feature cache, Adam with warm-up
+and cosine decay, then a hard-negative stage; atomic checkpoints, resume, CSV logs and validation.
+What differs between models (negatives, loss, validation) is a :class:`~.pair_training.PairTraining`
+or a :class:`~.scott_training.ScottTraining`.
 
 A run folder holds ``recipe.json``, ``checkpoint.pt`` (model, optimiser, step and random states, and
 the weights' moving average if the recipe keeps one; read back with ``torch.load(weights_only=True)``),
@@ -25,15 +27,14 @@ from tqdm import tqdm
 from ..backbone import list_backbones
 from ..errors import SegswapError
 from ..evaluation.coseg import CosegPairValidation
-from ..evaluation.synthetic import validate_scott, validate_synthetic
 from ..io.files import atomic_path, write_bytes_atomic
 from ..models import ALL_MODEL_CLASSES
 from ..models.weights import build_model, check_shapes
 from ..synth.cache import FeatureCache, build_cache
-from ..synth.negatives import object_classes, random_negatives, same_class_negatives
-from .losses import scott_loss, segswap_loss
 from .mining import mine_hard_negatives
+from .pair_training import PairTraining
 from .recipes import get_recipe, recipe_hash
+from .scott_training import ScottTraining
 
 LOG_FIELDS = ["step", "stage", "lr", "mask", "transported", "corr", "dice", "jaccard", "false_positive", "match_nll", "seg", "match", "total", "seconds"]
 
@@ -172,12 +173,7 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
     cache = FeatureCache(caches)
     train_idx, val_idx = split_indices(len(cache), recipe["val_pairs"], recipe["seed"])
 
-    scott = recipe["model"] == "scott"
-    if scott and val_coseg:
-        raise SegswapError("--val-coseg scores a pair model's correspondences; SCOTT has none (its validation is "
-                           "same-object precision/recall on held-out synthetic pairs)")
-    classes = object_classes(cache, np.arange(len(cache))) if scott else None
-    train_classes = {int(i): classes[int(i)] for i in train_idx} if scott else None
+    training = (ScottTraining if recipe["model"] == "scott" else PairTraining)(recipe, cache, train_idx, val_coseg)
     coseg_validation = CosegPairValidation(val_coseg, recipe["backbone"], recipe["size"]) if val_coseg else None
     run = Run(run_dir, recipe, cache.channels)
     if resume and (run_dir / "checkpoint.pt").is_file():
@@ -189,9 +185,8 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
     metrics = {}
     bar = tqdm(total=run.total_steps, initial=run.step, desc="training", unit="step", disable=not show_progress)
     while run.step < run.total_steps:
+        stage = training.stage(run.step)
         hard_stage = run.step >= recipe["steps"]
-        # SCOTT's first stage (paper §4.3): CODER and segmentation heads on matching pairs only.
-        segmentation_stage = run.step < recipe.get("segmentation_steps", 0)
         if hard_stage and run.hard_pool is None:
             run.model.eval()
             run.hard_pool = mine_hard_negatives(run.model, cache, train_idx, run.rng, recipe["hard_negatives"])
@@ -200,40 +195,28 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
         for group in run.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)  # plain groups: models without parameter_groups, old checkpoints
         positives = run.rng.choice(train_idx, size=recipe["positives"])
-        if segmentation_stage:
-            negatives = np.zeros((0, 2), dtype=np.int64)
-        elif hard_stage and len(run.hard_pool):
+        if stage == "hard" and len(run.hard_pool):
             negatives = run.hard_pool[run.rng.choice(len(run.hard_pool), size=recipe["negatives"])]
         else:
-            hard = same_class_negatives(run.rng, train_classes, round(recipe["negatives"] * recipe["same_class_negatives"]),
-                                        cache) if scott else np.zeros((0, 2), dtype=np.int64)
-            negatives = np.concatenate([hard, random_negatives(run.rng, train_idx, recipe["negatives"] - len(hard), cache)])
+            negatives = training.negatives(run.rng, stage)
         inputs, target = make_batch(cache, positives, negatives)
         start = time.perf_counter()
         run.model.train()
-        if scott:
-            weights = {**recipe["loss_weights"], "match": 0.0} if segmentation_stage else recipe["loss_weights"]
-            terms = scott_loss(run.model(inputs), target, weights)
-        else:
-            terms = segswap_loss(run.model(inputs), target, recipe["loss_weights"])
+        terms = training.loss(run.model(inputs), target, stage)
         run.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         run.optimizer.step()
         if run.ema is not None:
             run.ema.update_parameters(run.model)
         row = {k: f"{float(v.detach()):.5f}" for k, v in terms.items()}
-        stage = "segmentation" if segmentation_stage else "hard" if hard_stage else "main"
         row.update(step=run.step, stage=stage, lr=f"{lr:.3g}", seconds=f"{time.perf_counter() - start:.3f}")
         _append_csv(run_dir / "log.csv", LOG_FIELDS, row)
         run.step += 1
         bar.update(1)
-        bar.set_postfix({k: row[k] for k in ("total", "seg", "match") if k in row} if scott else
-                        {"loss": row["total"], "mask": row["mask"], "corr": row["corr"]})
+        bar.set_postfix(training.progress(row))
         last = run.step == run.total_steps
         if run.step % recipe["val_every"] == 0 or last:
-            validation = (validate_scott(run.final_model, cache, val_idx, recipe["seed"], classes) if scott
-                          else validate_synthetic(run.final_model, cache, val_idx, recipe["seed"]))
-            metrics = {"step": run.step, **validation}
+            metrics = {"step": run.step, **training.validate(run.final_model, val_idx)}
             if coseg_validation is not None:
                 groups = {"step": run.step, **coseg_validation(run.final_model)}
                 _append_csv(run_dir / "val_coseg.csv", list(groups), groups)
