@@ -12,7 +12,7 @@ not even inside a function (tests/test_ranks.py reads every import and checks)::
     errors      SegswapError and its kinds: a problem with the user's input, said in one line
     grid        the feature grid: the stride, cells to pixels, the input-size limit and default
     progress    a spinner on stderr for the steps that have no bar of their own
-    shipped     what ships in the package: the default model, its weights files, the default views
+    shipped     what ships in the package: default model, weights files, default views, search calibration
     io          images, arrays and paths read robustly; atomic writes
     backbone    frozen stride-16 feature extractors by name, and the objectness prior
     viz         drawing only: overlays, contact sheets, curves, HTML reports
@@ -22,7 +22,7 @@ not even inside a function (tests/test_ranks.py reads every import and checks)::
     verify      ArtMiner's verification, RANSAC-Flow's coarse alignment, SCOTT's verdict
     collection  folders of images: index, search, discover, co-segment
     evaluation  benchmarks and metrics; validation on held-out synthetic and co-segmentation pairs
-    train       recipes, losses, the training loops, export
+    train       recipes and ablations, losses, the training loop (pair models, SCOTT), export
     report      a pair result written to disk (masks, overlay, result.json)
     segswap     this module: load()
     cli         the `segswap` command: one module per command group
