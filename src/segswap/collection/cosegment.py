@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..errors import SegswapError
+from ..errors import ImageError, SegswapError
 from ..io import load_image
 from ..io.files import write_bytes_atomic
 from ..io.paths import check_input_folder
@@ -94,21 +94,37 @@ def cosegment_images(paths: list[Path], matcher, *, top_k: int = 5, flip: bool =
                      show_progress: bool = True, method: str = DEFAULT_METHOD) -> list[np.ndarray]:
     """Co-segment the images at ``paths`` together; one uint8 0/255 mask per image, at its size, in
     order. Raises :class:`~segswap.errors.ImageError` if an image cannot be read."""
+    method = resolve_method(method)
+    if method == "saliency":  # one image at a time: no backbone features, no pairs
+        return prior_masks(paths, None, show_progress)
     feats = extract_features(paths, matcher, skip_unreadable=False, show_progress=show_progress)
     return cosegment_features(feats, matcher, top_k=top_k, flip=flip, show_progress=show_progress,
-                              method=resolve_method(method)).masks
+                              method=method).masks
 
 
 def prior_masks(paths: Sequence[Path], potentials: Sequence[np.ndarray] | None,
-                show_progress: bool = True) -> list[np.ndarray]:
+                show_progress: bool = True, skipped: list[str] | None = None) -> list[np.ndarray | None]:
     """uint8 0/255 masks from the objectness prior, or from its per-pixel mean with ``potentials``
-    (token-grid maps normalised to a maximum of 1), each cut at its Otsu level."""
+    (token-grid maps normalised to a maximum of 1), each cut at its Otsu level.
+
+    An unreadable image raises :class:`ImageError`; given a ``skipped`` list, it is warned about,
+    listed there, and its mask is None instead."""
     from ..backbone.objectness import get_prior, otsu_foreground
 
     prior = get_prior()
-    masks = []
-    for k, path in enumerate(tqdm(paths, desc="objectness", unit="image", disable=not show_progress)):
-        rgb = load_image(path)
+    masks: list[np.ndarray | None] = []
+    progress = tqdm(paths, desc="objectness", unit="image", disable=not show_progress)
+    for k, path in enumerate(progress):
+        try:
+            rgb = load_image(path)
+        except (ImageError, OSError) as err:  # OSError: e.g. the file vanished after it was listed
+            if skipped is None:
+                raise
+            message = str(err) if isinstance(err, ImageError) else f"{path}: {err.strerror or err}"
+            progress.write(f"warning: skipped {message}", file=sys.stderr)
+            skipped.append(message)
+            masks.append(None)
+            continue
         fused = prior(rgb)["saliency"]
         if potentials is not None:
             potential = cv2.resize(potentials[k].astype(np.float32), (rgb.shape[1], rgb.shape[0]),
@@ -127,9 +143,6 @@ def cosegment_features(feats: FolderFeatures, matcher, *, top_k: int = 5, flip: 
     n = len(feats.paths)
     if n == 0:
         return Cosegmentation([], [], [])
-    if method == "saliency":
-        masks = prior_masks(feats.paths, None, show_progress)
-        return Cosegmentation(masks, [np.zeros(g, np.float32) for g in feats.grids], [False] * n)
     grids = feats.grids
     regional = [regional_descriptors(f) for f in feats.features]
     descriptors = DescriptorIndex(mean_descriptor(regional, regional[0].shape[1]))
@@ -247,16 +260,23 @@ def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bo
             continue
         if show_progress and len(groups) > 1:
             print(f"group {name}: {len(group.images)} images", file=sys.stderr, flush=True)
-        feats = extract_features(group.images, matcher, skip_unreadable=True, show_progress=show_progress)
-        summary.skipped += feats.skipped
-        result = cosegment_features(feats, matcher, top_k=top_k, flip=flip, show_progress=show_progress,
-                                    method=method)
+        if method == "saliency":  # no backbone features, no pairs
+            skipped: list[str] = []
+            masks = prior_masks(group.images, None, show_progress, skipped=skipped)
+            paths = [p for p, m in zip(group.images, masks) if m is not None]
+            result = Cosegmentation([m for m in masks if m is not None], [], [False] * len(paths))
+        else:
+            feats = extract_features(group.images, matcher, skip_unreadable=True, show_progress=show_progress)
+            paths, skipped = feats.paths, feats.skipped
+            result = cosegment_features(feats, matcher, top_k=top_k, flip=flip, show_progress=show_progress,
+                                        method=method)
+        summary.skipped += skipped
         written = []
-        for path, mask in zip(feats.paths, result.masks):
+        for path, mask in zip(paths, result.masks):
             target = out / group.subfolder / path.relative_to(group.base).with_suffix(".png")
             _write_png(target, mask)
             written.append(str(target))
-        summary.groups[name] = {"images": [str(p) for p in feats.paths], "masks": written,
+        summary.groups[name] = {"images": [str(p) for p in paths], "masks": written,
                                 "fallback": result.fallback, "pairs": result.pairs_run, "nodes": result.nodes,
                                 "edges": result.edges}
     write_bytes_atomic(out / "cosegment.json", json.dumps(
