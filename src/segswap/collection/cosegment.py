@@ -46,6 +46,7 @@ from .folder import image_groups
 from .methods import DEFAULT_METHOD, check_method
 from .graph import cell_sums, correspondence_graph, graph_nodes, leading_eigenvectors
 from .pairs import PairPrediction, neighbour_pairs, predict_pairs
+from .priors import PriorMaps, PriorStore
 
 #: Descriptor neighbours per image that the pair model scores, as a multiple of top_k.
 CANDIDATES_PER_K = 4
@@ -102,21 +103,47 @@ def cosegment_images(paths: list[Path], matcher, *, top_k: int = 5, flip: bool =
                               method=method).masks
 
 
-def prior_masks(paths: Sequence[Path], potentials: Sequence[np.ndarray] | None,
-                show_progress: bool = True, skipped: list[str] | None = None) -> list[np.ndarray | None]:
+class PriorLookup:
+    """Each image's saliency map at its own size: from the objectness prior, or, for an image of an
+    index whose prior is stored (``store`` and ``known``: path → (SHA-1, (w, h))), from the store, without
+    decoding the image. Priors computed for indexed images are added to the store."""
+
+    def __init__(self, store: PriorStore | None = None, known: dict[Path, tuple[str, tuple[int, int]]] | None = None):
+        from ..backbone.objectness import get_prior
+
+        self.prior = get_prior()
+        self.store, self.known = store, known or {}
+        self.computed = self.read = 0
+
+    def __call__(self, path: Path) -> np.ndarray:
+        entry = self.known.get(Path(path)) if self.store is not None else None
+        if entry is not None and (maps := self.store.get(entry[0])) is not None:
+            self.read += 1
+            return maps.saliency_at(entry[1])
+        rgb = load_image(path)
+        out = self.prior(rgb, at_image_size=False)
+        maps = PriorMaps(out["saliency"], out["cls"])
+        if entry is not None:
+            self.store.put(entry[0], maps)
+        self.computed += 1
+        return maps.saliency_at((rgb.shape[1], rgb.shape[0]))
+
+
+def prior_masks(paths: Sequence[Path], potentials: Sequence[np.ndarray] | None, show_progress: bool = True,
+                skipped: list[str] | None = None, lookup: PriorLookup | None = None) -> list[np.ndarray | None]:
     """uint8 0/255 masks from the objectness prior, or from its per-pixel mean with ``potentials``
     (token-grid maps normalised to a maximum of 1), each cut at its Otsu level.
 
     An unreadable image raises :class:`ImageError`; given a ``skipped`` list, it is warned about,
     listed there, and its mask is None instead."""
-    from ..backbone.objectness import get_prior, otsu_foreground
+    from ..backbone.objectness import otsu_foreground
 
-    prior = get_prior()
+    lookup = lookup or PriorLookup()
     masks: list[np.ndarray | None] = []
     progress = tqdm(paths, desc="objectness", unit="image", disable=not show_progress)
     for k, path in enumerate(progress):
         try:
-            rgb = load_image(path)
+            fused = lookup(path)
         except (ImageError, OSError) as err:  # OSError: e.g. the file vanished after it was listed
             if skipped is None:
                 raise
@@ -125,9 +152,8 @@ def prior_masks(paths: Sequence[Path], potentials: Sequence[np.ndarray] | None,
             skipped.append(message)
             masks.append(None)
             continue
-        fused = prior(rgb)["saliency"]
         if potentials is not None:
-            potential = cv2.resize(potentials[k].astype(np.float32), (rgb.shape[1], rgb.shape[0]),
+            potential = cv2.resize(potentials[k].astype(np.float32), (fused.shape[1], fused.shape[0]),
                                    interpolation=cv2.INTER_LINEAR)
             fused = (fused + potential.clip(0, 1)) / 2
         masks.append(otsu_foreground(fused).astype(np.uint8) * 255)
@@ -135,7 +161,8 @@ def prior_masks(paths: Sequence[Path], potentials: Sequence[np.ndarray] | None,
 
 
 def cosegment_features(feats: FolderFeatures, matcher, *, top_k: int = 5, flip: bool = False,
-                       show_progress: bool = True, method: str = "segswap") -> Cosegmentation:
+                       show_progress: bool = True, method: str = "segswap",
+                       lookup: PriorLookup | None = None) -> Cosegmentation:
     """Co-segment images whose backbone features are already computed, by ``method`` (resolved: see
     :func:`resolve_method`)."""
     if top_k < 1:
@@ -164,7 +191,7 @@ def cosegment_features(feats: FolderFeatures, matcher, *, top_k: int = 5, flip: 
         potentials[i] = np.where(average >= FALLBACK_MIN, average, 0)
     potentials = [p / p.max() if p.max() > 0 else p for p in potentials]
     if method == "fusion":
-        masks = prior_masks(feats.paths, potentials, show_progress)
+        masks = prior_masks(feats.paths, potentials, show_progress, lookup=lookup)
     else:
         masks = [refine_with_grabcut(load_image(path), potential) for path, potential in zip(feats.paths, potentials)]
     return Cosegmentation(masks, potentials, fallback, len(predictions), len(nodes), graph.nnz)
@@ -239,12 +266,17 @@ class FolderSummary:
 
 
 def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bool = False,
-                     show_progress: bool = True, method: str = DEFAULT_METHOD) -> FolderSummary:
+                     show_progress: bool = True, method: str = DEFAULT_METHOD,
+                     index: Path | None = None) -> FolderSummary:
     """Co-segment the images of folder ``root`` and write ``out/<relative path>.png`` (0/255) for each.
 
     Each group of :func:`~segswap.collection.folder.image_groups` (the groups of a co-segmentation
     layout folder, ``images/<group>/...``, or else each sub-folder) is done separately, writing
     ``out/<group>/<stem>.png``. Unreadable files are skipped with a warning and listed in the summary.
+
+    With ``index`` (an index of ``root`` or of a folder holding it, built with the matcher's backbone
+    and size), the features of the images it holds up to date are read from it instead of computed,
+    and their objectness priors are read from, or added to, its prior store.
     """
     root, out = Path(root), Path(out)
     check_input_folder(root)
@@ -254,22 +286,41 @@ def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bo
     if not any(group.images for group in groups.values()):
         raise SegswapError(f"{root}: no images found")
     method = resolve_method(method)
+    indexed = IndexedFolder(index, root, matcher, with_prior=method != "segswap") if index is not None else None
     summary = FolderSummary()
+    try:
+        _cosegment_groups(groups, out, matcher, summary, indexed, top_k=top_k, flip=flip,
+                          show_progress=show_progress, method=method)
+    finally:
+        if indexed is not None:
+            indexed.close()
+    write_bytes_atomic(out / "cosegment.json", json.dumps(
+        {"groups": summary.groups, "skipped": summary.skipped, "model": matcher.name, "trained": matcher.trained,
+         "backbone": matcher.backbone.name, "size": matcher.size, "top_k": top_k, "flip": flip,
+         "method": method, "index": str(index) if index is not None else None}, indent=1).encode())
+    return summary
+
+
+def _cosegment_groups(groups, out: Path, matcher, summary: FolderSummary, indexed: IndexedFolder | None, *,
+                      top_k: int, flip: bool, show_progress: bool, method: str) -> None:
     for name, group in groups.items():
         if not group.images:
             continue
         if show_progress and len(groups) > 1:
             print(f"group {name}: {len(group.images)} images", file=sys.stderr, flush=True)
+        lookup = (indexed.prior_lookup(group.images) if indexed is not None else PriorLookup()) \
+            if method != "segswap" else None
         if method == "saliency":  # no backbone features, no pairs
             skipped: list[str] = []
-            masks = prior_masks(group.images, None, show_progress, skipped=skipped)
+            masks = prior_masks(group.images, None, show_progress, skipped=skipped, lookup=lookup)
             paths = [p for p, m in zip(group.images, masks) if m is not None]
             result = Cosegmentation([m for m in masks if m is not None], [], [False] * len(paths))
         else:
-            feats = extract_features(group.images, matcher, skip_unreadable=True, show_progress=show_progress)
+            feats = (indexed.features(group.images, show_progress) if indexed is not None else
+                     extract_features(group.images, matcher, skip_unreadable=True, show_progress=show_progress))
             paths, skipped = feats.paths, feats.skipped
             result = cosegment_features(feats, matcher, top_k=top_k, flip=flip, show_progress=show_progress,
-                                        method=method)
+                                        method=method, lookup=lookup)
         summary.skipped += skipped
         written = []
         for path, mask in zip(paths, result.masks):
@@ -279,11 +330,70 @@ def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bo
         summary.groups[name] = {"images": [str(p) for p in paths], "masks": written,
                                 "fallback": result.fallback, "pairs": result.pairs_run, "nodes": result.nodes,
                                 "edges": result.edges}
-    write_bytes_atomic(out / "cosegment.json", json.dumps(
-        {"groups": summary.groups, "skipped": summary.skipped, "model": matcher.name, "trained": matcher.trained,
-         "backbone": matcher.backbone.name, "size": matcher.size, "top_k": top_k, "flip": flip,
-         "method": method}, indent=1).encode())
-    return summary
+
+
+class IndexedFolder:
+    """An index's view of the folder being co-segmented: the images it holds up to date (size and
+    modification time as in its rows) take their features from it and their priors from its store."""
+
+    def __init__(self, index_path: Path, root: Path, matcher, *, with_prior: bool):
+        from ..backbone.objectness import get_prior
+        from .index import CollectionIndex
+
+        self.index = CollectionIndex(index_path)
+        self.matcher = matcher
+        if (self.index.backbone, self.index.size) != (matcher.backbone.name, matcher.size):
+            self.index.close()
+            raise SegswapError(f"{index_path}: built with backbone {self.index.backbone} at {self.index.size} px, "
+                               f"but the model runs {matcher.backbone.name} at {matcher.size} px; pass --backbone "
+                               f"{self.index.backbone} --size {self.index.size}, or leave out --index")
+        if not Path(root).resolve().is_relative_to(self.index.root):
+            self.index.close()
+            raise SegswapError(f"{index_path} indexes {self.index.root}, which does not hold {root}")
+        self.rows = {(self.index.root / path).resolve(): (image_id, nbytes, mtime_ns, sha1, (width, height))
+                     for image_id, path, nbytes, mtime_ns, sha1, width, height in self.index.db.execute(
+                         "SELECT id, path, bytes, mtime_ns, sha1, width, height FROM images")}
+        self.store = PriorStore(index_path, get_prior().key) if with_prior else None
+
+    def current(self, path: Path) -> tuple | None:
+        """The index's row for ``path`` if it holds the file as it is now, else None."""
+        row = self.rows.get(Path(path).resolve())
+        if row is None:
+            return None
+        try:
+            stat = Path(path).stat()
+        except OSError:
+            return None
+        return row if (stat.st_size, stat.st_mtime_ns) == row[1:3] else None
+
+    def features(self, paths: Sequence[Path], show_progress: bool = True) -> FolderFeatures:
+        """Features of ``paths`` in order: read from the index where current, computed for the rest."""
+        rows = {Path(p): self.current(p) for p in paths}
+        missing = [p for p in paths if rows[Path(p)] is None]
+        computed = (extract_features(missing, self.matcher, skip_unreadable=True, show_progress=show_progress)
+                    if missing else FolderFeatures())
+        fresh = dict(zip(computed.paths, zip(computed.sizes, computed.features)))
+        out = FolderFeatures(skipped=computed.skipped)
+        for path in map(Path, paths):
+            if rows[path] is not None:
+                size, features = rows[path][4], np.array(self.index.features(rows[path][0]))
+            elif path in fresh:
+                size, features = fresh[path]
+            else:
+                continue
+            out.paths.append(path)
+            out.sizes.append(size)
+            out.features.append(features)
+        return out
+
+    def prior_lookup(self, paths: Sequence[Path]) -> PriorLookup:
+        known = {Path(p): (row[3], row[4]) for p in paths if (row := self.current(p)) is not None}
+        return PriorLookup(self.store, known)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+        self.index.close()
 
 
 def _write_png(path: Path, mask: np.ndarray) -> None:
