@@ -59,10 +59,10 @@ def msrc_pairs(root: Path, matcher, prior, per_group: int = 6) -> dict:
     return {"images": len(plain), "J": float(np.mean(plain)), "J_prior": float(np.mean(fused)), "groups": groups}
 
 
-def synthetic_pairs(folders: list[Path], matcher, prior) -> dict:
+def synthetic_pairs(folders: list[Path], matcher, prior, every: int = 1) -> dict:
     plain, fused, neg_plain, neg_fused = [], [], [], []
     for folder in folders:
-        for entry in tqdm(listed_pairs(folder), desc=folder.name, unit="pair"):
+        for entry in tqdm(listed_pairs(folder)[::every], desc=folder.name, unit="pair"):
             pair = folder / entry["id"]
             if not (pair / "a.jpg").is_file():
                 continue
@@ -87,9 +87,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--synthetic", type=Path, nargs="+", required=True, help="`segswap synth` test folders")
     parser.add_argument("--msrc", type=Path, default=MSRC)
+    parser.add_argument("--every", type=int, default=1, help="use every n-th synthetic pair of each folder")
     args = parser.parse_args()
     matcher, prior = load(), get_prior()
-    report = {"msrc": msrc_pairs(args.msrc, matcher, prior), "synthetic": synthetic_pairs(args.synthetic, matcher, prior)}
+    report = {"msrc": msrc_pairs(args.msrc, matcher, prior),
+              "synthetic": synthetic_pairs(args.synthetic, matcher, prior, args.every), "every": args.every}
     print(json.dumps(report, indent=1))
 
 

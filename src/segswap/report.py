@@ -29,8 +29,10 @@ def write_pair_outputs(out_dir, image_a, image_b, result: dict) -> dict:
     summary = {
         "score": result["score"],
         "score_ba": result["score_ba"],
-        "mask_area_a": float(result["mask_a"].mean()),
-        "mask_area_b": float(result["mask_b"].mean()),
+        # the fraction of each image at or above 0.5, where every mask is cut; not the soft masks' mean,
+        # which the prior's averaging inflates with half its saliency everywhere
+        "mask_area_a": float((result["mask_a"] >= 0.5).mean()),
+        "mask_area_b": float((result["mask_b"] >= 0.5).mean()),
         "correspondences": [[round(float(v), 2) for v in row[:4]] + [round(float(row[4]), 4)] for row in result["correspondences"]],
         "model": result["model"],
         "weights": result["weights"],

