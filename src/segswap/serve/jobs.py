@@ -106,9 +106,14 @@ class Lane:
         with self._lock:
             for job in self._jobs.values():
                 job.cancel_requested.set()
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        # Queued jobs now end at once; the resources close on the thread that opened them (SQLite insists).
+        self._executor.submit(self._close_resources)
+        self._executor.shutdown(wait=True)
+
+    def _close_resources(self) -> None:
         if self._resources is not None and hasattr(self._resources, "close"):
             self._resources.close()
+        self._resources = None
 
     def _ensure_resources(self):
         if self._resources is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 import sys
@@ -23,28 +24,33 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_address(host: str, port: int) -> None:
-    """A one-line error unless ``host`` is an address of this machine and ``port`` is free on it."""
-    if not 0 < port < 65536:
-        raise SegswapError(f"--port must be between 1 and 65535, not {port}")
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host``:``port``, or a one-line error if ``host`` is not an address of this
+    machine or ``port`` is taken. Binding before the server starts is the check itself (no race with
+    another program), and connections wait in its backlog until the server takes them."""
+    if not 0 <= port < 65536:
+        raise SegswapError(f"--port must be between 1 and 65535 (0: any free port), not {port}")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as err:
         raise SegswapError(f"--host {host}: not an address or a known name ({err})") from None
     family, _, _, _, address = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
-        try:
-            probe.bind(address)
-        except OSError as err:
-            reason = "already in use (another `segswap serve`? try --port)" if err.errno == 98 else err.strerror
-            raise SegswapError(f"{host}:{port}: cannot listen there: {reason}") from None
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
+    try:
+        listener.bind(address)
+        listener.listen(128)
+    except OSError as err:
+        listener.close()
+        reason = "already in use (another `segswap serve`? try --port)" if err.errno == errno.EADDRINUSE else err.strerror
+        raise SegswapError(f"{host}:{port}: cannot listen there: {reason}") from None
+    return listener
 
 
 def serve(settings: ViewerSettings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, open_message=print) -> None:
     """Check everything, build the viewer, print its address and serve until interrupted."""
     check_settings(settings)
-    check_address(host, port)
+    listener = listen(host, port)
     if not is_loopback(host):
         print(f"warning: --host {host} shares the viewer with the network: anyone who reaches this machine can "
               f"see the collection's images and run searches. There is no password.", file=sys.stderr, flush=True)
@@ -53,8 +59,14 @@ def serve(settings: ViewerSettings, host: str = DEFAULT_HOST, port: int = DEFAUL
     from .app import create_app
     from .viewer import Viewer
 
-    viewer = Viewer(settings)
+    try:
+        viewer = Viewer(settings)
+    except BaseException:
+        listener.close()
+        raise
     shown = f"[{host}]" if ":" in host else host
+    port = listener.getsockname()[1]  # the one the system chose for --port 0
     open_message(f"segswap viewer of {settings.index} ({len(viewer.catalog)} images): http://{shown}:{port}/  (Ctrl-C stops it)")
-    uvicorn.run(create_app(viewer), host=host, port=port, log_level="warning", access_log=False,
-                h11_max_incomplete_event_size=16 * 1024)
+    config = uvicorn.Config(create_app(viewer), host=host, port=port, log_level="warning", access_log=False,
+                            h11_max_incomplete_event_size=16 * 1024)  # bounds a request's line and headers
+    uvicorn.Server(config).run(sockets=[listener])
