@@ -90,6 +90,20 @@ def synthetic_index(real: CollectionIndex, path: Path, count: int) -> tuple[Coll
     return index, origin
 
 
+def real_index(work: Path, folders: list[Path], size: int) -> CollectionIndex:
+    """The files of ``folders`` hard-linked into ``work``/images and indexed for real at ``size`` into
+    ``work``/real (kept from an earlier run with the same ``work``)."""
+    images = work / "images"
+    if not images.exists():
+        images.mkdir(parents=True)
+        for folder in folders:
+            for source in folder.rglob("*"):
+                if source.is_file():
+                    os.link(source, images / source.name)
+    real, _ = update_index(images, work / "real", size=size, show_progress=False)
+    return real
+
+
 def reference_search(index: CollectionIndex, origin: dict[int, Path], query: Path, box, matcher, shortlist: int):
     """The same search, but every candidate's features recomputed from its image file."""
     pixels = query_pixels(load_image(query), box, index.size)
@@ -117,14 +131,7 @@ def main():
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
-        images = work / "images"
-        if not images.exists():
-            images.mkdir(parents=True)
-            for folder in args.images:
-                for source in folder.rglob("*"):
-                    if source.is_file():
-                        os.link(source, images / source.name)
-        real, _ = update_index(images, work / "real", size=args.size, show_progress=False)
+        real = real_index(work, args.images, args.size)
         start = time.perf_counter()
         index, origin = synthetic_index(real, work / "synthetic", args.count)
         build = time.perf_counter() - start

@@ -62,8 +62,10 @@ def test_a_box_drawn_on_an_image_gives_ranked_results_with_outlined_regions(serv
     WebDriverWait(browser, JOB_WAIT).until(lambda d: pair.get_attribute("data-lines") not in (None, "hidden"))
     assert int(pair.get_attribute("data-lines")) > 0
     assert pair.get_attribute("data-masks") == "shown"
-    browser.execute_script("arguments[0].scrollIntoView()", pair)
+    browser.set_window_size(1200, 1500)  # the picture, the results and the side-by-side view in one shot
+    browser.execute_script("window.scrollTo(0, 0)")
     screenshot(browser, "image")
+    browser.set_window_size(1200, 900)
     browser.find_element(By.ID, "show-masks").click()
     assert pair.get_attribute("data-masks") == "hidden"
     browser.find_element(By.ID, "show-lines").click()
@@ -77,8 +79,7 @@ def test_a_second_search_replaces_the_first_in_the_page(server, browser):
     browser.find_element(By.ID, "whole").click()
     WebDriverWait(browser, JOB_WAIT).until(lambda d: d.find_element(By.ID, "hits").get_attribute("data-count"))
     assert "for the whole image" in browser.find_element(By.ID, "status").text
-    lane = server["viewer"].search_lane
-    searches = [lane.get(i) for i in range(1, 10_000) if lane.get(i) is not None and lane.get(i).kind == "search"]
+    searches = server["viewer"].search_lane.history("search")
     assert searches[-1].state == "done" and searches[-2].state in ("cancelled", "done")
 
 
@@ -107,7 +108,6 @@ def test_cosegmentation_masks_toggle_and_a_wrong_mark_is_saved(server, browser, 
     masks = browser.find_elements(By.CSS_SELECTOR, ".coseg img.mask")
     assert len(masks) == 12 and masks[0].is_displayed()
     WebDriverWait(browser, 30).until(lambda d: all(m.get_attribute("naturalWidth") != "0" for m in masks))
-    screenshot(browser, "cosegment")
     browser.find_element(By.ID, "show-masks").click()
     assert not masks[0].is_displayed()
     browser.find_element(By.ID, "show-masks").click()
@@ -120,6 +120,9 @@ def test_cosegmentation_masks_toggle_and_a_wrong_mark_is_saved(server, browser, 
     assert len(marks) == 1
     open_page(browser, server["url"] + "/cosegment")  # the mark survives a reload
     assert "wrong" in browser.find_elements(By.CSS_SELECTOR, ".coseg figure")[1].get_attribute("class")
+    WebDriverWait(browser, 30).until(lambda d: all(m.get_attribute("naturalWidth") != "0"
+                                                   for m in d.find_elements(By.CSS_SELECTOR, ".coseg img")))
+    screenshot(browser, "cosegment")
     browser.find_elements(By.CSS_SELECTOR, ".coseg figure")[1].find_element(By.TAG_NAME, "button").click()
     WebDriverWait(browser, 10).until(lambda d: "wrong" not in d.find_elements(By.CSS_SELECTOR, ".coseg figure")[1].get_attribute("class"))
     assert not json.loads((server["index"] / "viewer" / "cosegment-overrides.json").read_text())["wrong"][str(server["masks"].resolve())]

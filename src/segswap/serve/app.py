@@ -9,11 +9,12 @@ Request bodies are capped at :data:`MAX_BODY_BYTES`.
 from __future__ import annotations
 
 import asyncio
+from string import Template
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import Body, FastAPI, HTTPException, Query
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 
@@ -27,7 +28,14 @@ STATIC = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 16 * 1024
 #: Pictures are named by content hash or id: the browser may keep them for a day.
 PICTURE_CACHE = "public, max-age=86400"
-PAGES = ("collection", "image", "discovery", "cosegment")
+#: Each page: its title; its content is static/<name>.html, its script static/<name>.js, in page.html.
+PAGES = {"collection": "Collection", "image": "Image", "discovery": "Discovery", "cosegment": "Co-segmentation"}
+
+
+def page_html(name: str) -> str:
+    """Page ``name``: the shared frame (``page.html``) around its content, with its title and script."""
+    frame = Template((STATIC / "page.html").read_text())
+    return frame.substitute(title=PAGES[name], main=(STATIC / f"{name}.html").read_text(), name=name)
 
 
 class BodyLimit:
@@ -96,8 +104,14 @@ def create_app(viewer: Viewer) -> FastAPI:
     def home():
         return RedirectResponse("/collection")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        return Response(status_code=204)  # none: browsers ask for one anyway
+
+    pages = {name: page_html(name) for name in PAGES}  # built once: nothing in them depends on the request
+
     def page(name: str):
-        return FileResponse(STATIC / f"{name}.html", headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(pages[name], headers={"Cache-Control": "no-cache"})
 
     app.get("/collection", include_in_schema=False)(lambda: page("collection"))
     app.get("/discovery", include_in_schema=False)(lambda: page("discovery"))

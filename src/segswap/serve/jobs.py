@@ -90,6 +90,11 @@ class Lane:
         with self._lock:
             return self._jobs.get(job_id)
 
+    def history(self, kind: str) -> list[Job]:
+        """This lane's jobs of ``kind`` still remembered, oldest first."""
+        with self._lock:
+            return [j for j in self._jobs.values() if j.kind == kind]
+
     def active(self, kind: str) -> Job | None:
         """The latest queued or running job of ``kind``, if any."""
         with self._lock:

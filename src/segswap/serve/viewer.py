@@ -21,7 +21,7 @@ from .results import DISCOVERY_FILE, OVERRIDES_FILE, Cosegmentation, discovery_j
 MAX_TOP = 50
 SHORTLIST = 100
 #: Correspondence lines drawn in the side-by-side view at most (the most confident cells).
-MAX_LINES = 80
+MAX_LINES = 40
 #: Query features of this many recent (image, box) queries are kept for their side-by-side views.
 QUERY_CACHE = 8
 

@@ -7,7 +7,7 @@ const picture = document.getElementById("picture");
 const overlay = document.getElementById("boxes");
 const statusLine = document.getElementById("status");
 const hitsList = document.getElementById("hits");
-const THUMB = 150;           // result thumbnails, px wide
+const THUMB = 120;           // result thumbnails, px wide
 const PAIR_HEIGHT = 360;     // each image of the side-by-side view, px high
 const REGION = "rgba(40, 220, 60, 0.35)", OUTLINE = "rgb(40, 220, 60)", QUERY_BOX = "rgb(31, 111, 235)";
 let image = null;            // this image's record: id, path, width, height
@@ -19,6 +19,10 @@ let lastResult = null;
 function scale() { return image.width / overlay.width; }  // image pixels per overlay pixel
 
 function fitOverlay() {
+  // As large as half the window allows (small images too: a box is easier to draw on them enlarged).
+  const k = Math.min(Math.min(innerWidth * 0.5, 800) / picture.naturalWidth, (innerHeight * 0.75) / picture.naturalHeight);
+  picture.style.width = `${Math.round(picture.naturalWidth * k)}px`;
+  picture.style.height = `${Math.round(picture.naturalHeight * k)}px`;
   overlay.width = picture.clientWidth;
   overlay.height = picture.clientHeight;
   drawBox(box && box.map((v) => v / scale()));
