@@ -40,7 +40,8 @@ from search_speed import SHARED, real_index, synthetic_index  # noqa: E402
 from segswap.collection.index import CollectionIndex  # noqa: E402
 from segswap.collection.search import search  # noqa: E402
 from segswap.serve.app import create_app  # noqa: E402
-from segswap.serve.viewer import SHORTLIST, Viewer, ViewerSettings  # noqa: E402
+from segswap.serve import ViewerSettings  # noqa: E402
+from segswap.serve.viewer import SHORTLIST, Viewer  # noqa: E402
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",

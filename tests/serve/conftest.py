@@ -62,7 +62,8 @@ def server(viewer_data):
     import uvicorn
 
     from segswap.serve.app import create_app
-    from segswap.serve.viewer import Viewer, ViewerSettings
+    from segswap.serve import ViewerSettings
+    from segswap.serve.viewer import Viewer
 
     viewer = Viewer(ViewerSettings(viewer_data["index"], cosegment=viewer_data["masks"]))
     port = free_port()

@@ -75,6 +75,11 @@ def test_requests_are_bounded_and_inputs_checked(server):
     status, _ = request(server, "POST", "/api/search", body=b"{" + b" " * 100_000 + b"}",
                         headers={"Content-Type": "application/json"})
     assert status == 413
+    connection = http.client.HTTPConnection("127.0.0.1", server["port"], timeout=60)  # no declared length
+    connection.request("POST", "/api/search", body=(b"x" * 1000 for _ in range(100)), encode_chunked=True,
+                       headers={"Content-Type": "application/json"})
+    assert connection.getresponse().status == 413
+    connection.close()
     assert request(server, "GET", "/api/images/999999")[0] == 404
     assert request(server, "GET", "/crop/1.jpg?box=1,2,3")[0] == 400
     assert request(server, "GET", "/crop/1.jpg?box=__import__('os')")[0] == 400

@@ -7,6 +7,6 @@ runs on background lanes (:mod:`segswap.serve.jobs`). See docs/viewer.md.
 """
 
 from .server import DEFAULT_HOST, DEFAULT_PORT, serve
-from .viewer import ViewerSettings
+from .settings import ViewerSettings
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ViewerSettings", "serve"]

@@ -25,7 +25,7 @@ MAX_PAGE_SIZE = 500
 class CatalogImage:
     id: int
     path: str  # relative to the indexed folder, '/'-separated
-    folder: str  # the first folder of ``path`` ('' for the images directly in the indexed folder)
+    folder: str  # the folder of ``path`` ('' for the images directly in the indexed folder)
     size: tuple[int, int]  # (w, h)
     sha1: str
 
@@ -38,7 +38,7 @@ class Catalog:
 
     def __init__(self, index: CollectionIndex):
         self.root = index.root
-        self.images = [CatalogImage(i, p, p.split("/", 1)[0] if "/" in p else "", size, sha1)
+        self.images = [CatalogImage(i, p, p.rpartition("/")[0], size, sha1)
                        for i, p, size, sha1 in index.listing()]
         self._by_id = {image.id: image for image in self.images}
         self._by_path = {os.path.normpath(self.root / image.path): image for image in self.images}
@@ -58,7 +58,7 @@ class Catalog:
         return self.root / image.path
 
     def folders(self) -> list[dict]:
-        """Each first-level folder with its number of images, by name."""
+        """Each folder holding images, with their number, by name."""
         counts: dict[str, int] = {}
         for image in self.images:
             counts[image.folder] = counts.get(image.folder, 0) + 1

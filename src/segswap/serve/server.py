@@ -8,7 +8,7 @@ import socket
 import sys
 
 from ..errors import SegswapError
-from .viewer import ViewerSettings, check_settings
+from .settings import ViewerSettings, check_settings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import SegswapError
 from ..io.files import write_bytes_atomic
 from .catalog import Catalog, open_catalog
 from .jobs import Job, Lane
 from .pictures import PictureCache
+from .settings import ViewerSettings
 from .results import DISCOVERY_FILE, OVERRIDES_FILE, Cosegmentation, discovery_json, read_discovery, viewer_folder
 
 #: Most results a page may ask a search for, and the shortlist re-ranked (as `segswap search`).
@@ -24,15 +23,6 @@ SHORTLIST = 100
 MAX_LINES = 40
 #: Query features of this many recent (image, box) queries are kept for their side-by-side views.
 QUERY_CACHE = 8
-
-
-@dataclass
-class ViewerSettings:
-    index: Path
-    model: str | None = None
-    weights: Path | None = None
-    cosegment: Path | None = None  # an output folder of `segswap cosegment`
-    discovery: Path | None = None  # a saved `segswap discover --json`; default: the viewer's own last run
 
 
 class Workspace:
@@ -202,21 +192,3 @@ def correspondence_lines(pred, query_size, box, target_size) -> list[list[float]
     return [[round(x0 + (cols[k] + 0.5) / wa * (x1 - x0), 1), round(y0 + (rows[k] + 0.5) / ha * (y1 - y0), 1),
              round(float(ends[k, 0]) * target_size[0], 1), round(float(ends[k, 1]) * target_size[1], 1),
              round(float(confidence[k]), 3)] for k in order]
-
-
-def check_settings(settings: ViewerSettings) -> None:
-    """Refuse, before anything starts, what would fail later: a missing index, weights or co-seg folder."""
-    from ..io.paths import check_input_file, check_input_folder
-
-    check_input_folder(settings.index)
-    if settings.weights is not None:
-        check_input_file(settings.weights, "weights file")
-    if settings.cosegment is not None:
-        check_input_folder(settings.cosegment)
-    if settings.discovery is not None:
-        check_input_file(settings.discovery, "discovery JSON")
-    if settings.model is not None:
-        from ..models import MODEL_CLASSES
-
-        if settings.model not in MODEL_CLASSES:
-            raise SegswapError(f"--model must be one of {', '.join(MODEL_CLASSES)}, not {settings.model!r}")
