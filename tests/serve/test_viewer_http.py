@@ -201,3 +201,20 @@ def test_the_command_prints_its_address_and_warns_off_loopback(run_cli, viewer_d
         process.terminate()
         _, errors = process.communicate(timeout=30)
     assert "warning: --host 0.0.0.0 shares the viewer with the network" in errors
+
+
+def test_a_saved_discovery_is_read_with_the_indexs_ids(server, tmp_path):
+    from segswap.serve.results import read_discovery
+
+    catalog = server["viewer"].catalog
+    first, second = catalog.images[:2]
+    saved = tmp_path / "found.json"
+    saved.write_text(json.dumps({"images": 12, "pairs": 1, "nodes": 2, "edges": 1, "patterns": [{
+        "strength": 1.0, "nodes": 2, "images": [{"path": str(catalog.absolute(first)), "box": [0, 0, 10, 10]},
+                                                {"path": str(catalog.absolute(second)), "box": [0, 0, 10, 10]},
+                                                {"path": "/elsewhere/gone.png", "box": [0, 0, 10, 10]}]}]}))
+    found = read_discovery(saved, catalog)
+    assert [m["id"] for m in found["patterns"][0]["images"]] == [first.id, second.id, None]
+    saved.write_text("{not json")
+    with pytest.raises(SegswapError, match="segswap discover --json"):
+        read_discovery(saved, catalog)
