@@ -62,15 +62,16 @@ def transformer_matcher(size: int):
             f"SegSwap transformer, default recipe (width {conf['dim']}, untrained: same cost)")
 
 
-def synthetic_index(real: CollectionIndex, path: Path, count: int) -> tuple[CollectionIndex, dict[int, Path]]:
-    """An index of ``count`` entries: the real ones, then noisy copies. Returns it and, per entry id,
-    the real image file it derives from."""
+def synthetic_index(real: CollectionIndex, path: Path, count: int,
+                    per_folder: int = 1) -> tuple[CollectionIndex, dict[int, Path]]:
+    """An index of ``count`` entries: the real ones, then noisy copies, ``per_folder`` copies to a
+    folder. Returns it and, per entry id, the real image file it derives from."""
     shutil.rmtree(path, ignore_errors=True)
     create_index(path, real.root, real.backbone, real.size, real.channels)
     index = CollectionIndex(path)
     rng = np.random.default_rng(0)
     sources = real.images()
-    origin = {}
+    origin, source_of = {}, {}
     with IndexWriter(index) as writer:
         for start in range(0, count, 256):
             batch = []
@@ -81,12 +82,12 @@ def synthetic_index(real: CollectionIndex, path: Path, count: int) -> tuple[Coll
                 if k >= len(sources):
                     feats = feats + rng.normal(0, NOISE, feats.shape).astype(np.float32)
                     feats /= np.linalg.norm(feats, axis=0, keepdims=True)
-                    name = f"synthetic/{k:05d}/{name}"
+                    name = f"synthetic/{k // per_folder:05d}/{k:05d}_{name}" if per_folder > 1 else f"synthetic/{k:05d}/{name}"
                 batch.append(IndexEntry(name, 0, 0, "-", source.size, feats))
+                source_of[name] = source.path
             writer.add(batch)
     for image in index.images():
-        relative = image.path.relative_to(index.root).as_posix()
-        origin[image.id] = real.root / (relative.split("/", 2)[2] if relative.startswith("synthetic/") else relative)
+        origin[image.id] = source_of[image.path.relative_to(index.root).as_posix()]
     return index, origin
 
 
