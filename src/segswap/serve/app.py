@@ -119,7 +119,7 @@ def create_app(viewer: Viewer) -> FastAPI:
 
     @app.get("/image/{image_id}", include_in_schema=False)
     def image_page(image_id: int):
-        viewer._image(image_id)
+        viewer.image(image_id)
         return page("image")
 
     # -- pictures ------------------------------------------------------------------------------------
@@ -127,13 +127,13 @@ def create_app(viewer: Viewer) -> FastAPI:
     def picture(kind: str, image_id: int):
         if kind not in ("thumb", "view"):
             raise HTTPException(404, "no such picture kind")
-        image = viewer._image(image_id)
+        image = viewer.image(image_id)
         path = viewer.pictures.get(kind, image, catalog.absolute(image))
         return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": PICTURE_CACHE})
 
     @app.get("/crop/{image_id}.jpg")
     def crop_picture(image_id: int, box: str = Query(..., max_length=64)):
-        image = viewer._image(image_id)
+        image = viewer.image(image_id)
         return Response(crop(catalog.absolute(image), parse_box(box)), media_type="image/jpeg",
                         headers={"Cache-Control": PICTURE_CACHE})
 
@@ -158,7 +158,7 @@ def create_app(viewer: Viewer) -> FastAPI:
 
     @app.get("/api/images/{image_id}")
     def image_info(image_id: int):
-        image = viewer._image(image_id)
+        image = viewer.image(image_id)
         before, after = catalog.neighbours(image_id)
         return {**image.as_json(), "previous": before, "next": after}
 

@@ -88,7 +88,7 @@ class Viewer:
     # -- search ----------------------------------------------------------------------------------------
     def submit_search(self, image_id: int, box: tuple[int, int, int, int] | None, top: int) -> Job:
         """Queue a search for image ``image_id`` (or the ``box`` of it); cancels the search running before."""
-        image = self._image(image_id)
+        image = self.image(image_id)
         top = min(max(1, top), MAX_TOP)
 
         def work(space: Workspace, job: Job) -> dict:
@@ -112,7 +112,7 @@ class Viewer:
     def pair(self, query_id: int, box: tuple[int, int, int, int] | None, target_id: int):
         """A future of the side-by-side view of the query (or its box) and ``target_id``: both masks on
         their token grids and the most confident correspondences, in each image's own pixels."""
-        query, target = self._image(query_id), self._image(target_id)
+        query, target = self.image(query_id), self.image(target_id)
 
         def work(space: Workspace) -> dict:
             from ..collection.pairs import predict_pairs
@@ -165,7 +165,8 @@ class Viewer:
         path = self.discovery_path()
         return read_discovery(path, self.catalog) if path.is_file() else None
 
-    def _image(self, image_id: int):
+    def image(self, image_id: int):
+        """The catalogue's image ``image_id``; KeyError (a 404 for the page) if there is none."""
         image = self.catalog.get(image_id)
         if image is None:
             raise KeyError(image_id)
