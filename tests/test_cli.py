@@ -118,6 +118,7 @@ def test_a_missing_file_is_reported_before_the_heavy_imports(tmp_path, run_cli):
              "print(sorted(m for m in ('torch', 'cv2', 'onnxruntime') if m in sys.modules))")
     for args in (["pair", "missing.jpg", str(DATA / "box.png"), "--out", str(tmp_path / "o")],
                  ["search", "missing.jpg", "--index", str(tmp_path)], ["index", "missing", "--index", str(tmp_path)],
+                 ["serve", "--index", str(tmp_path / "missing")],
                  ["synth", "--segments", "missing", "--backgrounds", str(tmp_path), "--out", str(tmp_path / "p"), "-n", "1"]):
         r = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=60)
         assert "no such" in r.stderr and r.stdout.strip() == "[]", (args, r.stdout, r.stderr)

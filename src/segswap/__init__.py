@@ -25,6 +25,7 @@ not even inside a function (tests/test_ranks.py reads every import and checks)::
     train       recipes and ablations, losses, the training loop (pair models, SCOTT), export
     report      a pair result written to disk (masks, overlay, result.json)
     segswap     this module: load()
+    serve       the local web viewer over an index (`segswap serve`): pages, JSON API, background jobs
     cli         the `segswap` command: one module per command group
 """
 

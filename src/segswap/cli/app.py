@@ -10,7 +10,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from .. import __version__
 from ..errors import SegswapError
-from . import backbones, collection, evaluation, pair, synth, train, verify
+from . import backbones, collection, evaluation, pair, serve, synth, train, verify
 
 
 def _plain_help(params: list) -> list:
@@ -59,7 +59,7 @@ def _version(value: bool):
         raise typer.Exit()
 
 
-app = App({name: function for module in (pair, backbones, train, synth, collection, verify)
+app = App({name: function for module in (pair, backbones, train, synth, collection, serve, verify)
            for name, function in module.COMMANDS.items()},
           help="Find what images have in common: co-segmentation masks and dense correspondences.")
 app.add_typer(App(evaluation.COMMANDS, help=evaluation.HELP), name="eval")

@@ -25,7 +25,7 @@ from sklearn.cluster import KMeans
 
 from ..errors import SegswapError
 from ..grid import cells_to_pixels
-from ..progress import stage
+from ..progress import ProgressReport, report_step, stage
 from .graph import Nodes, cell_sums, correspondence_graph, graph_nodes, leading_eigenvectors
 from .index import CollectionIndex, IndexedImage
 from .pairs import neighbour_pairs, predict_pairs
@@ -75,22 +75,26 @@ def default_clusters(n_images: int) -> int:
 
 
 def discover(index: CollectionIndex, matcher, *, top_k: int = 5, clusters: int | None = None, flip: bool = False,
-             show_progress: bool = True) -> Discovery:
-    """Find the patterns that repeat across the images of ``index``."""
+             show_progress: bool = True, report: ProgressReport | None = None) -> Discovery:
+    """Find the patterns that repeat across the images of ``index``. ``report`` hears each step (it may
+    cancel; see :data:`segswap.progress.ProgressReport`)."""
     if top_k < 1:
         raise SegswapError(f"--top-k must be at least 1, got {top_k}")
     if clusters is not None and clusters < 1:
         raise SegswapError(f"--clusters must be at least 1, got {clusters}")
     if matcher.backbone.name != index.backbone:
         raise SegswapError(f"{index.path} holds {index.backbone} features; the model runs on {matcher.backbone.name}")
+    report_step(report, "shortlisting neighbours by descriptor")
     with stage("shortlisting neighbours by descriptor", show_progress):
         ids, regional = index.regional_descriptors()
         pairs = neighbour_pairs(index.descriptor_index(), regional, ids, top_k)
-    predictions = predict_pairs(matcher, index.features, pairs, flip=flip, show_progress=show_progress)
+    predictions = predict_pairs(matcher, index.features, pairs, flip=flip, show_progress=show_progress, report=report)
+    report_step(report, "building the correspondence graph")
     with stage("building the correspondence graph", show_progress):
         nodes = graph_nodes(predictions)
         graph = correspondence_graph(nodes, predictions, predictions)
     k = clusters or default_clusters(len(ids))
+    report_step(report, "clustering the graph")
     found = _clusters(index, nodes, graph, k, show_progress) if len(nodes) else []
     return Discovery(found, len(ids), len(pairs), len(nodes), graph.nnz)
 

@@ -111,6 +111,12 @@ class CollectionIndex:
         rows = self.db.execute("SELECT id, path, width, height, grid_h, grid_w FROM images ORDER BY id")
         return [IndexedImage(i, self.root / p, (w, h), (gh, gw)) for i, p, w, h, gh, gw in rows]
 
+    def listing(self) -> list[tuple[int, str, tuple[int, int], str]]:
+        """Every image as (id, path relative to the indexed folder, own size (w, h), content SHA-1),
+        by path: what a viewer lists, without the feature rows."""
+        rows = self.db.execute("SELECT id, path, width, height, sha1 FROM images ORDER BY path")
+        return [(i, p, (w, h), sha1) for i, p, w, h, sha1 in rows]
+
     def image(self, image_id: int) -> IndexedImage:
         row = self.db.execute("SELECT id, path, width, height, grid_h, grid_w FROM images WHERE id = ?", (image_id,)).fetchone()
         if row is None:

@@ -14,6 +14,7 @@ import torch
 from tqdm import tqdm
 
 from ..models.outputs import similarity_score
+from ..progress import ProgressReport, report_step
 from .descriptor import DescriptorIndex
 
 #: Features of one image: a C×h×w array (float16 or float32).
@@ -42,17 +43,20 @@ class PairPrediction:
 
 
 def predict_pairs(matcher, features: FeatureLookup, pairs: Sequence[tuple[int, int]], *, flip: bool = False,
-                  batch_size: int = 16, show_progress: bool = True, desc: str = "pairs") -> list[PairPrediction]:
+                  batch_size: int = 16, show_progress: bool = True, desc: str = "pairs",
+                  report: ProgressReport | None = None) -> list[PairPrediction]:
     """Run ``matcher``'s pair model on every ``(a, b)`` of ``pairs``; predictions in the order given.
 
     ``features(i)`` gives image i's C×h×w features (a memory-mapped view is fine: only its shape is
-    read until its batch runs). Pairs whose two grids have the same shapes run as batches.
+    read until its batch runs). Pairs whose two grids have the same shapes run as batches. ``report``
+    hears ``(desc, pairs done, pairs)`` after each batch.
     """
     groups: dict[tuple, list[int]] = {}
     for k, (a, b) in enumerate(pairs):
         groups.setdefault((features(a).shape[1:], features(b).shape[1:]), []).append(k)
     results: list[PairPrediction | None] = [None] * len(pairs)
     progress = tqdm(total=len(pairs), unit="pair", desc=desc, disable=not show_progress)
+    report_step(report, desc, 0, len(pairs))
     for ((ha, wa), (hb, wb)), members in groups.items():
         # Results go into arrays allocated once per group: kept small arrays allocated between the
         # model's large temporaries fragment the heap (with glibc, peak memory grew ≈40 MB per batch).
@@ -71,6 +75,7 @@ def predict_pairs(matcher, features: FeatureLookup, pairs: Sequence[tuple[int, i
             store["score_ab"][rows] = similarity_score(out["mask_a"], out["mask_b"], out["flow_ab"], fa, fb).numpy()
             store["score_ba"][rows] = similarity_score(out["mask_b"], out["mask_a"], out["flow_ba"], fb, fa).numpy()
             progress.update(len(chunk))
+            report_step(report, desc, progress.n, len(pairs))
         for j, k in enumerate(members):
             results[k] = PairPrediction(pairs[k][0], pairs[k][1], store["mask_a"][j], store["mask_b"][j], store["flow_ab"][j],
                                         store["flow_ba"][j], float(store["score_ab"][j]), float(store["score_ba"][j]))

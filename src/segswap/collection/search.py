@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ..errors import SegswapError
 from ..grid import STRIDE, cells_to_pixels
-from ..progress import stage
+from ..progress import ProgressReport, report_step, stage
 from ..io import load_image, pixels_to_tensor, resize_for_model
 from ..models.outputs import cycle_consistent_mask, matched_fraction
 from ..shipped import search_calibrations
@@ -104,11 +104,12 @@ def parse_box(text: str) -> tuple[int, int, int, int]:
 
 def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, int] | None = None, top: int = 10,
            shortlist: int = 100, rerank: str = "model", threshold: float | None = None,
-           show_progress: bool = False) -> SearchResult:
+           show_progress: bool = False, report: ProgressReport | None = None) -> SearchResult:
     """Find the ``top`` images of ``index`` that best share content with ``query`` (a path), or with the
     ``box`` (x0, y0, x1, y1 in its pixels) of it; best first. ``rerank``: one of :data:`RERANKERS`.
     ``threshold``: what a hit needs for "match" (see the module docstring); by default the calibrated
-    one of the pair model's weights, if any."""
+    one of the pair model's weights, if any. ``report`` hears each step (it may cancel; see
+    :data:`segswap.progress.ProgressReport`)."""
     if top < 1 or shortlist < 1:
         raise SegswapError("--top and --shortlist must be at least 1")
     if rerank not in RERANKERS:
@@ -122,6 +123,7 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
     if threshold is None and rerank == "model":
         threshold = calibrated_threshold(matcher)
         source = "calibrated" if threshold is not None else None
+    report_step(report, "shortlisting by descriptor")
     rgb = load_image(query)
     box = _checked_box(box, rgb.shape[1], rgb.shape[0]) if box is not None else None
     with stage(f"shortlisting {len(index)} images by descriptor", show_progress):
@@ -131,7 +133,7 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
     if not candidates:
         return SearchResult(Path(query), box, 0, [], rerank, threshold, source)
     if rerank == "ransac":
-        hits = _verified_hits(index, query_feats, candidates, top, box, show_progress)
+        hits = _verified_hits(index, query_feats, candidates, top, box, show_progress, report)
         for hit in hits:
             hit.match = None if threshold is None else bool(hit.score >= threshold)
         return SearchResult(Path(query), box, len(candidates), hits, rerank, threshold, source)
@@ -153,11 +155,12 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
 
 
 def _verified_hits(index: CollectionIndex, query_feats: np.ndarray, candidates, top: int, box,
-                   show_progress: bool) -> list[SearchHit]:
+                   show_progress: bool, report: ProgressReport | None = None) -> list[SearchHit]:
     """The shortlist ranked by ArtMiner's verification, with its tolerance for a region or a whole image."""
     tolerance = TOLERANCE_CELLS_REGION if box is not None else TOLERANCE_CELLS_IMAGE
     hits = []
-    for image_id, _ in tqdm(candidates, desc="verifying", unit="img", disable=not show_progress):
+    for done, (image_id, _) in enumerate(tqdm(candidates, desc="verifying", unit="img", disable=not show_progress)):
+        report_step(report, "verifying", done, len(candidates))
         image = index.image(image_id)
         found = verify(query_feats, index.features(image_id), image.size, tolerance_cells=tolerance)
         hits.append(SearchHit(image, found.score, found.region, found.box))

@@ -1,0 +1,128 @@
+"""The viewer's pages in a real browser (headless chromium): what a user does, and what they see."""
+
+from __future__ import annotations
+
+import json
+
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.select import Select
+from selenium.webdriver.support.ui import WebDriverWait
+
+#: Seconds a page may take to show a background job's result (a search of 12 images takes about 1 s).
+JOB_WAIT = 120
+
+
+def open_page(browser, url: str):
+    browser.get(url)
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script("return document.body.dataset.ready === '1'"))
+
+
+def test_the_collection_page_shows_thumbnails_and_filters_by_folder(server, browser, screenshot):
+    open_page(browser, server["url"] + "/collection")
+    tiles = browser.find_elements(By.CSS_SELECTOR, "#grid .tile")
+    assert len(tiles) == 12
+    assert "1–12 of 12" in browser.find_element(By.ID, "range").text
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script(
+        "return [...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)"))
+    screenshot(browser, "collection")
+    Select(browser.find_element(By.ID, "folder")).select_by_value("=face")
+    WebDriverWait(browser, 10).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#grid .tile")) == 4)
+    assert all(t.get_attribute("title").startswith("face/") for t in browser.find_elements(By.CSS_SELECTOR, "#grid .tile"))
+    assert "folder=face" in browser.current_url  # the filter is in the address, so it can be bookmarked
+    thumbnails = list((server["index"] / "viewer" / "pictures" / "thumb").rglob("*.jpg"))
+    assert len(thumbnails) == 12, "each thumbnail is cached on disk beside the index"
+
+
+def test_a_box_drawn_on_an_image_gives_ranked_results_with_outlined_regions(server, browser, screenshot):
+    face = server["viewer"].catalog.page("face", 0, 1)[1][0]
+    open_page(browser, f"{server['url']}/image/{face.id}")
+    canvas = browser.find_element(By.ID, "boxes")
+    width, height = canvas.size["width"], canvas.size["height"]
+    # Drag from the upper left of the middle to the lower right: the face in the MSRC face images.
+    ActionChains(browser).move_to_element_with_offset(canvas, -width // 4, -height // 3).click_and_hold() \
+        .move_by_offset(width // 2, height // 2).move_by_offset(5, 5).release().perform()
+    WebDriverWait(browser, JOB_WAIT).until(lambda d: d.find_element(By.ID, "hits").get_attribute("data-count"))
+    hits = browser.find_elements(By.CSS_SELECTOR, "#hits .hit")
+    assert len(hits) >= 5
+    status = browser.find_element(By.ID, "status").text
+    assert "for the detail" in status and "shortlisted" in status
+    verdicts = [h.find_element(By.CSS_SELECTOR, ".verdict").text for h in hits]
+    assert set(verdicts) <= {"match", "no match"} and "match" in verdicts
+    assert "score" in hits[0].text and "% of the query matched" in hits[0].text
+    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.CSS_SELECTOR, "#hits .hit canvas").get_attribute("data-region"))
+    # The best results are faces: the detail's own image and the other faces of the group.
+    top = [int(h.get_attribute("data-id")) for h in hits[:3]]
+    assert face.id in top
+    assert sum(server["viewer"].catalog.get(i).folder == "face" for i in top) >= 2
+
+    hits[1].click()
+    pair = browser.find_element(By.ID, "pair-canvas")
+    WebDriverWait(browser, JOB_WAIT).until(lambda d: pair.get_attribute("data-lines") not in (None, "hidden"))
+    assert int(pair.get_attribute("data-lines")) > 0
+    assert pair.get_attribute("data-masks") == "shown"
+    browser.set_window_size(1200, 1500)  # the picture, the results and the side-by-side view in one shot
+    browser.execute_script("window.scrollTo(0, 0)")
+    screenshot(browser, "image")
+    browser.set_window_size(1200, 900)
+    browser.find_element(By.ID, "show-masks").click()
+    assert pair.get_attribute("data-masks") == "hidden"
+    browser.find_element(By.ID, "show-lines").click()
+    assert pair.get_attribute("data-lines") == "hidden"
+
+
+def test_a_second_search_replaces_the_first_in_the_page(server, browser):
+    image = server["viewer"].catalog.page("cow", 0, 1)[1][0]
+    open_page(browser, f"{server['url']}/image/{image.id}")
+    browser.find_element(By.ID, "whole").click()
+    browser.find_element(By.ID, "whole").click()
+    WebDriverWait(browser, JOB_WAIT).until(lambda d: d.find_element(By.ID, "hits").get_attribute("data-count"))
+    assert "for the whole image" in browser.find_element(By.ID, "status").text
+    searches = server["viewer"].search_lane.history("search")
+    assert searches[-1].state == "done" and searches[-2].state in ("cancelled", "done")
+
+
+def test_discovery_runs_from_the_page_and_a_pattern_opens(server, browser, screenshot):
+    open_page(browser, server["url"] + "/discovery")
+    browser.find_element(By.ID, "run").click()
+    WebDriverWait(browser, JOB_WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#patterns .pattern"))
+    assert "done in" in browser.find_element(By.ID, "status").text
+    saved = json.loads((server["index"] / "viewer" / "discovery.json").read_text())
+    patterns = browser.find_elements(By.CSS_SELECTOR, "#patterns .pattern")
+    assert len(patterns) == len(saved["patterns"]) >= 1
+    first = patterns[0]
+    crops = first.find_elements(By.CSS_SELECTOR, ".strip img")
+    assert len(crops) == len(saved["patterns"][0]["images"]) >= 2
+    WebDriverWait(browser, 30).until(lambda d: all(c.get_attribute("naturalWidth") != "0" for c in crops))
+    first.find_element(By.CSS_SELECTOR, ".head").click()
+    WebDriverWait(browser, 10).until(expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, ".pattern.open .members a")))
+    assert len(first.find_elements(By.CSS_SELECTOR, ".members a")) == len(crops)
+    screenshot(browser, "discovery")
+
+
+def test_cosegmentation_masks_toggle_and_a_wrong_mark_is_saved(server, browser, screenshot):
+    open_page(browser, server["url"] + "/cosegment")
+    figures = browser.find_elements(By.CSS_SELECTOR, ".coseg figure")
+    assert len(figures) == 12
+    masks = browser.find_elements(By.CSS_SELECTOR, ".coseg img.mask")
+    assert len(masks) == 12 and masks[0].is_displayed()
+    WebDriverWait(browser, 30).until(lambda d: all(m.get_attribute("naturalWidth") != "0" for m in masks))
+    browser.find_element(By.ID, "show-masks").click()
+    assert not masks[0].is_displayed()
+    browser.find_element(By.ID, "show-masks").click()
+    assert masks[0].is_displayed()
+
+    figures[1].find_element(By.TAG_NAME, "button").click()
+    WebDriverWait(browser, 10).until(lambda d: "wrong" in figures[1].get_attribute("class"))
+    saved = json.loads((server["index"] / "viewer" / "cosegment-overrides.json").read_text())
+    (marks,) = saved["wrong"].values()
+    assert len(marks) == 1
+    open_page(browser, server["url"] + "/cosegment")  # the mark survives a reload
+    assert "wrong" in browser.find_elements(By.CSS_SELECTOR, ".coseg figure")[1].get_attribute("class")
+    WebDriverWait(browser, 30).until(lambda d: all(m.get_attribute("naturalWidth") != "0"
+                                                   for m in d.find_elements(By.CSS_SELECTOR, ".coseg img")))
+    screenshot(browser, "cosegment")
+    browser.find_elements(By.CSS_SELECTOR, ".coseg figure")[1].find_element(By.TAG_NAME, "button").click()
+    WebDriverWait(browser, 10).until(lambda d: "wrong" not in d.find_elements(By.CSS_SELECTOR, ".coseg figure")[1].get_attribute("class"))
+    assert not json.loads((server["index"] / "viewer" / "cosegment-overrides.json").read_text())["wrong"][str(server["masks"].resolve())]
