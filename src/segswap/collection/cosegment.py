@@ -91,12 +91,19 @@ class Cosegmentation:
 
 
 def cosegment_images(paths: list[Path], matcher, *, top_k: int = 5, flip: bool = False,
-                     show_progress: bool = True, method: str = DEFAULT_METHOD) -> list[np.ndarray]:
+                     show_progress: bool = True, method: str = DEFAULT_METHOD, engine=None) -> list[np.ndarray]:
     """Co-segment the images at ``paths`` together; one uint8 0/255 mask per image, at its size, in
-    order. Raises :class:`~segswap.errors.ImageError` if an image cannot be read."""
-    feats = extract_features(paths, matcher, skip_unreadable=False, show_progress=show_progress)
+    order. Raises :class:`~segswap.errors.ImageError` if an image cannot be read. ``engine``: see
+    :func:`cosegment_features`."""
+    feats = _features(paths, matcher, engine, skip_unreadable=False, show_progress=show_progress)
     return cosegment_features(feats, matcher, top_k=top_k, flip=flip, show_progress=show_progress,
-                              method=resolve_method(method)).masks
+                              method=resolve_method(method), engine=engine).masks
+
+
+def _features(paths, matcher, engine, **options) -> FolderFeatures:
+    if engine is None:
+        return extract_features(paths, matcher, **options)
+    return engine.extract_features(paths, matcher, **options)
 
 
 def prior_masks(paths: Sequence[Path], potentials: Sequence[np.ndarray] | None,
@@ -119,9 +126,10 @@ def prior_masks(paths: Sequence[Path], potentials: Sequence[np.ndarray] | None,
 
 
 def cosegment_features(feats: FolderFeatures, matcher, *, top_k: int = 5, flip: bool = False,
-                       show_progress: bool = True, method: str = "segswap") -> Cosegmentation:
+                       show_progress: bool = True, method: str = "segswap", engine=None) -> Cosegmentation:
     """Co-segment images whose backbone features are already computed, by ``method`` (resolved: see
-    :func:`resolve_method`)."""
+    :func:`resolve_method`). With an ``engine`` (:class:`segswap.cluster.DaskEngine`; ``feats`` then
+    from its workers) the workers run the pair model; the graph and the masks are made here."""
     if top_k < 1:
         raise SegswapError(f"--top-k must be at least 1, got {top_k}")
     n = len(feats.paths)
@@ -131,13 +139,17 @@ def cosegment_features(feats: FolderFeatures, matcher, *, top_k: int = 5, flip: 
         masks = prior_masks(feats.paths, None, show_progress)
         return Cosegmentation(masks, [np.zeros(g, np.float32) for g in feats.grids], [False] * n)
     grids = feats.grids
-    regional = [regional_descriptors(f) for f in feats.features]
+    regional = feats.descriptors if feats.descriptors is not None else [regional_descriptors(f) for f in feats.features]
     descriptors = DescriptorIndex(mean_descriptor(regional, regional[0].shape[1]))
     for i, vectors in enumerate(regional):
         descriptors.add(i, vectors)
     candidates = neighbour_pairs(descriptors, regional, range(n), min(n - 1, CANDIDATES_PER_K * top_k))
-    predictions = predict_pairs(matcher, lambda i: feats.features[i], candidates, flip=flip,
-                                show_progress=show_progress, desc="pairs")
+    if engine is None:
+        predictions = predict_pairs(matcher, lambda i: feats.features[i], candidates, flip=flip,
+                                    show_progress=show_progress, desc="pairs")
+    else:
+        predictions = engine.predict_pairs(matcher, dict(enumerate(feats.locations)), candidates, flip=flip,
+                                           show_progress=show_progress)
     chosen = best_partners(predictions, n, top_k)
     nodes = graph_nodes(chosen)
     graph = correspondence_graph(nodes, chosen, predictions)
@@ -226,12 +238,13 @@ class FolderSummary:
 
 
 def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bool = False,
-                     show_progress: bool = True, method: str = DEFAULT_METHOD) -> FolderSummary:
+                     show_progress: bool = True, method: str = DEFAULT_METHOD, engine=None) -> FolderSummary:
     """Co-segment the images of folder ``root`` and write ``out/<relative path>.png`` (0/255) for each.
 
     Each group of :func:`~segswap.collection.folder.image_groups` (the groups of a co-segmentation
     layout folder, ``images/<group>/...``, or else each sub-folder) is done separately, writing
     ``out/<group>/<stem>.png``. Unreadable files are skipped with a warning and listed in the summary.
+    ``engine``: see :func:`cosegment_features`.
     """
     root, out = Path(root), Path(out)
     check_input_folder(root)
@@ -247,10 +260,10 @@ def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bo
             continue
         if show_progress and len(groups) > 1:
             print(f"group {name}: {len(group.images)} images", file=sys.stderr, flush=True)
-        feats = extract_features(group.images, matcher, skip_unreadable=True, show_progress=show_progress)
+        feats = _features(group.images, matcher, engine, skip_unreadable=True, show_progress=show_progress)
         summary.skipped += feats.skipped
         result = cosegment_features(feats, matcher, top_k=top_k, flip=flip, show_progress=show_progress,
-                                    method=method)
+                                    method=method, engine=engine)
         written = []
         for path, mask in zip(feats.paths, result.masks):
             target = out / group.subfolder / path.relative_to(group.base).with_suffix(".png")
