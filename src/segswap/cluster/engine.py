@@ -88,7 +88,7 @@ def open_engine(scheduler: str | None = None, workers: int | None = None, scratc
         else:
             threads = max(1, (os.cpu_count() or 1) // workers)
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+                                   dashboard_address=":0", silence_logs=logging.ERROR)
             client = Client(cluster, set_as_default=False)
             client.register_plugin(ThreadLimit(threads))
         scratch.mkdir(parents=True, exist_ok=True)
