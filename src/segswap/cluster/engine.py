@@ -1,9 +1,9 @@
 """A Dask cluster to run a collection command on: connected to, or started locally, for one command.
 
 :func:`open_engine` yields a :class:`DaskEngine`; the collection functions take it as ``engine=`` and
-hand it the expensive, independent work — backbone features (index, co-segmentation) and the pair
-model over image pairs (discover, co-segmentation). Everything else, and every write to the index or
-the output folder, stays on the client.
+hand it the expensive, independent work — backbone features (index, co-segmentation), the pair model
+over image pairs (discover, co-segmentation) and the masks (GrabCut, the objectness prior). The graph,
+the clustering and every write to the index or the output folder stay on the client.
 
 Same answer: tasks rebuild the client's matcher from its load arguments; pair tasks take whole batches
 of :func:`~segswap.collection.pairs.predict_pairs` (:func:`~segswap.collection.pairs.pair_chunks`);
@@ -180,6 +180,24 @@ class DaskEngine:
                 out.features.append(maps[file][offset // 2:offset // 2 + int(np.prod(shape))].reshape(shape))
         progress.close()
         return out
+
+    def make_masks(self, method: str, paths: Sequence[Path], potentials: Sequence[np.ndarray] | None, *,
+                   show_progress: bool = True) -> list[np.ndarray]:
+        """As :func:`segswap.collection.cosegment.make_masks`, on the workers (GrabCut, the objectness
+        prior); the potentials go out, the masks come back, in order."""
+        paths = [Path(p) for p in paths]
+        starts = range(0, len(paths), FEATURE_TASK_IMAGES)
+        run = uuid.uuid4().hex[:8]
+        futures = [self.client.submit(tasks.mask_chunk, method, paths[k:k + FEATURE_TASK_IMAGES],
+                                      None if potentials is None else list(potentials[k:k + FEATURE_TASK_IMAGES]),
+                                      key=f"segswap-masks-{run}-{n}", pure=False) for n, k in enumerate(starts)]
+        masks: list[np.ndarray] = []
+        progress = tqdm(total=len(paths), unit="image", desc="masks", disable=not show_progress)
+        for chunk in self._in_order(futures):
+            masks += chunk
+            progress.update(len(chunk))
+        progress.close()
+        return masks
 
     # -- gathering --------------------------------------------------------------------------------
     def _in_order(self, futures: list) -> Iterator:

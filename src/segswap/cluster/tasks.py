@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backbone import get_backbone
+from ..collection.cosegment import make_masks
 from ..collection.descriptor import regional_descriptors
 from ..collection.features import extract_features
 from ..collection.index import StagedShard
@@ -83,3 +84,8 @@ def feature_chunk(load_arguments: dict, paths: list[Path], folder: str) -> Featu
     os.replace(name.with_suffix(".part"), name.with_suffix(".f16"))
     return FeatureChunk(feats.paths, feats.sizes, locations, [regional_descriptors(f) for f in feats.features],
                         feats.skipped)
+
+
+def mask_chunk(method: str, paths: list[Path], potentials: list[np.ndarray] | None) -> list[np.ndarray]:
+    """Co-segmentation masks of some images (:func:`segswap.collection.cosegment.make_masks`)."""
+    return make_masks(method, paths, potentials, show_progress=False)

@@ -136,7 +136,7 @@ def cosegment_features(feats: FolderFeatures, matcher, *, top_k: int = 5, flip: 
     if n == 0:
         return Cosegmentation([], [], [])
     if method == "saliency":
-        masks = prior_masks(feats.paths, None, show_progress)
+        masks = _masks(engine, method, feats.paths, None, show_progress)
         return Cosegmentation(masks, [np.zeros(g, np.float32) for g in feats.grids], [False] * n)
     grids = feats.grids
     regional = feats.descriptors if feats.descriptors is not None else [regional_descriptors(f) for f in feats.features]
@@ -162,11 +162,26 @@ def cosegment_features(feats: FolderFeatures, matcher, *, top_k: int = 5, flip: 
         average = mean_pair_mask(i, chosen, grids[i])
         potentials[i] = np.where(average >= FALLBACK_MIN, average, 0)
     potentials = [p / p.max() if p.max() > 0 else p for p in potentials]
-    if method == "fusion":
-        masks = prior_masks(feats.paths, potentials, show_progress)
-    else:
-        masks = [refine_with_grabcut(load_image(path), potential) for path, potential in zip(feats.paths, potentials)]
+    masks = _masks(engine, method, feats.paths, potentials, show_progress)
     return Cosegmentation(masks, potentials, fallback, len(predictions), len(nodes), graph.nnz)
+
+
+def _masks(engine, method: str, paths: Sequence[Path], potentials: Sequence[np.ndarray] | None,
+           show_progress: bool) -> list[np.ndarray]:
+    if engine is None:
+        return make_masks(method, paths, potentials, show_progress)
+    return engine.make_masks(method, paths, potentials, show_progress=show_progress)
+
+
+def make_masks(method: str, paths: Sequence[Path], potentials: Sequence[np.ndarray] | None,
+               show_progress: bool = True) -> list[np.ndarray]:
+    """The uint8 0/255 masks of ``method`` from the images and their token-grid ``potentials`` (None
+    for ``saliency``): the objectness prior, its mean with the potentials, or GrabCut on the potentials."""
+    if method == "saliency":
+        return prior_masks(paths, None, show_progress)
+    if method == "fusion":
+        return prior_masks(paths, potentials, show_progress)
+    return [refine_with_grabcut(load_image(path), potential) for path, potential in zip(paths, potentials)]
 
 
 def best_partners(predictions: Sequence[PairPrediction], n_images: int, top_k: int) -> list[PairPrediction]:
