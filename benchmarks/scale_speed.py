@@ -35,6 +35,10 @@ from _machine import machine_summary, print_table  # noqa: E402
 
 MSRC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval" / "msrc_coseg" / "images"
 SIZE = 320
+#: Address space the memory simulation may take (torch's import alone reserves ≈1 GiB of it).
+SIMULATION_LIMIT = 12 * 2**30
+#: Seconds the simulation may run.
+SIMULATION_SECONDS = 1800
 
 
 def make_collection(folder: Path, count: int) -> int:
@@ -119,7 +123,12 @@ def main() -> None:
     parser.add_argument("--simulate-only", help=argparse.SUPPRESS)  # JSON sizes: the child process's work
     args = parser.parse_args()
     if args.simulate_only:
-        print(json.dumps(simulate(**json.loads(args.simulate_only))))
+        # A shared machine: past the limit the simulation fails alone instead of swapping everyone out.
+        resource.setrlimit(resource.RLIMIT_AS, (SIMULATION_LIMIT, SIMULATION_LIMIT))
+        try:
+            print(json.dumps(simulate(**json.loads(args.simulate_only))))
+        except MemoryError:
+            print(json.dumps({"error": f"out of memory at the {SIMULATION_LIMIT / 2**30:.0f} GiB address-space limit"}))
         return
     if not MSRC.is_dir():
         sys.exit(f"needs {MSRC}")
@@ -156,11 +165,17 @@ def main() -> None:
     sizes = {"images": args.simulate, "pairs_per_image": found.pairs / found.images,
              "nodes_per_pair": found.nodes / found.pairs, "edges_per_node": found.edges / max(found.nodes, 1),
              "grid": single["grid"]}
-    child = subprocess.run([sys.executable, __file__, "--simulate-only", json.dumps(sizes)], capture_output=True,
-                           text=True)
+    print(f"simulating discovery's client at {args.simulate:,} images: {json.dumps(sizes)}")
+    try:
+        child = subprocess.run([sys.executable, __file__, "--simulate-only", json.dumps(sizes)], capture_output=True,
+                               text=True, timeout=SIMULATION_SECONDS)
+    except subprocess.TimeoutExpired:
+        sys.exit(f"the simulation took more than {SIMULATION_SECONDS} s")
     if child.returncode:
         sys.exit(child.stderr)
     memory = json.loads(child.stdout.strip().splitlines()[-1])
+    if "error" in memory:
+        sys.exit(memory["error"])
     print(f"client memory, discovery at {memory['images']:,} images (simulated: {memory['pairs']:,} pairs of "
           f"{sizes['grid'][0]}×{sizes['grid'][1]} cells, {memory['nodes']:,} nodes, {memory['edges']:,} edges): "
           f"peak RSS **{memory['peak_rss_gib']:.2f} GiB** (target ≤ 4); seconds "

@@ -194,3 +194,23 @@ def test_cosegment_on_a_remote_scheduler_needs_a_shared_scratch_folder(tmp_path,
     (tmp_path / "images").mkdir()
     done = run_cli("cosegment", tmp_path / "images", "--out", tmp_path / "out", "--scheduler", "tcp://127.0.0.1:9")
     assert done.returncode == 2 and "--scratch" in done.stderr
+
+
+@needs_msrc
+def test_eval_coseg_and_cosegment_commands_with_local_workers_score_as_one_process(tmp_path, run_cli):
+    import json
+
+    root = copy_groups(tmp_path / "msrc")
+    scores = {}
+    for label, options in (("here", []), ("there", ["--workers", "2"])):
+        done = run_cli("eval", "coseg", root, "--method", "correlation", "--size", SIZE, "--top-k", 3,
+                       "--json", tmp_path / f"{label}.json", *options)
+        assert done.returncode == 0, done.stderr
+        scores[label] = json.loads((tmp_path / f"{label}.json").read_text())["groups"]
+    assert scores["here"] == scores["there"]
+    done = run_cli("cosegment", root, "--out", tmp_path / "masks", "--model", "correlation", "--size", SIZE,
+                   "--method", "segswap", "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "masks").rglob("*.png"))) == sum(GROUPS.values())
+    done = run_cli("eval", "coseg", root, "--method", "centre-box", "--workers", "2")
+    assert done.returncode == 2 and "does not run on a cluster" in done.stderr

@@ -10,7 +10,7 @@ per group.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -214,7 +214,9 @@ def evaluate_coseg(root: Path, method: str = "segswap", groups: list[str] | None
     return {
         "method": method,
         "root": str(root),
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items() if k not in ("show_progress", "engine")},
+        # Not asdict(): it deep-copies every value, the engine (a live Dask client) included.
+        "options": {f.name: (str(v) if isinstance(v, Path) else v) for f in fields(options)
+                    if f.name not in ("show_progress", "engine") for v in [getattr(options, f.name)]},
         "groups": rows,
         "mean": mean,
         "seconds": time.perf_counter() - start,
