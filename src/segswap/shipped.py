@@ -17,6 +17,10 @@ SHIPPED_WEIGHTS = {"segswap": "segswap.safetensors", "ncnet": "ncnet.safetensors
 #: to twice or half its size (engraving vs painting, object vs scene) is otherwise too few cells in one
 #: image to match.
 SEARCH_SCALES = (0.5, 0.7, 1.0, 1.4, 2.0)
+#: Whether `segswap pair` and ``Matcher.match`` average each mask with the objectness prior by default
+#: (``--prior``). Off: it helps photographs of a salient object and hurts copied details that are not
+#: salient (docs/results.md, "`segswap pair` with the objectness prior").
+PAIR_PRIOR = False
 #: `segswap search`'s match / no-match thresholds, one record per calibrated weights file, written by
 #: `segswap eval calibrate-search`.
 SEARCH_CALIBRATION = "search_calibration.json"

@@ -190,10 +190,13 @@ def test_bad_cluster_options_are_one_line_and_nothing_is_written(tmp_path, kit, 
     assert not (tmp_path / "idx").exists()
 
 
-def test_cosegment_on_a_remote_scheduler_needs_a_shared_scratch_folder(tmp_path, run_cli):
+def test_cosegment_on_a_remote_scheduler_needs_a_shared_scratch_folder_and_no_index(tmp_path, run_cli):
     (tmp_path / "images").mkdir()
     done = run_cli("cosegment", tmp_path / "images", "--out", tmp_path / "out", "--scheduler", "tcp://127.0.0.1:9")
     assert done.returncode == 2 and "--scratch" in done.stderr
+    done = run_cli("cosegment", tmp_path / "images", "--out", tmp_path / "out", "--index", tmp_path / "images",
+                   "--workers", "2")
+    assert done.returncode == 2 and "do not combine yet" in done.stderr and not (tmp_path / "out").exists()
 
 
 @needs_msrc

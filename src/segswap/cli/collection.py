@@ -143,6 +143,9 @@ def cosegment(
     method: str = typer.Option("fusion", help="fusion (default): the objectness prior and the SegSwap potential "
                                "together; segswap: the potential refined by GrabCut (the paper's); saliency: the "
                                "prior alone, no second image looked at. Measured in docs/results.md."),
+    index_dir: Optional[Path] = typer.Option(None, "--index", help="An index (`segswap index`) of this folder or "
+                                             "one holding it: the features of the images it holds up to date are "
+                                             "read from it, and their objectness priors are kept in it for next time."),
     scheduler: Optional[str] = scheduler_option(),
     workers: Optional[int] = workers_option(),
     scratch: Optional[Path] = scratch_option(),
@@ -150,18 +153,22 @@ def cosegment(
     """Cut out the object common to the images of a folder, as masks. Each sub-folder is a group
     co-segmented on its own (in a co-segmentation layout, images/<group>/), and so are the images
     directly in the folder."""
-    check_arguments(folders=[directory], weights=weights, size=size, output_folders=[(out, "--out")],
-                    output_files=[(report, "--report")])
+    check_arguments(folders=[directory, *([index_dir] if index_dir else [])], weights=weights, size=size,
+                    output_folders=[(out, "--out")], output_files=[(report, "--report")])
     from ..collection.methods import check_method
 
     check_method(method)
     check_engine_options(scheduler, workers, scratch, needs_scratch=True)
-    from ..collection.cosegment import cosegment_folder
+    from ..collection.cosegment import INDEX_AND_CLUSTER, cosegment_folder
+
+    if index_dir is not None and (scheduler or workers):
+        raise SegswapError(INDEX_AND_CLUSTER)
     from ..collection.report import fallback_note, write_cosegment_report
 
     with cluster_engine(scheduler, workers, scratch) as engine:
         matcher = load_matcher(model, weights, backbone=backbone, size=size)
-        summary = cosegment_folder(directory, out, matcher, top_k=top_k, flip=flip, method=method, engine=engine)
+        summary = cosegment_folder(directory, out, matcher, top_k=top_k, flip=flip, method=method, index=index_dir,
+                                   engine=engine)
     fallback = [flag for group in summary.groups.values() for flag in group["fallback"]]
     typer.echo(f"wrote {summary.images} masks to {out} ({len(summary.groups)} group(s): "
                f"{', '.join(summary.groups)}); {len(summary.skipped)} unreadable files skipped"

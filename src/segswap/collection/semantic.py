@@ -64,22 +64,20 @@ def _on_grid(values: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     return cv2.resize(values.astype(np.float32), (grid[1], grid[0]), interpolation=cv2.INTER_AREA)
 
 
-def prior_cosegment(images: list[np.ndarray], prior, *, saliency: bool = True, semantic: bool = True) -> list[np.ndarray]:
-    """Boolean masks of one group from the objectness prior, the group's semantic commonness, or their mean,
-    each image's map thresholded at its own Otsu level. ``prior``: a :class:`~segswap.backbone.objectness.FocusPrior`."""
+def semantic_cosegment(images: list[np.ndarray], prior, *, with_saliency: bool) -> list[np.ndarray]:
+    """Boolean masks of one group from its semantic commonness, or from the mean of that and each image's
+    saliency map, each image's map cut at its own Otsu level. ``prior``: a
+    :class:`~segswap.backbone.objectness.FocusPrior`."""
     import cv2
 
     from ..backbone.objectness import otsu_foreground
 
-    if not (saliency or semantic):
-        raise ValueError("prior_cosegment needs saliency, semantic or both")
     outputs = [prior(image) for image in images]
-    maps = [o["saliency"] for o in outputs]
-    if semantic:
-        grids = [o["tokens"].shape[:2] for o in outputs]
-        common = semantic_commonness([o["tokens"] for o in outputs],
-                                     [_on_grid(o["saliency"], g) for o, g in zip(outputs, grids)])
-        upsampled = [cv2.resize(c, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
-                     for c, image in zip(common, images)]
-        maps = [(s + c) / 2 for s, c in zip(maps, upsampled)] if saliency else upsampled
+    grids = [o["tokens"].shape[:2] for o in outputs]
+    common = semantic_commonness([o["tokens"] for o in outputs],
+                                 [_on_grid(o["saliency"], g) for o, g in zip(outputs, grids)])
+    maps = [cv2.resize(c, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+            for c, image in zip(common, images)]
+    if with_saliency:
+        maps = [(o["saliency"] + m) / 2 for o, m in zip(outputs, maps)]
     return [otsu_foreground(m) for m in maps]

