@@ -104,8 +104,15 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
             conf = {"input_dim": feature_extractor.channels, **conf}
         model = MODEL_CLASSES[name](**conf).eval()
         provenance = UNTRAINED if name in TRAINABLE else "training-free"
-        return Matcher(model, feature_extractor, size=size or DEFAULT_SIZE, name=name, weights=provenance)
-    return Matcher(model, get_backbone(backbone, runtime), size=size, name=name, weights=provenance, weights_sha256=digest)
+        matcher = Matcher(model, feature_extractor, size=size or DEFAULT_SIZE, name=name, weights=provenance)
+    if weights is not None:
+        matcher = Matcher(model, get_backbone(backbone, runtime), size=size, name=name, weights=provenance,
+                          weights_sha256=digest)
+    # What rebuilds this matcher in another process (a cluster's worker): the resolved arguments.
+    matcher.load_arguments = {"name": name, "weights": None if weights is None else str(Path(weights).resolve()),
+                              "backbone": matcher.backbone.name, "size": matcher.size, "runtime": runtime,
+                              "allow_untrained": allow_untrained, **conf}
+    return matcher
 
 
 class Matcher:
@@ -120,6 +127,7 @@ class Matcher:
         self.name = name
         self.weights = weights
         self.weights_sha256 = weights_sha256  # of the weights file, None without one
+        self.load_arguments: dict | None = None  # set by load(): how another process rebuilds this matcher
 
     @property
     def trained(self) -> bool:

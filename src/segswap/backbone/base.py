@@ -103,8 +103,21 @@ def cached_onnx_model(filename: str, build: Callable[[], object], label: str) ->
     return OnnxModel(path, label)
 
 
+#: Set by :func:`limit_threads`: the threads an ONNX session may use, else every available core.
+_thread_limit: int | None = None
+
+
+def limit_threads(threads: int | None) -> None:
+    """Cap the threads of ONNX sessions built from now on: a cluster worker shares its machine's cores
+    with other workers, and onnxruntime's spinning threads slow everyone when the cores are oversubscribed."""
+    global _thread_limit
+    _thread_limit = threads
+
+
 def available_cores() -> int:
-    """Cores this process may run on (the affinity mask, where the OS has one)."""
+    """Cores this process may run on (the affinity mask, where the OS has one), or its :func:`limit_threads`."""
+    if _thread_limit is not None:
+        return _thread_limit
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows

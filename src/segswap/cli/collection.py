@@ -11,8 +11,10 @@ import typer
 from ..errors import SegswapError
 from ..grid import DEFAULT_SIZE, STRIDE
 from ..progress import stage
+from ..cluster.options import check_engine_options
 from .options import (BACKBONE_HELP, FLIP_HELP, MODEL_HELP, REPORT_HELP, SIZE_HELP, WEIGHTS_HELP, check_arguments,
-                      load_matcher, write_json)
+                      cluster_engine, load_matcher, scheduler_option, scratch_option, workers_option,
+                      write_json)
 
 
 def index(
@@ -21,12 +23,16 @@ def index(
     backbone: Optional[str] = typer.Option(None, help="Feature backbone for a new index (default efficientnet-lite2)."),
     size: Optional[int] = typer.Option(None, help=f"Long side in px for a new index's features, a multiple of {STRIDE} "
                                                   f"(default {DEFAULT_SIZE})."),
+    scheduler: Optional[str] = scheduler_option(),
+    workers: Optional[int] = workers_option(),
 ):
     """Index a folder, or update its index: new, changed and deleted files are found; resumes after a kill."""
     check_arguments(folders=[directory], size=size, output_folders=[(index_dir, "--index")])
-    from ..collection.update import update_index
+    check_engine_options(scheduler, workers)
+    with cluster_engine(scheduler, workers) as engine:
+        from ..collection.update import update_index
 
-    built, summary = update_index(directory, index_dir, backbone=backbone, size=size)
+        built, summary = update_index(directory, index_dir, backbone=backbone, size=size, engine=engine)
     typer.echo(summary.line())
     typer.echo(f"{index_dir}: {len(built)} images ({built.backbone}, {built.size} px)")
 
@@ -96,16 +102,19 @@ def discover(
     report: Optional[Path] = typer.Option(None, help="Write an HTML report (self-contained), one row per pattern."),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
+    scheduler: Optional[str] = scheduler_option(),
+    workers: Optional[int] = workers_option(),
 ):
     """What repeats across the collection? Patterns found in several images, and where."""
     check_arguments(folders=[index_dir], weights=weights, output_files=[(json_out, "--json"), (report, "--report")])
+    check_engine_options(scheduler, workers)
     from ..collection.discover import discover as run_discover
     from ..collection.index import CollectionIndex
     from ..collection.report import write_discovery_report
 
-    with CollectionIndex(index_dir) as collection:
+    with CollectionIndex(index_dir) as collection, cluster_engine(scheduler, workers) as engine:
         matcher = load_matcher(model, weights, backbone=collection.backbone, size=collection.size)
-        found = run_discover(collection, matcher, top_k=top_k, clusters=clusters, flip=flip)
+        found = run_discover(collection, matcher, top_k=top_k, clusters=clusters, flip=flip, engine=engine)
         typer.echo(f"{found.images} images, {found.pairs} pairs, {found.nodes} correspondences, {found.edges} edges: "
                    f"{len(found.clusters)} repeated patterns")
         for number, cluster in enumerate(found.clusters, 1):
@@ -135,8 +144,12 @@ def cosegment(
                                "together; segswap: the potential refined by GrabCut (the paper's); saliency: the "
                                "prior alone, no second image looked at. Measured in docs/results.md."),
     index_dir: Optional[Path] = typer.Option(None, "--index", help="An index (`segswap index`) of this folder or "
-                                             "one holding it: the features of the images it holds up to date are "
-                                             "read from it, and their objectness priors are kept in it for next time."),
+                                             "one holding it: the model runs at the index's backbone and size, the "
+                                             "features of the images it holds up to date are read from it, and their "
+                                             "objectness priors are kept in it for next time."),
+    scheduler: Optional[str] = scheduler_option(),
+    workers: Optional[int] = workers_option(),
+    scratch: Optional[Path] = scratch_option(),
 ):
     """Cut out the object common to the images of a folder, as masks. Each sub-folder is a group
     co-segmented on its own (in a co-segmentation layout, images/<group>/), and so are the images
@@ -146,11 +159,23 @@ def cosegment(
     from ..collection.methods import check_method
 
     check_method(method)
-    from ..collection.cosegment import cosegment_folder
+    check_engine_options(scheduler, workers, scratch, needs_scratch=True)
+    from ..collection.cosegment import INDEX_AND_CLUSTER, cosegment_folder
+
+    if index_dir is not None and (scheduler or workers):
+        raise SegswapError(INDEX_AND_CLUSTER)
     from ..collection.report import fallback_note, write_cosegment_report
 
-    matcher = load_matcher(model, weights, backbone=backbone, size=size)
-    summary = cosegment_folder(directory, out, matcher, top_k=top_k, flip=flip, method=method, index=index_dir)
+    if index_dir is not None:
+        # As `search` does: the model runs at the index's backbone and size, so its features serve as they are.
+        from ..collection.index import CollectionIndex
+
+        with CollectionIndex(index_dir) as collection:
+            backbone, size = backbone or collection.backbone, size or collection.size
+    with cluster_engine(scheduler, workers, scratch) as engine:
+        matcher = load_matcher(model, weights, backbone=backbone, size=size)
+        summary = cosegment_folder(directory, out, matcher, top_k=top_k, flip=flip, method=method, index=index_dir,
+                                   engine=engine)
     fallback = [flag for group in summary.groups.values() for flag in group["fallback"]]
     typer.echo(f"wrote {summary.images} masks to {out} ({len(summary.groups)} group(s): "
                f"{', '.join(summary.groups)}); {len(summary.skipped)} unreadable files skipped"

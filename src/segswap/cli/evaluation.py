@@ -8,8 +8,10 @@ from typing import Optional
 import typer
 
 from ..errors import SegswapError
+from ..cluster.options import check_engine_options
 from .options import (BACKBONE_HELP, EVAL_SIZE_HELP, FEATURE_SIZE_HELP, JSON_HELP, MODEL_HELP, WEIGHTS_HELP, check_arguments,
-                      load_matcher, write_json)
+                      cluster_engine, load_matcher, scheduler_option, scratch_option, workers_option,
+                      write_json)
 
 HELP = "Benchmarks on real data: co-segmentation, correspondences, place recognition."
 
@@ -38,15 +40,22 @@ def coseg(
     flip: bool = typer.Option(False, help="Mirrored test-time augmentation (pair-model methods)."),
     top_k: int = typer.Option(5, "--top-k", help="Partners per image in the collection graph (pair-model methods)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    scheduler: Optional[str] = scheduler_option(),
+    workers: Optional[int] = workers_option(),
+    scratch: Optional[Path] = scratch_option(),
 ):
     """Co-segmentation P and J per group and their mean."""
     check_arguments(folders=[root], weights=weights, size=size, output_files=[(json_out, "--json")])
-    from ..evaluation.coseg import MethodOptions, evaluate_coseg
+    check_engine_options(scheduler, workers, scratch, needs_scratch=True)
+    from ..evaluation.coseg import MethodOptions, check_cluster_method, evaluate_coseg
     from ..evaluation.tables import coseg_table
 
+    if scheduler or workers:
+        check_cluster_method(method)
     names = [g.strip() for item in groups or [] for g in item.split(",") if g.strip()]
-    options = MethodOptions(weights=weights, backbone=backbone, size=size, flip=flip, top_k=top_k)
-    result = evaluate_coseg(root, method, names or None, options)
+    with cluster_engine(scheduler, workers, scratch) as engine:
+        options = MethodOptions(weights=weights, backbone=backbone, size=size, flip=flip, top_k=top_k, engine=engine)
+        result = evaluate_coseg(root, method, names or None, options)
     typer.echo(coseg_table(result))
     _write_json(json_out, result)
 

@@ -7,6 +7,7 @@ segswap.grid) before they load a model.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Optional
@@ -14,6 +15,7 @@ from typing import Optional
 import typer
 
 from ..grid import DEFAULT_SIZE, MAX_INPUT_SIZE, STRIDE, check_input_size
+from ..cluster.options import SCHEDULER_HELP, SCRATCH_HELP, WORKERS_HELP
 from ..io.files import write_bytes_atomic
 from ..io.paths import check_input_file, check_input_folder, check_output_file, check_output_folder
 from ..shipped import shipped_input_size
@@ -71,3 +73,25 @@ def check_arguments(*, files=(), folders=(), output_folders=(), output_files=(),
 def write_json(path: Path, data) -> None:
     """Write a command's --json output atomically."""
     write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def scheduler_option():
+    return typer.Option(None, "--scheduler", help=SCHEDULER_HELP)
+
+
+def workers_option():
+    return typer.Option(None, "--workers", help=WORKERS_HELP)
+
+
+def scratch_option():
+    return typer.Option(None, "--scratch", help=SCRATCH_HELP)
+
+
+def cluster_engine(scheduler: Optional[str], workers: Optional[int], scratch: Optional[Path] = None):
+    """A context giving the Dask engine --scheduler/--workers ask for, connected before any work (an
+    unreachable scheduler is one line, exit 2), or None without them — and then Dask is never imported."""
+    if scheduler is None and workers is None:
+        return contextlib.nullcontext(None)
+    from ..cluster.engine import open_engine
+
+    return open_engine(scheduler, workers, scratch)

@@ -58,6 +58,10 @@ REACHED = 0.01
 #: image: on synthetic groups with two object-free distractors, 54–99 % of a distractor became
 #: foreground, against 2–8 % with the threshold.
 FALLBACK_MIN = 0.5
+#: Why `cosegment --index` runs in one process: the index's features and prior store are read and written
+#: by the client, and the workers would need both.
+INDEX_AND_CLUSTER = ("--index and a cluster (--scheduler/--workers) do not combine yet: the index's features and "
+                     "prior store are read here; leave out one of them")
 #: GrabCut as the authors run it.
 GRABCUT_ITERATIONS = 5
 SURE_FOREGROUND = 0.6  # × the potential's maximum
@@ -92,15 +96,22 @@ class Cosegmentation:
 
 
 def cosegment_images(paths: list[Path], matcher, *, top_k: int = 5, flip: bool = False,
-                     show_progress: bool = True, method: str = DEFAULT_METHOD) -> list[np.ndarray]:
+                     show_progress: bool = True, method: str = DEFAULT_METHOD, engine=None) -> list[np.ndarray]:
     """Co-segment the images at ``paths`` together; one uint8 0/255 mask per image, at its size, in
-    order. Raises :class:`~segswap.errors.ImageError` if an image cannot be read."""
+    order. Raises :class:`~segswap.errors.ImageError` if an image cannot be read. ``engine``: see
+    :func:`cosegment_features`."""
     method = resolve_method(method)
     if method == "saliency":  # one image at a time: no backbone features, no pairs
         return prior_masks(paths, None, show_progress)
-    feats = extract_features(paths, matcher, skip_unreadable=False, show_progress=show_progress)
+    feats = _features(paths, matcher, engine, skip_unreadable=False, show_progress=show_progress)
     return cosegment_features(feats, matcher, top_k=top_k, flip=flip, show_progress=show_progress,
-                              method=method).masks
+                              method=method, engine=engine).masks
+
+
+def _features(paths, matcher, engine, **options) -> FolderFeatures:
+    if engine is None:
+        return extract_features(paths, matcher, **options)
+    return engine.extract_features(paths, matcher, **options)
 
 
 class PriorLookup:
@@ -162,22 +173,27 @@ def prior_masks(paths: Sequence[Path], potentials: Sequence[np.ndarray] | None, 
 
 def cosegment_features(feats: FolderFeatures, matcher, *, top_k: int = 5, flip: bool = False,
                        show_progress: bool = True, method: str = "segswap",
-                       lookup: PriorLookup | None = None) -> Cosegmentation:
+                       lookup: PriorLookup | None = None, engine=None) -> Cosegmentation:
     """Co-segment images whose backbone features are already computed, by ``method`` (resolved: see
-    :func:`resolve_method`)."""
+    :func:`resolve_method`). With an ``engine`` (:class:`segswap.cluster.DaskEngine`; ``feats`` then
+    from its workers) the workers run the pair model; the graph and the masks are made here."""
     if top_k < 1:
         raise SegswapError(f"--top-k must be at least 1, got {top_k}")
     n = len(feats.paths)
     if n == 0:
         return Cosegmentation([], [], [])
     grids = feats.grids
-    regional = [regional_descriptors(f) for f in feats.features]
+    regional = feats.descriptors if feats.descriptors is not None else [regional_descriptors(f) for f in feats.features]
     descriptors = DescriptorIndex(mean_descriptor(regional, regional[0].shape[1]))
     for i, vectors in enumerate(regional):
         descriptors.add(i, vectors)
     candidates = neighbour_pairs(descriptors, regional, range(n), min(n - 1, CANDIDATES_PER_K * top_k))
-    predictions = predict_pairs(matcher, lambda i: feats.features[i], candidates, flip=flip,
-                                show_progress=show_progress, desc="pairs")
+    if engine is None:
+        predictions = predict_pairs(matcher, lambda i: feats.features[i], candidates, flip=flip,
+                                    show_progress=show_progress, desc="pairs")
+    else:
+        predictions = engine.predict_pairs(matcher, dict(enumerate(feats.locations)), candidates, flip=flip,
+                                           show_progress=show_progress)
     chosen = best_partners(predictions, n, top_k)
     nodes = graph_nodes(chosen)
     graph = correspondence_graph(nodes, chosen, predictions)
@@ -190,11 +206,24 @@ def cosegment_features(feats: FolderFeatures, matcher, *, top_k: int = 5, flip: 
         average = mean_pair_mask(i, chosen, grids[i])
         potentials[i] = np.where(average >= FALLBACK_MIN, average, 0)
     potentials = [p / p.max() if p.max() > 0 else p for p in potentials]
-    if method == "fusion":
-        masks = prior_masks(feats.paths, potentials, show_progress, lookup=lookup)
-    else:
-        masks = [refine_with_grabcut(load_image(path), potential) for path, potential in zip(feats.paths, potentials)]
+    masks = _masks(engine, method, feats.paths, potentials, show_progress, lookup)
     return Cosegmentation(masks, potentials, fallback, len(predictions), len(nodes), graph.nnz)
+
+
+def _masks(engine, method: str, paths: Sequence[Path], potentials: Sequence[np.ndarray], show_progress: bool,
+           lookup: PriorLookup | None) -> list[np.ndarray]:
+    if engine is not None:  # never with an index's prior store: cosegment_folder refuses the two together
+        return engine.make_masks(method, paths, potentials, show_progress=show_progress)
+    return make_masks(method, paths, potentials, show_progress, lookup)
+
+
+def make_masks(method: str, paths: Sequence[Path], potentials: Sequence[np.ndarray],
+               show_progress: bool = True, lookup: PriorLookup | None = None) -> list[np.ndarray]:
+    """The uint8 0/255 masks of ``method`` (fusion or segswap) from the images and their token-grid
+    ``potentials``: their mean with the objectness prior (from ``lookup`` if given), or GrabCut on them."""
+    if method == "fusion":
+        return prior_masks(paths, potentials, show_progress, lookup=lookup)
+    return [refine_with_grabcut(load_image(path), potential) for path, potential in zip(paths, potentials)]
 
 
 def best_partners(predictions: Sequence[PairPrediction], n_images: int, top_k: int) -> list[PairPrediction]:
@@ -267,7 +296,7 @@ class FolderSummary:
 
 def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bool = False,
                      show_progress: bool = True, method: str = DEFAULT_METHOD,
-                     index: Path | None = None) -> FolderSummary:
+                     index: Path | None = None, engine=None) -> FolderSummary:
     """Co-segment the images of folder ``root`` and write ``out/<relative path>.png`` (0/255) for each.
 
     Each group of :func:`~segswap.collection.folder.image_groups` (the groups of a co-segmentation
@@ -276,7 +305,8 @@ def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bo
 
     With ``index`` (an index of ``root`` or of a folder holding it, built with the matcher's backbone
     and size), the features of the images it holds up to date are read from it instead of computed,
-    and their objectness priors are read from, or added to, its prior store.
+    and their objectness priors are read from, or added to, its prior store. ``engine``: see
+    :func:`cosegment_features` (not with ``index`` yet).
     """
     root, out = Path(root), Path(out)
     check_input_folder(root)
@@ -285,12 +315,14 @@ def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bo
               for name, group in image_groups(root).items()}
     if not any(group.images for group in groups.values()):
         raise SegswapError(f"{root}: no images found")
+    if index is not None and engine is not None:
+        raise SegswapError(INDEX_AND_CLUSTER)
     method = resolve_method(method)
     indexed = IndexedFolder(index, root, matcher, with_prior=method != "segswap") if index is not None else None
     summary = FolderSummary()
     try:
         _cosegment_groups(groups, out, matcher, summary, indexed, top_k=top_k, flip=flip,
-                          show_progress=show_progress, method=method)
+                          show_progress=show_progress, method=method, engine=engine)
     finally:
         if indexed is not None:
             indexed.close()
@@ -302,14 +334,14 @@ def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bo
 
 
 def _cosegment_groups(groups, out: Path, matcher, summary: FolderSummary, indexed: IndexedFolder | None, *,
-                      top_k: int, flip: bool, show_progress: bool, method: str) -> None:
+                      top_k: int, flip: bool, show_progress: bool, method: str, engine=None) -> None:
     for name, group in groups.items():
         if not group.images:
             continue
         if show_progress and len(groups) > 1:
             print(f"group {name}: {len(group.images)} images", file=sys.stderr, flush=True)
         lookup = (indexed.prior_lookup(group.images) if indexed is not None else PriorLookup()) \
-            if method != "segswap" else None
+            if method != "segswap" and engine is None else None
         if method == "saliency":  # no backbone features, no pairs
             skipped: list[str] = []
             masks = prior_masks(group.images, None, show_progress, skipped=skipped, lookup=lookup)
@@ -317,10 +349,10 @@ def _cosegment_groups(groups, out: Path, matcher, summary: FolderSummary, indexe
             result = Cosegmentation([m for m in masks if m is not None], [], [False] * len(paths))
         else:
             feats = (indexed.features(group.images, show_progress) if indexed is not None else
-                     extract_features(group.images, matcher, skip_unreadable=True, show_progress=show_progress))
+                     _features(group.images, matcher, engine, skip_unreadable=True, show_progress=show_progress))
             paths, skipped = feats.paths, feats.skipped
             result = cosegment_features(feats, matcher, top_k=top_k, flip=flip, show_progress=show_progress,
-                                        method=method, lookup=lookup)
+                                        method=method, lookup=lookup, engine=engine)
         summary.skipped += skipped
         written = []
         for path, mask in zip(paths, result.masks):

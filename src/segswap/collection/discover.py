@@ -75,9 +75,11 @@ def default_clusters(n_images: int) -> int:
 
 
 def discover(index: CollectionIndex, matcher, *, top_k: int = 5, clusters: int | None = None, flip: bool = False,
-             show_progress: bool = True, report: ProgressReport | None = None) -> Discovery:
+             show_progress: bool = True, report: ProgressReport | None = None, engine=None) -> Discovery:
     """Find the patterns that repeat across the images of ``index``. ``report`` hears each step (it may
-    cancel; see :data:`segswap.progress.ProgressReport`)."""
+    cancel; see :data:`segswap.progress.ProgressReport`). With an ``engine``
+    (:class:`segswap.cluster.DaskEngine`) its workers run the pair model, reading the index's shards;
+    the graph and the clustering stay here."""
     if top_k < 1:
         raise SegswapError(f"--top-k must be at least 1, got {top_k}")
     if clusters is not None and clusters < 1:
@@ -88,7 +90,12 @@ def discover(index: CollectionIndex, matcher, *, top_k: int = 5, clusters: int |
     with stage("shortlisting neighbours by descriptor", show_progress):
         ids, regional = index.regional_descriptors()
         pairs = neighbour_pairs(index.descriptor_index(), regional, ids, top_k)
-    predictions = predict_pairs(matcher, index.features, pairs, flip=flip, show_progress=show_progress, report=report)
+    if engine is None:
+        predictions = predict_pairs(matcher, index.features, pairs, flip=flip, show_progress=show_progress,
+                                    report=report)
+    else:
+        predictions = engine.predict_pairs(matcher, index.feature_locations(), pairs, flip=flip,
+                                           show_progress=show_progress)
     report_step(report, "building the correspondence graph")
     with stage("building the correspondence graph", show_progress):
         nodes = graph_nodes(predictions)

@@ -63,6 +63,10 @@ class FolderFeatures:
     sizes: list[tuple[int, int]] = field(default_factory=list)  # each image's own (w, h)
     features: list[np.ndarray] = field(default_factory=list)  # C×h×w float16
     skipped: list[str] = field(default_factory=list)  # one message per unreadable file
+    # Set when a cluster's workers computed the features (segswap.cluster): where each block lies in
+    # the shared folder, (file, byte offset, shape), and each image's regional descriptors.
+    locations: list[tuple[str, int, tuple[int, int, int]]] | None = None
+    descriptors: list[np.ndarray] | None = None
 
     @property
     def grids(self) -> list[tuple[int, int]]:

@@ -77,6 +77,31 @@ class IndexEntry:
     features: np.ndarray  # C×h×w
 
 
+@dataclass
+class StagedImage:
+    """An image whose features another process wrote into a staged shard: its row, less the shard number."""
+
+    path: str
+    bytes: int
+    mtime_ns: int
+    sha1: str
+    size: tuple[int, int]  # the image's own (w, h)
+    grid: tuple[int, int]
+    offset: int  # byte offset of its block in the staged shard
+    descriptors: bytes  # R×C float16 regional descriptors
+
+
+@dataclass
+class StagedShard:
+    """What an indexing task (a cluster worker) produced: one shard file of float16 blocks, not yet part
+    of the index, the rows pointing into it, and the files it could not read ``(path, bytes, mtime_ns,
+    reason)``. :meth:`IndexWriter.adopt` commits it."""
+
+    file: Path | None  # None when no image of the task was readable
+    images: list[StagedImage]
+    unreadable: list[tuple[str, int, int, str]]
+
+
 class CollectionIndex:
     """An existing index folder, for reading. Create one with :func:`create_index`.
 
@@ -116,6 +141,13 @@ class CollectionIndex:
         by path: what a viewer lists, without the feature rows."""
         rows = self.db.execute("SELECT id, path, width, height, sha1 FROM images ORDER BY path")
         return [(i, p, (w, h), sha1) for i, p, w, h, sha1 in rows]
+
+    def feature_locations(self) -> dict[int, tuple[str, int, tuple[int, int, int]]]:
+        """Every image's features as ``id → (shard file, byte offset, (C, h, w))``: enough for another
+        process to read them from the shared folder without opening the index."""
+        rows = self.db.execute("SELECT id, shard, offset, grid_h, grid_w FROM images")
+        return {i: (str(shards.shard_path(self.path, shard)), offset, (self.channels, gh, gw))
+                for i, shard, offset, gh, gw in rows}
 
     def image(self, image_id: int) -> IndexedImage:
         row = self.db.execute("SELECT id, path, width, height, grid_h, grid_w FROM images WHERE id = ?", (image_id,)).fetchone()
@@ -235,8 +267,34 @@ class IndexWriter:
             rows.append((e.path, e.bytes, e.mtime_ns, e.sha1, e.size[0], e.size[1], feats.shape[1], feats.shape[2],
                          shard, offset, descriptors.tobytes()))
         self._shards.flush()
+        self._commit_rows(rows)
+
+    def adopt(self, staged: StagedShard) -> None:
+        """Make a staged shard the index's next shard and commit its rows and unreadable files, in one
+        transaction. The file is renamed into place first: a crash before the commit leaves a shard no
+        row uses, which the next writer's recovery deletes; a staged file never adopted (a task whose
+        worker died, then ran again elsewhere) is not the index's."""
+        rows = []
+        if staged.images:
+            self._shards.close()
+            numbers = shards.shard_numbers(self.index.path)
+            shard = numbers[-1] + 1 if numbers else 0
+            target = shards.shard_path(self.index.path, shard)
+            os.replace(staged.file, target)
+            _fsync_folder(target.parent)
+            rows = [(e.path, e.bytes, e.mtime_ns, e.sha1, e.size[0], e.size[1], e.grid[0], e.grid[1], shard, e.offset,
+                     e.descriptors) for e in staged.images]
+            self._shards = shards.ShardWriter(self.index.path)
+        elif staged.file is not None:
+            Path(staged.file).unlink(missing_ok=True)
+        self._commit_rows(rows, staged.unreadable)
+
+    def _commit_rows(self, rows: list[tuple], unreadable: list[tuple] = ()) -> None:
         with self.db:
             self.db.executemany("DELETE FROM unreadable WHERE path = ?", [(r[0],) for r in rows])
+            self.db.executemany("INSERT OR REPLACE INTO unreadable VALUES (?, ?, ?, ?)", unreadable)
+            if not rows:
+                return
             self.db.executemany(
                 "INSERT INTO images (path, bytes, mtime_ns, sha1, width, height, grid_h, grid_w, shard, offset, descriptors) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET bytes = excluded.bytes, "
@@ -305,6 +363,15 @@ class IndexWriter:
     def _committed_ends(self) -> dict[int, int]:
         c = self.index.channels
         return dict(self.db.execute(f"SELECT shard, MAX(offset + 2 * {c} * grid_h * grid_w) FROM images GROUP BY shard"))
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable before the rows that rely on it commit."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

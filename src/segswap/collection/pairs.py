@@ -83,6 +83,19 @@ def predict_pairs(matcher, features: FeatureLookup, pairs: Sequence[tuple[int, i
     return results
 
 
+def pair_chunks(grid_of: Callable[[int], tuple], pairs: Sequence[tuple[int, int]], pairs_per_chunk: int,
+                batch_size: int = 16) -> list[list[int]]:
+    """Split ``pairs`` (their indices) into chunks that :func:`predict_pairs` runs in exactly the batches
+    it runs the whole list in: each chunk lies in one group of equal grid shapes (``grid_of(i)``: image
+    i's feature shape) and starts at a multiple of ``batch_size`` in it. The same batches give the same
+    floats, so a cluster's tasks reproduce a single process's predictions."""
+    per_chunk = max(1, pairs_per_chunk // batch_size) * batch_size
+    groups: dict[tuple, list[int]] = {}
+    for k, (a, b) in enumerate(pairs):
+        groups.setdefault((tuple(grid_of(a)), tuple(grid_of(b))), []).append(k)
+    return [members[start:start + per_chunk] for members in groups.values() for start in range(0, len(members), per_chunk)]
+
+
 def _stack(arrays: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays).astype(np.float32, copy=False))
 

@@ -3,16 +3,25 @@
 A file whose size and modification time match its row is skipped without being read; one whose
 signature changed is hashed, and re-indexed only if its SHA-1 changed. Images are committed in batches
 of ``COMMIT_EVERY``, so a killed run loses at most one batch and the next run carries on from there.
+
+With an ``engine`` (:mod:`segswap.cluster`) the files to index go out as tasks of ``TASK_IMAGES``: each
+worker writes one staged shard under ``<index>/staging/`` (:func:`stage_features`) and the client
+adopts the shards in task order (:meth:`~segswap.collection.index.IndexWriter.adopt`), so image ids are
+those a single process gives, and a task run twice (its worker died) is committed once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from ..backbone import DEFAULT_BACKBONE, get_backbone
@@ -20,12 +29,17 @@ from ..errors import ImageError, SegswapError
 from ..grid import DEFAULT_SIZE, check_input_size
 from ..io.paths import IMAGE_SUFFIXES, check_input_folder, list_images
 from .features import model_input, prefetched
-from .index import CollectionIndex, IndexEntry, IndexWriter, create_index
+from .descriptor import regional_descriptors
+from .index import CollectionIndex, IndexEntry, IndexWriter, StagedImage, StagedShard, create_index
 
 #: Images per committed batch: the most a killed run can lose.
 COMMIT_EVERY = 32
 #: Compact the shards when more than this fraction of their bytes belongs to deleted or replaced images.
 COMPACT_ABOVE = 0.3
+#: Images per task on a cluster: one staged shard each (≈60 MB at 480 px), large enough that 1M images
+#: stay under 10,000 shard files, small enough that a dead worker loses little.
+TASK_IMAGES = 128
+STAGING = "staging"
 
 
 @dataclass
@@ -47,10 +61,12 @@ class UpdateSummary:
 
 
 def update_index(root, path, *, backbone: str | None = None, size: int | None = None, runtime: str = "auto",
-                 show_progress: bool = True) -> tuple[CollectionIndex, UpdateSummary]:
+                 show_progress: bool = True, engine=None) -> tuple[CollectionIndex, UpdateSummary]:
     """Create the index at ``path`` for folder ``root``, or bring it up to date; return it and what changed.
 
     ``backbone`` and ``size`` are fixed when the index is created; an existing index keeps its own.
+    ``engine``: a :class:`segswap.cluster.DaskEngine` whose workers compute the features (they must see
+    ``root`` and ``path`` at the same paths); None computes them here.
     """
     start = time.perf_counter()
     root, path = check_input_folder(root).resolve(), Path(path)
@@ -69,7 +85,9 @@ def update_index(root, path, *, backbone: str | None = None, size: int | None = 
     summary = UpdateSummary()
     with IndexWriter(index) as writer:
         to_index = _scan(index, files, writer, summary)
-        if to_index:
+        if to_index and engine is not None:
+            _index_files_on(engine, index, writer, to_index, summary, runtime, show_progress)
+        elif to_index:
             _index_files(index, writer, to_index, summary, runtime, show_progress)
         if writer.dead_fraction() > COMPACT_ABOVE:
             writer.compact()
@@ -142,6 +160,70 @@ def _index_files(index: CollectionIndex, writer: IndexWriter, to_index: list, su
         progress.update(1)
     _commit(writer, batch, known, summary)
     progress.close()
+
+
+def _index_files_on(engine, index: CollectionIndex, writer: IndexWriter, to_index: list, summary: UpdateSummary,
+                    runtime: str, show_progress: bool) -> None:
+    staging = index.path / STAGING
+    shutil.rmtree(staging, ignore_errors=True)  # what killed runs' tasks left; we hold the writer's lock
+    staging.mkdir()
+    known = {p for (p,) in index.db.execute("SELECT path FROM images")}
+    chunks = [to_index[k:k + TASK_IMAGES] for k in range(0, len(to_index), TASK_IMAGES)]
+    progress = tqdm(total=len(to_index), unit="img", desc="indexing", disable=not show_progress)
+    try:
+        for chunk, staged in engine.stage_features(index, chunks, staging, runtime):
+            for message in staged.unreadable:
+                progress.write(f"warning: skipped {message[3]}", file=sys.stderr)
+            writer.adopt(staged)
+            for image in staged.images:
+                summary.updated += image.path in known
+                summary.added += image.path not in known
+                known.add(image.path)
+            progress.update(len(chunk))
+    finally:
+        progress.close()
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def stage_features(root: Path, size: int, extractor, items: list, staging: Path) -> StagedShard:
+    """An indexing task's work, on a cluster worker: the features of ``items`` (``(path relative to
+    root, bytes, mtime_ns, sha1 or None)``) written to a new file in ``staging``, and their rows.
+
+    The file gets a fresh name for every attempt and appears complete or not at all (written under a
+    temporary name, flushed, renamed), so a retried task never meets a half-written one."""
+    images, unreadable, blocks, offset = [], [], [], 0
+
+    def load(item):
+        path = root / item[0]
+        tensor, image_size = model_input(path, size)
+        try:
+            return tensor, image_size, item[3] or _sha1(path)
+        except OSError as err:
+            raise ImageError(f"{path}: {err.strerror or err}") from None
+
+    for (rel, nbytes, mtime_ns, _), loaded in prefetched(load, items):
+        if isinstance(loaded, ImageError):
+            unreadable.append((rel, nbytes, mtime_ns, str(loaded)))
+            continue
+        tensor, image_size, sha1 = loaded
+        feats = extractor(tensor)[0].numpy()
+        # As IndexWriter.add: descriptors from the float32 features, the block as float16.
+        descriptors = regional_descriptors(feats).astype(np.float16).tobytes()
+        block = np.ascontiguousarray(feats, dtype=np.float16)
+        images.append(StagedImage(rel, nbytes, mtime_ns, sha1, image_size, feats.shape[1:], offset, descriptors))
+        blocks.append(block)
+        offset += block.nbytes
+    if not images:
+        return StagedShard(None, [], unreadable)
+    name = uuid.uuid4().hex
+    partial, final = staging / f"{name}.part", staging / f"{name}.f16"
+    with open(partial, "wb") as f:
+        for block in blocks:
+            f.write(block.tobytes())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, final)
+    return StagedShard(final, images, unreadable)
 
 
 def _commit(writer: IndexWriter, batch: list[IndexEntry], known: set, summary: UpdateSummary) -> None:

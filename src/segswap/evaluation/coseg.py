@@ -10,7 +10,7 @@ per group.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -48,12 +48,15 @@ class MethodOptions:
     flip: bool = False
     top_k: int = 5
     show_progress: bool = False  # bars inside a group; how a method runs, not what it computes
+    # A segswap.cluster.DaskEngine for the pair-model methods' features and pairs: again how, not what.
+    engine: object = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class Method:
     description: str
     build: Callable[[MethodOptions], GroupSegmenter]  # loads models once, returns the group segmenter
+    runs_on_cluster: bool = False  # uses MethodOptions.engine
 
 
 def read_coseg_benchmark(root: Path, groups: list[str] | None = None) -> dict[str, list[CosegItem]]:
@@ -108,7 +111,8 @@ def _pair_model(name: str, collection_method: str = "segswap") -> Callable[[Meth
         matcher = load(name, options.weights, backbone=options.backbone, size=options.size)
         method = resolve_method(collection_method)  # once, so a missing prior is noted once, not per group
         return lambda paths: cosegment_images(paths, matcher, top_k=options.top_k, flip=options.flip,
-                                              show_progress=options.show_progress, method=method)
+                                              show_progress=options.show_progress, method=method,
+                                              engine=options.engine)
     return build
 
 
@@ -154,12 +158,13 @@ def _semantic(with_saliency: bool) -> Callable[[MethodOptions], GroupSegmenter]:
 
 METHODS: dict[str, Method] = {
     "segswap": Method("SegSwap transformer, collection co-segmentation over its pair predictions",
-                      _pair_model("segswap")),
+                      _pair_model("segswap"), runs_on_cluster=True),
     "fusion": Method("`segswap cosegment`'s default: the objectness prior and the SegSwap potential, per-pixel "
-                     "mean, Otsu level", _pair_model("segswap", "fusion")),
-    "ncnet": Method("the same collection pipeline on the NC-Net variant's pair predictions", _pair_model("ncnet")),
+                     "mean, Otsu level", _pair_model("segswap", "fusion"), runs_on_cluster=True),
+    "ncnet": Method("the same collection pipeline on the NC-Net variant's pair predictions", _pair_model("ncnet"),
+                    runs_on_cluster=True),
     "correlation": Method("the same collection pipeline on the training-free backbone correlation (no transformer)",
-                          _pair_model("correlation")),
+                          _pair_model("correlation"), runs_on_cluster=True),
     "centre-box": Method("the centred box covering 2/3 of each side (no image content)", _per_image(_centre_box)),
     "grabcut-centre": Method("GrabCut seeded with the centre box", _per_image(baselines.grabcut_centre)),
     "features": Method("zero-shot: backbone tokens scored by their best matches in the group's other images, "
@@ -178,7 +183,17 @@ METHODS: dict[str, Method] = {
 def build_method(name: str, options: MethodOptions) -> GroupSegmenter:
     if name not in METHODS:
         raise SegswapError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+    if options.engine is not None:
+        check_cluster_method(name)
     return METHODS[name].build(options)
+
+
+def check_cluster_method(name: str) -> None:
+    """Refuse a method that cannot use a cluster when one was asked for (unknown names pass: the run
+    refuses them)."""
+    if name in METHODS and not METHODS[name].runs_on_cluster:
+        raise SegswapError(f"method {name!r} does not run on a cluster (--scheduler/--workers); these do: "
+                           f"{', '.join(n for n, m in METHODS.items() if m.runs_on_cluster)}")
 
 
 # -- runner -------------------------------------------------------------------------------------------
@@ -206,7 +221,9 @@ def evaluate_coseg(root: Path, method: str = "segswap", groups: list[str] | None
     return {
         "method": method,
         "root": str(root),
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items() if k != "show_progress"},
+        # Not asdict(): it deep-copies every value, the engine (a live Dask client) included.
+        "options": {f.name: (str(v) if isinstance(v, Path) else v) for f in fields(options)
+                    if f.name not in ("show_progress", "engine") for v in [getattr(options, f.name)]},
         "groups": rows,
         "mean": mean,
         "seconds": time.perf_counter() - start,
