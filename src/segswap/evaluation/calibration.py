@@ -41,20 +41,11 @@ def calibrate_search(pairs_dirs, matcher, *, target_precision: float = TARGET_PR
     precision there. Raises :class:`SegswapError` if no threshold reaches it."""
     if matcher.weights_sha256 is None:
         raise SegswapError(f"the {matcher.name!r} model has no weights file to calibrate; pass --weights")
-    if not 0 < target_precision < 1:
-        raise SegswapError(f"--precision must be between 0 and 1, not {target_precision}")
-    cache = FeatureCache([build_cache(Path(p), matcher.backbone.name, matcher.size, show_progress=show_progress)
-                          for p in pairs_dirs])
-    indices = np.arange(len(cache))
-    negatives, hard = negative_pairs(cache, seed)
-    positives = matched_fractions(matcher, cache, indices, indices)
-    unrelated = matched_fractions(matcher, cache, negatives[:, 0], negatives[:, 1])
-    point = operating_point(positives, unrelated, target_precision)
+    point = _calibrate(pairs_dirs, matcher, matched_fractions, target_precision, seed, show_progress)
     return {
         "model": matcher.name, "weights": matcher.weights, "weights_sha256": matcher.weights_sha256,
         "inference": {key: matcher.model.conf.get(key) for key in sorted(INFERENCE_OPTIONS)},
-        "statistic": "matched fraction: Eq. 3 score / query cells",
-        **point, "positives": int(len(positives)), "negatives": int(len(unrelated)), "same_class_negatives": int(len(hard)),
+        "statistic": "matched fraction: Eq. 3 score / query cells", **point,
         "pairs": [Path(p).name for p in pairs_dirs], "size": matcher.size, "seed": seed,
     }
 
@@ -65,24 +56,30 @@ def calibrate_verify(pairs_dirs, verifier, *, target_precision: float = TARGET_P
     call reaches ``target_precision`` on the pairs of ``pairs_dirs`` (made at the verifier's size,
     crossing conditions) against as many non-matching pairs, half of them showing different objects of
     a common class (hard negatives). Raises :class:`SegswapError` if no threshold reaches it."""
-    if not 0 < target_precision < 1:
-        raise SegswapError(f"--precision must be between 0 and 1, not {target_precision}")
-    cache = FeatureCache([build_cache(Path(p), verifier.backbone.name, verifier.size, show_progress=show_progress)
-                          for p in pairs_dirs])
-    indices = np.arange(len(cache))
-    negatives, hard = negative_pairs(cache, seed)
-    positives = match_probabilities(verifier, cache, indices, indices)
-    unrelated = match_probabilities(verifier, cache, negatives[:, 0], negatives[:, 1])
-    point = operating_point(positives, unrelated, target_precision)
+    point = _calibrate(pairs_dirs, verifier, match_probabilities, target_precision, seed, show_progress)
     return {
         "model": "scott", "weights": verifier.weights, "weights_sha256": verifier.weights_sha256,
         "statistic": "SCOTT match probability",
         "rule": f"lowest threshold with precision >= {target_precision} on positives vs as many negatives, "
-                "half same-class",
-        **point, "positives": int(len(positives)), "negatives": int(len(unrelated)), "same_class_negatives": int(len(hard)),
+                "half same-class", **point,
         "conditions": _conditions_of(pairs_dirs), "pairs": [Path(p).name for p in pairs_dirs],
         "size": verifier.size, "seed": seed,
     }
+
+
+def _calibrate(pairs_dirs, model, scores, target_precision: float, seed: int, show_progress: bool) -> dict:
+    """The operating point of ``scores(model, cache, a_indices, b_indices)`` on the positives of
+    ``pairs_dirs`` (cached at ``model``'s backbone and size) against :func:`negative_pairs`, with counts."""
+    if not 0 < target_precision < 1:
+        raise SegswapError(f"--precision must be between 0 and 1, not {target_precision}")
+    cache = FeatureCache([build_cache(Path(p), model.backbone.name, model.size, show_progress=show_progress)
+                          for p in pairs_dirs])
+    indices = np.arange(len(cache))
+    negatives, hard = negative_pairs(cache, seed)
+    positives = scores(model, cache, indices, indices)
+    unrelated = scores(model, cache, negatives[:, 0], negatives[:, 1])
+    return {**operating_point(positives, unrelated, target_precision), "positives": int(len(positives)),
+            "negatives": int(len(unrelated)), "same_class_negatives": int(len(hard))}
 
 
 def negative_pairs(cache: FeatureCache, seed: int) -> tuple[np.ndarray, np.ndarray]:
