@@ -79,10 +79,23 @@ def test_default_matcher_on_msrc_pairs(a, b, expected):
 
 
 def test_shipped_scott_verdict_on_the_demo_pair():
+    from segswap.shipped import verify_calibrations
+
     verdict = load_verifier().verify(*DEMO)
-    assert verdict["match"] is True
+    (record,) = [r for r in verify_calibrations() if r["weights"] == "scott.safetensors"]
+    # the threshold is the calibration file's (precision 0.95 across conditions), above this pair's 0.848
+    assert verdict["threshold"] == record["threshold"] and verdict["threshold_source"] == "calibrate-verify"
+    assert verdict["match"] is False
     assert verdict["probability"] == pytest.approx(0.84792, rel=1e-4)
     assert (round(verdict["mask_a_area"], 4), round(verdict["mask_b_area"], 4)) == (0.4, 0.3633)
+
+
+def test_shipped_verify_says_no_match_for_graffiti_and_box():
+    graffiti = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval" / "pairs" / "graf1.png"
+    if not graffiti.is_file():
+        pytest.skip(f"{graffiti} not found")
+    verdict = load_verifier().verify(graffiti, DATA / "box.png")
+    assert verdict["match"] is False and verdict["probability"] == pytest.approx(0.760, abs=2e-3)
 
 
 @pytest.mark.parametrize("name", ["segswap", "ncnet", "scott"])

@@ -24,6 +24,9 @@ PAIR_PRIOR = True
 #: `segswap search`'s match / no-match thresholds, one record per calibrated weights file, written by
 #: `segswap eval calibrate-search`.
 SEARCH_CALIBRATION = "search_calibration.json"
+#: `segswap verify`'s match / no-match threshold, one record per calibrated SCOTT weights file, written by
+#: `segswap eval calibrate-verify`.
+VERIFY_CALIBRATION = "verify_calibration.json"
 
 
 def shipped_weights_path(name: str) -> Path | None:
@@ -37,7 +40,20 @@ def shipped_weights_path(name: str) -> Path | None:
 
 def search_calibrations() -> list[dict]:
     """The calibration records shipped in the package (empty if there are none)."""
-    path = Path(str(resources.files("segswap") / "data" / SEARCH_CALIBRATION))
+    return _records(SEARCH_CALIBRATION)
+
+
+def verify_calibrations() -> list[dict]:
+    """`segswap verify`'s calibration records shipped in the package (empty if there are none)."""
+    return _records(VERIFY_CALIBRATION)
+
+
+def verify_calibration_path() -> Path:
+    return Path(str(resources.files("segswap") / "data" / VERIFY_CALIBRATION))
+
+
+def _records(filename: str) -> list[dict]:
+    path = Path(str(resources.files("segswap") / "data" / filename))
     return json.loads(path.read_text()) if path.is_file() else []
 
 

@@ -72,3 +72,20 @@ def test_an_unreadable_image_is_a_one_line_error(weights, tmp_path, run_cli):
     bad.write_bytes(b"not an image")
     r = run_cli("verify", str(bad), str(SCENE), "--weights", str(weights))
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_threshold_is_read_from_the_calibration_file(weights, monkeypatch):
+    """verify's threshold is what `segswap eval calibrate-verify` wrote for these weights (by SHA-256 and
+    size), not a number in the code; weights without a record fall back to their training's."""
+    from segswap.models.weights import weights_digest
+
+    record = {"weights_sha256": weights_digest(weights), "size": 160, "threshold": 0.8123, "precision": 0.95,
+              "recall": 0.3, "average_precision": 0.7, "target_precision": 0.95}
+    verifier = load_verifier(weights, calibrations=[record])
+    assert verifier.threshold == 0.8123 and verifier.threshold_source == "calibrate-verify"
+    assert verifier.verify(BOX, SCENE)["operating_point"]["precision"] == 0.95
+    monkeypatch.setattr("segswap.verify.same_object.verify_calibrations", lambda: [{**record, "threshold": 0.6}])
+    assert load_verifier(weights).threshold == 0.6  # the package's file, read when loading
+    assert load_verifier(weights, calibrations=[{**record, "size": 320}]).threshold_source == "training"
+    other = load_verifier(weights, calibrations=[{**record, "weights_sha256": "0" * 64}])
+    assert other.threshold == 0.5 and other.threshold_source == "training"

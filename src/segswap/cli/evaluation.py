@@ -121,6 +121,68 @@ def calibrate_search(
     _write_json(json_out, result)
 
 
+def calibrate_verify(
+    pairs: list[Path] = typer.Argument(..., help="`segswap synth --conditions ...` folders SCOTT was not trained on."),
+    out: Path = typer.Option(..., help="Calibration file to add the result to (the package's own is "
+                                       "src/segswap/data/verify_calibration.json)."),
+    weights: Optional[Path] = typer.Option(None, help="SCOTT weights from `segswap export` (default: shipped)."),
+    precision: float = typer.Option(0.95, help="Precision 'match' must reach on the pairs (0–1)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the result as JSON."),
+):
+    """The SCOTT probability from which `segswap verify` says 'match', calibrated on held-out synthetic
+    pairs across conditions (each pair against image b of other pairs, half of those the same class)."""
+    check_arguments(folders=pairs, weights=weights, output_files=[(out, "--out"), (json_out, "--json")])
+    if not 0 < precision < 1:
+        raise SegswapError(f"--precision must be between 0 and 1, not {precision}")
+    from ..evaluation.calibration import add_calibration, calibrate_verify as run_calibration
+    from ..synth.reader import pairs_size
+    from ..verify.same_object import load_verifier
+
+    verifier = load_verifier(weights, threshold=0.5, size=pairs_size(pairs))  # the threshold is what is measured
+    result = run_calibration(pairs, verifier, target_precision=precision)
+    add_calibration(out, result)
+    typer.echo(f"{result['weights']}: 'match' from a probability of {result['threshold']:.4f} — precision "
+               f"{result['precision']:.3f}, recall {result['recall']:.3f}, AP {result['average_precision']:.3f} on "
+               f"{result['positives']} pairs and {result['negatives']} non-matching pairs "
+               f"({result['same_class_negatives']} of the same class) → {out}")
+    _write_json(json_out, result)
+
+
+def conditions(
+    segments: list[Path] = typer.Option(..., "--segments", help="Segment sources, as for `segswap synth` (training material, never eval images)."),
+    backgrounds: Path = typer.Option(..., "--backgrounds", help="Background photos, as for `segswap synth`."),
+    work: Path = typer.Option(..., "--work", help="Folder for the benchmark's pairs and features (reused by a later run)."),
+    n: int = typer.Option(60, "-n", help="Pairs per condition."),
+    only: Optional[str] = typer.Option(None, "--conditions", help="Conditions to run, comma-separated (default all)."),
+    seed: int = typer.Option(201, "--seed", help="Seed of the held-out pairs (never one used in training: 1, 2)."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+    weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
+    scott_weights: Optional[Path] = typer.Option(None, help="SCOTT weights (default: shipped)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes making pairs [default: all cores]."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+):
+    """Per condition (night, haze, engraving, ...; one image of each pair changed): mask IoU, correspondence
+    error, and same/different AP of the pair score and of `segswap verify`, on held-out synthetic pairs."""
+    check_arguments(folders=[*segments, backgrounds], files=[scott_weights], weights=weights,
+                    output_folders=[(work, "--work")], output_files=[(json_out, "--json")])
+    if n < 4:
+        raise SegswapError(f"-n must be at least 4 pairs per condition (got {n})")
+    from ..evaluation.conditions import conditions_table, evaluate_conditions
+    from ..synth.conditions import parse_conditions
+    from ..verify.same_object import load_verifier
+
+    try:
+        names = parse_conditions(only) if only is not None else None
+    except ValueError as err:
+        raise SegswapError(str(err)) from None
+    matcher = load_matcher(model, weights)
+    verifier = load_verifier(scott_weights, size=matcher.size)
+    result = evaluate_conditions(segments, backgrounds, work, matcher, verifier, n=n, conditions=names, seed=seed,
+                                 workers=workers)
+    typer.echo(conditions_table(result))
+    _write_json(json_out, result)
+
+
 def vpr(
     root: Path = typer.Argument(..., help="VPR-Bench folder: query/, ref/, ground_truth_new.npy."),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
@@ -183,4 +245,4 @@ def align(
 
 
 COMMANDS = {"methods": methods, "coseg": coseg, "corr": corr, "synthetic": synthetic, "calibrate-search": calibrate_search,
-            "vpr": vpr, "same-place": same_place, "align": align}
+            "calibrate-verify": calibrate_verify, "conditions": conditions, "vpr": vpr, "same-place": same_place, "align": align}

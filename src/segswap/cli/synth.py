@@ -24,15 +24,25 @@ def synth(
     negatives: float = typer.Option(0.0, "--negatives", help="Fraction of stored pairs that share nothing."),
     blend: str = typer.Option("poisson", "--blend", help="poisson (normal or mixed seamless cloning), normal, mixed, or copy (plain paste, for ablations)."),
     style: bool = typer.Option(True, "--style/--no-style", help="Restyle images (painting, engraving, drawing, night...)."),
+    conditions: Optional[str] = typer.Option(None, "--conditions", help="Put one image of a pair under a condition: names, groups (light, weather, depiction) or all, comma-separated (docs/synth.md lists them)."),
+    condition_rate: float = typer.Option(0.5, "--condition-rate", help="Fraction of pairs that get a condition (with --conditions)."),
     preview: Optional[Path] = typer.Option(None, "--preview", help="Write a contact sheet of the first pairs here (.jpg or .png)."),
 ) -> None:
     """Make segment-swapping training pairs with exact masks and correspondences."""
     check_arguments(folders=[*segments, backgrounds, styles], size=size, min_size=64, output_folders=[(out, "--out")],
                     output_files=[(preview, "--preview")])
     from ..synth import generate
+    from ..synth.conditions import parse_conditions
 
+    try:
+        chosen = parse_conditions(conditions)
+    except ValueError as err:
+        raise SegswapError(str(err)) from None
+    if conditions is not None and not chosen:
+        raise SegswapError("--conditions names no condition")
     summary = generate(segments, backgrounds, out, n, seed=seed, size=size, workers=workers, styles=styles,
-                       unsupervised=unsupervised, negatives=negatives, blend=blend, style=style, preview=preview)
+                       unsupervised=unsupervised, negatives=negatives, blend=blend, style=style, conditions=chosen,
+                       condition_rate=condition_rate, preview=preview)
     typer.echo(
         f"{summary.written} new pairs in {summary.seconds:.1f} s ({summary.pairs_per_second:.1f} pairs/s), "
         f"{summary.already_done} already there, {len(summary.failed)} failed; "

@@ -1,4 +1,4 @@
-"""Calibrating `segswap search`'s "match / no match" on held-out synthetic pairs.
+"""Calibrating `segswap search`'s and `segswap verify`'s "match / no match" on held-out synthetic pairs.
 
 The statistic is the **matched fraction** of the query: Eq. 3's score (query cells matched,
 weighted by both masks and the features' cosine) over the query's number of cells. Dividing by the
@@ -10,6 +10,9 @@ object copied into two scenes); negatives are as many image a of one pair with i
 half of them showing different objects of the same class. The threshold is the lowest at which the
 "match" call reaches ``target_precision`` on these pairs: a user is told "match" when it is likely,
 and a weak copy is left to the ranking.
+
+`segswap verify` is calibrated the same way on SCOTT's match probability (:func:`calibrate_verify`),
+on pairs that cross a condition (`segswap synth --conditions`).
 """
 
 from __future__ import annotations
@@ -36,40 +39,97 @@ def calibrate_search(pairs_dirs, matcher, *, target_precision: float = TARGET_PR
     """The threshold on the matched fraction at which "match" reaches ``target_precision`` on the
     pairs of ``pairs_dirs`` (made at the matcher's size), with the precision, recall and average
     precision there. Raises :class:`SegswapError` if no threshold reaches it."""
-    from sklearn.metrics import average_precision_score, precision_recall_curve
-
     if matcher.weights_sha256 is None:
         raise SegswapError(f"the {matcher.name!r} model has no weights file to calibrate; pass --weights")
+    point = _calibrate(pairs_dirs, matcher, matched_fractions, target_precision, seed, show_progress)
+    return {
+        "model": matcher.name, "weights": matcher.weights, "weights_sha256": matcher.weights_sha256,
+        "inference": {key: matcher.model.conf.get(key) for key in sorted(INFERENCE_OPTIONS)},
+        "statistic": "matched fraction: Eq. 3 score / query cells", **point,
+        "pairs": [Path(p).name for p in pairs_dirs], "size": matcher.size, "seed": seed,
+    }
+
+
+def calibrate_verify(pairs_dirs, verifier, *, target_precision: float = TARGET_PRECISION, seed: int = 0,
+                     show_progress: bool = True) -> dict:
+    """The SCOTT match probability from which `segswap verify` says "match": the lowest at which the
+    call reaches ``target_precision`` on the pairs of ``pairs_dirs`` (made at the verifier's size,
+    crossing conditions) against as many non-matching pairs, half of them showing different objects of
+    a common class (hard negatives). Raises :class:`SegswapError` if no threshold reaches it."""
+    point = _calibrate(pairs_dirs, verifier, match_probabilities, target_precision, seed, show_progress)
+    return {
+        "model": "scott", "weights": verifier.weights, "weights_sha256": verifier.weights_sha256,
+        "statistic": "SCOTT match probability",
+        "rule": f"lowest threshold with precision >= {target_precision} on positives vs as many negatives, "
+                "half same-class", **point,
+        "conditions": _conditions_of(pairs_dirs), "pairs": [Path(p).name for p in pairs_dirs],
+        "size": verifier.size, "seed": seed,
+    }
+
+
+def _calibrate(pairs_dirs, model, scores, target_precision: float, seed: int, show_progress: bool) -> dict:
+    """The operating point of ``scores(model, cache, a_indices, b_indices)`` on the positives of
+    ``pairs_dirs`` (cached at ``model``'s backbone and size) against :func:`negative_pairs`, with counts."""
     if not 0 < target_precision < 1:
         raise SegswapError(f"--precision must be between 0 and 1, not {target_precision}")
-    cache = FeatureCache([build_cache(Path(p), matcher.backbone.name, matcher.size, show_progress=show_progress)
+    cache = FeatureCache([build_cache(Path(p), model.backbone.name, model.size, show_progress=show_progress)
                           for p in pairs_dirs])
+    indices = np.arange(len(cache))
+    negatives, hard = negative_pairs(cache, seed)
+    positives = scores(model, cache, indices, indices)
+    unrelated = scores(model, cache, negatives[:, 0], negatives[:, 1])
+    return {**operating_point(positives, unrelated, target_precision), "positives": int(len(positives)),
+            "negatives": int(len(unrelated)), "same_class_negatives": int(len(hard))}
+
+
+def negative_pairs(cache: FeatureCache, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """As many non-matching pairs (image a of pair i, image b of pair j) as the cache has pairs, half
+    (where the pool allows) different objects of a common class; and those hard ones alone."""
     indices = np.arange(len(cache))
     rng = np.random.default_rng([seed, 777])
     hard = same_class_negatives(rng, object_classes(cache, indices), len(indices) // 2, cache)
-    negatives = np.concatenate([hard, random_negatives(rng, indices, len(indices) - len(hard), cache)])
-    positives = _fractions(matcher, cache, indices, indices)
-    unrelated = _fractions(matcher, cache, negatives[:, 0], negatives[:, 1])
-    labels = np.r_[np.ones(len(positives)), np.zeros(len(unrelated))]
-    scores = np.r_[positives, unrelated]
+    return np.concatenate([hard, random_negatives(rng, indices, len(indices) - len(hard), cache)]), hard
+
+
+def operating_point(positives: np.ndarray, negatives: np.ndarray, target_precision: float) -> dict:
+    """The lowest threshold on the scores at which "match" (score ≥ threshold) reaches
+    ``target_precision``, with the precision and recall there and the average precision overall."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    labels = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
+    scores = np.r_[positives, negatives]
     precision, recall, thresholds = precision_recall_curve(labels, scores)
     reached = np.nonzero(precision[:-1] >= target_precision)[0]
     if not len(reached):
         raise SegswapError(f"no threshold reaches precision {target_precision} on these pairs")
     k = int(reached[0])
-    return {
-        "model": matcher.name, "weights": matcher.weights, "weights_sha256": matcher.weights_sha256,
-        "inference": {key: matcher.model.conf.get(key) for key in sorted(INFERENCE_OPTIONS)},
-        "statistic": "matched fraction: Eq. 3 score / query cells",
-        "threshold": float(thresholds[k]), "target_precision": target_precision,
-        "precision": float(precision[k]), "recall": float(recall[k]),
-        "average_precision": float(average_precision_score(labels, scores)),
-        "positives": int(len(positives)), "negatives": int(len(unrelated)), "same_class_negatives": int(len(hard)),
-        "pairs": [Path(p).name for p in pairs_dirs], "size": matcher.size, "seed": seed,
-    }
+    return {"threshold": float(thresholds[k]), "target_precision": target_precision, "precision": float(precision[k]),
+            "recall": float(recall[k]), "average_precision": float(average_precision_score(labels, scores))}
 
 
-def _fractions(matcher, cache: FeatureCache, a_indices, b_indices) -> np.ndarray:
+def _conditions_of(pairs_dirs) -> list[str]:
+    """The conditions the synth folders were made with (from their config.json)."""
+    names = set()
+    for folder in pairs_dirs:
+        config = json.loads((Path(folder) / "config.json").read_text())
+        names |= set(config["settings"].get("conditions", []))
+    return sorted(names)
+
+
+def match_probabilities(verifier, cache: FeatureCache, a_indices, b_indices) -> np.ndarray:
+    """SCOTT's match probability for image a of pair ``a_indices[k]`` against image b of pair ``b_indices[k]``."""
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(a_indices), BATCH):
+            feats_a = torch.as_tensor(cache.get(a_indices[start:start + BATCH], keys=("feats_a",))["feats_a"]).float()
+            feats_b = torch.as_tensor(cache.get(b_indices[start:start + BATCH], keys=("feats_b",))["feats_b"]).float()
+            out += verifier.model({"feats_a": feats_a, "feats_b": feats_b})["match_prob"].tolist()
+    return np.asarray(out)
+
+
+def matched_fractions(matcher, cache: FeatureCache, a_indices, b_indices) -> np.ndarray:
     """Matched fraction of image a of pair ``a_indices[k]`` against image b of pair ``b_indices[k]``."""
     import torch
 
@@ -84,9 +144,10 @@ def _fractions(matcher, cache: FeatureCache, a_indices, b_indices) -> np.ndarray
 
 
 def add_calibration(path, record: dict) -> None:
-    """Add ``record`` to the calibration file at ``path`` (replacing one for the same weights and
-    inference options), written atomically."""
+    """Add ``record`` to the calibration file at ``path`` (replacing one for the same weights, input size
+    and inference options), written atomically."""
     path = Path(path)
     records = json.loads(path.read_text()) if path.is_file() else []
-    records = [r for r in records if (r["weights_sha256"], r["inference"]) != (record["weights_sha256"], record["inference"])]
+    key = lambda r: (r["weights_sha256"], r.get("inference"), r.get("size"))  # noqa: E731
+    records = [r for r in records if key(r) != key(record)]
     write_bytes_atomic(path, (json.dumps(records + [record], indent=1) + "\n").encode())

@@ -30,6 +30,7 @@ from ..errors import SegswapError
 from ..grid import check_input_size
 from . import writer
 from .compose import BLEND_MODES
+from .conditions import CONDITIONS
 from .pairs import STAGES, PairMaker, Settings, Sources
 from .preview import write_preview
 from .segments import ScanReport, catalogue_from_json, catalogue_to_json, readable_images, scan_sources
@@ -77,6 +78,8 @@ def generate(
     negatives: float = 0.0,
     blend: str = "poisson",
     style: bool = True,
+    conditions: Sequence[str] = (),
+    condition_rate: float = 0.5,
     preview: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> Summary:
@@ -86,9 +89,11 @@ def generate(
     ``backgrounds``: a photo folder; ``styles``: paintings for the colour/AdaIN-like styles.
     ``negatives``: fraction of stored pairs that share nothing. ``blend``: ``poisson`` (normal or mixed
     seamless cloning per object), ``normal``, ``mixed`` or ``copy``. ``style=False`` keeps photos as
-    they are. ``preview``: path of a contact sheet to write at the end.
+    they are. ``conditions``: names from :data:`segswap.synth.conditions.CONDITIONS`; that fraction
+    (``condition_rate``) of the pairs gets one of them on image a or b. ``preview``: path of a contact
+    sheet to write at the end.
     """
-    settings = _check(n, size, negatives, blend, workers, style)
+    settings = _check(n, size, negatives, blend, workers, style, conditions, condition_rate)
     out = Path(out)
     seg_dirs = [Path(p).resolve() for p in segments]
     bg_dir = Path(backgrounds).resolve()
@@ -101,7 +106,7 @@ def generate(
     config = {
         "format_version": FORMAT_VERSION,
         "seed": seed,
-        "settings": asdict(settings),
+        "settings": _settings_record(settings),
         "segments": [str(p) for p in seg_dirs],
         "unsupervised": unsupervised,
         "backgrounds": str(bg_dir),
@@ -145,7 +150,18 @@ def generate(
     return summary
 
 
-def _check(n: int, size: int, negatives: float, blend: str, workers: int | None, style: bool) -> Settings:
+def _settings_record(settings: Settings) -> dict:
+    """The settings as config.json stores them; without conditions, exactly as before they existed, so
+    folders made then are continued (their pairs are the same)."""
+    record = asdict(settings)
+    record["conditions"] = list(settings.conditions)
+    if not settings.conditions:
+        del record["conditions"], record["condition_rate"]
+    return record
+
+
+def _check(n: int, size: int, negatives: float, blend: str, workers: int | None, style: bool,
+           conditions: Sequence[str] = (), condition_rate: float = 0.5) -> Settings:
     if n < 0:
         raise SegswapError(f"-n must be 0 or more (got {n})")
     check_input_size(size, minimum=64)
@@ -155,7 +171,13 @@ def _check(n: int, size: int, negatives: float, blend: str, workers: int | None,
         raise SegswapError(f"--blend must be one of {', '.join(BLEND_SETTINGS)} (got {blend!r})")
     if workers is not None and workers < 1:
         raise SegswapError(f"--workers must be at least 1 (got {workers})")
-    return Settings(size=size, blend=blend, negatives=negatives, style=style)
+    unknown = [c for c in conditions if c not in CONDITIONS]
+    if unknown:
+        raise SegswapError(f"unknown condition {unknown[0]!r}; choose from {', '.join(CONDITIONS)}")
+    if not 0.0 <= condition_rate <= 1.0:
+        raise SegswapError(f"--condition-rate is a fraction in [0, 1] (got {condition_rate})")
+    return Settings(size=size, blend=blend, negatives=negatives, style=style, conditions=tuple(conditions),
+                    condition_rate=condition_rate)
 
 
 def _load_or_scan(out: Path, seg_dirs: list[Path], bg_dir: Path, style_dir: Path | None,

@@ -4,7 +4,8 @@ Design (documented in docs/synth.md): both images are composites. The same one o
 segments, each with its own placement per image, are blended into two *different* background crops,
 so the only thing the two images share is the objects: a model cannot match backgrounds, and both
 images carry blending seams, so a seam is no cue either. Image b may get a thin-plate-spline warp;
-either or both may be restyled. A negative pair puts objects of two different source images into the
+either or both may be restyled, and one of them may then be put under a condition (night, haze, an
+engraving...; :mod:`segswap.synth.conditions`). A negative pair puts objects of two different source images into the
 two images: same kind of content, nothing shared.
 """
 
@@ -20,11 +21,11 @@ import numpy as np
 
 from ..errors import ImageError
 from ..io import load_image
-from . import compose, geometry, style
+from . import compose, conditions, geometry, style
 from .segments import Segment, SourceImage, render_mask
 from .truth import GroundTruth, ImageGeometry, ground_truth
 
-STAGES = ("segment", "warp", "blend", "style", "truth")
+STAGES = ("segment", "warp", "blend", "style", "condition", "truth")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class Settings:
     tps: float = 0.5
     min_cells: int = 9
     max_attempts: int = 25
+    #: Condition names (segswap.synth.conditions) one image of a pair may be put under, and the
+    #: fraction of pairs that get one (image a or b at random).
+    conditions: tuple[str, ...] = ()
+    condition_rate: float = 0.5
 
 
 @dataclass
@@ -152,6 +157,9 @@ class PairMaker:
                 continue
             pair.meta = {"index": index, "seed": self.seed, "kind": pair.kind, "size": s.size, "stride": s.stride,
                          "attempt": attempt, "rejected": rejected, **pair.meta}
+            if s.conditions:
+                with self.timer.stage("condition"):
+                    pair.meta["condition"] = self._condition(index, pair)
             return pair, warnings
         warnings.append(f"pair {index}: no valid pair in {s.max_attempts} attempts ({', '.join(sorted(set(rejected)))})")
         return None, warnings
@@ -271,6 +279,22 @@ class PairMaker:
                 image, meta["style"] = style.apply_style(image, kind, rng, pool)
             out.append(image)
         return out[0], out[1]
+
+
+    def _condition(self, index: int, pair: Pair) -> dict | None:
+        """Put image a or b of ``pair`` under one of the settings' conditions (or neither); returns what
+        was done. Its own generator: the composite and styles are what the seed makes without conditions,
+        and one pair index gets the same side and draws under every condition (a benchmark compares
+        conditions on the same pairs)."""
+        rng = np.random.default_rng([self.seed, index, conditions.CONDITION_STREAM])
+        applies = rng.random() < self.settings.condition_rate
+        side = "ab"[int(rng.integers(2))]
+        name = self.settings.conditions[int(rng.integers(len(self.settings.conditions)))]
+        if not applies:
+            return None
+        image, params = conditions.apply_condition(getattr(pair, side), name, rng)
+        setattr(pair, side, image)
+        return {"image": side, **params}
 
 
 def _cut_object(image: np.ndarray, segment: Segment, label: int) -> _Object:

@@ -1,5 +1,6 @@
 """The contact sheet ``segswap synth --preview`` writes: the first pairs of a folder, read back from disk,
-masks tinted and a sample of the true cell-to-cell matches drawn."""
+masks tinted, a sample of the true cell-to-cell matches drawn, and under each image its style and
+condition."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..viz.sheet import contact_sheet, pair_tile, save_sheet
+from ..viz.sheet import caption_tile, contact_sheet, pair_tile, save_sheet
 from . import reader
 
 
@@ -28,5 +29,15 @@ def write_preview(pairs_dir: Path, path: Path, count: int = 12) -> Path:
         pair_dir = Path(pairs_dir) / entry["id"]
         image_a, image_b = reader.read_images(pair_dir)
         mask_a, mask_b = reader.read_masks(pair_dir)
-        tiles.append(pair_tile(image_a, image_b, mask_a, mask_b, true_matches(reader.read_truth(pair_dir), image_a.shape, image_b.shape)))
+        tile = pair_tile(image_a, image_b, mask_a, mask_b, true_matches(reader.read_truth(pair_dir), image_a.shape, image_b.shape))
+        tiles.append(caption_tile(tile, [describe_image(entry["id"], reader.read_meta(pair_dir), side) for side in "ab"]))
     return save_sheet(contact_sheet(tiles), Path(path))
+
+
+def describe_image(pair_id: str, meta: dict, side: str) -> str:
+    """What was done to image ``side`` of a pair: its style kind and condition, e.g. "000003 b: oil + night"."""
+    looks = [meta.get(side, {}).get("style") and meta[side]["style"]["kind"]]
+    condition = meta.get("condition")
+    looks.append(condition["name"] if condition and condition["image"] == side else None)
+    looks = [look for look in looks if look]
+    return f"{pair_id} {side}: {' + '.join(looks) if looks else 'photo'}"

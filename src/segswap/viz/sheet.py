@@ -22,6 +22,19 @@ def pair_tile(image_a: np.ndarray, image_b: np.ndarray, mask_a: np.ndarray, mask
     return pair_overlay(image_a, image_b, mask_a * 0.5, mask_b * 0.5, matches, max_lines=lines, height=height, gap=GAP)
 
 
+def caption_tile(tile: np.ndarray, captions: list[str], band: int = 16) -> np.ndarray:
+    """``tile`` (images side by side, ``GAP`` apart, equal widths) with one caption per image written on
+    a dark band along its bottom edge; the tile keeps its size, so a sheet's rows stay aligned."""
+    out = tile.copy()
+    width = (tile.shape[1] - GAP * (len(captions) - 1)) // max(1, len(captions))
+    for k, text in enumerate(captions):
+        x0 = k * (width + GAP)
+        strip = out[-band:, x0:x0 + width]
+        strip[:] = (strip.astype(np.float32) * 0.35).astype(np.uint8)
+        cv2.putText(out, text, (x0 + 3, tile.shape[0] - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
 def contact_sheet(tiles: list[np.ndarray], columns: int = COLUMNS, height: int = ROW_HEIGHT) -> np.ndarray:
     """Tiles of one ``height`` laid out ``columns`` to a row on a white sheet (RGB uint8)."""
     if not tiles:
