@@ -39,7 +39,7 @@ from ..errors import ImageError, SegswapError
 from ..io import load_image
 from ..io.files import write_bytes_atomic
 from ..io.paths import check_input_folder
-from ..models.outputs import cycle_consistent_mask, matched_fraction
+from ..models.outputs import cycle_consistent_mask
 from .descriptor import DescriptorIndex, mean_descriptor, regional_descriptors
 from .features import FolderFeatures, extract_features
 from .folder import image_groups
@@ -141,8 +141,7 @@ class PriorLookup:
 
 
 def prior_masks(paths: Sequence[Path], potentials: Sequence[np.ndarray] | None, show_progress: bool = True,
-                skipped: list[str] | None = None, lookup: PriorLookup | None = None,
-                weights: Sequence[float] | None = None) -> list[np.ndarray | None]:
+                skipped: list[str] | None = None, lookup: PriorLookup | None = None) -> list[np.ndarray | None]:
     """uint8 0/255 masks from the objectness prior, or from its per-pixel mean with ``potentials``
     (token-grid maps normalised to a maximum of 1), each cut at its Otsu level.
 
@@ -167,8 +166,7 @@ def prior_masks(paths: Sequence[Path], potentials: Sequence[np.ndarray] | None, 
         if potentials is not None:
             potential = cv2.resize(potentials[k].astype(np.float32), (fused.shape[1], fused.shape[0]),
                                    interpolation=cv2.INTER_LINEAR)
-            weight = 1.0 if weights is None else weights[k]
-            fused = (fused + potential.clip(0, 1)) / (1 + weight)
+            fused = (fused + potential.clip(0, 1)) / 2
         masks.append(otsu_foreground(fused).astype(np.uint8) * 255)
     return masks
 
@@ -208,11 +206,6 @@ def cosegment_features(feats: FolderFeatures, matcher, *, top_k: int = 5, flip: 
         average = mean_pair_mask(i, chosen, grids[i])
         potentials[i] = np.where(average >= FALLBACK_MIN, average, 0)
     potentials = [p / p.max() if p.max() > 0 else p for p in potentials]
-    if method == "fusion-gated":
-        gates = partner_match_shares(chosen, n, grids, matcher)
-        potentials = [g * p for g, p in zip(gates, potentials)]
-        masks = prior_masks(feats.paths, potentials, show_progress, lookup=lookup, weights=gates)
-        return Cosegmentation(masks, potentials, fallback, len(predictions), len(nodes), graph.nnz)
     masks = _masks(engine, method, feats.paths, potentials, show_progress, lookup)
     return Cosegmentation(masks, potentials, fallback, len(predictions), len(nodes), graph.nnz)
 
@@ -231,22 +224,6 @@ def make_masks(method: str, paths: Sequence[Path], potentials: Sequence[np.ndarr
     if method == "fusion":
         return prior_masks(paths, potentials, show_progress, lookup=lookup)
     return [refine_with_grabcut(load_image(path), potential) for path, potential in zip(paths, potentials)]
-
-
-def partner_match_shares(chosen: Sequence[PairPrediction], n_images: int, grids, matcher) -> list[float]:
-    """Per image, the share of its chosen pairs in which it matches as the query (matched fraction at or
-    above the search calibration's threshold); 1 for every image when the weights have no calibration."""
-    from .search import calibrated_threshold
-
-    threshold = calibrated_threshold(matcher)
-    if threshold is None:
-        return [1.0] * n_images
-    hits, total = np.zeros(n_images), np.zeros(n_images)
-    for pred in chosen:
-        for image, score in ((pred.a, pred.score_ab), (pred.b, pred.score_ba)):
-            total[image] += 1
-            hits[image] += matched_fraction(score, grids[image]) >= threshold
-    return [float(h / t) if t else 0.0 for h, t in zip(hits, total)]
 
 
 def best_partners(predictions: Sequence[PairPrediction], n_images: int, top_k: int) -> list[PairPrediction]:

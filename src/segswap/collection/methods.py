@@ -10,7 +10,6 @@ METHODS = {
     "fusion": "objectness prior and SegSwap potential, per-pixel mean, Otsu level",
     "segswap": "SegSwap potential refined by GrabCut (the paper's co-segmentation)",
     "saliency": "objectness prior alone, Otsu level (no second image; no pairs run)",
-    "fusion-gated": "fusion with the potential weighted per image by the share of its partners that match",
 }
 DEFAULT_METHOD = "fusion"
 

@@ -161,8 +161,6 @@ METHODS: dict[str, Method] = {
                       _pair_model("segswap"), runs_on_cluster=True),
     "fusion": Method("`segswap cosegment`'s default: the objectness prior and the SegSwap potential, per-pixel "
                      "mean, Otsu level", _pair_model("segswap", "fusion"), runs_on_cluster=True),
-    "fusion-gated": Method("fusion with the potential weighted per image by the share of its partners that match",
-                           _pair_model("segswap", "fusion-gated")),
     "ncnet": Method("the same collection pipeline on the NC-Net variant's pair predictions", _pair_model("ncnet"),
                     runs_on_cluster=True),
     "correlation": Method("the same collection pipeline on the training-free backbone correlation (no transformer)",
