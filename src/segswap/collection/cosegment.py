@@ -124,19 +124,16 @@ class PriorLookup:
 
         self.prior = get_prior()
         self.store, self.known = store, known or {}
-        self.computed = self.read = 0
 
     def __call__(self, path: Path) -> np.ndarray:
         entry = self.known.get(Path(path)) if self.store is not None else None
         if entry is not None and (maps := self.store.get(entry[0])) is not None:
-            self.read += 1
             return maps.saliency_at(entry[1])
         rgb = load_image(path)
         out = self.prior(rgb, at_image_size=False)
         maps = PriorMaps(out["saliency"], out["cls"])
         if entry is not None:
             self.store.put(entry[0], maps)
-        self.computed += 1
         return maps.saliency_at((rgb.shape[1], rgb.shape[0]))
 
 
@@ -340,8 +337,8 @@ def _cosegment_groups(groups, out: Path, matcher, summary: FolderSummary, indexe
             continue
         if show_progress and len(groups) > 1:
             print(f"group {name}: {len(group.images)} images", file=sys.stderr, flush=True)
-        lookup = (indexed.prior_lookup(group.images) if indexed is not None else PriorLookup()) \
-            if method != "segswap" and engine is None else None
+        # Without an index, prior_masks (or a worker) runs the prior itself.
+        lookup = indexed.prior_lookup(group.images) if indexed is not None and method != "segswap" else None
         if method == "saliency":  # no backbone features, no pairs
             skipped: list[str] = []
             masks = prior_masks(group.images, None, show_progress, skipped=skipped, lookup=lookup)
@@ -386,17 +383,21 @@ class IndexedFolder:
                      for image_id, path, nbytes, mtime_ns, sha1, width, height in self.index.db.execute(
                          "SELECT id, path, bytes, mtime_ns, sha1, width, height FROM images")}
         self.store = PriorStore(index_path, get_prior().key) if with_prior else None
+        self._current: dict[Path, tuple | None] = {}
 
     def current(self, path: Path) -> tuple | None:
-        """The index's row for ``path`` if it holds the file as it is now, else None."""
-        row = self.rows.get(Path(path).resolve())
-        if row is None:
-            return None
-        try:
-            stat = Path(path).stat()
-        except OSError:
-            return None
-        return row if (stat.st_size, stat.st_mtime_ns) == row[1:3] else None
+        """The index's row for ``path`` if it holds the file as it is now, else None. Decided once per
+        path and run, so an image's features and its prior come from the same source."""
+        path = Path(path)
+        if path not in self._current:
+            row = self.rows.get(path.resolve())
+            try:
+                stat = path.stat() if row is not None else None
+            except OSError:
+                stat = None
+            fresh = stat is not None and (stat.st_size, stat.st_mtime_ns) == row[1:3]
+            self._current[path] = row if fresh else None
+        return self._current[path]
 
     def features(self, paths: Sequence[Path], show_progress: bool = True) -> FolderFeatures:
         """Features of ``paths`` in order: read from the index where current, computed for the rest."""
