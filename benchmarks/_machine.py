@@ -6,6 +6,25 @@ import os
 import platform
 import statistics
 import time
+from pathlib import Path
+
+#: The shared training photos: the collections the index, search and viewer benchmarks are built from.
+SHARED_TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
+
+
+def add_image_folder_arguments(parser, workdir: bool = True) -> None:
+    """``--images`` (folders to build the collection from; default the shared COCO-128 and photo folders)
+    and, with ``workdir``, ``--workdir`` (keep the indexes there)."""
+    parser.add_argument("--images", type=Path, nargs="*",
+                        default=[SHARED_TRAIN / "coco128_seg" / "images", SHARED_TRAIN / "photos"])
+    if workdir:
+        parser.add_argument("--workdir", type=Path, help="keep the indexes here instead of a temporary folder")
+
+
+def print_machine() -> None:
+    """The machine summary and the load average when the run starts (other work skews the times)."""
+    print(machine_summary())
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
 
 
 def machine_summary() -> str:

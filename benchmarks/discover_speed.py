@@ -21,7 +21,6 @@ Target: 1,000 images in ≤ 10 minutes on 2 cores, ≤ 4 GB.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
 import tempfile
@@ -32,7 +31,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import machine_summary, print_table  # noqa: E402
+from _machine import print_machine, print_table  # noqa: E402
 from search_speed import transformer_matcher  # noqa: E402
 
 import segswap  # noqa: E402
@@ -127,8 +126,7 @@ def main():
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--size", type=int, default=480)
     args = parser.parse_args()
-    print(machine_summary())
-    print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    print_machine()
     with tempfile.TemporaryDirectory() as tmp:
         truth = make_collection(Path(tmp) / "images", args.count, args.patterns, args.copies)
         start = time.perf_counter()

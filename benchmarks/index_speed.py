@@ -24,14 +24,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import machine_summary, print_table  # noqa: E402
+from _machine import add_image_folder_arguments, print_machine, print_table  # noqa: E402
 
 from segswap.backbone import DEFAULT_BACKBONE, get_backbone  # noqa: E402
 from segswap.collection.features import model_input  # noqa: E402
 from segswap.collection.folder import list_images  # noqa: E402
 from segswap.collection.update import update_index  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
 
 
 def collection(folder: Path, sources: list[Path], count: int) -> None:
@@ -48,12 +47,11 @@ def collection(folder: Path, sources: list[Path], count: int) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, nargs="*", default=[SHARED / "coco128_seg" / "images", SHARED / "photos"])
+    add_image_folder_arguments(parser, workdir=False)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--size", type=int, default=480)
     args = parser.parse_args()
-    print(machine_summary())
-    print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    print_machine()
     sources = [p for folder in args.images for p in list_images(folder)]
     if not sources:
         sys.exit("no images found; pass --images DIR")

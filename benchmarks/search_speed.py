@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import machine_summary, print_table  # noqa: E402
+from _machine import add_image_folder_arguments, print_machine, print_table  # noqa: E402
 
 import segswap  # noqa: E402
 from segswap.collection.descriptor import pooled  # noqa: E402
@@ -45,7 +45,6 @@ from segswap.collection.search import BATCH, query_pixels, search  # noqa: E402
 from segswap.collection.update import update_index  # noqa: E402
 from segswap.io import load_image  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
 NOISE = 0.05  # per-channel noise on the L2-normalised features of a synthetic entry
 
 
@@ -121,15 +120,13 @@ def reference_search(index: CollectionIndex, origin: dict[int, Path], query: Pat
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, nargs="*", default=[SHARED / "coco128_seg" / "images", SHARED / "photos"])
+    add_image_folder_arguments(parser)
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=5)
     parser.add_argument("--shortlist", type=int, default=100)
     parser.add_argument("--size", type=int, default=480)
-    parser.add_argument("--workdir", type=Path, help="keep the indexes here instead of a temporary folder")
     args = parser.parse_args()
-    print(machine_summary())
-    print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    print_machine()
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
         real = real_index(work, args.images, args.size)

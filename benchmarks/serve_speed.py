@@ -37,8 +37,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import machine_summary, print_table  # noqa: E402
-from search_speed import SHARED, real_index, synthetic_index  # noqa: E402
+from _machine import add_image_folder_arguments, print_machine, print_table  # noqa: E402
+from search_speed import real_index, synthetic_index  # noqa: E402
 
 from segswap.collection.index import CollectionIndex  # noqa: E402
 from segswap.collection.search import search  # noqa: E402
@@ -141,15 +141,13 @@ def with_files(index: CollectionIndex, origin: dict[int, Path]) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, nargs="*", default=[SHARED / "coco128_seg" / "images", SHARED / "photos"])
+    add_image_folder_arguments(parser)
     parser.add_argument("--query-index", type=int, default=1_000, help="images in the index searched")
     parser.add_argument("--page-index", type=int, default=10_000, help="images in the index whose page is loaded")
     parser.add_argument("--queries", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5, help="collection page loads timed (median)")
-    parser.add_argument("--workdir", type=Path, help="keep the indexes here instead of a temporary folder")
     args = parser.parse_args()
-    print(machine_summary())
-    print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    print_machine()
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
         # The synthetic entries' files lie in the real images' folder (the indexes share their root): the
