@@ -376,3 +376,21 @@ def test_a_shard_written_by_a_killed_run_is_replaced_not_listed_twice(tmp_path, 
     build_cache(folder, "efficientnet-lite2", 64, show_progress=False)
     assert json.loads((root / "cache.json").read_text())["shards"] == ["shard-00000"]
     assert len(FeatureCache([root])) == 4
+
+
+def test_a_run_started_from_exported_weights_begins_with_their_tensors(pairs, tmp_path, run_cli):
+    train([pairs], tmp_path / "first", config="tiny", show_progress=False, overrides=TINY)
+    export(tmp_path / "first", tmp_path / "first.safetensors")
+    # lr 0: the optimiser moves nothing, so the second run ends where --init put it
+    train([pairs], tmp_path / "second", config="tiny", show_progress=False, overrides={**TINY, "lr": 0.0, "lr_final": 0.0, "hard_negatives": {"lr": 0.0}},
+          init=tmp_path / "first.safetensors")
+    export(tmp_path / "second", tmp_path / "second.safetensors")
+    first, second = (segswap.load(weights=tmp_path / f"{n}.safetensors").model.state_dict() for n in ("first", "second"))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    recipe = json.loads((tmp_path / "second" / "recipe.json").read_text())
+    assert recipe["init"]["sha256"] == segswap.models.weights.weights_digest(tmp_path / "first.safetensors")
+
+    r = run_cli("train", "--pairs", pairs, "--config", "tiny", "--size", "64", "--out", tmp_path / "bad",
+                "--init", tmp_path / "first.safetensors", "--model-option", "dim=16")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "differ from the recipe's model in dim" in r.stderr, r.stderr
+    assert not (tmp_path / "bad").exists()

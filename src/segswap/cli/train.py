@@ -25,15 +25,18 @@ def train_command(
                                            "model options, VALUE as JSON (e.g. tail_lr_scale=0.1; repeatable)."),
     seed: Optional[int] = typer.Option(None, help="Random seed of initialisation, batches and the held-out split "
                                                   "(overrides the recipe's 0; for replicate runs)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (`segswap export`) instead of "
+                                        "a random model: fine-tuning; same model, options, backbone and size."),
 ):
     """Train the cross-image transformer on synthetic pairs (features are cached inside each pairs folder)."""
-    check_arguments(folders=[*pairs, val_coseg], size=size, output_folders=[(out, "--out")])
+    check_arguments(folders=[*pairs, val_coseg], files=[init], size=size, output_folders=[(out, "--out")])
     from ..train.loop import train
 
-    if (model_option or seed is not None) and resume:
-        raise SegswapError("--model-option, --seed: a resumed run keeps the options it was started with")
+    if (model_option or seed is not None or init is not None) and resume:
+        raise SegswapError("--model-option, --seed, --init: a resumed run keeps the options it was started with")
     overrides = {"size": size, "seed": seed, "model_conf": dict(_key_value(o) for o in model_option) or None}
-    metrics = train(pairs, out, config=config, steps=steps, resume=resume, overrides=overrides, val_coseg=val_coseg)
+    metrics = train(pairs, out, config=config, steps=steps, resume=resume, overrides=overrides, val_coseg=val_coseg,
+                    init=init)
     typer.echo("done: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k != "step"))
 
 

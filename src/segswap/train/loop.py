@@ -29,7 +29,7 @@ from ..errors import SegswapError
 from ..evaluation.coseg import CosegPairValidation
 from ..io.files import atomic_path, write_bytes_atomic
 from ..models import ALL_MODEL_CLASSES
-from ..models.weights import build_model, check_shapes
+from ..models.weights import build_model, check_shapes, load_weights, read_config, weights_digest
 from ..synth.cache import FeatureCache, build_cache
 from .mining import mine_hard_negatives
 from .pair_training import PairTraining
@@ -111,6 +111,15 @@ class Run:
         with atomic_path(self.dir / "checkpoint.pt") as tmp:
             torch.save(state, tmp)
 
+    def start_from(self, weights: Path, sha256: str) -> None:
+        """Load the model tensors of an exported weights file (the recipe's ``init``)."""
+        if not weights.is_file() or weights_digest(weights) != sha256:
+            raise SegswapError(f"{weights}: the run's initial weights are missing or changed since the run began")
+        model, _ = load_weights(weights)
+        self.model.load_state_dict(model.state_dict())
+        if self.ema is not None:
+            self.ema.module.load_state_dict(model.state_dict())
+
     def load(self) -> None:
         state = read_checkpoint(self.dir / "checkpoint.pt")
         self.model.load_state_dict(state["model"])
@@ -146,10 +155,13 @@ def _append_csv(path: Path, fields: list[str], row: dict) -> None:
 
 
 def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None, resume: bool = False,
-          show_progress: bool = True, overrides: dict | None = None, val_coseg=None) -> dict:
+          show_progress: bool = True, overrides: dict | None = None, val_coseg=None, init=None) -> dict:
     """Train (or resume training) a pair model on synth folders; return the last validation metrics.
 
     ``overrides`` replaces top-level recipe options (e.g. ``{"size": 320}``) of a new run.
+    ``init``: a weights file (``segswap export``) a new run starts from instead of a random model; it
+    must hold the recipe's model with the same options, backbone and size. Its SHA-256 goes into the
+    recipe, so the exported weights' recipe hash names the starting point too.
     ``val_coseg``: a co-segmentation benchmark folder for pairwise validation (``val_coseg.csv``);
     it is only ever evaluated on, never trained on.
     """
@@ -166,6 +178,8 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
             raise SegswapError(f"{run_dir}: already holds a run; pass --resume to continue it, or choose a new folder")
         recipe = get_recipe(config, **{**(overrides or {}), "steps": steps})
         recipe["pairs"] = sorted(str(Path(p).resolve()) for p in pairs_dirs)
+        if init is not None:
+            recipe["init"] = initial_weights_record(init, recipe)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(recipe_path, json.dumps(recipe, indent=1).encode())
 
@@ -178,6 +192,8 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
     run = Run(run_dir, recipe, cache.channels)
     if resume and (run_dir / "checkpoint.pt").is_file():
         run.load()
+    elif "init" in recipe:
+        run.start_from(Path(recipe["init"]["path"]), recipe["init"]["sha256"])
     _truncate_csv(run_dir / "log.csv", run.step - 1)
     _truncate_csv(run_dir / "val.csv", run.step)
     _truncate_csv(run_dir / "val_coseg.csv", run.step)
@@ -232,6 +248,22 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
     return metrics or _last_row(run_dir / "val.csv")
 
 
+def initial_weights_record(path, recipe: dict) -> dict:
+    """``recipe["init"]`` for a run starting from the weights file ``path``: its path and SHA-256, after
+    checking that it holds the recipe's model, options, backbone and size."""
+    path = Path(path).resolve()
+    config = read_config(path)
+    expected = {"model": recipe["model"], "backbone": recipe["backbone"], "size": recipe["size"]}
+    found = {key: config[key] for key in expected}
+    if found != expected:
+        raise SegswapError(f"{path}: --init weights hold {found}, the recipe trains {expected}")
+    options = {k: v for k, v in config["conf"].items() if k in recipe["model_conf"]}
+    if options != recipe["model_conf"]:
+        different = sorted(k for k in recipe["model_conf"] if options.get(k) != recipe["model_conf"][k])
+        raise SegswapError(f"{path}: --init weights differ from the recipe's model in {', '.join(different)}")
+    return {"path": str(path), "sha256": weights_digest(path)}
+
+
 def _last_row(path: Path) -> dict:
     rows = list(csv.DictReader(path.read_text().splitlines())) if path.is_file() else []
     return {k: float(v) for k, v in rows[-1].items()} if rows else {}
@@ -254,7 +286,7 @@ def read_checkpoint(path: Path) -> dict:
 
 def export(run_dir, out_path) -> dict:
     """Write a finished (or interrupted) run's model as a weights file; return its config."""
-    from ..models.weights import read_config, save_weights
+    from ..models.weights import save_weights
 
     run_dir = Path(run_dir)
     if not (run_dir / "checkpoint.pt").is_file():
