@@ -346,9 +346,10 @@ def _distances(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.sqrt((diff**2).sum(-1))
 
 
-def leading_eigenvectors(graph: scipy.sparse.spmatrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+def leading_eigenvectors(graph: scipy.sparse.spmatrix, k: int, tol: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` largest eigenvalues (descending) and their eigenvectors (n×k columns) of the symmetric
-    ``graph``; each vector's sign is chosen so that it sums to a positive value."""
+    ``graph``; each vector's sign is chosen so that it sums to a positive value. ``tol``: ARPACK's
+    relative accuracy (0: machine precision)."""
     n = graph.shape[0]
     k = min(k, n)
     if k == 0:
@@ -357,7 +358,7 @@ def leading_eigenvectors(graph: scipy.sparse.spmatrix, k: int) -> tuple[np.ndarr
         values, vectors = np.linalg.eigh(graph.toarray())
         values, vectors = values[::-1][:k], vectors[:, ::-1][:, :k]
     else:
-        values, vectors = scipy.sparse.linalg.eigsh(graph.astype(np.float64), k=k, which="LA", v0=np.ones(n))
+        values, vectors = scipy.sparse.linalg.eigsh(graph.astype(np.float64), k=k, which="LA", v0=np.ones(n), tol=tol)
         order = np.argsort(-values)
         values, vectors = values[order], vectors[:, order]
     signs = np.where(vectors.sum(axis=0) < 0, -1.0, 1.0)

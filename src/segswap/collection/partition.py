@@ -22,17 +22,14 @@ from scipy.sparse.csgraph import connected_components
 METIS_MARGIN = 0.9
 
 
-def pair_links(n_pairs: int, linked: list[tuple[int, int]], mass: np.ndarray) -> scipy.sparse.csr_matrix:
-    """The symmetric pair graph: ``linked`` pairs of pairs, each weighted by the smaller pair's node count
-    (the 3-cycle edges between two pairs grow with both; METIS takes integer weights, and this bound keeps
-    their sum far below 2³¹ at 100,000 images)."""
-    if not linked:
-        return scipy.sparse.csr_matrix((n_pairs, n_pairs), dtype=np.int64)
-    p, q = np.asarray(linked, np.int64).T
+def pair_links(n_pairs: int, linked: np.ndarray, mass: np.ndarray) -> scipy.sparse.csr_matrix:
+    """The symmetric pair graph: ``linked`` (m×2) pairs of pairs, each weighted by the smaller pair's node
+    count (the 3-cycle edges between two pairs grow with both; METIS takes integer weights, and this
+    bound keeps their sum far below 2³¹ at 100,000 images)."""
+    p, q = np.asarray(linked, np.int64).reshape(-1, 2).T
     weight = np.minimum(mass[p], mass[q]).astype(np.int64)
-    links = scipy.sparse.coo_matrix((np.concatenate([weight, weight]), (np.concatenate([p, q]), np.concatenate([q, p]))),
-                                    shape=(n_pairs, n_pairs)).tocsr()
-    return links
+    return scipy.sparse.coo_matrix((np.concatenate([weight, weight]), (np.concatenate([p, q]), np.concatenate([q, p]))),
+                                   shape=(n_pairs, n_pairs)).tocsr()
 
 
 def partition(mass: np.ndarray, links: scipy.sparse.csr_matrix, budget: int) -> list[np.ndarray]:
@@ -57,7 +54,7 @@ def partition(mass: np.ndarray, links: scipy.sparse.csr_matrix, budget: int) -> 
 def _metis(component: np.ndarray, mass: np.ndarray, links: scipy.sparse.csr_matrix, parts: int) -> list[np.ndarray]:
     sub = links[component][:, component].tocsr()
     sub.sort_indices()
-    _, labels = pymetis.part_graph(parts, xadj=sub.indptr, adjncy=sub.indices, vweights=mass[component],
+    _, labels = pymetis.part_graph(parts, pymetis.CSRAdjacency(sub.indptr, sub.indices), vweights=mass[component],
                                    eweights=sub.data, options=pymetis.Options(seed=0))
     labels = np.asarray(labels)
     return [component[labels == k] for k in range(parts) if (labels == k).any()]
