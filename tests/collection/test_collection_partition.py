@@ -12,17 +12,8 @@ from segswap.collection import discover as discover_module
 from segswap.collection.discover import discover, find_patterns
 from segswap.collection.graph import (StreamedPairs, correspondence_graph, graph_nodes, part_graph,
                                       prediction_flows)
-from segswap.collection.pairs import PairPrediction, predict_pairs
+from segswap.collection.pairs import PairPrediction, neighbour_pairs, predict_pairs
 from segswap.collection.partition import pair_links, partition
-from segswap.collection.update import update_index
-
-
-@pytest.fixture(scope="module")
-def repeats(tmp_path_factory, kit):
-    root = tmp_path_factory.mktemp("repeats")
-    _, truth = kit.planted_repeats(root / "images", seed=0)
-    index, _ = update_index(root / "images", root / "idx", size=kit.SIZE, show_progress=False)
-    return index, truth
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +21,6 @@ def predicted(repeats, matcher):
     """Every pair discovery runs on the planted collection, predicted in memory."""
     index, _ = repeats
     ids, regional = index.regional_descriptors()
-    from segswap.collection.pairs import neighbour_pairs
-
     pairs = neighbour_pairs(index.descriptor_index(), regional, ids, 5)
     return pairs, predict_pairs(matcher, index.features, pairs, show_progress=False)
 
