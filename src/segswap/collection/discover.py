@@ -21,6 +21,7 @@ with all ``N_EIG`` eigenvectors and K clusters. No dense image × image or node 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -111,7 +112,10 @@ def discover(index: CollectionIndex, matcher, *, top_k: int = 5, clusters: int |
     with stage("shortlisting neighbours by descriptor", show_progress):
         ids, regional = index.regional_descriptors()
         pairs = neighbour_pairs(index.descriptor_index(), regional, ids, top_k)
-    with StreamedPairs(pairs, folder=index.path) as streamed:
+    # The flows' file goes beside the index's features (a disk sized for the collection), or to the
+    # temporary folder when the index is read-only.
+    spill = index.path if os.access(index.path, os.W_OK) else None
+    with StreamedPairs(pairs, folder=spill) as streamed:
         if engine is None:
             predict_pairs(matcher, index.features, pairs, flip=flip, show_progress=show_progress, report=report,
                           sink=streamed)
