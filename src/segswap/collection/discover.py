@@ -48,8 +48,8 @@ MEMBER_FRACTION = 0.25
 #: edges per node) a part of 400,000 nodes is ≈23 M edges: assembling its matrix, ARPACK's 201 Lanczos
 #: vectors for 100 eigenvectors (0.6 GB) and the embedding stay near 2 GB, which with the node list
 #: of 100,000 images (0.3 GB) keeps the client under 4 GB; and every collection measured so far
-#: (MSRC's 500 images: 62,623 nodes; 1,000 planted images: ≈125,000) is one part, with the answers of
-#: the unsplit graph.
+#: (MSRC's 500 images with the shipped model: 62,623 nodes; benchmarks/discover_speed.py's 1,000
+#: images: 67,806; ≈3,000 images at MSRC's density) is one part, with the answers of the unsplit graph.
 NODE_BUDGET = 400_000
 #: The fewest eigenvectors a part of a split graph gets (a part gets N_EIG × its share of the nodes).
 PART_EIGENVECTORS = 10
