@@ -13,7 +13,10 @@ consistently two correspondences agree, always through image positions in token 
   + exp(-|x_j^t - C^{t_i→t_j}(x_i^t)| / σ)).
 
 Weights under ``MIN_EDGE`` are dropped, so the matrix is sparse; it is assembled block by block (one
-block per pair, or per two pairs sharing an image), never as a dense node × node array.
+block per pair, or per two pairs sharing an image), never as a dense node × node array, over every pair
+or over a part of them (:func:`part_graph`: discovery splits a graph too large for memory). The
+predictions can be taken one at a time (:class:`StreamedPairs`): the graph reads only their nodes and
+flows.
 """
 
 from __future__ import annotations
