@@ -1,6 +1,7 @@
 """The distributed path's overhead, and the client's memory for discovery at 100,000 images (issue 26).
 
     flock /work/heavy.lock .venv/bin/python benchmarks/scale_speed.py [--count 500] [--workers 2]
+    flock /work/heavy.lock nice -n 5 .venv/bin/python benchmarks/scale_speed.py --memory-only [--simulate 1000,2500,100000]
 
 1. **Overhead.** A collection of ``--count`` images: the 390 MSRC co-segmentation images
    (../shared/data/eval/msrc_coseg) and mirrored copies of the first ones up to the count, written as
@@ -8,13 +9,14 @@
    and `discover` (shipped SegSwap model, top-k 5) run once in this process and once on a LocalCluster
    of ``--workers`` local worker processes; the table gives both times and their ratio, and checks that
    the rows and clusters are the same. Target: the distributed path ≤ 1.2× the single process.
-2. **Client memory at 100,000 images.** In a fresh process per count: what discovery's client holds
-   and computes for each of ``--simulate`` image counts, sized from the run above (pairs per image, nodes per pair, edges per node,
-   the mean feature grid): every pair's prediction (masks and flows, float32, as the workers return
-   them), the node list, a random sparse symmetric graph with that many nodes and edges, its
-   ``N_EIG`` leading eigenvectors and k-means on their embedding (one initialisation, 5 iterations:
-   k-means' memory does not grow with iterations). Peak resident memory is reported, or that the
-   simulation ran out of its 12 GiB address space. Target ≤ 4 GB at 100,000 images.
+2. **Client memory at 100,000 images.** In a fresh process per count of ``--simulate`` (``--memory-only``:
+   only this, sized from the run recorded in docs/scale.md): random predictions shaped like the run
+   above's (its nodes per pair and mean feature grid; a neighbour graph of images with its triangles,
+   flows consistent up to a random shift; :func:`simulated_predictions`) go through what discovery's
+   client runs on the predictions the workers return — :class:`~segswap.collection.graph.StreamedPairs`,
+   then :func:`~segswap.collection.discover.find_patterns` (the split into parts of at most
+   ``NODE_BUDGET`` nodes, each part's graph, eigenvectors and k-means). Peak resident memory is
+   reported, or that the simulation ran out of its 12 GiB address space. Target ≤ 4 GB at 100,000 images.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +42,13 @@ SIZE = 320
 #: Address space the memory simulation may take (torch's import alone reserves ≈1 GiB of it).
 SIMULATION_LIMIT = 12 * 2**30
 #: Seconds the simulation may run.
-SIMULATION_SECONDS = 1800
+SIMULATION_SECONDS = 3600
+#: The simulated collection's neighbours per image and flow inconsistency (cells): with these its density
+#: is near the measured one (3.54 pairs per image against 3.60; ≈55 edges per node against 58).
+SIMULATED_NEIGHBOURS = 6
+SIMULATED_JITTER = 1.0
+#: The sizes measured by the run of docs/scale.md (500 images, 2026-12-06), for --memory-only.
+RECORDED = {"nodes_per_pair": 34.8, "grid": [13, 20]}
 
 
 def make_collection(folder: Path, count: int) -> int:
@@ -96,43 +105,61 @@ def run(folder: Path, index_dir: Path, top_k: int, engine) -> dict:
             "cells": float(np.mean(grids[:, 0] * grids[:, 1])), "grid": grids.mean(0).round().astype(int).tolist()}
 
 
-def simulate(images: int, pairs_per_image: float, nodes_per_pair: float, edges_per_node: float, grid: list[int],
-             seed: int = 0) -> dict:
-    """Discovery's client side at ``images`` images, with random data of the measured sizes."""
-    import scipy.sparse
-    from sklearn.cluster import KMeans
+def simulated_predictions(images: int, nodes_per_pair: float, grid: list[int], top_k: int, jitter: float,
+                          seed: int = 0) -> tuple[list[tuple[int, int]], Iterator]:
+    """Random predictions shaped like real ones: images are random points in a square, each paired with its
+    ``top_k`` nearest (a neighbour graph with the triangles the 3-cycles need); each image holds an object
+    at a random cell, every pair's masks are confident on a disc of ``nodes_per_pair`` cells around it in
+    both images, and its flows carry one object onto the other, off by a random shift of ``jitter`` cells
+    per pair (real flows are not perfectly consistent: the shift sets how many 3-cycle edges survive)."""
+    from scipy.spatial import cKDTree
 
-    from segswap.collection.discover import N_EIG, default_clusters
-    from segswap.collection.graph import Nodes, leading_eigenvectors
     from segswap.collection.pairs import PairPrediction
 
     rng = np.random.default_rng(seed)
     h, w = grid
-    n_pairs = int(images * pairs_per_image)
+    points = rng.random((images, 2))
+    _, near = cKDTree(points).query(points, top_k + 1)
+    pairs = sorted({(min(i, int(j)), max(i, int(j))) for i, row in enumerate(near) for j in row[1:]})
+    radius = np.sqrt(nodes_per_pair / np.pi)
+    margin = int(np.ceil(radius))
+    centres = np.stack([rng.integers(margin, w - margin, images), rng.integers(margin, h - margin, images)], 1)
+    ys, xs = np.mgrid[0:h, 0:w]
+    cells = np.stack([xs, ys], -1).astype(np.float32)
+
+    def one(a: int, b: int) -> PairPrediction:
+        masks, flows = [], []
+        for source, target in ((a, b), (b, a)):
+            inside = np.hypot(xs - centres[source][0], ys - centres[source][1]) <= radius
+            masks.append(np.where(inside, rng.uniform(0.86, 0.99, (h, w)), 0.1).astype(np.float32))
+            moved = cells - centres[source] + centres[target] + rng.normal(0, jitter, 2)
+            flows.append(((moved + 0.5) / [w, h]).clip(0, 1).astype(np.float32))
+        return PairPrediction(a, b, masks[0], masks[1], flows[0], flows[1], 0.0, 0.0)
+
+    return pairs, ((k, one(a, b)) for k, (a, b) in enumerate(pairs))
+
+
+def simulate(images: int, nodes_per_pair: float, grid: list[int], top_k: int, jitter: float,
+             budget: int | None = None) -> dict:
+    """Discovery's client side at ``images`` images: random predictions (:func:`simulated_predictions`)
+    through the functions discovery runs on them — streamed into nodes and the flow file, the graph split
+    into parts of at most ``budget`` nodes (discovery's NODE_BUDGET), each part's graph, eigenvectors and
+    k-means."""
+    from segswap.collection.discover import default_clusters, find_patterns
+    from segswap.collection.graph import StreamedPairs
+
     start = time.perf_counter()
-    predictions = [PairPrediction(int(a), int(b), np.zeros((h, w), np.float32), np.zeros((h, w), np.float32),
-                                  np.zeros((h, w, 2), np.float32), np.zeros((h, w, 2), np.float32), 0.0, 0.0)
-                   for a, b in rng.integers(0, images, (n_pairs, 2))]
-    n = int(n_pairs * nodes_per_pair)
-    pair = np.sort(rng.integers(0, n_pairs, n))
-    nodes = Nodes(pair, rng.integers(0, images, n), rng.integers(0, images, n), rng.integers(0, min(h, w), (n, 2)),
-                  rng.integers(0, min(h, w), (n, 2)), rng.random(n, dtype=np.float32))
-    # Edges join nodes close in the node list (the same pair, or pairs sharing an image): a band.
-    m = int(n * edges_per_node / 2)
-    rows = rng.integers(0, n, m)
-    cols = np.clip(rows + rng.integers(-200, 200, m), 0, n - 1)
-    values = rng.random(m, dtype=np.float32)
-    graph = scipy.sparse.coo_matrix((np.concatenate([values, values]), (np.concatenate([rows, cols]),
-                                     np.concatenate([cols, rows]))), shape=(n, n)).tocsr()
-    built = time.perf_counter()
-    eigenvalues, vectors = leading_eigenvectors(graph, N_EIG)
-    embedding = np.abs(vectors) * np.clip(eigenvalues, 0, None)
-    eigen = time.perf_counter()
-    KMeans(n_clusters=default_clusters(images), n_init=1, max_iter=5, random_state=0).fit(embedding)
-    clustered = time.perf_counter()
-    del predictions, nodes
-    return {"images": images, "pairs": n_pairs, "nodes": n, "edges": graph.nnz,
-            "seconds": {"build": built - start, "eigenvectors": eigen - built, "kmeans (5 iterations)": clustered - eigen},
+    pairs, predictions = simulated_predictions(images, nodes_per_pair, grid, top_k, jitter)
+    with tempfile.TemporaryDirectory() as folder, StreamedPairs(pairs, Path(folder)) as streamed:
+        for position, prediction in predictions:
+            streamed(position, prediction)
+        nodes = streamed.nodes()
+        streamed_at = time.perf_counter()
+        patterns = find_patterns(nodes, pairs, streamed, default_clusters(images), show_progress=True, budget=budget)
+    done = time.perf_counter()
+    return {"images": images, "pairs": len(pairs), "nodes": len(nodes), "edges": patterns.edges,
+            "dropped": patterns.dropped_edges, "parts": len(patterns.parts), "clusters": len(patterns.clusters),
+            "seconds": {"predictions → nodes": streamed_at - start, "graph, eigenvectors, k-means": done - streamed_at},
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
@@ -143,6 +170,8 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--simulate", type=lambda text: [int(n) for n in text.split(",")], default=[1000, 2500, 100_000],
                         help="image counts of the client-memory simulation, comma-separated")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the client-memory simulation, sized from the run recorded in docs/scale.md")
     parser.add_argument("--simulate-only", help=argparse.SUPPRESS)  # JSON sizes: the child process's work
     args = parser.parse_args()
     if args.simulate_only:
@@ -153,9 +182,13 @@ def main() -> None:
         except MemoryError:
             print(json.dumps({"error": f"out of memory at the {SIMULATION_LIMIT / 2**30:.0f} GiB address-space limit"}))
         return
+    print(machine_summary())
+    if args.memory_only:
+        for images in args.simulate:
+            simulate_client(images, RECORDED)
+        return
     if not MSRC.is_dir():
         sys.exit(f"needs {MSRC}")
-    print(machine_summary())
     from segswap.cluster.engine import open_engine
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -189,30 +222,32 @@ def main() -> None:
           f"(pair model), {found.pairs / found.images:.2f} pairs per image, {found.nodes / found.pairs:.1f} nodes per "
           f"pair, {found.edges / max(found.nodes, 1):.1f} edges per node, client stage of discover "
           f"{single['discover: the rest (client)']:.1f} s")
-    sizes = {"pairs_per_image": found.pairs / found.images, "nodes_per_pair": found.nodes / found.pairs,
-             "edges_per_node": found.edges / max(found.nodes, 1), "grid": single["grid"]}
+    sizes = {"nodes_per_pair": found.nodes / found.pairs, "grid": single["grid"]}
     for images in args.simulate:
         simulate_client(images, sizes)
 
 
 def simulate_client(images: int, sizes: dict) -> None:
     """Run :func:`simulate` in a fresh process (its own peak memory) and print what it measured."""
+    task = {"images": images, **sizes, "top_k": SIMULATED_NEIGHBOURS, "jitter": SIMULATED_JITTER}
     try:
-        child = subprocess.run([sys.executable, __file__, "--simulate-only", json.dumps({"images": images, **sizes})],
-                               capture_output=True, text=True, timeout=SIMULATION_SECONDS)
+        # stderr passes through: the stages' progress, with ETA
+        child = subprocess.run([sys.executable, __file__, "--simulate-only", json.dumps(task)],
+                               stdout=subprocess.PIPE, text=True, timeout=SIMULATION_SECONDS)
     except subprocess.TimeoutExpired:
         print(f"client memory, discovery at {images:,} images: the simulation took more than {SIMULATION_SECONDS} s")
         return
     if child.returncode:
-        sys.exit(child.stderr)
+        sys.exit(f"the simulation at {images:,} images failed (exit status {child.returncode}; its stderr is above)")
     memory = json.loads(child.stdout.strip().splitlines()[-1])
     if "error" in memory:
         print(f"client memory, discovery at {images:,} images: {memory['error']}")
         return
     print(f"client memory, discovery at {images:,} images (simulated: {memory['pairs']:,} pairs of "
-          f"{sizes['grid'][0]}×{sizes['grid'][1]} cells, {memory['nodes']:,} nodes, {memory['edges']:,} edges): "
+          f"{sizes['grid'][0]}×{sizes['grid'][1]} cells, {memory['nodes']:,} nodes, {memory['edges']:,} edges in "
+          f"{memory['parts']} part(s), {memory['dropped']:,} between parts dropped, {memory['clusters']} clusters): "
           f"peak RSS **{memory['peak_rss_gib']:.2f} GiB** (target ≤ 4 at 100,000); seconds "
-          + ", ".join(f"{k} {v:.0f}" for k, v in memory["seconds"].items()))
+          + ", ".join(f"{k} {v:.0f}" for k, v in memory["seconds"].items()), flush=True)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,17 @@ def kit():
                            planted_group=planted_group, planted_repeats=planted_repeats)
 
 
+@pytest.fixture(scope="session")
+def repeats(tmp_path_factory):
+    """An index of :func:`planted_repeats` (seed 0) and, per object, where it was pasted."""
+    from segswap.collection.update import update_index
+
+    root = tmp_path_factory.mktemp("repeats")
+    _, truth = planted_repeats(root / "images", seed=0)
+    index, _ = update_index(root / "images", root / "idx", size=SIZE, show_progress=False)
+    return index, truth
+
+
 def clutter(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A busy RGB background: smooth colour noise under random ellipses, boxes and lines."""
     low = rng.integers(0, 256, (max(2, height // 32), max(2, width // 32), 3)).astype(np.uint8)

@@ -5,14 +5,6 @@ from segswap.collection.update import update_index
 from segswap.errors import SegswapError
 
 
-@pytest.fixture(scope="module")
-def repeats(tmp_path_factory, kit):
-    root = tmp_path_factory.mktemp("repeats")
-    paths, truth = kit.planted_repeats(root / "images", seed=0)
-    index, _ = update_index(root / "images", root / "idx", size=kit.SIZE, show_progress=False)
-    return index, truth
-
-
 def inside(box, truth):
     """The fraction of ``box`` that lies inside ``truth``."""
     x0, y0, x1, y1 = box

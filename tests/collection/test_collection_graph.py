@@ -3,7 +3,7 @@ import scipy.sparse
 
 from segswap.collection.descriptor import DescriptorIndex, mean_descriptor, region_boxes, regional_descriptors
 from segswap.collection.graph import (MIN_EDGE, NODE_THRESHOLD, correspondence_graph, graph_nodes,
-                                      leading_eigenvectors)
+                                      leading_eigenvectors, prediction_flows)
 from segswap.collection.pairs import PairPrediction
 
 GRID = (6, 7)  # h, w
@@ -47,7 +47,7 @@ def test_two_cycle_edges_follow_the_formula():
     sigma = 0.8
     pred = prediction(0, 1, [(1, 1), (2, 1)])
     nodes = graph_nodes([pred])
-    graph = correspondence_graph(nodes, [pred], [pred], sigma=sigma).toarray()
+    graph = correspondence_graph(nodes, [(0, 1)], prediction_flows([pred]), sigma=sigma).toarray()
     # one cell apart in both images: m_i m_j exp(-(1 + 1) / 2σ)
     assert np.isclose(graph[0, 1], 0.95**2 * np.exp(-2 / (2 * sigma)), rtol=1e-4)
     assert graph[0, 0] == 0 and np.allclose(graph, graph.T)
@@ -61,17 +61,17 @@ def test_three_cycle_edges_need_the_third_pair_and_reward_consistency():
     p12_off = prediction(1, 2, cells, shift=(2, 0))  # sends 1's cell two cells away from 2's node
     for third, expected in ((p12_consistent, 0.95**2), (p12_off, 0.95**2 * np.exp(-2 / sigma))):
         nodes = graph_nodes([p01, p02])
-        graph = correspondence_graph(nodes, [p01, p02], [p01, p02, third], sigma=sigma).toarray()
+        graph = correspondence_graph(nodes, [(0, 1), (0, 2)], prediction_flows([p01, p02, third]), sigma=sigma).toarray()
         assert np.isclose(graph[0, 1], expected, rtol=1e-4) and np.isclose(graph[1, 0], expected, rtol=1e-4)
     nodes = graph_nodes([p01, p02])
-    without_third = correspondence_graph(nodes, [p01, p02], [p01, p02], sigma=sigma)
+    without_third = correspondence_graph(nodes, [(0, 1), (0, 2)], prediction_flows([p01, p02]), sigma=sigma)
     assert without_third.nnz == 0
 
 
 def test_light_edges_are_dropped_and_the_matrix_is_sparse():
     far = prediction(0, 1, [(1, 1), (5, 4)])
     nodes = graph_nodes([far])
-    graph = correspondence_graph(nodes, [far], [far])
+    graph = correspondence_graph(nodes, [(0, 1)], prediction_flows([far]))
     assert isinstance(graph, scipy.sparse.csr_matrix) and graph.nnz == 0  # 5 cells apart: weight < MIN_EDGE
     assert 0.95**2 * np.exp(-2 * np.hypot(4, 3) / (2 * 0.8)) < MIN_EDGE
 

@@ -115,7 +115,9 @@ def discover(
     with CollectionIndex(index_dir) as collection, cluster_engine(scheduler, workers) as engine:
         matcher = load_matcher(model, weights, backbone=collection.backbone, size=collection.size)
         found = run_discover(collection, matcher, top_k=top_k, clusters=clusters, flip=flip, engine=engine)
-        typer.echo(f"{found.images} images, {found.pairs} pairs, {found.nodes} correspondences, {found.edges} edges: "
+        split = (f" in {found.parts} parts ({found.dropped_edges} edges between parts dropped)" if found.parts > 1
+                 else "")
+        typer.echo(f"{found.images} images, {found.pairs} pairs, {found.nodes} correspondences, {found.edges} edges{split}: "
                    f"{len(found.clusters)} repeated patterns")
         for number, cluster in enumerate(found.clusters, 1):
             names = ", ".join(m.image.path.name for m in cluster.images[:6])
@@ -123,6 +125,7 @@ def discover(
             typer.echo(f"  pattern {number}: {len(cluster.images)} images (strength {cluster.strength:.1f}): {names}{more}")
         if json_out:
             write_json(json_out, {"images": found.images, "pairs": found.pairs, "nodes": found.nodes, "edges": found.edges,
+                                   "parts": found.parts, "dropped_edges": found.dropped_edges,
                                    "patterns": [c.as_json() for c in found.clusters]})
         if report:
             with stage("writing the report"):

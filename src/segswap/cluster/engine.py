@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from ..collection.features import FolderFeatures
 from ..collection.index import CollectionIndex, StagedShard
-from ..collection.pairs import PairPrediction, pair_chunks
+from ..collection.pairs import PairPrediction, PredictionSink, pair_chunks
 from ..errors import ImageError, SegswapError
 from . import tasks
 
@@ -125,9 +125,11 @@ class DaskEngine:
 
     # -- pairs ------------------------------------------------------------------------------------
     def predict_pairs(self, matcher, locations: dict[int, tasks.FeatureLocation], pairs: Sequence[tuple[int, int]], *,
-                      flip: bool = False, batch_size: int = 16, show_progress: bool = True) -> list[PairPrediction]:
-        """As :func:`segswap.collection.pairs.predict_pairs`, on the workers; ``locations``: where each
-        image's features lie in the shared folder."""
+                      flip: bool = False, batch_size: int = 16, show_progress: bool = True,
+                      sink: PredictionSink | None = None) -> list[PairPrediction]:
+        """As :func:`segswap.collection.pairs.predict_pairs` (``sink`` too: each task's predictions go to
+        it as they arrive), on the workers; ``locations``: where each image's features lie in the shared
+        folder."""
         arguments = _load_arguments(matcher)
         chunks = pair_chunks(lambda i: locations[i][2][1:], pairs, PAIRS_PER_TASK, batch_size)
         run = uuid.uuid4().hex[:8]
@@ -141,10 +143,13 @@ class DaskEngine:
         progress = tqdm(total=len(pairs), unit="pair", desc="pairs", disable=not show_progress)
         for chunk, predictions in zip(chunks, self._in_order(futures)):
             for k, prediction in zip(chunk, predictions):
-                results[k] = prediction
+                if sink is not None:
+                    sink(k, prediction)
+                else:
+                    results[k] = prediction
             progress.update(len(chunk))
         progress.close()
-        return results
+        return [] if sink is not None else results
 
     # -- co-segmentation features -----------------------------------------------------------------
     def extract_features(self, paths: Sequence[Path], matcher, *, skip_unreadable: bool,

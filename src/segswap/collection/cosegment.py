@@ -44,7 +44,7 @@ from .descriptor import DescriptorIndex, mean_descriptor, regional_descriptors
 from .features import FolderFeatures, extract_features
 from .folder import image_groups
 from .methods import DEFAULT_METHOD, check_method
-from .graph import cell_sums, correspondence_graph, graph_nodes, leading_eigenvectors
+from .graph import cell_sums, correspondence_graph, graph_nodes, leading_eigenvectors, prediction_flows
 from .pairs import PairPrediction, neighbour_pairs, predict_pairs
 from .priors import PriorMaps, PriorStore
 
@@ -193,7 +193,7 @@ def cosegment_features(feats: FolderFeatures, matcher, *, top_k: int = 5, flip: 
                                            show_progress=show_progress)
     chosen = best_partners(predictions, n, top_k)
     nodes = graph_nodes(chosen)
-    graph = correspondence_graph(nodes, chosen, predictions)
+    graph = correspondence_graph(nodes, [(pred.a, pred.b) for pred in chosen], prediction_flows(predictions))
     _, vectors = leading_eigenvectors(graph, 1)
     maps = cell_sums(nodes, np.clip(vectors[:, 0], 0, None) if len(nodes) else np.zeros(0), dict(enumerate(grids)))
     potentials = [maps[i] for i in range(n)]

@@ -11,24 +11,31 @@ magnitudes say which pattern a node belongs to, and the eigenvalues let the stro
 the many weak ones. Nodes outside every pattern embed near the origin; the clusters whose centre lies
 there (below ``BACKGROUND`` × the farthest centre's norm) are not patterns and are dropped.
 
-Memory: the pair predictions (token grids), the node list and the sparse graph — no dense image × image
-or node × node array.
+Memory is bounded (issue 26): predictions are reduced as they arrive to their nodes and their flows
+(a temporary file in the index folder, read back by the 3-cycles), and a graph of more than
+``NODE_BUDGET`` nodes is split into parts of at most that many (:mod:`segswap.collection.partition`);
+each part gets its eigenvectors and k-means, with shares of ``N_EIG`` and K in proportion to its nodes.
+Edges between parts are dropped (and counted). A graph within the budget is one part: the whole graph,
+with all ``N_EIG`` eigenvectors and K clusters. No dense image × image or node × node array.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
-import scipy.sparse
 from sklearn.cluster import KMeans
+from tqdm import tqdm
 
 from ..errors import SegswapError
 from ..grid import cells_to_pixels
 from ..progress import ProgressReport, report_step, stage
-from .graph import Nodes, cell_sums, correspondence_graph, graph_nodes, leading_eigenvectors
+from .graph import Nodes, PartGraph, StreamedPairs, cell_sums, leading_eigenvectors, part_graph, three_cycles
 from .index import CollectionIndex, IndexedImage
 from .pairs import neighbour_pairs, predict_pairs
+from .partition import pair_links, partition
 
 #: Eigenvectors embedding the nodes (the authors used 100, with 500 clusters, on 900k nodes).
 N_EIG = 100
@@ -37,6 +44,19 @@ BACKGROUND = 0.1
 #: An image belongs to a pattern when the pattern's node weight there is at least this fraction of its
 #: weight in its strongest image: a lone node (one endpoint of a stray match) does not make a member.
 MEMBER_FRACTION = 0.25
+#: Nodes per part of the graph (its eigenvectors are taken a part at a time). At MSRC's density (58
+#: edges per node) a part of 400,000 nodes is ≈23 M edges: assembling its matrix, ARPACK's 201 Lanczos
+#: vectors for 100 eigenvectors (0.6 GB) and the embedding stay near 2 GB, which with the node list
+#: of 100,000 images (0.3 GB) keeps the client under 4 GB; and every collection measured so far
+#: (MSRC's 500 images with the shipped model: 62,623 nodes; benchmarks/discover_speed.py's 1,000
+#: images: 67,806; ≈3,000 images at MSRC's density) is one part, with the answers of the unsplit graph.
+NODE_BUDGET = 400_000
+#: The fewest eigenvectors a part of a split graph gets (a part gets N_EIG × its share of the nodes).
+PART_EIGENVECTORS = 10
+#: ARPACK's tolerance for the parts of a split graph: on a simulated part of 394,568 nodes it halved
+#: the time of 10 eigenvectors (27 → 14 s), the eigenvalues within 1e-10. An unsplit graph keeps
+#: machine precision, and so the answers it always had.
+PART_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -65,7 +85,9 @@ class Discovery:
     images: int
     pairs: int
     nodes: int
-    edges: int
+    edges: int  # entries of the graph's matrices (both directions), the edges between parts not included
+    parts: int = 1  # the graph was split into this many parts (NODE_BUDGET)
+    dropped_edges: int = 0  # entries of edges between two parts, not in any matrix
 
 
 def default_clusters(n_images: int) -> int:
@@ -90,27 +112,81 @@ def discover(index: CollectionIndex, matcher, *, top_k: int = 5, clusters: int |
     with stage("shortlisting neighbours by descriptor", show_progress):
         ids, regional = index.regional_descriptors()
         pairs = neighbour_pairs(index.descriptor_index(), regional, ids, top_k)
-    if engine is None:
-        predictions = predict_pairs(matcher, index.features, pairs, flip=flip, show_progress=show_progress,
-                                    report=report)
+    # The flows' file goes beside the index's features (a disk sized for the collection), or to the
+    # temporary folder when the index is read-only.
+    spill = index.path if os.access(index.path, os.W_OK) else None
+    with StreamedPairs(pairs, folder=spill) as streamed:
+        if engine is None:
+            predict_pairs(matcher, index.features, pairs, flip=flip, show_progress=show_progress, report=report,
+                          sink=streamed)
+        else:
+            engine.predict_pairs(matcher, index.feature_locations(), pairs, flip=flip, show_progress=show_progress,
+                                 sink=streamed)
+        nodes = streamed.nodes()
+        patterns = find_patterns(nodes, pairs, streamed, clusters or default_clusters(len(ids)), show_progress, report)
+    found = []
+    for strength, rows in patterns.clusters:
+        members = _members(index, nodes, rows)
+        if len(members) >= 2:
+            found.append(Cluster(strength, len(rows), members))
+    found.sort(key=lambda c: -c.strength)
+    return Discovery(found, len(ids), len(pairs), len(nodes), patterns.edges, len(patterns.parts), patterns.dropped_edges)
+
+
+@dataclass
+class Patterns:
+    """What the graph's clustering found, before it is mapped to images."""
+
+    clusters: list[tuple[float, np.ndarray]]  # (strength, node rows) of each cluster with edges inside
+    parts: list[np.ndarray]  # the pairs of each part of the graph
+    edges: int
+    dropped_edges: int
+
+
+def find_patterns(nodes: Nodes, pair_images: Sequence[tuple[int, int]], streamed: StreamedPairs, k: int,
+                  show_progress: bool = False, report: ProgressReport | None = None,
+                  budget: int | None = None) -> Patterns:
+    """The clusters of the correspondence graph over ``nodes`` (made from the pairs ``pair_images``, their
+    flows in ``streamed``), into ``k`` clusters in all; the graph is split into parts of at most
+    ``budget`` nodes (default ``NODE_BUDGET``) first when it is larger."""
+    budget = NODE_BUDGET if budget is None else budget
+    mass = np.bincount(nodes.pair, minlength=len(pair_images))
+    if len(nodes) <= budget:
+        parts = [np.flatnonzero(mass)]
     else:
-        predictions = engine.predict_pairs(matcher, index.feature_locations(), pairs, flip=flip,
-                                           show_progress=show_progress)
-    report_step(report, "building the correspondence graph")
-    with stage("building the correspondence graph", show_progress):
-        nodes = graph_nodes(predictions)
-        graph = correspondence_graph(nodes, predictions, predictions)
-    k = clusters or default_clusters(len(ids))
-    report_step(report, "clustering the graph")
-    found = _clusters(index, nodes, graph, k, show_progress) if len(nodes) else []
-    return Discovery(found, len(ids), len(pairs), len(nodes), graph.nnz)
+        report_step(report, "partitioning the graph")
+        with stage(f"partitioning the graph ({len(nodes)} nodes) into parts of at most {budget}", show_progress):
+            linked = np.fromiter((p for cycle in three_cycles(nodes, pair_images, streamed.ran) for p in cycle),
+                                 np.int64).reshape(-1, 2)
+            parts = partition(mass, pair_links(len(pair_images), linked, mass), budget)
+    clusters, edges, dropped = [], 0, 0
+    one = len(parts) == 1  # the whole graph: its own stages, as before the graph could be split
+    progress = tqdm(total=len(nodes), unit="node", desc=f"clustering {len(parts)} parts of the graph",
+                    disable=one or not show_progress)
+    for part in parts:
+        share = mass[part].sum() / max(len(nodes), 1)
+        eigenvectors = min(N_EIG, max(PART_EIGENVECTORS, round(N_EIG * share)))
+        report_step(report, "building the correspondence graph", progress.n, len(nodes))
+        with stage("building the correspondence graph", one and show_progress):
+            graph = part_graph(nodes, pair_images, streamed.flow, part)
+        report_step(report, "clustering the graph", progress.n, len(nodes))
+        if len(graph.rows):
+            clusters += _clusters(graph, eigenvectors, max(1, round(k * share)), 0.0 if one else PART_TOLERANCE,
+                                  one and show_progress)
+        edges += graph.matrix.nnz
+        dropped += graph.dropped
+        progress.update(len(graph.rows))
+    progress.close()
+    return Patterns(clusters, parts, edges, dropped)
 
 
-def _clusters(index: CollectionIndex, nodes: Nodes, graph: scipy.sparse.csr_matrix, k: int,
-              show_progress: bool = False) -> list[Cluster]:
-    k = min(k, len(nodes))
-    with stage(f"leading eigenvectors of the graph ({len(nodes)} nodes)", show_progress):
-        values, vectors = leading_eigenvectors(graph, min(N_EIG, max(1, len(nodes) - 1)))
+def _clusters(graph: PartGraph, eigenvectors: int, k: int, tol: float,
+              show_progress: bool = False) -> list[tuple[float, np.ndarray]]:
+    """(strength, node rows) of each cluster of one part that is not the background, with edges inside."""
+    n = len(graph.rows)
+    k = min(k, n)
+    with stage(f"leading eigenvectors of the graph ({n} nodes)", show_progress):
+        values, vectors = leading_eigenvectors(graph.matrix, min(eigenvectors, max(1, n - 1)), tol)
     embedding = np.abs(vectors) * np.clip(values, 0, None)
     with stage(f"k-means into {k} clusters", show_progress):
         kmeans = KMeans(n_clusters=k, n_init=3, random_state=0).fit(embedding)
@@ -118,11 +194,10 @@ def _clusters(index: CollectionIndex, nodes: Nodes, graph: scipy.sparse.csr_matr
     found = []
     for label in np.flatnonzero(centre_norms >= BACKGROUND * centre_norms.max()):
         rows = np.flatnonzero(kmeans.labels_ == label)
-        strength = float(graph[rows][:, rows].sum()) / 2
-        members = _members(index, nodes, rows)
-        if strength > 0 and len(members) >= 2:
-            found.append(Cluster(strength, len(rows), members))
-    return sorted(found, key=lambda c: -c.strength)
+        strength = float(graph.matrix[rows][:, rows].sum()) / 2
+        if strength > 0:
+            found.append((strength, graph.rows[rows]))
+    return found
 
 
 def _members(index: CollectionIndex, nodes: Nodes, rows: np.ndarray) -> list[ClusterImage]:

@@ -13,15 +13,21 @@ consistently two correspondences agree, always through image positions in token 
   + exp(-|x_j^t - C^{t_i→t_j}(x_i^t)| / σ)).
 
 Weights under ``MIN_EDGE`` are dropped, so the matrix is sparse; it is assembled block by block (one
-block per pair, or per two pairs sharing an image), never as a dense node × node array.
+block per pair, or per two pairs sharing an image), never as a dense node × node array, over every pair
+or over a part of them (:func:`part_graph`: discovery splits a graph too large for memory). The
+predictions can be taken one at a time (:class:`StreamedPairs`): the graph reads only their nodes and
+flows.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import scipy.sparse
@@ -38,18 +44,21 @@ MIN_EDGE = 0.01
 #: 0.56 at 5), so we take the low end of their range (0.5 gave 0.83, but exact pasted copies favour
 #: a tight σ more than real repeats would).
 SIGMA = 0.8
+#: Streamed pairs whose node arrays are joined into one (a pair's nodes are ≈35 rows, ≈1 kB).
+JOIN_PAIRS = 4096
 
 
 @dataclass
 class Nodes:
-    """Correspondences kept as graph nodes, one row each."""
+    """Correspondences kept as graph nodes, one row each, ordered by pair. Compact types: at 100,000
+    images discovery holds ≈12.5 M of them (24 bytes each)."""
 
-    pair: np.ndarray  # index into the graph's pair list
-    image_a: np.ndarray  # the pair's images
+    pair: np.ndarray  # int32 index into the graph's pair list
+    image_a: np.ndarray  # int32, the pair's images
     image_b: np.ndarray
-    cell_a: np.ndarray  # n×2 int (x, y) cell in image a
-    cell_b: np.ndarray  # n×2 int (x, y) cell in image b
-    mask: np.ndarray  # predicted mask value (confidence)
+    cell_a: np.ndarray  # n×2 int16 (x, y) cell in image a
+    cell_b: np.ndarray  # n×2 int16 (x, y) cell in image b
+    mask: np.ndarray  # float32 predicted mask value (confidence)
 
     def __len__(self) -> int:
         return len(self.pair)
@@ -74,36 +83,45 @@ def cell_sums(nodes: Nodes, values: np.ndarray, grids: dict[int, tuple[int, int]
     return sums
 
 
+def pair_nodes(pred: PairPrediction, threshold: float = NODE_THRESHOLD) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The confident correspondences of one prediction: cells in a, cells in b (n×2 int16), confidences."""
+    on_a, on_b = pred.mask_a > threshold, pred.mask_b > threshold
+    if not on_a.any() and not on_b.any():
+        return np.zeros((0, 2), np.int16), np.zeros((0, 2), np.int16), np.zeros(0, np.float32)
+    if on_a.sum() >= on_b.sum():
+        cells_a, cells_b, mask = _confident_matches(pred.mask_a, on_a, pred.flow_ab, pred.mask_b.shape)
+    else:
+        cells_b, cells_a, mask = _confident_matches(pred.mask_b, on_b, pred.flow_ba, pred.mask_a.shape)
+    inner = ~(_on_border(cells_a, pred.mask_a.shape) & _on_border(cells_b, pred.mask_b.shape))
+    cells_a, cells_b, mask = cells_a[inner], cells_b[inner], mask[inner]
+    # Several cells may land on the same target cell: keep each distinct correspondence once, at
+    # its highest confidence.
+    keys = np.concatenate([cells_a, cells_b], axis=1)
+    order = np.argsort(-mask, kind="stable")
+    _, first = np.unique(keys[order], axis=0, return_index=True)
+    keep = np.sort(order[first])
+    return cells_a[keep].astype(np.int16), cells_b[keep].astype(np.int16), mask[keep]
+
+
 def graph_nodes(predictions: Sequence[PairPrediction], threshold: float = NODE_THRESHOLD) -> Nodes:
     """The confident correspondences of each prediction (a node list ordered by pair)."""
-    columns = {k: [] for k in ("pair", "image_a", "image_b", "cell_a", "cell_b", "mask")}
-    for p, pred in enumerate(predictions):
-        on_a, on_b = pred.mask_a > threshold, pred.mask_b > threshold
-        if not on_a.any() and not on_b.any():
-            continue
-        if on_a.sum() >= on_b.sum():
-            cells_a, cells_b, mask = _confident_matches(pred.mask_a, on_a, pred.flow_ab, pred.mask_b.shape)
-        else:
-            cells_b, cells_a, mask = _confident_matches(pred.mask_b, on_b, pred.flow_ba, pred.mask_a.shape)
-        inner = ~(_on_border(cells_a, pred.mask_a.shape) & _on_border(cells_b, pred.mask_b.shape))
-        cells_a, cells_b, mask = cells_a[inner], cells_b[inner], mask[inner]
-        # Several cells may land on the same target cell: keep each distinct correspondence once, at
-        # its highest confidence.
-        keys = np.concatenate([cells_a, cells_b], axis=1)
-        order = np.argsort(-mask, kind="stable")
-        _, first = np.unique(keys[order], axis=0, return_index=True)
-        keep = np.sort(order[first])
-        n = len(keep)
-        columns["pair"].append(np.full(n, p))
-        columns["image_a"].append(np.full(n, pred.a))
-        columns["image_b"].append(np.full(n, pred.b))
-        columns["cell_a"].append(cells_a[keep])
-        columns["cell_b"].append(cells_b[keep])
-        columns["mask"].append(mask[keep])
-    if not columns["pair"]:
-        empty = np.zeros(0, np.int64)
-        return Nodes(empty, empty, empty, np.zeros((0, 2), np.int64), np.zeros((0, 2), np.int64), np.zeros(0, np.float32))
-    return Nodes(*(np.concatenate(columns[k]) for k in ("pair", "image_a", "image_b", "cell_a", "cell_b", "mask")))
+    found = [pair_nodes(pred, threshold) for pred in predictions]
+    return _node_list([np.full(len(mask), p, np.int32) for p, (_, _, mask) in enumerate(found)],
+                      [cells_a for cells_a, _, _ in found], [cells_b for _, cells_b, _ in found],
+                      [mask for _, _, mask in found], [(pred.a, pred.b) for pred in predictions])
+
+
+def _node_list(pair: list[np.ndarray], cells_a: list[np.ndarray], cells_b: list[np.ndarray], mask: list[np.ndarray],
+               pair_images: Sequence[tuple[int, int]]) -> Nodes:
+    """Nodes from per-pair (or per-batch) columns, ordered by pair; nodes of one pair keep their order."""
+    if not pair:
+        return _node_list([np.zeros(0, np.int32)], [np.zeros((0, 2), np.int16)], [np.zeros((0, 2), np.int16)],
+                          [np.zeros(0, np.float32)], pair_images)
+    pair, cells_a, cells_b, mask = (np.concatenate(c) for c in (pair, cells_a, cells_b, mask))
+    order = np.argsort(pair, kind="stable")
+    pair = pair[order]
+    images = np.asarray(pair_images, np.int32).reshape(-1, 2)
+    return Nodes(pair, images[pair, 0], images[pair, 1], cells_a[order], cells_b[order], mask[order])
 
 
 def _confident_matches(mask: np.ndarray, on: np.ndarray, flow: np.ndarray, other_grid: tuple[int, int]):
@@ -119,11 +137,130 @@ def _on_border(cells: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     return (cells[:, 0] == 0) | (cells[:, 1] == 0) | (cells[:, 0] == w - 1) | (cells[:, 1] == h - 1)
 
 
-def correspondence_graph(nodes: Nodes, graph_pairs: Sequence[PairPrediction], all_predictions: Sequence[PairPrediction],
+#: ``flow(s, t)``: the flow of the predicted pair {s, t} that starts in image s (h_s×w_s×2, (x, y) in
+#: [0, 1] of each s-cell's match in t), or None if that pair was not run.
+FlowLookup = Callable[[int, int], "np.ndarray | None"]
+
+
+def prediction_flows(predictions: Sequence[PairPrediction]) -> FlowLookup:
+    """The flows of predictions held in memory."""
+    predicted = {(pred.a, pred.b): pred for pred in predictions}
+    predicted.update({(pred.b, pred.a): pred for pred in predictions})
+
+    def flow(source: int, target: int) -> np.ndarray | None:
+        pred = predicted.get((source, target))
+        return None if pred is None else pred.flow_from(source)
+
+    return flow
+
+
+class StreamedPairs:
+    """What the graph reads of the pair predictions, taken from each as it is made (a
+    :data:`~segswap.collection.pairs.PredictionSink`): its nodes, and its two flows for the 3-cycles,
+    written to an unnamed temporary file in ``folder`` and read back as needed. No prediction is kept:
+    at 100,000 images their masks and flows alone are ≈2.6 GB, the nodes ≈0.3 GB."""
+
+    def __init__(self, pair_images: Sequence[tuple[int, int]], folder: Path | None = None,
+                 threshold: float = NODE_THRESHOLD):
+        self.pair_images = [tuple(map(int, p)) for p in pair_images]
+        self.threshold = threshold
+        self._position = {_pair_key(a, b): k for k, (a, b) in enumerate(self.pair_images)}
+        self._file = tempfile.TemporaryFile(dir=folder)
+        self._offset = np.full(len(self.pair_images), -1, np.int64)  # of the pair's flow_ab, then flow_ba
+        self._grids = np.zeros((len(self.pair_images), 2, 2), np.int32)  # (h, w) of a, of b
+        self._written = 0
+        self._columns: tuple[list, list, list, list] = ([], [], [], [])  # pair, cells_a, cells_b, mask
+        self._pending = 0  # per-pair arrays at the end of each column, not yet joined
+        self._nodes: Nodes | None = None
+
+    def __call__(self, position: int, pred: PairPrediction) -> None:
+        cells_a, cells_b, mask = pair_nodes(pred, self.threshold)
+        for column, values in zip(self._columns, (np.full(len(mask), position, np.int32), cells_a, cells_b, mask)):
+            column.append(values)
+        self._pending += 1
+        if self._pending == JOIN_PAIRS:  # small arrays cost more in overhead than in data: join them
+            for column in self._columns:
+                column[-JOIN_PAIRS:] = [np.concatenate(column[-JOIN_PAIRS:])]
+            self._pending = 0
+        self._offset[position] = self._written
+        self._grids[position] = (pred.mask_a.shape, pred.mask_b.shape)
+        for flow in (pred.flow_ab, pred.flow_ba):
+            data = np.ascontiguousarray(flow, np.float32).tobytes()
+            self._file.write(data)
+            self._written += len(data)
+
+    def ran(self, a: int, b: int) -> bool:
+        """Whether the pair {a, b} was run (and taken)."""
+        k = self._position.get(_pair_key(a, b))
+        return k is not None and self._offset[k] >= 0
+
+    def nodes(self) -> Nodes:
+        """The node list, ordered by pair (once every pair has been taken)."""
+        if self._nodes is None:
+            self._file.flush()
+            self._nodes = _node_list(*self._columns, self.pair_images)
+            self._columns = ([], [], [], [])
+        return self._nodes
+
+    def flow(self, source: int, target: int) -> np.ndarray | None:
+        """A :data:`FlowLookup`, read from the file."""
+        if not self.ran(source, target):
+            return None
+        k = self._position[_pair_key(source, target)]
+        (ha, wa), (hb, wb) = self._grids[k]
+        offset = int(self._offset[k])
+        if source == self.pair_images[k][1]:
+            offset, (h, w) = offset + ha * wa * 2 * 4, (hb, wb)
+        else:
+            h, w = ha, wa
+        return np.frombuffer(os.pread(self._file.fileno(), h * w * 2 * 4, offset), np.float32).reshape(h, w, 2)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "StreamedPairs":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _pair_key(a: int, b: int) -> tuple[int, int]:
+    return (a, b) if a < b else (b, a)
+
+
+@dataclass
+class PartGraph:
+    """The correspondence graph over the nodes of some pairs (a part of the whole graph)."""
+
+    matrix: scipy.sparse.csr_matrix  # over ``rows``, in their order
+    rows: np.ndarray  # the part's node rows in the whole node list, ascending
+    dropped: int  # entries (both directions) of edges between a node of the part and one outside it
+
+
+def correspondence_graph(nodes: Nodes, pair_images: Sequence[tuple[int, int]], flow: FlowLookup,
                          sigma: float = SIGMA) -> scipy.sparse.csr_matrix:
-    """The symmetric sparse adjacency matrix over ``nodes`` (made from ``graph_pairs``); 3-cycle edges
-    read flows from any pair in ``all_predictions``."""
+    """The symmetric sparse adjacency matrix over ``nodes`` (made from the pairs ``pair_images``);
+    3-cycle edges read the flows of any pair run, through ``flow``."""
+    return part_graph(nodes, pair_images, flow, np.arange(len(pair_images)), sigma).matrix
+
+
+def part_graph(nodes: Nodes, pair_images: Sequence[tuple[int, int]], flow: FlowLookup, part: np.ndarray,
+               sigma: float = SIGMA) -> PartGraph:
+    """The graph over the nodes of the pairs ``part`` (ascending pair positions), with the edges between
+    them; edges to nodes of other pairs are counted, not kept. With every pair it is the whole graph."""
+    members = _rows_by_pair(nodes, len(pair_images))
+    in_part = np.zeros(len(pair_images), bool)
+    in_part[part] = True
+    sizes = np.array([len(members[p]) for p in part], np.int64)
+    start = np.zeros(len(pair_images), np.int64)  # a part pair's first row in the part's matrix
+    start[part] = np.cumsum(sizes) - sizes
+    n = int(sizes.sum())
     rows, cols, vals = [], [], []
+    dropped = 0
+
+    def local(p: int) -> np.ndarray:
+        return np.arange(start[p], start[p] + len(members[p]), dtype=np.int32)
 
     def keep(block: np.ndarray, first: np.ndarray, second: np.ndarray, symmetric_copy: bool) -> None:
         i, j = np.nonzero(block >= MIN_EDGE)
@@ -131,43 +268,54 @@ def correspondence_graph(nodes: Nodes, graph_pairs: Sequence[PairPrediction], al
         if symmetric_copy:
             rows.append(second[j]), cols.append(first[i]), vals.append(block[i, j])
 
-    members = _rows_by_pair(nodes, len(graph_pairs))
-    for p, idx in enumerate(members):  # 2-cycle
+    for p in part:  # 2-cycle
+        idx = members[p]
         if len(idx) < 2:
             continue
         d = _distances(nodes.cell_a[idx], nodes.cell_a[idx]) + _distances(nodes.cell_b[idx], nodes.cell_b[idx])
         block = np.exp(-d / (2 * sigma)) * np.outer(nodes.mask[idx], nodes.mask[idx])
         np.fill_diagonal(block, 0.0)
-        keep(block, idx, idx, symmetric_copy=False)
+        keep(block, local(p), local(p), symmetric_copy=False)
 
-    predicted = {(pred.a, pred.b): pred for pred in all_predictions}
-    predicted.update({(pred.b, pred.a): pred for pred in all_predictions})
-    pairs_of_image = defaultdict(list)
-    for p, pred in enumerate(graph_pairs):
-        if len(members[p]):
-            pairs_of_image[pred.a].append(p)
-            pairs_of_image[pred.b].append(p)
-    for s, pair_ids in pairs_of_image.items():  # 3-cycle, through each shared image s
-        for p, q in combinations(pair_ids, 2):
-            ti, tj = _other(graph_pairs[p], s), _other(graph_pairs[q], s)
-            third = predicted.get((ti, tj))
-            if third is None:
+    pairs_of_image = _pairs_of_image(members, pair_images)
+    # Shared images in the order the part's pairs meet them (with every pair: the whole graph's order).
+    images = dict.fromkeys(image for p in part if len(members[p]) for image in pair_images[p])
+    for s in images:  # 3-cycle, through each shared image s
+        for p, q in combinations(pairs_of_image[s], 2):
+            if not in_part[p]:
+                continue  # q's part meets (p, q) too: an edge between two parts is counted from p's, once
+            ti, tj = _other(pair_images[p], s), _other(pair_images[q], s)
+            flow_ij, flow_ji = flow(ti, tj), flow(tj, ti)
+            if flow_ij is None:
                 continue
             i_rows, j_rows = members[p], members[q]
             xs_i, xs_j = nodes.cells_in(s, i_rows), nodes.cells_in(s, j_rows)
             xt_i, xt_j = nodes.cells_in(ti, i_rows), nodes.cells_in(tj, j_rows)
-            i_in_tj = _follow(third.flow_from(ti), xt_i, third.mask_of(tj).shape)  # C^{ti→tj}(x_i^t)
-            j_in_ti = _follow(third.flow_from(tj), xt_j, third.mask_of(ti).shape)  # C^{tj→ti}(x_j^t)
+            i_in_tj = _follow(flow_ij, xt_i, flow_ji.shape[:2])  # C^{ti→tj}(x_i^t)
+            j_in_ti = _follow(flow_ji, xt_j, flow_ij.shape[:2])  # C^{tj→ti}(x_j^t)
             cycle = np.exp(-_distances(xt_i, j_in_ti) / sigma) + np.exp(-_distances(i_in_tj, xt_j) / sigma)
             block = 0.5 * np.exp(-_distances(xs_i, xs_j) / sigma) * cycle * np.outer(nodes.mask[i_rows], nodes.mask[j_rows])
-            keep(block, i_rows, j_rows, symmetric_copy=True)
+            if in_part[q]:
+                keep(block, local(p), local(q), symmetric_copy=True)
+            else:
+                dropped += 2 * int(np.count_nonzero(block >= MIN_EDGE))
 
-    n = len(nodes)
+    part_rows = np.concatenate([members[p] for p in part]) if len(part) else np.zeros(0, np.int64)
     if not vals:
-        return scipy.sparse.csr_matrix((n, n), dtype=np.float32)
+        return PartGraph(scipy.sparse.csr_matrix((n, n), dtype=np.float32), part_rows, dropped)
     matrix = scipy.sparse.coo_matrix((np.concatenate(vals).astype(np.float32),
                                       (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-    return matrix.tocsr()
+    return PartGraph(matrix.tocsr(), part_rows, dropped)
+
+
+def three_cycles(nodes: Nodes, pair_images: Sequence[tuple[int, int]], predicted: Callable[[int, int], bool]) -> Iterator[tuple[int, int]]:
+    """The pairs of pairs ``(p, q)`` (``p < q``, both with nodes) whose nodes the 3-cycles may join: they share
+    an image and the pair of their two other images was run (``predicted``)."""
+    members = _rows_by_pair(nodes, len(pair_images))
+    for s, pair_ids in _pairs_of_image(members, pair_images).items():
+        for p, q in combinations(pair_ids, 2):
+            if predicted(_other(pair_images[p], s), _other(pair_images[q], s)):
+                yield p, q
 
 
 def _rows_by_pair(nodes: Nodes, n_pairs: int) -> list[np.ndarray]:
@@ -175,8 +323,18 @@ def _rows_by_pair(nodes: Nodes, n_pairs: int) -> list[np.ndarray]:
     return [np.arange(bounds[p], bounds[p + 1]) for p in range(n_pairs)]
 
 
-def _other(pred: PairPrediction, image: int) -> int:
-    return pred.b if image == pred.a else pred.a
+def _pairs_of_image(members: list[np.ndarray], pair_images: Sequence[tuple[int, int]]) -> dict[int, list[int]]:
+    """Image → the pairs with nodes that contain it, ascending; images in the order the pairs meet them."""
+    pairs_of_image = defaultdict(list)
+    for p, (a, b) in enumerate(pair_images):
+        if len(members[p]):
+            pairs_of_image[a].append(p)
+            pairs_of_image[b].append(p)
+    return pairs_of_image
+
+
+def _other(pair: tuple[int, int], image: int) -> int:
+    return pair[1] if image == pair[0] else pair[0]
 
 
 def _follow(flow: np.ndarray, cells: np.ndarray, target_grid: tuple[int, int]) -> np.ndarray:
@@ -191,9 +349,10 @@ def _distances(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.sqrt((diff**2).sum(-1))
 
 
-def leading_eigenvectors(graph: scipy.sparse.spmatrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+def leading_eigenvectors(graph: scipy.sparse.spmatrix, k: int, tol: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` largest eigenvalues (descending) and their eigenvectors (n×k columns) of the symmetric
-    ``graph``; each vector's sign is chosen so that it sums to a positive value."""
+    ``graph``; each vector's sign is chosen so that it sums to a positive value. ``tol``: ARPACK's
+    relative accuracy (0: machine precision)."""
     n = graph.shape[0]
     k = min(k, n)
     if k == 0:
@@ -202,7 +361,7 @@ def leading_eigenvectors(graph: scipy.sparse.spmatrix, k: int) -> tuple[np.ndarr
         values, vectors = np.linalg.eigh(graph.toarray())
         values, vectors = values[::-1][:k], vectors[:, ::-1][:, :k]
     else:
-        values, vectors = scipy.sparse.linalg.eigsh(graph.astype(np.float64), k=k, which="LA", v0=np.ones(n))
+        values, vectors = scipy.sparse.linalg.eigsh(graph.astype(np.float64), k=k, which="LA", v0=np.ones(n), tol=tol)
         order = np.argsort(-values)
         values, vectors = values[order], vectors[:, order]
     signs = np.where(vectors.sum(axis=0) < 0, -1.0, 1.0)

@@ -42,14 +42,20 @@ class PairPrediction:
         return self.mask_a if image == self.a else self.mask_b
 
 
+#: ``sink(position, prediction)``: takes each prediction as it is made, instead of a list of them all.
+PredictionSink = Callable[[int, PairPrediction], None]
+
+
 def predict_pairs(matcher, features: FeatureLookup, pairs: Sequence[tuple[int, int]], *, flip: bool = False,
                   batch_size: int = 16, show_progress: bool = True, desc: str = "pairs",
-                  report: ProgressReport | None = None) -> list[PairPrediction]:
+                  report: ProgressReport | None = None, sink: PredictionSink | None = None) -> list[PairPrediction]:
     """Run ``matcher``'s pair model on every ``(a, b)`` of ``pairs``; predictions in the order given.
 
     ``features(i)`` gives image i's C×h×w features (a memory-mapped view is fine: only its shape is
     read until its batch runs). Pairs whose two grids have the same shapes run as batches. ``report``
-    hears ``(desc, pairs done, pairs)`` after each batch.
+    hears ``(desc, pairs done, pairs)`` after each batch. With a ``sink``, each prediction goes to
+    ``sink(position in pairs, prediction)`` as soon as its batch is done, nothing is kept, and the list
+    returned is empty: memory then holds one batch, not every pair's masks and flows.
     """
     groups: dict[tuple, list[int]] = {}
     for k, (a, b) in enumerate(pairs):
@@ -60,13 +66,12 @@ def predict_pairs(matcher, features: FeatureLookup, pairs: Sequence[tuple[int, i
     for ((ha, wa), (hb, wb)), members in groups.items():
         # Results go into arrays allocated once per group: kept small arrays allocated between the
         # model's large temporaries fragment the heap (with glibc, peak memory grew ≈40 MB per batch).
-        n = len(members)
-        store = {"mask_a": np.empty((n, ha, wa), np.float32), "mask_b": np.empty((n, hb, wb), np.float32),
-                 "flow_ab": np.empty((n, ha, wa, 2), np.float32), "flow_ba": np.empty((n, hb, wb, 2), np.float32),
-                 "score_ab": np.empty(n, np.float32), "score_ba": np.empty(n, np.float32)}
-        for start in range(0, n, batch_size):
+        # (With a sink nothing is kept: one batch's arrays at a time.)
+        kept = None if sink is not None else _prediction_store(len(members), (ha, wa), (hb, wb))
+        for start in range(0, len(members), batch_size):
             chunk = members[start:start + batch_size]
-            rows = slice(start, start + len(chunk))
+            store, offset = (kept, start) if kept is not None else (_prediction_store(len(chunk), (ha, wa), (hb, wb)), 0)
+            rows = slice(offset, offset + len(chunk))
             fa = _stack([features(pairs[k][0]) for k in chunk])
             fb = _stack([features(pairs[k][1]) for k in chunk])
             out = matcher.predict(fa, fb, flip=flip)
@@ -74,13 +79,28 @@ def predict_pairs(matcher, features: FeatureLookup, pairs: Sequence[tuple[int, i
                 store[key][rows] = out[key].numpy()
             store["score_ab"][rows] = similarity_score(out["mask_a"], out["mask_b"], out["flow_ab"], fa, fb).numpy()
             store["score_ba"][rows] = similarity_score(out["mask_b"], out["mask_a"], out["flow_ba"], fb, fa).numpy()
+            if sink is not None:
+                for j, k in enumerate(chunk):
+                    sink(k, _prediction(pairs[k], store, j))
             progress.update(len(chunk))
             report_step(report, desc, progress.n, len(pairs))
-        for j, k in enumerate(members):
-            results[k] = PairPrediction(pairs[k][0], pairs[k][1], store["mask_a"][j], store["mask_b"][j], store["flow_ab"][j],
-                                        store["flow_ba"][j], float(store["score_ab"][j]), float(store["score_ba"][j]))
+        if kept is not None:
+            for j, k in enumerate(members):
+                results[k] = _prediction(pairs[k], kept, j)
     progress.close()
-    return results
+    return [] if sink is not None else results
+
+
+def _prediction_store(n: int, grid_a: tuple[int, int], grid_b: tuple[int, int]) -> dict[str, np.ndarray]:
+    (ha, wa), (hb, wb) = grid_a, grid_b
+    return {"mask_a": np.empty((n, ha, wa), np.float32), "mask_b": np.empty((n, hb, wb), np.float32),
+            "flow_ab": np.empty((n, ha, wa, 2), np.float32), "flow_ba": np.empty((n, hb, wb, 2), np.float32),
+            "score_ab": np.empty(n, np.float32), "score_ba": np.empty(n, np.float32)}
+
+
+def _prediction(pair: tuple[int, int], store: dict[str, np.ndarray], j: int) -> PairPrediction:
+    return PairPrediction(pair[0], pair[1], store["mask_a"][j], store["mask_b"][j], store["flow_ab"][j], store["flow_ba"][j],
+                          float(store["score_ab"][j]), float(store["score_ba"][j]))
 
 
 def pair_chunks(grid_of: Callable[[int], tuple], pairs: Sequence[tuple[int, int]], pairs_per_chunk: int,
