@@ -3,6 +3,7 @@ all the same): what each one changes, and the number that decided, in one line. 
 and their dates are in docs/training.md."""
 
 from .base_recipe import BASE, EQ2_DICE, GRID_CONTEXT, JACCARD_FP05, TAIL
+from .losses import MACOSNET_LOSS_WEIGHTS
 
 ABLATIONS = {
     # Per-cell attention tokens and per-cell cues only: the default before grid context and patch cues.
@@ -44,4 +45,8 @@ ABLATIONS = {
     "default-ema": {"model_conf": GRID_CONTEXT, "steps": 3000, "ema_decay": 0.998},
     # The paper's width (256) on the default loss: is the model too small for the data?
     "wide": {"model_conf": {"dim": 256, "ffn_dim": 256}},
+    # MaCoSNet with full supervision: the weak recipe plus the SegSwap terms (mask BCE, 8 × flow L1, Dice)
+    # on the masks and flows of each triplet's synthetic pair (A, B).
+    "macosnet-supervised": {"model": "macosnet", "steps": 3000, "positives": 4, "negatives": 0, "supervision": "full",
+                            "loss_weights": {**MACOSNET_LOSS_WEIGHTS, "mask": 1.0, "corr": 8.0, "dice": 1.0}},
 }
