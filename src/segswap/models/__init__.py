@@ -22,9 +22,13 @@ ALL_MODEL_CLASSES = {**MODEL_CLASSES, "scott": ScottMatcher}
 #: Models that need trained weights before their output means anything.
 TRAINABLE = {"segswap", "ncnet", "macosnet"}
 
+#: Pair models whose correspondences are one smooth warp of the whole image (their outputs hold
+#: ``affine_*`` and ``tps_*``): `segswap align --model NAME` shows it.
+WARP_MODELS = {"macosnet"}
+
 #: Model options that change only how outputs are read at inference: trained weights accept them, and
 #: training recipes leave them out (training does not read them).
 INFERENCE_OPTIONS = frozenset({"eval_flow_radius"})
 
-__all__ = ["ALL_MODEL_CLASSES", "INFERENCE_OPTIONS", "MODEL_CLASSES", "TRAINABLE", "CorrelationMatcher", "MaCoSNet", "NCNetMatcher",
+__all__ = ["ALL_MODEL_CLASSES", "INFERENCE_OPTIONS", "MODEL_CLASSES", "TRAINABLE", "WARP_MODELS", "CorrelationMatcher", "MaCoSNet", "NCNetMatcher",
            "ScottMatcher", "SegSwapTransformer"]
