@@ -212,3 +212,19 @@ def test_shipped_weights_load_by_name_and_reproduce_their_model(tmp_path):
     again, _ = load_weights(tmp_path / "again.safetensors")
     with torch.no_grad():
         assert torch.allclose(again(feats)["flow_ab"], expected["flow_ab"])
+
+
+def test_foreground_matching_is_the_slides_score_with_a_gaussian_tolerance():
+    from segswap.train.losses import MATCH_TEMPERATURE, MATCH_TOLERANCE_CELLS
+
+    model, inputs = _perturbed_output()
+    with torch.no_grad():
+        out = model(inputs)
+        centres = cell_centres(6, 6) * 2 - 1
+        landed = transform_points(out, "ab", centres.expand(3, -1, -1))
+        distance2 = (((landed[:, :, None] - centres) * 3) ** 2).sum(-1)  # 6 cells span 2 units
+        score = (torch.exp(-distance2 / (2 * MATCH_TOLERANCE_CELLS ** 2))
+                 * (out["correlation"] / MATCH_TEMPERATURE).softmax(dim=2)).sum(2)
+        mask = out["mask_a"].flatten(1)
+        expected = -((score * mask).sum(1) / mask.sum(1)).mean()
+        assert torch.allclose(foreground_matching(out, "ab", (6, 6), (6, 6)), expected, atol=1e-5)

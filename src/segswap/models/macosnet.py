@@ -142,6 +142,9 @@ class MaCoSNet(nn.Module):
         "tps_grid": 3,
         "decoder_dim": 64,
         "cues": 8,  # largest correlations per cell given to the decoder
+        # The regressors' learning rate relative to the decoder's: their last layer sums 2.6 k inputs, so
+        # at the full rate one Adam step can move a warp parameter by ~1 (a whole half-image).
+        "regressor_lr_scale": 0.25,
     }
 
     def __init__(self, **conf):
@@ -178,6 +181,12 @@ class MaCoSNet(nn.Module):
         out["flow_ab"] = warp_flow(out, "ab", (ha, wa))
         out["flow_ba"] = warp_flow(out, "ba", (hb, wb))
         return out
+
+    def parameter_groups(self) -> list[dict]:
+        """Optimiser parameter groups; ``lr_scale`` multiplies the schedule's learning rate."""
+        regressors = [*self.affine_regressor.parameters(), *self.tps_regressor.parameters()]
+        return [{"params": list(self.decoder.parameters()), "lr_scale": 1.0},
+                {"params": regressors, "lr_scale": self.conf["regressor_lr_scale"]}]
 
     def _decode(self, feats: torch.Tensor, cues: torch.Tensor) -> torch.Tensor:
         logits = self.decoder(torch.cat([feats, cues], dim=1))[:, 0]

@@ -179,11 +179,12 @@ def foreground_matching(out: dict, direction: str, grid_from: tuple[int, int], g
     mask = out["mask_a" if direction == "ab" else "mask_b"].flatten(1)
     (h, w), (ht, wt) = grid_from, grid_to
     start = (cell_centres(h, w, mask.device) * 2 - 1).expand(len(mask), -1, -1)
-    landed = transform_points(out, direction, start)
-    cells = torch.tensor([wt / 2, ht / 2], device=mask.device)  # normalised units → cells of the other image
-    distance2 = (((landed[:, :, None] - (cell_centres(ht, wt, mask.device) * 2 - 1)) * cells) ** 2).sum(-1)
-    consistent = torch.exp(-distance2 / (2 * MATCH_TOLERANCE_CELLS ** 2))
-    score = (consistent * (correlation / MATCH_TEMPERATURE).softmax(dim=2)).sum(dim=2)
+    landed = (transform_points(out, direction, start) + 1) / 2 * torch.tensor([wt, ht], device=mask.device)  # in cells
+    # The Gaussian is separable: its x and y factors (B×N×wt, B×N×ht), instead of a B×N×(ht·wt) distance.
+    near_x = torch.exp(-(landed[..., :1] - (torch.arange(wt, device=mask.device) + 0.5)) ** 2 / (2 * MATCH_TOLERANCE_CELLS ** 2))
+    near_y = torch.exp(-(landed[..., 1:] - (torch.arange(ht, device=mask.device) + 0.5)) ** 2 / (2 * MATCH_TOLERANCE_CELLS ** 2))
+    probability = (correlation / MATCH_TEMPERATURE).softmax(dim=2).view(len(mask), -1, ht, wt)
+    score = torch.einsum("bnyx,bnx,bny->bn", probability, near_x, near_y)
     return -((score * mask).sum(1) / mask.sum(1).clamp(min=1e-6)).mean()
 
 
