@@ -158,7 +158,7 @@ MACOSNET_LOSS_WEIGHTS = {"matching": 1.0, "cycle": 1.0, "transitivity": 1.0, "co
 MATCH_TOLERANCE_CELLS = 1.0
 #: Softmax temperature turning a cell's cosine similarities into a distribution over the other image.
 MATCH_TEMPERATURE = 0.05
-#: The perceptual contrastive loss's margin m, on 1 − cosine of pooled features.
+#: The perceptual contrastive loss's margin m, on squared distances of pooled features.
 CONTRAST_MARGIN = 0.5
 
 
@@ -172,9 +172,10 @@ def foreground_matching(out: dict, direction: str, grid_from: tuple[int, int], g
     """−(mask-weighted mean over the cells p of one image of s(p)), slides' Eqs. 1–3 for one direction.
 
     s(p) = Σ_q m(p, q) · S(p, q): S the softmax over the other image's cells of the correlation,
-    m(p, q) = exp(−‖T(p) − q‖² / 2φ²) in cells (the slides' indicator, made smooth). The mask
-    weights are normalised by their sum (ours): with the slides' plain sum, marking every cell would
-    always lower the loss."""
+    m(p, q) = exp(−‖T(p) − q‖² / 2φ²) in cells (the slides' indicator, made smooth). The mean over the
+    cells instead of the slides' sum, so that the term's scale does not depend on the grid.
+    It pulls each cell's mask up in proportion to how well its match agrees with the warp; the
+    contrastive term pulls the masks of what the two images do not share down."""
     correlation = out["correlation"] if direction == "ab" else out["correlation"].transpose(1, 2)
     mask = out["mask_a" if direction == "ab" else "mask_b"].flatten(1)
     (h, w), (ht, wt) = grid_from, grid_to
@@ -185,7 +186,7 @@ def foreground_matching(out: dict, direction: str, grid_from: tuple[int, int], g
     near_y = torch.exp(-(landed[..., 1:] - (torch.arange(ht, device=mask.device) + 0.5)) ** 2 / (2 * MATCH_TOLERANCE_CELLS ** 2))
     probability = (correlation / MATCH_TEMPERATURE).softmax(dim=2).view(len(mask), -1, ht, wt)
     score = torch.einsum("bnyx,bnx,bny->bn", probability, near_x, near_y)
-    return -((score * mask).sum(1) / mask.sum(1).clamp(min=1e-6)).mean()
+    return -(score * mask).mean()
 
 
 def _select(out: dict, rows: torch.Tensor, direction: str) -> dict:
@@ -215,21 +216,23 @@ def transitivity_consistency(out: dict, triplets: torch.Tensor) -> torch.Tensor:
 
 
 def _pooled(feats: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """B×C×H×W features averaged with per-cell ``weights`` B×H×W, L2-normalised → B×C."""
-    return F.normalize((feats * weights[:, None]).sum(dim=(2, 3)), dim=1)
+    """The mean over all cells of B×C×H×W features times per-cell ``weights`` B×H×W → B×C: the
+    description of the image with the cells outside the weights blacked out (they add nothing)."""
+    return (feats * weights[:, None]).mean(dim=(2, 3))
 
 
 def perceptual_contrast(out: dict, feats_a: torch.Tensor, feats_b: torch.Tensor, margin: float = CONTRAST_MARGIN) -> torch.Tensor:
     """Slides' Eqs. 6–9 on the frozen backbone's features instead of a second network's: F(I^o) is the
-    mean feature under the mask M, F(I^b) under 1 − M (pooling the cached features, where the slides
-    run a ResNet-50 on the masked images: the same frozen, pretrained description of "what is in
-    there", at no extra cost). Distances are 1 − cosine. d+ pulls the two objects together; the hinge
-    d− pushes each image's object away from its own background."""
+    mean over the image of M·f, F(I^b) of (1 − M)·f (pooling the cached features of the masked image,
+    where the slides run a ResNet-50 on the masked pixels: the same frozen, pretrained description, at
+    no extra cost; features are unit vectors, so the squared distances are at most 4 and need no 1/c).
+    d+ = ‖F(A^o) − F(B^o)‖² pulls what the two masks keep together (what the images do not share
+    leaves them); the hinge d− pushes each image's object away from its own background."""
     mask_a, mask_b = out["mask_a"], out["mask_b"]
     object_a, object_b = _pooled(feats_a, mask_a), _pooled(feats_b, mask_b)
     background_a, background_b = _pooled(feats_a, 1 - mask_a), _pooled(feats_b, 1 - mask_b)
-    d_plus = 1 - (object_a * object_b).sum(1)
-    apart = ((1 - (object_a * background_a).sum(1)) + (1 - (object_b * background_b).sum(1))) / 2
+    d_plus = ((object_a - object_b) ** 2).sum(1)
+    apart = (((object_a - background_a) ** 2).sum(1) + ((object_b - background_b) ** 2).sum(1)) / 2
     return (d_plus + F.relu(margin - apart)).mean()
 
 
@@ -240,9 +243,11 @@ def _bce(target: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
 
 def task_consistency(out: dict) -> torch.Tensor:
     """Slides' Eqs. 10–11: M_A carried into B's frame by the warp (read where T_BA sends each cell of
-    B) against M_B, and the other way round."""
-    carried_a = transported_mask(out["mask_a"], out["flow_ba"])  # on B's grid
-    carried_b = transported_mask(out["mask_b"], out["flow_ab"])
+    B) against M_B, and the other way round. The carried mask is a target: its values are held fixed
+    (the warp still learns where to read them). Left free, both masks learn to agree by saturating
+    to all ones, which our first run did within 100 steps (docs/training.md)."""
+    carried_a = transported_mask(out["mask_a"].detach(), out["flow_ba"])  # on B's grid
+    carried_b = transported_mask(out["mask_b"].detach(), out["flow_ab"])
     return _bce(carried_a, out["mask_b"]) + _bce(carried_b, out["mask_a"])
 
 

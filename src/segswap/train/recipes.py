@@ -32,7 +32,7 @@ RECIPES = {
               "loss_weights": EQ2_DICE},
     # MaCoSNet (segswap.models.macosnet), weakly supervised: triplets of images showing one object, the
     # slides' Eq. 12 with every λ = 1; no mask or flow of the pairs is read (docs/training.md).
-    "macosnet": {"model": "macosnet", "steps": 1000, "positives": 4, "negatives": 0, "supervision": "weak",
+    "macosnet": {"model": "macosnet", "steps": 2000, "positives": 4, "negatives": 0, "supervision": "weak",
                  "loss_weights": MACOSNET_LOSS_WEIGHTS},
     # SCOTT (segswap.models.scott), the same-object classifier behind `segswap verify`: first
     # segmentation on matching pairs only, then everything; half the negatives show another object
