@@ -91,6 +91,9 @@ TERMS = {
     "transitivity": lambda out, inputs: transitivity_consistency(out, torch.tensor([[0, 1, 2]])),
     "contrast": lambda out, inputs: perceptual_contrast(out, inputs["feats_a"], inputs["feats_b"]),
     "task": lambda out, inputs: task_consistency(out),
+    # row 0 a positive, rows 1–2 negatives
+    "negative": lambda out, inputs: macosnet_loss(out, inputs, torch.zeros(0, 3, dtype=torch.long), 1,
+                                                  {k: 0.0 for k in TERMS if k != "negative"})["negative"],
 }
 
 
@@ -133,6 +136,7 @@ class _FeaturesOnlyCache:
     def __init__(self, cache):
         self.cache = cache
         self.pair_dirs = cache.pair_dirs
+        self.shares_content = cache.shares_content
 
     def get(self, indices, keys=("feats_a", "feats_b", "mask_a", "mask_b", "flow_ab", "flow_ba")):
         if set(keys) - {"feats_a", "feats_b"}:
@@ -153,6 +157,9 @@ class _TinyCache:
             self.pair_dirs.append(d)
         self.feats = _features(2 * n, 6, 6)
 
+    def shares_content(self, i, j):
+        return False
+
     def get(self, indices, keys):
         rows = torch.as_tensor(np.asarray(indices))
         return {k: self.feats[rows * 2 + (k == "feats_b")] for k in keys}
@@ -167,7 +174,7 @@ def test_weak_mode_never_reads_masks_or_flows(tmp_path):
     inputs, target = training.batch(np.random.default_rng(0))
     terms = training.loss(model(inputs), target, "main")
     terms["total"].backward()
-    assert set(terms) == {"matching", "cycle", "transitivity", "contrast", "task", "total"}
+    assert set(terms) == {"matching", "cycle", "transitivity", "contrast", "task", "negative", "total"}
     # the guard itself refuses truth outright
     with pytest.raises(SegswapError, match="weak supervision reads no mask_a"):
         FeaturesOnly(cache).get([0], keys=("feats_a", "mask_a"))
@@ -184,8 +191,8 @@ def test_triplets_join_pairs_that_show_one_segment(tmp_path):
 
 def test_macosnet_loss_switches_terms_off():
     model, inputs = _perturbed_output()
-    terms = macosnet_loss(model(inputs), inputs, torch.tensor([[0, 1, 2]]), {"cycle": 0.0, "contrast": 0.0})
-    assert set(terms) == {"matching", "transitivity", "task", "total"}
+    terms = macosnet_loss(model(inputs), inputs, torch.tensor([[0, 1, 2]]), 3, {"cycle": 0.0, "contrast": 0.0})
+    assert set(terms) == {"matching", "transitivity", "task", "total"}  # no negatives in this batch
     assert math.isclose(float(terms["total"]), float(terms["matching"] + terms["transitivity"] + terms["task"]), rel_tol=1e-5)
 
 

@@ -47,6 +47,6 @@ ABLATIONS = {
     "wide": {"model_conf": {"dim": 256, "ffn_dim": 256}},
     # MaCoSNet with full supervision: the weak recipe plus the SegSwap terms (mask BCE, 8 × flow L1, Dice)
     # on the masks and flows of each triplet's synthetic pair (A, B).
-    "macosnet-supervised": {"model": "macosnet", "steps": 2000, "positives": 4, "negatives": 0, "supervision": "full",
+    "macosnet-supervised": {"model": "macosnet", "steps": 2000, "positives": 4, "negatives": 4, "supervision": "full",
                             "loss_weights": {**MACOSNET_LOSS_WEIGHTS, "mask": 1.0, "corr": 8.0, "dice": 1.0}},
 }

@@ -150,15 +150,17 @@ def scott_loss(out: dict, target: dict, weights: dict | None = None) -> dict:
 
 
 #: MaCoSNet's terms (slides' Eq. 12: L_matching + λ_cycle L_cycle + λ_trans L_trans + λ_contrast
-#: L_contrast + λ_task L_task); a weight of 0 switches a term off. With ``supervision: full`` (an
+#: L_contrast + λ_task L_task), plus ours, ``negative``: BCE towards empty masks on pairs that share
+#: nothing (without it both masks saturate to all ones or to nothing: docs/training.md); a weight of 0
+#: switches a term off. With ``supervision: full`` (an
 #: ablation) the terms of :data:`DEFAULT_LOSS_WEIGHTS` can be added on the pairs with ground truth.
-MACOSNET_LOSS_WEIGHTS = {"matching": 1.0, "cycle": 1.0, "transitivity": 1.0, "contrast": 1.0, "task": 1.0}
+MACOSNET_LOSS_WEIGHTS = {"matching": 1.0, "cycle": 1.0, "transitivity": 1.0, "contrast": 1.0, "task": 1.0, "negative": 1.0}
 #: A correspondence (p, q) counts as consistent with T_AB within this many cells of B (the slides'
 #: φ), as a Gaussian weight so that T receives a gradient.
 MATCH_TOLERANCE_CELLS = 1.0
 #: Softmax temperature turning a cell's cosine similarities into a distribution over the other image.
 MATCH_TEMPERATURE = 0.05
-#: The perceptual contrastive loss's margin m, on squared distances of pooled features.
+#: The perceptual contrastive loss's margin m, on 1 − cosine of pooled features.
 CONTRAST_MARGIN = 0.5
 
 
@@ -216,23 +218,25 @@ def transitivity_consistency(out: dict, triplets: torch.Tensor) -> torch.Tensor:
 
 
 def _pooled(feats: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """The mean over all cells of B×C×H×W features times per-cell ``weights`` B×H×W → B×C: the
-    description of the image with the cells outside the weights blacked out (they add nothing)."""
-    return (feats * weights[:, None]).mean(dim=(2, 3))
+    """B×C×H×W features averaged with per-cell ``weights`` B×H×W, L2-normalised → B×C."""
+    return F.normalize((feats * weights[:, None]).sum(dim=(2, 3)), dim=1)
 
 
 def perceptual_contrast(out: dict, feats_a: torch.Tensor, feats_b: torch.Tensor, margin: float = CONTRAST_MARGIN) -> torch.Tensor:
     """Slides' Eqs. 6–9 on the frozen backbone's features instead of a second network's: F(I^o) is the
-    mean over the image of M·f, F(I^b) of (1 − M)·f (pooling the cached features of the masked image,
-    where the slides run a ResNet-50 on the masked pixels: the same frozen, pretrained description, at
-    no extra cost; features are unit vectors, so the squared distances are at most 4 and need no 1/c).
-    d+ = ‖F(A^o) − F(B^o)‖² pulls what the two masks keep together (what the images do not share
-    leaves them); the hinge d− pushes each image's object away from its own background."""
+    mean feature under M, F(I^b) under 1 − M, L2-normalised (pooling the cached features, where the
+    slides run a ResNet-50 on the masked images: the same frozen, pretrained description of "what is in
+    there", at no extra cost). Distances are 1 − cosine (half the squared distance of unit vectors).
+    d+ pulls the two objects together; the hinge d− pushes each image's object away from its own
+    background. Both are blind to how much the masks cover (normalised descriptors): the descriptors
+    of the masked image itself (cells outside adding nothing) let every mask shrink to nothing, which
+    our second run did within 150 steps (docs/training.md); normalised, a vanishing background gets a
+    descriptor like the object's and d− pushes back."""
     mask_a, mask_b = out["mask_a"], out["mask_b"]
     object_a, object_b = _pooled(feats_a, mask_a), _pooled(feats_b, mask_b)
     background_a, background_b = _pooled(feats_a, 1 - mask_a), _pooled(feats_b, 1 - mask_b)
-    d_plus = ((object_a - object_b) ** 2).sum(1)
-    apart = (((object_a - background_a) ** 2).sum(1) + ((object_b - background_b) ** 2).sum(1)) / 2
+    d_plus = 1 - (object_a * object_b).sum(1)
+    apart = ((1 - (object_a * background_a).sum(1)) + (1 - (object_b * background_b).sum(1))) / 2
     return (d_plus + F.relu(margin - apart)).mean()
 
 
@@ -251,21 +255,25 @@ def task_consistency(out: dict) -> torch.Tensor:
     return _bce(carried_a, out["mask_b"]) + _bce(carried_b, out["mask_a"])
 
 
-def macosnet_loss(out: dict, inputs: dict, triplets: torch.Tensor, weights: dict) -> dict:
-    """MaCoSNet's terms and their weighted ``total``; reads only the model's inputs and outputs (weak
+def macosnet_loss(out: dict, inputs: dict, triplets: torch.Tensor, positives: int, weights: dict) -> dict:
+    """MaCoSNet's terms and their weighted ``total``; the first ``positives`` rows of the batch share
+    an object, the others (negatives) nothing. Reads only the model's inputs and outputs (weak
     supervision: no mask, no flow)."""
     w = {**MACOSNET_LOSS_WEIGHTS, **weights}
+    shared = {k: v[:positives] for k, v in out.items()}
     grid_a, grid_b = tuple(out["mask_a"].shape[1:]), tuple(out["mask_b"].shape[1:])
     terms = {}
     if w["matching"]:
-        terms["matching"] = foreground_matching(out, "ab", grid_a, grid_b) + foreground_matching(out, "ba", grid_b, grid_a)
+        terms["matching"] = foreground_matching(shared, "ab", grid_a, grid_b) + foreground_matching(shared, "ba", grid_b, grid_a)
     if w["cycle"]:
-        terms["cycle"] = cycle_consistency(out)
+        terms["cycle"] = cycle_consistency(shared)
     if w["transitivity"]:
-        terms["transitivity"] = transitivity_consistency(out, triplets)
+        terms["transitivity"] = transitivity_consistency(shared, triplets)
     if w["contrast"]:
-        terms["contrast"] = perceptual_contrast(out, inputs["feats_a"], inputs["feats_b"])
+        terms["contrast"] = perceptual_contrast(shared, inputs["feats_a"][:positives], inputs["feats_b"][:positives])
     if w["task"]:
-        terms["task"] = task_consistency(out)
+        terms["task"] = task_consistency(shared)
+    if w["negative"] and positives < len(out["mask_a"]):
+        terms["negative"] = -(torch.log1p(-out["mask_a"][positives:]).mean() + torch.log1p(-out["mask_b"][positives:]).mean())
     terms["total"] = sum(w[k] * terms[k] for k in terms)
     return terms

@@ -4,7 +4,8 @@ images that show one object, the slides' Eq. 12 on them, and the pair models' va
 A triplet is a synthetic pair (A, B) and image a of another pair, C, in which the same segment is
 pasted (synthetic pairs reuse segments). Its three pairs (A, B), (B, C), (C, A) each share the object,
 so each is a positive pair for the pairwise terms, and together they close the transitivity loop.
-Knowing which images show a common object is MaCoSNet's weak, image-level supervision.
+Knowing which images show a common object, and which do not (negatives: image a of one pair with
+image b of another, made from no common photo), is the weak, image-level supervision.
 
 ``supervision: weak`` (the shipped recipe) reads nothing of the pairs but their features: the batches
 come through :class:`FeaturesOnly`, which refuses any other array. ``supervision: full`` (an
@@ -22,6 +23,7 @@ import torch
 from ..errors import SegswapError
 from ..evaluation.synthetic import validate_synthetic
 from ..synth.cache import FeatureCache
+from ..synth.negatives import random_negatives
 from ..synth.reader import TRUTH_KEYS, pasted_segments
 from .losses import macosnet_loss, segswap_loss
 
@@ -59,7 +61,7 @@ def triplet_partners(cache: FeatureCache, indices: np.ndarray) -> dict[int, np.n
 
 
 class MacosnetTraining:
-    """Triplet batches of ``positives`` triplets (3 pairs each), no negatives; the loss of
+    """Triplet batches of ``positives`` triplets (3 pairs each) and ``negatives`` pairs; the loss of
     ``loss_weights`` (:data:`~segswap.train.losses.MACOSNET_LOSS_WEIGHTS`, and with full supervision
     the SegSwap terms ``mask``, ``corr``, ``dice``)."""
 
@@ -79,22 +81,27 @@ class MacosnetTraining:
         return "main"
 
     def batch(self, rng: np.random.Generator) -> tuple[dict, dict]:
-        """Inputs of the 3T pairs (A, B), (B, C), (C, A) of T triplets, and what the loss needs."""
+        """Inputs of the 3T pairs (A, B), (B, C), (C, A) of T triplets, then of the negatives (image a
+        of one pair, b of another, made from no common photo), and what the loss needs."""
         firsts = rng.choice(self.firsts, size=self.recipe["positives"])
         thirds = np.array([rng.choice(self.partners[int(i)]) for i in firsts])
         pairs = self.source.get(firsts)
         third = self.source.get(thirds, keys=("feats_a",))["feats_a"]
         a, b = pairs["feats_a"], pairs["feats_b"]
-        inputs = {"feats_a": torch.cat([a, b, third]), "feats_b": torch.cat([b, third, a])}
+        negatives = random_negatives(rng, self.firsts, self.recipe["negatives"], self.cache)
+        negative_a = self.source.get(negatives[:, 0], keys=("feats_a",))["feats_a"]
+        negative_b = self.source.get(negatives[:, 1], keys=("feats_b",))["feats_b"]
+        inputs = {"feats_a": torch.cat([a, b, third, negative_a]), "feats_b": torch.cat([b, third, a, negative_b])}
         count = len(firsts)
-        target = {**inputs, "triplets": torch.arange(3 * count).view(3, count).T}
+        target = {**inputs, "triplets": torch.arange(3 * count).view(3, count).T, "positives": 3 * count}
         if not self.weak:
             target["truth"] = self.cache.get(firsts, keys=TRUTH_KEYS)
         return inputs, target
 
     def loss(self, out: dict, target: dict, stage: str) -> dict:
         weights = self.recipe["loss_weights"]
-        terms = macosnet_loss(out, target, target["triplets"], {k: v for k, v in weights.items() if k not in ("mask", "corr", "dice")})
+        terms = macosnet_loss(out, target, target["triplets"], target["positives"],
+                              {k: v for k, v in weights.items() if k not in ("mask", "corr", "dice")})
         if "truth" in target:
             truth = target["truth"]
             supervised = segswap_loss({k: out[k][:len(truth["mask_a"])] for k in ("mask_a", "mask_b", "flow_ab", "flow_ba")},

@@ -32,7 +32,7 @@ RECIPES = {
               "loss_weights": EQ2_DICE},
     # MaCoSNet (segswap.models.macosnet), weakly supervised: triplets of images showing one object, the
     # slides' Eq. 12 with every λ = 1; no mask or flow of the pairs is read (docs/training.md).
-    "macosnet": {"model": "macosnet", "steps": 2000, "positives": 4, "negatives": 0, "supervision": "weak",
+    "macosnet": {"model": "macosnet", "steps": 2000, "positives": 4, "negatives": 4, "supervision": "weak",
                  "loss_weights": MACOSNET_LOSS_WEIGHTS},
     # SCOTT (segswap.models.scott), the same-object classifier behind `segswap verify`: first
     # segmentation on matching pairs only, then everything; half the negatives show another object
@@ -47,7 +47,7 @@ RECIPES = {
                    "checkpoint_every": 2},
     "macosnet-tiny": {"model": "macosnet", "model_conf": {"grid": 7, "regressor_channels": [8, 8], "regressor_kernels": [3, 3],
                                                         "decoder_dim": 8},
-                      "steps": 4, "positives": 2, "negatives": 0, "warmup": 2, "val_pairs": 2, "val_every": 2,
+                      "steps": 4, "positives": 2, "negatives": 2, "warmup": 2, "val_pairs": 2, "val_every": 2,
                       "checkpoint_every": 2, "loss_weights": MACOSNET_LOSS_WEIGHTS},
     "tiny": {"model_conf": {"dim": 32, "heads": 2, "ffn_dim": 32, "layers": "ICI", "dropout": 0.0}, "steps": 6,
              "positives": 2, "negatives": 2, "warmup": 2, "val_pairs": 2, "val_every": 3, "checkpoint_every": 2,
