@@ -92,8 +92,8 @@ TERMS = {
     "contrast": lambda out, inputs: perceptual_contrast(out, inputs["feats_a"], inputs["feats_b"]),
     "task": lambda out, inputs: task_consistency(out),
     # row 0 a positive, rows 1–2 negatives
-    "negative": lambda out, inputs: macosnet_loss(out, inputs, torch.zeros(0, 3, dtype=torch.long), 1,
-                                                  {k: 0.0 for k in TERMS if k != "negative"})["negative"],
+    "presence": lambda out, inputs: macosnet_loss(out, inputs, torch.zeros(0, 3, dtype=torch.long), 1,
+                                                  {k: 0.0 for k in TERMS if k != "presence"})["presence"],
 }
 
 
@@ -174,7 +174,7 @@ def test_weak_mode_never_reads_masks_or_flows(tmp_path):
     inputs, target = training.batch(np.random.default_rng(0))
     terms = training.loss(model(inputs), target, "main")
     terms["total"].backward()
-    assert set(terms) == {"matching", "cycle", "transitivity", "contrast", "task", "negative", "total"}
+    assert set(terms) == {"matching", "cycle", "transitivity", "contrast", "task", "presence", "total"}
     # the guard itself refuses truth outright
     with pytest.raises(SegswapError, match="weak supervision reads no mask_a"):
         FeaturesOnly(cache).get([0], keys=("feats_a", "mask_a"))
@@ -192,8 +192,8 @@ def test_triplets_join_pairs_that_show_one_segment(tmp_path):
 def test_macosnet_loss_switches_terms_off():
     model, inputs = _perturbed_output()
     terms = macosnet_loss(model(inputs), inputs, torch.tensor([[0, 1, 2]]), 3, {"cycle": 0.0, "contrast": 0.0})
-    assert set(terms) == {"matching", "transitivity", "task", "total"}  # no negatives in this batch
-    assert math.isclose(float(terms["total"]), float(terms["matching"] + terms["transitivity"] + terms["task"]), rel_tol=1e-5)
+    assert set(terms) == {"matching", "transitivity", "task", "presence", "total"}
+    assert math.isclose(float(terms["total"]), float(terms["matching"] + terms["transitivity"] + terms["task"] + terms["presence"]), rel_tol=1e-5)
 
 
 def test_shipped_weights_load_by_name_and_reproduce_their_model(tmp_path):

@@ -38,7 +38,7 @@ from .recipes import get_recipe, recipe_hash
 from .scott_training import ScottTraining
 
 LOG_FIELDS = ["step", "stage", "lr", "mask", "transported", "corr", "dice", "jaccard", "false_positive", "match_nll", "seg", "match",
-              "matching", "cycle", "transitivity", "contrast", "task", "negative", "total", "seconds"]
+              "matching", "cycle", "transitivity", "contrast", "task", "presence", "total", "seconds"]
 #: What the loop does for each model (its batches' negatives, loss, validation); PairTraining otherwise.
 TRAININGS = {"scott": ScottTraining, "macosnet": MacosnetTraining}
 

@@ -150,11 +150,12 @@ def scott_loss(out: dict, target: dict, weights: dict | None = None) -> dict:
 
 
 #: MaCoSNet's terms (slides' Eq. 12: L_matching + λ_cycle L_cycle + λ_trans L_trans + λ_contrast
-#: L_contrast + λ_task L_task), plus ours, ``negative``: BCE towards empty masks on pairs that share
-#: nothing (without it both masks saturate to all ones or to nothing: docs/training.md); a weight of 0
-#: switches a term off. With ``supervision: full`` (an
+#: L_contrast + λ_task L_task), plus ours, ``presence``: each image's few most confident mask cells
+#: should say whether the pair shares an object (multiple-instance BCE: 1 on the triplets' pairs, 0 on
+#: negatives). Without it both masks saturate to all ones or to nothing (docs/training.md). A weight of
+#: 0 switches a term off. With ``supervision: full`` (an
 #: ablation) the terms of :data:`DEFAULT_LOSS_WEIGHTS` can be added on the pairs with ground truth.
-MACOSNET_LOSS_WEIGHTS = {"matching": 1.0, "cycle": 1.0, "transitivity": 1.0, "contrast": 1.0, "task": 1.0, "negative": 1.0}
+MACOSNET_LOSS_WEIGHTS = {"matching": 1.0, "cycle": 1.0, "transitivity": 1.0, "contrast": 1.0, "task": 1.0, "presence": 1.0}
 #: A correspondence (p, q) counts as consistent with T_AB within this many cells of B (the slides'
 #: φ), as a Gaussian weight so that T receives a gradient.
 MATCH_TOLERANCE_CELLS = 1.0
@@ -255,6 +256,16 @@ def task_consistency(out: dict) -> torch.Tensor:
     return _bce(carried_a, out["mask_b"]) + _bce(carried_b, out["mask_a"])
 
 
+#: How many of an image's most confident mask cells say whether it holds the shared object.
+PRESENCE_CELLS = 5
+
+
+def mask_presence(mask: torch.Tensor) -> torch.Tensor:
+    """B×H×W masks → B values: the mean of each image's :data:`PRESENCE_CELLS` highest cells."""
+    flat = mask.flatten(1)
+    return flat.topk(min(PRESENCE_CELLS, flat.shape[1]), dim=1).values.mean(dim=1)
+
+
 def macosnet_loss(out: dict, inputs: dict, triplets: torch.Tensor, positives: int, weights: dict) -> dict:
     """MaCoSNet's terms and their weighted ``total``; the first ``positives`` rows of the batch share
     an object, the others (negatives) nothing. Reads only the model's inputs and outputs (weak
@@ -273,7 +284,8 @@ def macosnet_loss(out: dict, inputs: dict, triplets: torch.Tensor, positives: in
         terms["contrast"] = perceptual_contrast(shared, inputs["feats_a"][:positives], inputs["feats_b"][:positives])
     if w["task"]:
         terms["task"] = task_consistency(shared)
-    if w["negative"] and positives < len(out["mask_a"]):
-        terms["negative"] = -(torch.log1p(-out["mask_a"][positives:]).mean() + torch.log1p(-out["mask_b"][positives:]).mean())
+    if w["presence"]:
+        label = (torch.arange(len(out["mask_a"])) < positives).to(out["mask_a"])
+        terms["presence"] = sum(F.binary_cross_entropy(mask_presence(out[k]), label) for k in ("mask_a", "mask_b"))
     terms["total"] = sum(w[k] * terms[k] for k in terms)
     return terms
