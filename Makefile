@@ -28,7 +28,7 @@ test: install browser
 
 # The shipped weights' recipes end to end (docs/training.md): pairs, feature caches, training, export.
 # `make weights` (SegSwap) takes about 45 minutes on 2 quiet cores, `weights-scott` about 15 more and
-# `weights-ncnet` about 30 more, `weights-macosnet` about 30 more. `weights-coseg` (about 70 more)
+# `weights-ncnet` about 30 more, `weights-macosnet` about 15 more. `weights-coseg` (about 70 more)
 # trains the recipe that co-segments collections best, not shipped because it recognises places worse
 # (docs/training.md). Generated pairs, the runs and weights-coseg's weights go to $(WORK), outside the
 # repository; `segswap synth` and the feature caches resume, so a second target reuses the pairs.
