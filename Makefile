@@ -28,13 +28,13 @@ test: install browser
 
 # The shipped weights' recipes end to end (docs/training.md): pairs, feature caches, training, export.
 # `make weights` (SegSwap) takes about 45 minutes on 2 quiet cores, `weights-scott` about 15 more and
-# `weights-ncnet` about 30 more. `weights-coseg` (about 70 more) trains the recipe that co-segments
-# collections best, not shipped because it recognises places worse (docs/training.md). Generated pairs,
-# the runs and weights-coseg's weights go to $(WORK), outside the repository; `segswap synth` and the
-# feature caches resume, so a second target reuses the pairs.
+# `weights-ncnet` about 30 more, `weights-macosnet` about 15 more. `weights-coseg` (about 70 more)
+# trains the recipe that co-segments collections best, not shipped because it recognises places worse
+# (docs/training.md). Generated pairs, the runs and weights-coseg's weights go to $(WORK), outside the
+# repository; `segswap synth` and the feature caches resume, so a second target reuses the pairs.
 SHARED ?= ../shared/data
 WORK ?= ../segswap-train
-.PHONY: pairs weights weights-scott weights-ncnet weights-coseg
+.PHONY: pairs weights weights-scott weights-ncnet weights-macosnet weights-coseg
 pairs: install
 	$(BIN)/segswap synth --segments $(SHARED)/train/coco128_seg --backgrounds $(SHARED)/train/photos \
 		--styles $(SHARED)/train/styles --out $(WORK)/coco320 -n 3000 --seed 1 --size 320 --workers 1
@@ -55,6 +55,11 @@ weights-ncnet: pairs
 	$(BIN)/segswap train --pairs $(WORK)/coco320 --pairs $(WORK)/unsup320 --out $(WORK)/run-ncnet --config ncnet \
 		--val-coseg $(SHARED)/eval/msrc_coseg
 	$(BIN)/segswap export $(WORK)/run-ncnet --out src/segswap/data/ncnet.safetensors
+
+weights-macosnet: pairs
+	$(BIN)/segswap train --pairs $(WORK)/coco320 --pairs $(WORK)/unsup320 --out $(WORK)/run-macosnet --config macosnet \
+		--val-coseg $(SHARED)/eval/msrc_coseg
+	$(BIN)/segswap export $(WORK)/run-macosnet --out src/segswap/data/macosnet.safetensors
 
 weights-coseg: pairs
 	$(BIN)/segswap train --pairs $(WORK)/coco320 --pairs $(WORK)/unsup320 --out $(WORK)/run-ftjac \

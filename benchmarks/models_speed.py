@@ -1,5 +1,5 @@
 """Per-pair time of each shipped model's head on the same frozen features, against the SegSwap
-transformer timed in the same run: the transformer, its NC-Net variant, SCOTT, the training-free
+transformer timed in the same run: the transformer, its NC-Net variant, MaCoSNet, SCOTT, the training-free
 correlation matcher and ArtMiner's verification (features → verdict only; the backbone is shared and
 timed once), on the demo pair shipped in the package.
 
@@ -35,6 +35,7 @@ def main() -> None:
     print(machine_summary())
     backbone = get_backbone("efficientnet-lite2")
     transformer, ncnet, correlation = segswap.load(), segswap.load("ncnet"), segswap.load("correlation")
+    macosnet = segswap.load("macosnet")
     scott = load_verifier()
     for size in args.sizes:
         # The demo pair shipped in the package (real content: RANSAC's work depends on the matches).
@@ -46,6 +47,7 @@ def main() -> None:
         heads = {
             "segswap transformer": lambda: transformer.predict(fa, fb),
             "ncnet variant": lambda: ncnet.predict(fa, fb),
+            "macosnet": lambda: macosnet.predict(fa, fb),
             "scott (verify)": lambda: scott.verify_features(fa, fb),
             "correlation (training-free)": lambda: correlation.predict(fa, fb),
             "artminer verification (training-free)": lambda: verify(fa[0].numpy(), target, (target.shape[2] * 16, target.shape[1] * 16)),

@@ -16,7 +16,7 @@ not even inside a function (tests/test_ranks.py reads every import and checks)::
     io          images, arrays and paths read robustly; atomic writes
     backbone    frozen stride-16 feature extractors by name, and the objectness prior
     viz         drawing only: overlays, contact sheets, curves, HTML reports
-    models      the pair models (SegSwap, NC-Net, correlation) and SCOTT; weights files; their outputs read
+    models      the pair models (SegSwap, NC-Net, MaCoSNet, correlation) and SCOTT; weights files; their outputs read
     synth       segment-swapping pairs: the writer and reader of their format, feature cache, negatives
     pair        the pair API: load() and Matcher.match(a, b) over views of the pair
     verify      ArtMiner's verification, RANSAC-Flow's coarse alignment, SCOTT's verdict

@@ -28,6 +28,11 @@ key                   type / shape            meaning
                                                (b's content relative to a's), ``rotation_deg``
                                                (b turned before matching), ``confidence``
                                                (:func:`view_confidence`), ``views_tried``
+``affine_ab`` …       float32 2×3, K×2         MaCoSNet only (:data:`~segswap.models.WARP_MODELS`),
+                                               unless b was turned: ``affine_ab``/``affine_ba``
+                                               and ``tps_ab``/``tps_ba``, its warp's parameters in
+                                               coordinates normalised to [-1, 1]
+                                               (:func:`segswap.models.macosnet.transform_points`)
 ===================== ======================= ===============================================
 
 h×w is the token grid: the image resized so its long side is ``size`` px, divided by 16.
@@ -53,6 +58,8 @@ from .models.weights import load_weights, weights_digest
 from .shipped import DEFAULT_MODEL, PAIR_PRIOR, SEARCH_SCALES, shipped_weights_path
 
 UNTRAINED = "untrained"
+#: The warp parameters of :data:`~segswap.models.WARP_MODELS`, passed on in the result.
+WARP_KEYS = ("affine_ab", "affine_ba", "tps_ab", "tps_ba")
 
 
 def load(name: str | None = None, weights=None, *, backbone: str | None = None, size: int | None = None,
@@ -265,6 +272,7 @@ class Matcher:
             "weights": self.weights,
             "trained": self.trained,
             "view": {"scale": 1.0, "rotation_deg": 0, "confidence": float(view_confidence(out)[0]), "views_tried": 1},
+            **{key: out[key][0].numpy() for key in WARP_KEYS if key in out},
         }
 
 
@@ -331,7 +339,8 @@ def unrotate_b(out: dict, turns: int) -> dict:
     """Outputs for (a, b turned by ``turns`` quarter turns, as ``torch.rot90``) → outputs for (a, b)."""
     out = dict(out)
     if turns % 4:
-        out.pop("match_logits", None)  # indexes the turned b's cells; nothing downstream reads it
+        for key in ("match_logits", "correlation", *WARP_KEYS):  # about the turned b; nothing downstream reads them
+            out.pop(key, None)
     for _ in range(turns % 4):
         out["mask_b"] = torch.rot90(out["mask_b"], -1, dims=(1, 2))
         out["flow_ba"] = torch.rot90(out["flow_ba"], -1, dims=(1, 2))

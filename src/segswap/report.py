@@ -10,6 +10,7 @@ import numpy as np
 
 from .io import load_image
 from .io.files import write_bytes_atomic
+from .pair import WARP_KEYS
 from .viz.overlay import pair_overlay
 
 #: Correspondences drawn on the overlay (the JSON keeps all of them).
@@ -42,6 +43,8 @@ def write_pair_outputs(out_dir, image_a, image_b, result: dict) -> dict:
         "prior": result.get("prior", False),
         "image_a": str(image_a),
         "image_b": str(image_b),
+        # a warp model's parameters (MaCoSNet), normalised coordinates: segswap.models.macosnet.transform_points
+        **{key: np.asarray(result[key]).round(5).tolist() for key in WARP_KEYS if key in result},
     }
     write_bytes_atomic(out_dir / "result.json", json.dumps(summary, indent=1).encode())
     return summary

@@ -12,7 +12,8 @@ from pathlib import Path
 
 DEFAULT_MODEL = "segswap"
 #: Weights file shipped inside the package for each trained model.
-SHIPPED_WEIGHTS = {"segswap": "segswap.safetensors", "ncnet": "ncnet.safetensors", "scott": "scott.safetensors"}
+SHIPPED_WEIGHTS = {"segswap": "segswap.safetensors", "ncnet": "ncnet.safetensors", "scott": "scott.safetensors",
+                   "macosnet": "macosnet.safetensors"}
 #: Relative scales `segswap pair`, the demo and ``Matcher.match`` try by default: a detail copied at up
 #: to twice or half its size (engraving vs painting, object vs scene) is otherwise too few cells in one
 #: image to match.

@@ -134,3 +134,26 @@ def test_the_evaluation_compares_align_and_sift_by_corner_error(pair):
     assert row["align-1scale"]["corner_error"] < 8.0 and row["sift-ransac"]["corner_error"] < 2.0
     table = alignment_table(result)
     assert table.splitlines()[0] == "| pair | align-1scale | sift-ransac |" and "img1→img2" in table
+
+
+def test_align_by_a_warp_model_writes_its_warp(pair, tmp_path):
+    from typer.testing import CliRunner
+
+    from segswap.cli import app
+    from segswap.shipped import shipped_weights_path
+
+    if shipped_weights_path("macosnet") is None:
+        pytest.skip("no shipped MaCoSNet weights")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["align", str(pair / "img1.png"), str(pair / "img2.png"), "--out", str(out),
+                                      "--model", "macosnet"])
+    assert result.exit_code == 0, result.output
+    written = json.loads((out / "result.json").read_text())
+    assert written["model"] == "macosnet" and np.array(written["affine_ab"]).shape == (2, 3)
+    assert np.array(written["tps_ba"]).shape == (9, 2)
+    assert Image.open(out / "warped.png").size == (320, 240)
+    assert Image.open(out / "side_by_side.png").size == (640, 240)
+    # --scales is the homography's: refused with a warp model
+    result = CliRunner().invoke(app, ["align", str(pair / "img1.png"), str(pair / "img2.png"), "--out", str(tmp_path / "o2"),
+                                      "--model", "macosnet", "--scales", "1"])
+    assert isinstance(result.exception, SegswapError) and "--scales" in str(result.exception)

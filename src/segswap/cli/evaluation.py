@@ -34,7 +34,7 @@ def coseg(
     root: Path = typer.Argument(..., help="Folder with images/<group>/* and groundtruth/<group>/<stem>.png."),
     groups: Optional[list[str]] = typer.Option(None, "--groups", help="Groups to run (comma-separated or repeated; default all)."),
     method: str = typer.Option("segswap", "--method", help="Method (see `segswap eval methods`)."),
-    weights: Optional[Path] = typer.Option(None, help="Weights file for the pair-model methods (segswap, ncnet) from `segswap export`."),
+    weights: Optional[Path] = typer.Option(None, help="Weights file for the pair-model methods (segswap, ncnet, macosnet) from `segswap export`."),
     backbone: Optional[str] = typer.Option(None, help=BACKBONE_HELP),
     size: Optional[int] = typer.Option(None, help=EVAL_SIZE_HELP),
     flip: bool = typer.Option(False, help="Mirrored test-time augmentation (pair-model methods)."),

@@ -20,7 +20,8 @@ from ..io.files import write_bytes_atomic
 from ..io.paths import check_input_file, check_input_folder, check_output_file, check_output_folder
 from ..shipped import shipped_input_size
 
-MODEL_HELP = "Pair model: segswap (default, the transformer), ncnet (the NC-Net variant) or correlation (training-free)."
+MODEL_HELP = ("Pair model: segswap (default, the transformer), ncnet (the NC-Net variant), macosnet (MaCoSNet: a smooth "
+              "warp and co-segmentation of two instances of a category) or correlation (training-free).")
 WEIGHTS_HELP = "Weights file from `segswap export`."
 SIZE_HELP = (f"Model input long side in px, a multiple of {STRIDE} up to {MAX_INPUT_SIZE} (default: the weights' own, "
              f"{shipped_input_size() or 'none shipped'} for the shipped ones; {DEFAULT_SIZE} for --model correlation).")

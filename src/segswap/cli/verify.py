@@ -22,15 +22,31 @@ def align(
     backbone: Optional[str] = typer.Option(None, help=BACKBONE_HELP),
     shared_only: bool = typer.Option(False, "--shared-only", help="Match only inside the pair model's co-segmentation "
                                                                   "masks: align what the two images share."),
-    model: Optional[str] = typer.Option(None, help=MODEL_HELP + " With --shared-only."),
-    weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP + " With --shared-only."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP + " With --shared-only; without it, a model with a "
+                                                                 "warp of its own (macosnet) aligns the pair by its warp."),
+    weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP + " With --shared-only, or of a warp model."),
 ):
-    """Align two images by a homography (RANSAC-Flow's coarse stage on backbone features)."""
+    """Align two images by a homography (RANSAC-Flow's coarse stage on backbone features), or by a warp
+    model's own warp (--model macosnet)."""
     check_arguments(files=[image_a, image_b], weights=weights, size=size, output_folders=[(out, "--out")])
-    from ..verify.align import align as run_align, write_alignment
+    from ..models import WARP_MODELS
+    from ..models.weights import read_config
+    from ..verify.align import align as run_align, align_by_warp, write_alignment, write_warp
 
     if (model or weights) and not shared_only:
-        raise SegswapError("--model and --weights choose the pair model of --shared-only; add --shared-only")
+        name = read_config(weights)["model"] if weights else model
+        if name not in WARP_MODELS:
+            raise SegswapError(f"model {name!r} has no warp of its own: --model and --weights choose the pair model of "
+                               f"--shared-only; add --shared-only (or use --model {' or '.join(sorted(WARP_MODELS))})")
+        if scales is not None or backbone is not None:
+            raise SegswapError("--scales and --backbone are the homography's; a warp model uses its own backbone and one view")
+        matcher = load_matcher(model, weights, size=size)
+        rgb_a, rgb_b, warped, result = align_by_warp(image_a, image_b, matcher)
+        written = write_warp(out, rgb_a, rgb_b, warped, result, {"image_a": str(image_a), "image_b": str(image_b),
+                                                                   "model": matcher.name})
+        typer.echo(f"warped by {matcher.name} (masks cover {written['mask_area_a']:.0%} of a, "
+                   f"{written['mask_area_b']:.0%} of b) → {out}")
+        return
     matcher = load_matcher(model, weights) if shared_only else None
     aligned = run_align(image_a, image_b, backbone=backbone, size=size, scales=scales, matcher=matcher)
     result = write_alignment(out, aligned, {"image_a": str(image_a), "image_b": str(image_b),

@@ -163,6 +163,8 @@ METHODS: dict[str, Method] = {
                      "mean, Otsu level", _pair_model("segswap", "fusion"), runs_on_cluster=True),
     "ncnet": Method("the same collection pipeline on the NC-Net variant's pair predictions", _pair_model("ncnet"),
                     runs_on_cluster=True),
+    "macosnet": Method("the same collection pipeline on MaCoSNet's pair predictions (masks, warp)", _pair_model("macosnet"),
+                       runs_on_cluster=True),
     "correlation": Method("the same collection pipeline on the training-free backbone correlation (no transformer)",
                           _pair_model("correlation"), runs_on_cluster=True),
     "centre-box": Method("the centred box covering 2/3 of each side (no image content)", _per_image(_centre_box)),

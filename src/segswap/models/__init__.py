@@ -1,7 +1,8 @@
-"""Pair models. Every model takes ``{"feats_a", "feats_b"}`` and returns masks and flows; see
+"""Pair models (SegSwap, its NC-Net variant, MaCoSNet, the training-free correlation). Every model takes ``{"feats_a", "feats_b"}`` and returns masks and flows; see
 :class:`segswap.models.transformer.SegSwapTransformer` for the keys and shapes."""
 
 from .correlation import CorrelationMatcher
+from .macosnet import MaCoSNet
 from .ncnet import NCNetMatcher
 from .scott import ScottMatcher
 from .transformer import SegSwapTransformer
@@ -11,6 +12,7 @@ MODEL_CLASSES = {
     "segswap": SegSwapTransformer,
     "correlation": CorrelationMatcher,
     "ncnet": NCNetMatcher,
+    "macosnet": MaCoSNet,
 }
 
 #: Every trainable or loadable model, pair models and the SCOTT same-object classifier (which has no
@@ -18,11 +20,15 @@ MODEL_CLASSES = {
 ALL_MODEL_CLASSES = {**MODEL_CLASSES, "scott": ScottMatcher}
 
 #: Models that need trained weights before their output means anything.
-TRAINABLE = {"segswap", "ncnet"}
+TRAINABLE = {"segswap", "ncnet", "macosnet"}
+
+#: Pair models whose correspondences are one smooth warp of the whole image (their outputs hold
+#: ``affine_*`` and ``tps_*``): `segswap align --model NAME` shows it.
+WARP_MODELS = {"macosnet"}
 
 #: Model options that change only how outputs are read at inference: trained weights accept them, and
 #: training recipes leave them out (training does not read them).
 INFERENCE_OPTIONS = frozenset({"eval_flow_radius"})
 
-__all__ = ["ALL_MODEL_CLASSES", "INFERENCE_OPTIONS", "MODEL_CLASSES", "TRAINABLE", "CorrelationMatcher", "NCNetMatcher",
+__all__ = ["ALL_MODEL_CLASSES", "INFERENCE_OPTIONS", "MODEL_CLASSES", "TRAINABLE", "WARP_MODELS", "CorrelationMatcher", "MaCoSNet", "NCNetMatcher",
            "ScottMatcher", "SegSwapTransformer"]

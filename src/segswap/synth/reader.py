@@ -112,3 +112,15 @@ def pasted_classes(pair_dirs) -> list[tuple[frozenset, frozenset]]:
         classes.append(tuple(frozenset(c for c in (class_of(meta[s], o) for o in meta[s].get("objects", []) if o.get("on_canvas", True)) if c)
                              if s in meta else frozenset() for s in ("a", "b")))
     return classes
+
+
+def pasted_segments(pair_dirs) -> list[tuple[frozenset, frozenset]]:
+    """Per pair: the segments (source image and object, e.g. ``train2017/000000000529.jpg:3``) pasted
+    in a and in b and visible on the canvas, from each pair's meta.json. A segment in both images of
+    one pair and in image a of another pair is one object seen three times."""
+    segments = []
+    for pair_dir in pair_dirs:
+        meta = read_meta(pair_dir)
+        segments.append(tuple(frozenset(o["segment"] for o in meta[s].get("objects", []) if o.get("on_canvas", True) and "segment" in o)
+                              if s in meta else frozenset() for s in ("a", "b")))
+    return segments

@@ -3,6 +3,7 @@ all the same): what each one changes, and the number that decided, in one line. 
 and their dates are in docs/training.md."""
 
 from .base_recipe import BASE, EQ2_DICE, GRID_CONTEXT, JACCARD_FP05, TAIL
+from .losses import MACOSNET_LOSS_WEIGHTS
 
 ABLATIONS = {
     # Per-cell attention tokens and per-cell cues only: the default before grid context and patch cues.
@@ -48,4 +49,14 @@ ABLATIONS = {
     # each pair is under a condition (night, haze, engraving, ...; issue 23): night + depictions
     # pair-score AP 0.671 → 0.707, short of the +0.05 its rule asked.
     "conditions": {"model_conf": GRID_CONTEXT, "steps": 1000, "lr": 1e-4, "warmup": 50},
+    # MaCoSNet with full supervision: the weak recipe plus the SegSwap terms (mask BCE, 8 × flow L1, Dice)
+    # on the masks and flows of each triplet's synthetic pair (A, B).
+    "macosnet-supervised": {"model": "macosnet", "steps": 2000, "positives": 4, "negatives": 4, "supervision": "full",
+                            "loss_weights": {**MACOSNET_LOSS_WEIGHTS, "mask": 1.0, "corr": 8.0, "dice": 1.0}},
+    # MaCoSNet with the matching term ten times stronger and the regressors at the full learning rate:
+    # in the weak recipe the matching term is ~0.03 against ~0.2 for the cycle term, so the warp learns
+    # consistency more than alignment.
+    "macosnet-matching10": {"model": "macosnet", "steps": 2000, "positives": 4, "negatives": 4,
+                            "model_conf": {"regressor_lr_scale": 1.0},
+                            "loss_weights": {**MACOSNET_LOSS_WEIGHTS, "matching": 10.0}},
 }

@@ -33,7 +33,9 @@ BASE = {
 }
 
 #: Recipe options only some models have (added to their recipes alone, so other recipes' hashes stay put).
-MODEL_RECIPE_OPTIONS = {"scott": {"segmentation_steps": 0, "same_class_negatives": 0.0}}
+MODEL_RECIPE_OPTIONS = {"scott": {"segmentation_steps": 0, "same_class_negatives": 0.0},
+                        # weak: the batches read features only; full: also the (A, B) pairs' masks and flows
+                        "macosnet": {"supervision": "weak"}}
 #: Options a recipe (or an override) may set and that are absent otherwise, for the same reason:
 #: ``ema_decay`` validates, checkpoints and exports an exponential moving average of the weights.
 OPTIONAL_RECIPE_OPTIONS = {"ema_decay": 0.0}

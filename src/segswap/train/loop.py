@@ -31,12 +31,16 @@ from ..io.files import atomic_path, write_bytes_atomic
 from ..models import ALL_MODEL_CLASSES
 from ..models.weights import build_model, check_shapes, load_weights, read_config, weights_digest
 from ..synth.cache import FeatureCache, build_cache
+from .macosnet_training import MacosnetTraining
 from .mining import mine_hard_negatives
 from .pair_training import PairTraining
 from .recipes import get_recipe, recipe_hash
 from .scott_training import ScottTraining
 
-LOG_FIELDS = ["step", "stage", "lr", "mask", "transported", "corr", "dice", "jaccard", "false_positive", "match_nll", "seg", "match", "total", "seconds"]
+LOG_FIELDS = ["step", "stage", "lr", "mask", "transported", "corr", "dice", "jaccard", "false_positive", "match_nll", "seg", "match",
+              "matching", "cycle", "transitivity", "contrast", "task", "presence", "total", "seconds"]
+#: What the loop does for each model (its batches' negatives, loss, validation); PairTraining otherwise.
+TRAININGS = {"scott": ScottTraining, "macosnet": MacosnetTraining}
 
 
 def learning_rate(step: int, recipe: dict) -> float:
@@ -187,7 +191,7 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
     cache = FeatureCache(caches)
     train_idx, val_idx = split_indices(len(cache), recipe["val_pairs"], recipe["seed"])
 
-    training = (ScottTraining if recipe["model"] == "scott" else PairTraining)(recipe, cache, train_idx, val_coseg)
+    training = TRAININGS.get(recipe["model"], PairTraining)(recipe, cache, train_idx, val_coseg)
     coseg_validation = CosegPairValidation(val_coseg, recipe["backbone"], recipe["size"]) if val_coseg else None
     run = Run(run_dir, recipe, cache.channels)
     if resume and (run_dir / "checkpoint.pt").is_file():
@@ -210,12 +214,15 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
         lr = recipe["hard_negatives"]["lr"] if hard_stage else learning_rate(run.step, recipe)
         for group in run.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)  # plain groups: models without parameter_groups, old checkpoints
-        positives = run.rng.choice(train_idx, size=recipe["positives"])
-        if stage == "hard" and len(run.hard_pool):
-            negatives = run.hard_pool[run.rng.choice(len(run.hard_pool), size=recipe["negatives"])]
+        if isinstance(training, MacosnetTraining):  # triplets of one object, built by the training itself
+            inputs, target = training.batch(run.rng)
         else:
-            negatives = training.negatives(run.rng, stage)
-        inputs, target = make_batch(cache, positives, negatives)
+            positives = run.rng.choice(train_idx, size=recipe["positives"])
+            if stage == "hard" and len(run.hard_pool):
+                negatives = run.hard_pool[run.rng.choice(len(run.hard_pool), size=recipe["negatives"])]
+            else:
+                negatives = training.negatives(run.rng, stage)
+            inputs, target = make_batch(cache, positives, negatives)
         start = time.perf_counter()
         run.model.train()
         terms = training.loss(run.model(inputs), target, stage)

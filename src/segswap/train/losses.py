@@ -1,4 +1,4 @@
-"""The SegSwap training loss (paper Eq. 2), for both directions of a pair.
+"""The SegSwap training loss (paper Eq. 2), for both directions of a pair; SCOTT's; MaCoSNet's (slides' Eq. 12).
 
 ``out`` is a pair model's output dict and ``target`` holds the same keys as ground truth
 (``mask_a`` B×Ha×Wa, ``mask_b`` B×Hb×Wb in [0, 1]; ``flow_ab`` B×Ha×Wa×2, ``flow_ba`` B×Hb×Wb×2 in
@@ -10,7 +10,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..models.correlation import cell_centres
 from ..models.layers import read_through_flow
+from ..models.macosnet import transform_points
 
 #: Weight of each term; a weight of 0 switches the term off (ablations). ``corr`` is the paper's η;
 #: ``dice``, ``jaccard``, ``false_positive`` and ``match_nll`` are ours, not the paper's (docs/training.md).
@@ -144,4 +146,146 @@ def scott_loss(out: dict, target: dict, weights: dict | None = None) -> dict:
     else:
         terms["match"] = out["mask_a"].sum() * 0.0
     terms["total"] = sum(w[k] * terms[k] for k in SCOTT_LOSS_WEIGHTS if w[k])
+    return terms
+
+
+#: MaCoSNet's terms (slides' Eq. 12: L_matching + λ_cycle L_cycle + λ_trans L_trans + λ_contrast
+#: L_contrast + λ_task L_task), plus ours, ``presence``: each image's few most confident mask cells
+#: should say whether the pair shares an object (multiple-instance BCE: 1 on the triplets' pairs, 0 on
+#: negatives). Without it both masks saturate to all ones or to nothing (docs/training.md). A weight of
+#: 0 switches a term off. With ``supervision: full`` (an
+#: ablation) the terms of :data:`DEFAULT_LOSS_WEIGHTS` can be added on the pairs with ground truth.
+MACOSNET_LOSS_WEIGHTS = {"matching": 1.0, "cycle": 1.0, "transitivity": 1.0, "contrast": 1.0, "task": 1.0, "presence": 1.0}
+#: A correspondence (p, q) counts as consistent with T_AB within this many cells of B (the slides'
+#: φ), as a Gaussian weight so that T receives a gradient.
+MATCH_TOLERANCE_CELLS = 1.0
+#: Softmax temperature turning a cell's cosine similarities into a distribution over the other image.
+MATCH_TEMPERATURE = 0.05
+#: The perceptual contrastive loss's margin m, on 1 − cosine of pooled features.
+CONTRAST_MARGIN = 0.5
+
+
+def consistency_points(n: int = 10) -> torch.Tensor:
+    """The slides' 10×10 = 100 coordinates at which the consistency losses are measured, n²×2 in [-1, 1]."""
+    steps = (torch.arange(n, dtype=torch.float32) + 0.5) / n * 2 - 1
+    return torch.stack(torch.meshgrid(steps, steps, indexing="xy"), dim=-1).reshape(-1, 2)
+
+
+def foreground_matching(out: dict, direction: str, grid_from: tuple[int, int], grid_to: tuple[int, int]) -> torch.Tensor:
+    """−(mask-weighted mean over the cells p of one image of s(p)), slides' Eqs. 1–3 for one direction.
+
+    s(p) = Σ_q m(p, q) · S(p, q): S the softmax over the other image's cells of the correlation,
+    m(p, q) = exp(−‖T(p) − q‖² / 2φ²) in cells (the slides' indicator, made smooth). The mean over the
+    cells instead of the slides' sum, so that the term's scale does not depend on the grid.
+    It pulls each cell's mask up in proportion to how well its match agrees with the warp; the
+    contrastive term pulls the masks of what the two images do not share down."""
+    correlation = out["correlation"] if direction == "ab" else out["correlation"].transpose(1, 2)
+    mask = out["mask_a" if direction == "ab" else "mask_b"].flatten(1)
+    (h, w), (ht, wt) = grid_from, grid_to
+    start = (cell_centres(h, w, mask.device) * 2 - 1).expand(len(mask), -1, -1)
+    landed = (transform_points(out, direction, start) + 1) / 2 * torch.tensor([wt, ht], device=mask.device)  # in cells
+    # The Gaussian is separable: its x and y factors (B×N×wt, B×N×ht), instead of a B×N×(ht·wt) distance.
+    near_x = torch.exp(-(landed[..., :1] - (torch.arange(wt, device=mask.device) + 0.5)) ** 2 / (2 * MATCH_TOLERANCE_CELLS ** 2))
+    near_y = torch.exp(-(landed[..., 1:] - (torch.arange(ht, device=mask.device) + 0.5)) ** 2 / (2 * MATCH_TOLERANCE_CELLS ** 2))
+    probability = (correlation / MATCH_TEMPERATURE).softmax(dim=2).view(len(mask), -1, ht, wt)
+    score = torch.einsum("bnyx,bnx,bny->bn", probability, near_x, near_y)
+    return -(score * mask).mean()
+
+
+def _select(out: dict, rows: torch.Tensor, direction: str) -> dict:
+    """The transformation of ``direction`` for the batch rows ``rows``, keyed as "ab" for transform_points."""
+    return {"affine_ab": out[f"affine_{direction}"][rows], "tps_ab": out[f"tps_{direction}"][rows]}
+
+
+def cycle_consistency(out: dict) -> torch.Tensor:
+    """Slides' Eq. 4: mean ‖T_BA(T_AB(p)) − p‖ over the 10×10 points, plus the same from B (normalised
+    units, [-1, 1] across the image)."""
+    points = consistency_points().to(out["affine_ab"]).expand(len(out["affine_ab"]), -1, -1)
+    there_back = transform_points(out, "ba", transform_points(out, "ab", points))
+    back_there = transform_points(out, "ab", transform_points(out, "ba", points))
+    return (there_back - points).norm(dim=-1).mean() + (back_there - points).norm(dim=-1).mean()
+
+
+def transitivity_consistency(out: dict, triplets: torch.Tensor) -> torch.Tensor:
+    """Slides' Eq. 5: mean ‖T_CA(T_BC(T_AB(p))) − p‖ over the 10×10 points, for ``triplets`` T×3
+    batch rows holding the pairs (A, B), (B, C) and (C, A) of each triplet; 0 without triplets."""
+    if not len(triplets):
+        return out["affine_ab"].sum() * 0
+    points = consistency_points().to(out["affine_ab"]).expand(len(triplets), -1, -1)
+    moved = points
+    for column in range(3):
+        moved = transform_points(_select(out, triplets[:, column], "ab"), "ab", moved)
+    return (moved - points).norm(dim=-1).mean()
+
+
+def _pooled(feats: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """B×C×H×W features averaged with per-cell ``weights`` B×H×W, L2-normalised → B×C."""
+    return F.normalize((feats * weights[:, None]).sum(dim=(2, 3)), dim=1)
+
+
+def perceptual_contrast(out: dict, feats_a: torch.Tensor, feats_b: torch.Tensor, margin: float = CONTRAST_MARGIN) -> torch.Tensor:
+    """Slides' Eqs. 6–9 on the frozen backbone's features instead of a second network's: F(I^o) is the
+    mean feature under M, F(I^b) under 1 − M, L2-normalised (pooling the cached features, where the
+    slides run a ResNet-50 on the masked images: the same frozen, pretrained description of "what is in
+    there", at no extra cost). Distances are 1 − cosine (half the squared distance of unit vectors).
+    d+ pulls the two objects together; the hinge d− pushes each image's object away from its own
+    background. Both are blind to how much the masks cover (normalised descriptors): the descriptors
+    of the masked image itself (cells outside adding nothing) let every mask shrink to nothing, which
+    our second run did within 150 steps (docs/training.md); normalised, a vanishing background gets a
+    descriptor like the object's and d− pushes back."""
+    mask_a, mask_b = out["mask_a"], out["mask_b"]
+    object_a, object_b = _pooled(feats_a, mask_a), _pooled(feats_b, mask_b)
+    background_a, background_b = _pooled(feats_a, 1 - mask_a), _pooled(feats_b, 1 - mask_b)
+    d_plus = 1 - (object_a * object_b).sum(1)
+    apart = ((1 - (object_a * background_a).sum(1)) + (1 - (object_b * background_b).sum(1))) / 2
+    return (d_plus + F.relu(margin - apart)).mean()
+
+
+def _bce(target: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+    """Slides' Eq. 11, differentiable in the target too (torch's BCE is not)."""
+    return -(target * prediction.log() + (1 - target) * (1 - prediction).log()).mean()
+
+
+def task_consistency(out: dict) -> torch.Tensor:
+    """Slides' Eqs. 10–11: M_A carried into B's frame by the warp (read where T_BA sends each cell of
+    B) against M_B, and the other way round. The carried mask is a target: its values are held fixed
+    (the warp still learns where to read them). Left free, both masks learn to agree by saturating
+    to all ones, which our first run did within 100 steps (docs/training.md)."""
+    carried_a = transported_mask(out["mask_a"].detach(), out["flow_ba"])  # on B's grid
+    carried_b = transported_mask(out["mask_b"].detach(), out["flow_ab"])
+    return _bce(carried_a, out["mask_b"]) + _bce(carried_b, out["mask_a"])
+
+
+#: How many of an image's most confident mask cells say whether it holds the shared object.
+PRESENCE_CELLS = 5
+
+
+def mask_presence(mask: torch.Tensor) -> torch.Tensor:
+    """B×H×W masks → B values: the mean of each image's :data:`PRESENCE_CELLS` highest cells."""
+    flat = mask.flatten(1)
+    return flat.topk(min(PRESENCE_CELLS, flat.shape[1]), dim=1).values.mean(dim=1)
+
+
+def macosnet_loss(out: dict, inputs: dict, triplets: torch.Tensor, positives: int, weights: dict) -> dict:
+    """MaCoSNet's terms and their weighted ``total``; the first ``positives`` rows of the batch share
+    an object, the others (negatives) nothing. Reads only the model's inputs and outputs (weak
+    supervision: no mask, no flow)."""
+    w = {**MACOSNET_LOSS_WEIGHTS, **weights}
+    shared = {k: v[:positives] for k, v in out.items()}
+    grid_a, grid_b = tuple(out["mask_a"].shape[1:]), tuple(out["mask_b"].shape[1:])
+    terms = {}
+    if w["matching"]:
+        terms["matching"] = foreground_matching(shared, "ab", grid_a, grid_b) + foreground_matching(shared, "ba", grid_b, grid_a)
+    if w["cycle"]:
+        terms["cycle"] = cycle_consistency(shared)
+    if w["transitivity"]:
+        terms["transitivity"] = transitivity_consistency(shared, triplets)
+    if w["contrast"]:
+        terms["contrast"] = perceptual_contrast(shared, inputs["feats_a"][:positives], inputs["feats_b"][:positives])
+    if w["task"]:
+        terms["task"] = task_consistency(shared)
+    if w["presence"]:
+        label = (torch.arange(len(out["mask_a"])) < positives).to(out["mask_a"])
+        terms["presence"] = sum(F.binary_cross_entropy(mask_presence(out[k]), label) for k in ("mask_a", "mask_b"))
+    terms["total"] = sum(w[k] * terms[k] for k in terms)
     return terms

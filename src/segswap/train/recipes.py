@@ -14,6 +14,7 @@ from ..models import ALL_MODEL_CLASSES, INFERENCE_OPTIONS
 from ..models.tail import tail_input_backbone
 from .ablations import ABLATIONS
 from .base_recipe import BASE, EQ2_DICE, GRID_CONTEXT, JACCARD_FP05, MODEL_RECIPE_OPTIONS, OPTIONAL_RECIPE_OPTIONS, TAIL
+from .losses import MACOSNET_LOSS_WEIGHTS
 
 RECIPES = {
     # The shipped SegSwap weights (`make weights`): each cell sees its 3×3 neighbourhood (GridContext) and
@@ -29,6 +30,10 @@ RECIPES = {
     # A step costs ~10× the transformer's, so 300 steps (~30 min) is what fits the budget.
     "ncnet": {"model": "ncnet", "model_conf": {"channels": [16, 1], "kernel": 3, "temperature": 0.05}, "steps": 300,
               "loss_weights": EQ2_DICE},
+    # MaCoSNet (segswap.models.macosnet), weakly supervised: triplets of images showing one object, the
+    # slides' Eq. 12 with every λ = 1; no mask or flow of the pairs is read (docs/training.md).
+    "macosnet": {"model": "macosnet", "steps": 2000, "positives": 4, "negatives": 4, "supervision": "weak",
+                 "loss_weights": MACOSNET_LOSS_WEIGHTS},
     # SCOTT (segswap.models.scott), the same-object classifier behind `segswap verify`: first
     # segmentation on matching pairs only, then everything; half the negatives show another object
     # of the same class (docs/training.md).
@@ -40,6 +45,10 @@ RECIPES = {
                    "steps": 6, "segmentation_steps": 2, "positives": 2, "negatives": 2, "same_class_negatives": 0.5,
                    "loss_weights": {"seg": 1.0, "match": 1.0}, "warmup": 2, "val_pairs": 4, "val_every": 3,
                    "checkpoint_every": 2},
+    "macosnet-tiny": {"model": "macosnet", "model_conf": {"grid": 7, "regressor_channels": [8, 8], "regressor_kernels": [3, 3],
+                                                        "decoder_dim": 8},
+                      "steps": 4, "positives": 2, "negatives": 2, "warmup": 2, "val_pairs": 2, "val_every": 2,
+                      "checkpoint_every": 2, "loss_weights": MACOSNET_LOSS_WEIGHTS},
     "tiny": {"model_conf": {"dim": 32, "heads": 2, "ffn_dim": 32, "layers": "ICI", "dropout": 0.0}, "steps": 6,
              "positives": 2, "negatives": 2, "warmup": 2, "val_pairs": 2, "val_every": 3, "checkpoint_every": 2,
              "hard_negatives": {"steps": 2, "pool": 4, "threshold": 0.0, "lr": 1e-5}},

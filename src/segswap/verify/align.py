@@ -4,6 +4,9 @@ Image a is described at one size, image b at several resizes (RANSAC-Flow's 7, f
 a moderate change of scale between them still finds matching cells; the homography maps a's pixels
 to b's. With a pair model, only the cells inside its co-segmentation masks take part: the homography
 then aligns what the two images share, not their backgrounds (our addition).
+
+A pair model whose correspondences are one smooth warp (:data:`segswap.models.WARP_MODELS`, MaCoSNet's
+affine + thin-plate spline) aligns the pair itself: :func:`align_by_warp`.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from ..backbone import DEFAULT_BACKBONE, backbone_tokens, get_backbone
 from ..errors import SegswapError
 from ..io import load_image
 from ..io.files import write_bytes_atomic
 from ..grid import DEFAULT_SIZE, check_input_size
+from ..models import WARP_MODELS
+from ..models.macosnet import transform_points
 from .ransac import CoarseAlignment, coarse_homography
 
 #: RANSAC-Flow's number of resizes of one image, and the largest resize factor (the smallest is 1/it).
@@ -87,6 +93,66 @@ def _size_of(rgb: np.ndarray) -> tuple[int, int]:
     return rgb.shape[1], rgb.shape[0]
 
 
+def warp_into_b(image_a: np.ndarray, size_b: tuple[int, int], warp: dict) -> np.ndarray:
+    """``image_a`` (RGB) warped into b's frame (``size_b`` = width, height) by a warp model's T_BA
+    (``warp``: a match result's ``affine_ba`` and ``tps_ba``), evaluated at every pixel of b; black
+    where T_BA leaves a."""
+    width, height = size_b
+    xs = (np.arange(width, dtype=np.float32) + 0.5) / width * 2 - 1
+    ys = (np.arange(height, dtype=np.float32) + 0.5) / height * 2 - 1
+    points = torch.from_numpy(np.stack(np.meshgrid(xs, ys), axis=-1).reshape(1, -1, 2))
+    params = {key: torch.as_tensor(warp[key])[None] for key in ("affine_ba", "tps_ba")}
+    with torch.no_grad():
+        landed = transform_points(params, "ba", points)[0].numpy().reshape(height, width, 2)
+    h_a, w_a = image_a.shape[:2]
+    map_x = (landed[..., 0] + 1) / 2 * w_a - 0.5
+    map_y = (landed[..., 1] + 1) / 2 * h_a - 0.5
+    return cv2.remap(image_a, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def align_by_warp(image_a, image_b, matcher) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """A warp model's own alignment of ``image_a`` onto ``image_b`` (one view of the pair, masks without
+    the objectness prior) → (a, b, a warped into b's frame, the match result)."""
+    if matcher.name not in WARP_MODELS:
+        raise SegswapError(f"model {matcher.name!r} has no warp of its own (warp models: {', '.join(sorted(WARP_MODELS))})")
+    rgb_a, rgb_b = load_image(image_a), load_image(image_b)
+    result = matcher.match(rgb_a, rgb_b, scales=(1.0,), prior=False)
+    return rgb_a, rgb_b, warp_into_b(rgb_a, _size_of(rgb_b), result), result
+
+
+def write_warp(out: Path, image_a: np.ndarray, image_b: np.ndarray, warped: np.ndarray, result: dict, details: dict) -> dict:
+    """:func:`align_by_warp`'s files: those of :func:`write_alignment`, with the warp's parameters and
+    the two masks' areas in result.json."""
+    _write_check_images(out, warped, image_b)
+    written = {
+        "warp": "affine + thin-plate spline",
+        **{key: np.asarray(result[key]).tolist() for key in ("affine_ab", "affine_ba", "tps_ab", "tps_ba")},
+        "mask_area_a": float((result["mask_a"] >= 0.5).mean()),
+        "mask_area_b": float((result["mask_b"] >= 0.5).mean()),
+        "size_a": list(_size_of(image_a)),
+        "size_b": list(_size_of(image_b)),
+        "backbone": result["backbone"],
+        "size": result["input_size"],
+        "weights": result["weights"],
+        **details,
+    }
+    write_bytes_atomic(out / "result.json", (json.dumps(written, indent=1) + "\n").encode())
+    return written
+
+
+def _write_check_images(out: Path, warped: np.ndarray, image_b: np.ndarray) -> None:
+    check_images = {
+        "warped.png": warped,
+        "side_by_side.png": np.hstack([warped, image_b]),
+        "blend.png": cv2.addWeighted(warped, 0.5, image_b, 0.5, 0),
+    }
+    for name, rgb in check_images.items():
+        ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise SegswapError(f"{out / name}: could not encode the image")
+        write_bytes_atomic(out / name, encoded.tobytes())
+
+
 def write_alignment(out: Path, aligned: Aligned, details: dict) -> dict:
     """Write ``out``/result.json, warped.png (a in b's frame), side_by_side.png (warped a | b) and
     blend.png (their average); returns what result.json holds. ``details`` are added to it."""
@@ -94,17 +160,7 @@ def write_alignment(out: Path, aligned: Aligned, details: dict) -> dict:
     if coarse.homography is None:
         where = " inside the shared masks" if aligned.shared_only else ""
         raise SegswapError(f"cannot align: {coarse.matches} mutual matches{where} and no homography fits them")
-    warped = aligned.warped()
-    check_images = {
-        "warped.png": warped,
-        "side_by_side.png": np.hstack([warped, aligned.image_b]),
-        "blend.png": cv2.addWeighted(warped, 0.5, aligned.image_b, 0.5, 0),
-    }
-    for name, rgb in check_images.items():
-        ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise SegswapError(f"{out / name}: could not encode the image")
-        write_bytes_atomic(out / name, encoded.tobytes())
+    _write_check_images(out, aligned.warped(), aligned.image_b)
     result = {
         "homography": coarse.homography.tolist(),
         "inliers": coarse.inliers,
