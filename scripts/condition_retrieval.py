@@ -31,7 +31,7 @@ from tqdm import tqdm
 import segswap
 from segswap.backbone.dinov2 import DinoV2Backbone
 from segswap.backbone.objectness import get_prior
-from segswap.collection.descriptor import DescriptorIndex, mean_descriptor, regional_descriptors
+from segswap.collection.descriptor import DescriptorIndex, mean_descriptor, pooled, regional_descriptors
 from segswap.evaluation.calibration import matched_fractions
 from segswap.evaluation.vpr import read_vpr_benchmark, recall_at
 from segswap.io import load_image, pixels_to_tensor, resize_for_model
@@ -82,11 +82,6 @@ def _normalise(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
 
-def _mean(feats: np.ndarray) -> np.ndarray:
-    """C×h×w → the mean of its (normalised) cells, normalised."""
-    return _normalise(feats.reshape(feats.shape[0], -1).mean(1))
-
-
 def _gem(feats: np.ndarray) -> np.ndarray:
     x = np.clip(feats.reshape(feats.shape[0], -1), 1e-6, None)
     return _normalise((x ** GEM_P).mean(1) ** (1 / GEM_P))
@@ -112,9 +107,9 @@ class Describer:
             with torch.inference_mode():
                 head = {"lite2-head": self.head(torch.from_numpy(np.ascontiguousarray(lite2))[None].float())[0].numpy()}
         return {
-            **head, "lite2-mean": _mean(lite2), "lite2-gem": _gem(lite2), "lite2-regional": regional_descriptors(lite2),
-            "dinov2-b9-mean": _mean(dino9), "dinov2-b9-regional": regional_descriptors(dino9),
-            "dinov2-last-mean": _mean(last), "dinov2-cls": _normalise(focus["cls"]),
+            **head, "lite2-mean": pooled(lite2), "lite2-gem": _gem(lite2), "lite2-regional": regional_descriptors(lite2),
+            "dinov2-b9-mean": pooled(dino9), "dinov2-b9-regional": regional_descriptors(dino9),
+            "dinov2-last-mean": pooled(last), "dinov2-cls": _normalise(focus["cls"]),
         }
 
 
