@@ -5,6 +5,10 @@ cycle-consistent masks (as `--val-coseg` scores them; no objectness prior), a wa
 with b, and a 5×5 grid of coloured points on a drawn where T_AB sends them in b. With ``--png DIR``,
 each row is also written as one PNG.
 
+It also measures the warp: **label transfer** (the semantic-alignment measure of Proposal Flow and
+Rocco et al. on Caltech-101), a's ground-truth mask carried into b's frame by T_BA and scored (J)
+against b's ground truth, and b's into a by T_AB, against the identity warp's (the mask resized).
+
     .venv/bin/python scripts/macosnet_warp_page.py ../shared/data/eval/msrc_coseg --out warp_page.html [--pairs 20] [--png DIR]
 
 Used in docs/results.md (MaCoSNet).
@@ -20,7 +24,8 @@ import numpy as np
 import torch
 
 import segswap
-from segswap.evaluation.coseg import read_coseg_benchmark
+from segswap.evaluation.coseg import read_coseg_benchmark, read_truth
+from segswap.evaluation.metrics import OBJECT, image_scores
 from segswap.io import load_image
 from segswap.models.macosnet import transform_points
 from segswap.verify.align import warp_into_b
@@ -51,6 +56,24 @@ def draw_points(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     return out
 
 
+def carried(truth: np.ndarray, size: tuple[int, int], warp: dict | None) -> np.ndarray:
+    """The object of ``truth`` (255/0/128) carried into a frame of ``size`` (width, height) by ``warp``
+    (a result's affine_ba/tps_ba), or resized when ``warp`` is None (the identity warp)."""
+    obj = np.where(truth == OBJECT, 255, 0).astype(np.uint8)
+    moved = cv2.resize(obj, size, interpolation=cv2.INTER_LINEAR) if warp is None else warp_into_b(obj, size, warp)
+    return moved > 127
+
+
+def label_transfer(result: dict, truth_a: np.ndarray, truth_b: np.ndarray) -> tuple[float, float]:
+    """(J of the warp, J of the identity): a's truth carried into b by T_BA, b's into a by T_AB, the
+    mean of both directions."""
+    size_a, size_b = (truth_a.shape[1], truth_a.shape[0]), (truth_b.shape[1], truth_b.shape[0])
+    backwards = {"affine_ba": result["affine_ab"], "tps_ba": result["tps_ab"]}  # T_AB reads a's frame from b's
+    warp = [image_scores(carried(truth_a, size_b, result), truth_b)[1], image_scores(carried(truth_b, size_a, backwards), truth_a)[1]]
+    same = [image_scores(carried(truth_a, size_b, None), truth_b)[1], image_scores(carried(truth_b, size_a, None), truth_a)[1]]
+    return float(np.mean(warp)), float(np.mean(same))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path)
@@ -63,12 +86,14 @@ def main() -> None:
     groups = read_coseg_benchmark(args.root)
     chosen, k = [], 0
     while len(chosen) < args.pairs and k < max(len(items) for items in groups.values()) - 1:
-        chosen += [(g, items[k].image, items[k + 1].image) for g, items in groups.items() if k + 1 < len(items)]
+        chosen += [(g, items[k], items[k + 1]) for g, items in groups.items() if k + 1 < len(items)]
         k += 1
     rows = []
     if args.png:
         args.png.mkdir(parents=True, exist_ok=True)
-    for n, (group, path_a, path_b) in enumerate(chosen[:args.pairs]):
+    transfer = []
+    for n, (group, item_a, item_b) in enumerate(chosen[:args.pairs]):
+        path_a, path_b = item_a.image, item_b.image
         rgb_a, rgb_b = load_image(path_a), load_image(path_b)
         result = matcher.match(rgb_a, rgb_b, scales=(1.0,), prior=False)
         size_a, size_b = (rgb_a.shape[1], rgb_a.shape[0]), (rgb_b.shape[1], rgb_b.shape[0])
@@ -81,14 +106,21 @@ def main() -> None:
                  Tile(draw_points(rgb_a, on_a), "a 5×5 grid on a"),
                  Tile(draw_points(rgb_b, on_b), "... where T_AB sends it in b")]
         affine = np.asarray(result["affine_ab"])
+        transfer.append(label_transfer(result, read_truth(item_a.truth), read_truth(item_b.truth)))
         rows.append(Row(f"{group}: {path_a.name} → {path_b.name}", tiles,
-                        [f"affine_ab {np.round(affine, 2).tolist()}, score {result['score']:.2f}"]))
+                        [f"affine_ab {np.round(affine, 2).tolist()}, score {result['score']:.2f}",
+                         f"label transfer J {transfer[-1][0]:.3f} (identity warp {transfer[-1][1]:.3f})"]))
         if args.png:
             strip = np.hstack([thumbnail(t) for t in tiles])
             cv2.imwrite(str(args.png / f"{n:02d}_{group}.png"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
+    warp_j, identity_j = np.mean(transfer, axis=0)
+    better = float(np.mean([w > i for w, i in transfer]))
+    summary = (f"label transfer J {warp_j:.3f} (identity warp {identity_j:.3f}); the warp better on "
+               f"{better:.0%} of pairs")
     write_report(args.out, "MaCoSNet's warp on MSRC pairs", rows,
-                 [f"{len(rows)} pairs of {args.root}; weights {matcher.weights}, {matcher.size} px, one view, no prior"])
-    print(f"{len(rows)} pairs → {args.out}")
+                 [f"{len(rows)} pairs of {args.root}; weights {matcher.weights}, {matcher.size} px, one view, no prior",
+                  summary])
+    print(f"{len(rows)} pairs → {args.out}; {summary}")
 
 
 if __name__ == "__main__":

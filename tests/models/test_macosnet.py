@@ -11,8 +11,9 @@ from segswap.errors import SegswapError
 from segswap.models.correlation import cell_centres
 from segswap.models.macosnet import IDENTITY_AFFINE, MaCoSNet, apply_affine, tps_warp, transform_points
 from segswap.train.losses import (cycle_consistency, foreground_matching, macosnet_loss, perceptual_contrast,
-                                  task_consistency, transitivity_consistency)
-from segswap.train.macosnet_training import FeaturesOnly, MacosnetTraining, triplet_partners
+                                  task_consistency, transitivity_consistency, warp_regression)
+from segswap.train.macosnet_training import (FeaturesOnly, MacosnetTraining, random_warps, triplet_partners,
+                                             warped_features)
 from segswap.train.recipes import get_recipe
 
 SMALL = {"grid": 7, "regressor_channels": [8, 8], "regressor_kernels": [3, 3], "decoder_dim": 8, "input_dim": 16}
@@ -171,7 +172,7 @@ def test_weak_mode_never_reads_masks_or_flows(tmp_path):
     training = MacosnetTraining(recipe, cache, np.arange(8))
     assert set(training.partners[0]) == {1, 2, 3} and set(training.partners[5]) == {4, 6, 7}
     model = MaCoSNet(**{**recipe["model_conf"], "input_dim": 16})
-    inputs, target = training.batch(np.random.default_rng(0))
+    inputs, target = training.batch(np.random.default_rng(0), "main")
     terms = training.loss(model(inputs), target, "main")
     terms["total"].backward()
     assert set(terms) == {"matching", "cycle", "transitivity", "contrast", "task", "presence", "total"}
@@ -180,7 +181,7 @@ def test_weak_mode_never_reads_masks_or_flows(tmp_path):
         FeaturesOnly(cache).get([0], keys=("feats_a", "mask_a"))
     # full supervision is the one mode that reads the (A, B) pairs' truth
     with pytest.raises(AssertionError, match="read"):
-        MacosnetTraining({**recipe, "supervision": "full"}, cache, np.arange(8)).batch(np.random.default_rng(0))
+        MacosnetTraining({**recipe, "supervision": "full"}, cache, np.arange(8)).batch(np.random.default_rng(0), "main")
 
 
 def test_triplets_join_pairs_that_show_one_segment(tmp_path):
@@ -236,3 +237,57 @@ def test_foreground_matching_is_the_slides_score_with_a_gaussian_tolerance():
         mask = out["mask_a"].flatten(1)
         expected = -(score * mask).mean()
         assert torch.allclose(foreground_matching(out, "ab", (6, 6), (6, 6)), expected, atol=1e-5)
+
+
+def test_random_warps_are_seeded_and_warped_features_follow_them():
+    first, again = random_warps(np.random.default_rng(3), 4, 3), random_warps(np.random.default_rng(3), 4, 3)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert first["affine_ab"].shape == (4, 2, 3) and first["tps_ab"].shape == (4, 9, 2)
+    assert not torch.allclose(first["affine_ab"], IDENTITY_AFFINE.expand(4, -1, -1))
+    feats = _features(2, 8, 8)
+    identity = {"affine_ab": IDENTITY_AFFINE.repeat(2, 1, 1), "tps_ab": torch.zeros(2, 9, 2)}
+    assert torch.allclose(warped_features(feats, identity), feats, atol=1e-5)
+    # a shift by two cells to the right: cell (y, x) of the result holds the features of cell (y, x + 2)
+    shifted = {**identity, "affine_ab": identity["affine_ab"].clone()}
+    shifted["affine_ab"][:, 0, 2] = 2 * 2 / 8
+    moved = warped_features(feats, shifted)
+    assert torch.allclose(moved[..., :6], feats[..., 2:], atol=1e-5) and moved[..., 6:].abs().max() < 1e-6
+
+
+def test_warp_regression_is_zero_at_the_truth_and_trains_the_regressors():
+    warp = random_warps(np.random.default_rng(0), 3, 3)
+    inverse_free = {"affine_ba": warp["affine_ab"], "tps_ba": warp["tps_ab"]}
+    assert float(warp_regression({**inverse_free, "affine_ab": IDENTITY_AFFINE.repeat(3, 1, 1),
+                                  "tps_ab": torch.zeros(3, 9, 2)}, warp)) > 0.05
+    # T_BA = S exactly: the first half of the loss is 0
+    points = torch.zeros(3, 1, 2)
+    assert torch.allclose(transform_points(inverse_free, "ba", points), transform_points(warp, "ab", points))
+    torch.manual_seed(0)
+    model = MaCoSNet(**SMALL)
+    feats = _features(3, 8, 8)
+    inputs = {"feats_a": feats, "feats_b": warped_features(feats, warp)}
+    optimizer = torch.optim.Adam([*model.affine_regressor.parameters(), *model.tps_regressor.parameters()], lr=3e-3)
+    losses = []
+    for _ in range(15):
+        loss = warp_regression(model(inputs), warp)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0] - 1e-3, losses
+
+
+def test_geometry_stage_comes_first_reads_features_only_and_trains_the_regressors_alone(tmp_path):
+    cache = _FeaturesOnlyCache(_TinyCache(tmp_path))
+    recipe = get_recipe("macosnet-tiny", geometry={"steps": 2, "regressor_lr": 0.5})
+    training = MacosnetTraining(recipe, cache, np.arange(8))
+    assert [training.stage(step) for step in range(4)] == ["geometry", "geometry", "main", "main"]
+    assert training.lr_scale("geometry", "decoder") == 0 and training.lr_scale("geometry", "regressors") == 1
+    assert training.lr_scale("main", "regressors") == 0.5 and training.lr_scale("main", "decoder") == 1
+    inputs, target = training.batch(np.random.default_rng(0), "geometry")
+    assert inputs["feats_a"].shape == inputs["feats_b"].shape and set(target) == {"warp"}
+    model = MaCoSNet(**{**recipe["model_conf"], "input_dim": 16})
+    terms = training.loss(model(inputs), target, "geometry")
+    assert set(terms) == {"warp", "total"}
+    terms["total"].backward()
+    assert model.decoder[0].weight.grad is None and model.affine_regressor.out.weight.grad.abs().sum() > 0

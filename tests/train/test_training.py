@@ -103,7 +103,7 @@ def test_hard_negatives_are_mined_from_predictions(pairs):
 
 def test_one_step_decreases_the_loss_on_a_fixed_batch(pairs):
     cache = FeatureCache([build_cache(pairs, "efficientnet-lite2", 64, show_progress=False)])
-    inputs, target = loop.make_batch(cache, np.array([0, 1, 2]), np.array([[0, 1], [2, 3]]))
+    inputs, target = pair_training.make_batch(cache, np.array([0, 1, 2]), np.array([[0, 1], [2, 3]]))
     loss = segswap.train.losses.segswap_loss
     # Each term alone, then the default recipe's weighted total: one SGD step on it lowers it.
     terms = ("mask", "transported", "corr", "dice", "jaccard", "false_positive", "match_nll")

@@ -183,10 +183,11 @@ class MaCoSNet(nn.Module):
         return out
 
     def parameter_groups(self) -> list[dict]:
-        """Optimiser parameter groups; ``lr_scale`` multiplies the schedule's learning rate."""
+        """Optimiser parameter groups; ``lr_scale`` multiplies the schedule's learning rate, ``name`` lets a
+        training stage scale one group (:meth:`segswap.train.macosnet_training.MacosnetTraining.lr_scale`)."""
         regressors = [*self.affine_regressor.parameters(), *self.tps_regressor.parameters()]
-        return [{"params": list(self.decoder.parameters()), "lr_scale": 1.0},
-                {"params": regressors, "lr_scale": self.conf["regressor_lr_scale"]}]
+        return [{"params": list(self.decoder.parameters()), "lr_scale": 1.0, "name": "decoder"},
+                {"params": regressors, "lr_scale": self.conf["regressor_lr_scale"], "name": "regressors"}]
 
     def _decode(self, feats: torch.Tensor, cues: torch.Tensor) -> torch.Tensor:
         logits = self.decoder(torch.cat([feats, cues], dim=1))[:, 0]

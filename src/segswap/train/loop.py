@@ -1,7 +1,7 @@
 """The training loop of every model: positives and negatives from the feature cache, Adam with warm-up
 and cosine decay, then a hard-negative stage; atomic checkpoints, resume, CSV logs and validation.
-What differs between models (negatives, loss, validation) is a :class:`~.pair_training.PairTraining`
-or a :class:`~.scott_training.ScottTraining`.
+What differs between models (batches, loss, validation) is a :class:`~.pair_training.PairTraining`,
+a :class:`~.scott_training.ScottTraining` or a :class:`~.macosnet_training.MacosnetTraining`.
 
 A run folder holds ``recipe.json``, ``checkpoint.pt`` (model, optimiser, step and random states, and
 the weights' moving average if the recipe keeps one; read back with ``torch.load(weights_only=True)``),
@@ -38,7 +38,7 @@ from .recipes import get_recipe, recipe_hash
 from .scott_training import ScottTraining
 
 LOG_FIELDS = ["step", "stage", "lr", "mask", "transported", "corr", "dice", "jaccard", "false_positive", "match_nll", "seg", "match",
-              "matching", "cycle", "transitivity", "contrast", "task", "presence", "total", "seconds"]
+              "matching", "cycle", "transitivity", "contrast", "task", "presence", "warp", "total", "seconds"]
 #: What the loop does for each model (its batches' negatives, loss, validation); PairTraining otherwise.
 TRAININGS = {"scott": ScottTraining, "macosnet": MacosnetTraining}
 
@@ -58,20 +58,6 @@ def split_indices(n: int, val_pairs: int, seed: int) -> tuple[np.ndarray, np.nda
         raise SegswapError(f"only {n} pairs: need more than {val_pairs} held-out pairs plus 2 for training")
     order = np.random.default_rng([seed, 12345]).permutation(n)
     return np.sort(order[val_pairs:]), np.sort(order[:val_pairs])
-
-
-def make_batch(cache: FeatureCache, positives: np.ndarray, negatives: np.ndarray) -> tuple[dict, dict]:
-    """Model inputs and targets for positive pairs and for negative (a_i, b_j), i ≠ j, pairs."""
-    pos = cache.get(positives)
-    inputs = {"feats_a": pos["feats_a"], "feats_b": pos["feats_b"]}
-    target = {k: pos[k] for k in ("mask_a", "mask_b", "flow_ab", "flow_ba")}
-    if len(negatives):
-        na = cache.get(negatives[:, 0], keys=("feats_a",))["feats_a"]
-        nb = cache.get(negatives[:, 1], keys=("feats_b",))["feats_b"]
-        inputs = {"feats_a": torch.cat([inputs["feats_a"], na]), "feats_b": torch.cat([inputs["feats_b"], nb])}
-        for k in target:
-            target[k] = torch.cat([target[k], torch.zeros((len(negatives), *target[k].shape[1:]))])
-    return inputs, target
 
 
 class Run:
@@ -213,16 +199,9 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
             run.save()
         lr = recipe["hard_negatives"]["lr"] if hard_stage else learning_rate(run.step, recipe)
         for group in run.optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)  # plain groups: models without parameter_groups, old checkpoints
-        if isinstance(training, MacosnetTraining):  # triplets of one object, built by the training itself
-            inputs, target = training.batch(run.rng)
-        else:
-            positives = run.rng.choice(train_idx, size=recipe["positives"])
-            if stage == "hard" and len(run.hard_pool):
-                negatives = run.hard_pool[run.rng.choice(len(run.hard_pool), size=recipe["negatives"])]
-            else:
-                negatives = training.negatives(run.rng, stage)
-            inputs, target = make_batch(cache, positives, negatives)
+            # plain groups (models without parameter_groups, old checkpoints) have no scale and no name
+            group["lr"] = lr * group.get("lr_scale", 1.0) * training.lr_scale(stage, group.get("name"))
+        inputs, target = training.batch(run.rng, stage, run.hard_pool)
         start = time.perf_counter()
         run.model.train()
         terms = training.loss(run.model(inputs), target, stage)

@@ -218,6 +218,16 @@ def transitivity_consistency(out: dict, triplets: torch.Tensor) -> torch.Tensor:
     return (moved - points).norm(dim=-1).mean()
 
 
+def warp_regression(out: dict, truth: dict) -> torch.Tensor:
+    """Rocco et al.'s transformed-grid loss, both ways, for pairs whose B is A seen through a known
+    transformation S (``truth``: ``affine_ab``/``tps_ab``, S taking B's points to A's): the mean
+    ‖T_BA(p) − S(p)‖ plus the mean ‖T_AB(S(p)) − p‖ over the 10×10 points p of B (normalised units)."""
+    points = consistency_points().to(out["affine_ab"]).expand(len(out["affine_ab"]), -1, -1)
+    in_a = transform_points(truth, "ab", points)
+    return ((transform_points(out, "ba", points) - in_a).norm(dim=-1).mean()
+            + (transform_points(out, "ab", in_a) - points).norm(dim=-1).mean())
+
+
 def _pooled(feats: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """B×C×H×W features averaged with per-cell ``weights`` B×H×W, L2-normalised → B×C."""
     return F.normalize((feats * weights[:, None]).sum(dim=(2, 3)), dim=1)

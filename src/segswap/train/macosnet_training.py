@@ -11,23 +11,66 @@ image b of another, made from no common photo), is the weak, image-level supervi
 come through :class:`FeaturesOnly`, which refuses any other array. ``supervision: full`` (an
 ablation) also reads the masks and flows of the (A, B) pairs and adds the SegSwap terms on them.
 Validation (held-out synthetic pairs, MSRC) measures with ground truth and trains nothing.
+
+A recipe's ``geometry`` stage (Rocco et al. 2017's training of the warp regressors) comes first: each
+of its steps pairs single training images with themselves seen through a random affine transformation
+and thin-plate spline (:func:`random_warps`), and the regressors learn to find the known
+transformation; it reads features only, and no pair's relation. The features are warped, not the
+images (no backbone pass per step).
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..errors import SegswapError
 from ..evaluation.synthetic import validate_synthetic
 from ..synth.cache import FeatureCache
 from ..synth.negatives import random_negatives
 from ..synth.reader import TRUTH_KEYS, pasted_segments
-from .losses import macosnet_loss, segswap_loss
+from ..models import ALL_MODEL_CLASSES
+from ..models.correlation import cell_centres
+from ..models.macosnet import transform_points
+from .losses import macosnet_loss, segswap_loss, warp_regression
 
 FEATURES = ("feats_a", "feats_b")
+#: The geometry stage's random transformations (Rocco et al.'s kinds, milder: our pairs' copies move
+#: less than their synthetic warps): rotation up to ±15°, scale per axis 0.8–1.25, shear ±0.1, shift
+#: ±0.25 of the half-image, each TPS control point moved up to ±0.15.
+RANDOM_WARP = {"rotation": math.pi / 12, "scale": 1.25, "shear": 0.1, "shift": 0.25, "tps": 0.15}
+#: Images per geometry step.
+GEOMETRY_BATCH = 16
+
+
+def random_warps(rng: np.random.Generator, count: int, tps_grid: int) -> dict:
+    """``count`` random transformations in MaCoSNet's form (:func:`~segswap.models.macosnet.transform_points`
+    with direction "ab"): a TPS on a ``tps_grid``² control grid, then an affine transformation."""
+    r = RANDOM_WARP
+    angle = rng.uniform(-r["rotation"], r["rotation"], count)
+    scale = np.exp(rng.uniform(-math.log(r["scale"]), math.log(r["scale"]), (count, 2)))
+    shear = rng.uniform(-r["shear"], r["shear"], count)
+    cos, sin = np.cos(angle), np.sin(angle)
+    rotation = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
+    stretch = np.zeros((count, 2, 2))
+    stretch[:, 0, 0], stretch[:, 0, 1], stretch[:, 1, 1] = scale[:, 0], shear, scale[:, 1]
+    shift = rng.uniform(-r["shift"], r["shift"], (count, 2, 1))
+    affine = np.concatenate([rotation @ stretch, shift], axis=2)
+    tps = rng.uniform(-r["tps"], r["tps"], (count, tps_grid * tps_grid, 2))
+    return {"affine_ab": torch.tensor(affine, dtype=torch.float32), "tps_ab": torch.tensor(tps, dtype=torch.float32)}
+
+
+def warped_features(feats: torch.Tensor, warp: dict) -> torch.Tensor:
+    """B×C×H×W features seen through ``warp`` (taking the result's points to ``feats``' points): cell p
+    of the result holds the features at warp(p), bilinearly; zeros where it leaves the image."""
+    (b, _, h, w) = feats.shape
+    points = (cell_centres(h, w, feats.device) * 2 - 1).expand(b, -1, -1)
+    sampling = transform_points(warp, "ab", points).view(b, h, w, 2)
+    return F.grid_sample(feats, sampling, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 class FeaturesOnly:
@@ -76,11 +119,34 @@ class MacosnetTraining:
             raise SegswapError("no training pair shares a pasted segment with another pair's image a: MaCoSNet "
                                "needs triplets of images showing one object (pairs made by `segswap synth` from segments)")
         self.firsts = np.array(sorted(self.partners))
+        self.tps_grid = {**ALL_MODEL_CLASSES["macosnet"].default_conf, **recipe["model_conf"]}["tps_grid"]
 
     def stage(self, step: int) -> str:
-        return "main"
+        """``"geometry"`` for the recipe's geometry steps, then ``"main"``."""
+        return "geometry" if step < self.recipe.get("geometry", {}).get("steps", 0) else "main"
 
-    def batch(self, rng: np.random.Generator) -> tuple[dict, dict]:
+    def lr_scale(self, stage: str, group: str | None) -> float:
+        """The geometry stage trains the regressors alone; after it they learn at its ``regressor_lr``."""
+        if stage == "geometry":
+            return float(group != "decoder")
+        if group == "regressors" and "geometry" in self.recipe:
+            return self.recipe["geometry"]["regressor_lr"]
+        return 1.0
+
+    def batch(self, rng: np.random.Generator, stage: str = "main", hard_pool=None) -> tuple[dict, dict]:
+        """The stage's batch: :meth:`geometry_batch`, or :meth:`triplet_batch`."""
+        return self.geometry_batch(rng) if stage == "geometry" else self.triplet_batch(rng)
+
+    def geometry_batch(self, rng: np.random.Generator) -> tuple[dict, dict]:
+        """:data:`GEOMETRY_BATCH` training images (both images of half as many pairs), each paired with
+        itself through a random warp; the target is the warp."""
+        chosen = rng.choice(self.firsts, size=GEOMETRY_BATCH // 2)
+        pairs = self.source.get(chosen)
+        feats = torch.cat([pairs["feats_a"], pairs["feats_b"]])
+        warp = random_warps(rng, len(feats), self.tps_grid)
+        return {"feats_a": feats, "feats_b": warped_features(feats, warp)}, {"warp": warp}
+
+    def triplet_batch(self, rng: np.random.Generator) -> tuple[dict, dict]:
         """Inputs of the 3T pairs (A, B), (B, C), (C, A) of T triplets, then of the negatives (image a
         of one pair, b of another, made from no common photo), and what the loss needs."""
         firsts = rng.choice(self.firsts, size=self.recipe["positives"])
@@ -99,6 +165,9 @@ class MacosnetTraining:
         return inputs, target
 
     def loss(self, out: dict, target: dict, stage: str) -> dict:
+        if stage == "geometry":
+            warp = warp_regression(out, target["warp"])
+            return {"warp": warp, "total": warp}
         weights = self.recipe["loss_weights"]
         terms = macosnet_loss(out, target, target["triplets"], target["positives"],
                               {k: v for k, v in weights.items() if k not in ("mask", "corr", "dice")})
@@ -112,7 +181,7 @@ class MacosnetTraining:
         return terms
 
     def progress(self, row: dict) -> dict:
-        return {k: row[k] for k in ("total", "matching", "contrast", "task") if k in row}
+        return {k: row[k] for k in ("total", "warp", "matching", "contrast", "task") if k in row}
 
     def validate(self, model, val_idx: np.ndarray) -> dict:
         return validate_synthetic(model, self.cache, val_idx, self.recipe["seed"])

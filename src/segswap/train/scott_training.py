@@ -12,9 +12,10 @@ from ..evaluation.synthetic import validate_scott
 from ..synth.cache import FeatureCache
 from ..synth.negatives import object_classes, random_negatives, same_class_negatives
 from .losses import scott_loss
+from .pair_training import PositivesAndNegatives
 
 
-class ScottTraining:
+class ScottTraining(PositivesAndNegatives):
     """The recipe's ``segmentation_steps`` without negatives and without the match term, then negatives
     of which ``same_class_negatives`` (a fraction) show the same class of object."""
 
