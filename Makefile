@@ -28,7 +28,7 @@ test: install browser
 
 # The shipped weights' recipes end to end (docs/training.md): pairs, feature caches, training, export.
 # `make weights` (SegSwap) takes about 45 minutes on 2 quiet cores, `weights-scott` about 15 more and
-# `weights-ncnet` about 30 more, `weights-macosnet` about 15 more. `weights-coseg` (about 70 more)
+# `weights-ncnet` about 30 more, `weights-macosnet` about 20 more. `weights-coseg` (about 70 more)
 # trains the recipe that co-segments collections best, not shipped because it recognises places worse
 # (docs/training.md). Generated pairs, the runs and weights-coseg's weights go to $(WORK), outside the
 # repository; `segswap synth` and the feature caches resume, so a second target reuses the pairs.
@@ -59,7 +59,10 @@ weights-ncnet: pairs
 weights-macosnet: pairs
 	$(BIN)/segswap train --pairs $(WORK)/coco320 --pairs $(WORK)/unsup320 --out $(WORK)/run-macosnet --config macosnet \
 		--val-coseg $(SHARED)/eval/msrc_coseg
-	$(BIN)/segswap export $(WORK)/run-macosnet --out src/segswap/data/macosnet.safetensors
+	$(BIN)/segswap export $(WORK)/run-macosnet --out $(WORK)/macosnet-weak.safetensors
+	$(BIN)/segswap train --pairs $(WORK)/coco320 --pairs $(WORK)/unsup320 --out $(WORK)/run-macosnet-warp \
+		--config macosnet-warp --init $(WORK)/macosnet-weak.safetensors --val-coseg $(SHARED)/eval/msrc_coseg
+	$(BIN)/segswap export $(WORK)/run-macosnet-warp --out src/segswap/data/macosnet.safetensors
 
 weights-coseg: pairs
 	$(BIN)/segswap train --pairs $(WORK)/coco320 --pairs $(WORK)/unsup320 --out $(WORK)/run-ftjac \

@@ -279,11 +279,11 @@ def test_warp_regression_is_zero_at_the_truth_and_trains_the_regressors():
 
 def test_geometry_stage_comes_first_reads_features_only_and_trains_the_regressors_alone(tmp_path):
     cache = _FeaturesOnlyCache(_TinyCache(tmp_path))
-    recipe = get_recipe("macosnet-tiny", geometry={"steps": 2, "regressor_lr": 0.5})
+    recipe = get_recipe("macosnet-tiny", geometry_steps=2)
     training = MacosnetTraining(recipe, cache, np.arange(8))
     assert [training.stage(step) for step in range(4)] == ["geometry", "geometry", "main", "main"]
     assert training.lr_scale("geometry", "decoder") == 0 and training.lr_scale("geometry", "regressors") == 1
-    assert training.lr_scale("main", "regressors") == 0.5 and training.lr_scale("main", "decoder") == 1
+    assert training.lr_scale("main", "regressors") == 1 and training.lr_scale("main", "decoder") == 1
     inputs, target = training.batch(np.random.default_rng(0), "geometry")
     assert inputs["feats_a"].shape == inputs["feats_b"].shape and set(target) == {"warp"}
     model = MaCoSNet(**{**recipe["model_conf"], "input_dim": 16})

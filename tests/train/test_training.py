@@ -7,7 +7,7 @@ import torch
 
 import segswap
 from segswap.errors import SegswapError
-from segswap.train import loop, pair_training
+from segswap.train import pair_training
 from segswap.synth.cache import FeatureCache, build_cache
 from segswap.train.loop import export, train
 from segswap.train.mining import mine_hard_negatives

@@ -56,10 +56,6 @@ ABLATIONS = {
     # MaCoSNet with the matching term ten times stronger and the regressors at the full learning rate:
     # in the weak recipe the matching term is ~0.03 against ~0.2 for the cycle term, so the warp learns
     # consistency more than alignment.
-    # MaCoSNet with Rocco et al.'s training of the warp regressors first: 1500 steps on random warps of
-    # single training images (features only, no pair relation), then the weak recipe's 2000 steps.
-    "macosnet-geometry": {"model": "macosnet", "steps": 3500, "positives": 4, "negatives": 4,
-                          "geometry": {"steps": 1500, "regressor_lr": 1.0}, "loss_weights": MACOSNET_LOSS_WEIGHTS},
     "macosnet-matching10": {"model": "macosnet", "steps": 2000, "positives": 4, "negatives": 4,
                             "model_conf": {"regressor_lr_scale": 1.0},
                             "loss_weights": {**MACOSNET_LOSS_WEIGHTS, "matching": 10.0}},

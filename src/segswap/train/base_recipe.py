@@ -38,9 +38,9 @@ MODEL_RECIPE_OPTIONS = {"scott": {"segmentation_steps": 0, "same_class_negatives
                         "macosnet": {"supervision": "weak"}}
 #: Options a recipe (or an override) may set and that are absent otherwise, for the same reason:
 #: ``ema_decay`` validates, checkpoints and exports an exponential moving average of the weights.
-#: ``geometry`` (MaCoSNet): its first ``steps`` steps train the warp regressors alone on random warps of
-#: single training images (Rocco et al. 2017), then the regressors learn at ``regressor_lr`` × their rate.
-OPTIONAL_RECIPE_OPTIONS = {"ema_decay": 0.0, "geometry": {"steps": 0, "regressor_lr": 1.0}}
+#: ``geometry_steps`` (MaCoSNet): the run's first steps train the warp regressors alone on random warps
+#: of single training images (Rocco et al. 2017).
+OPTIONAL_RECIPE_OPTIONS = {"ema_decay": 0.0, "geometry_steps": 0}
 
 #: The paper's Eq. 2 (mask, transported mask, η = 8 × correspondences) plus our batch Dice term.
 EQ2_DICE = {"mask": 1.0, "transported": 1.0, "corr": 8.0, "dice": 1.0}

@@ -12,7 +12,7 @@ come through :class:`FeaturesOnly`, which refuses any other array. ``supervision
 ablation) also reads the masks and flows of the (A, B) pairs and adds the SegSwap terms on them.
 Validation (held-out synthetic pairs, MSRC) measures with ground truth and trains nothing.
 
-A recipe's ``geometry`` stage (Rocco et al. 2017's training of the warp regressors) comes first: each
+A recipe's geometry stage (``geometry_steps``, Rocco et al. 2017's training of the warp regressors) comes first: each
 of its steps pairs single training images with themselves seen through a random affine transformation
 and thin-plate spline (:func:`random_warps`), and the regressors learn to find the known
 transformation; it reads features only, and no pair's relation. The features are warped, not the
@@ -122,16 +122,12 @@ class MacosnetTraining:
         self.tps_grid = {**ALL_MODEL_CLASSES["macosnet"].default_conf, **recipe["model_conf"]}["tps_grid"]
 
     def stage(self, step: int) -> str:
-        """``"geometry"`` for the recipe's geometry steps, then ``"main"``."""
-        return "geometry" if step < self.recipe.get("geometry", {}).get("steps", 0) else "main"
+        """``"geometry"`` for the recipe's ``geometry_steps``, then ``"main"``."""
+        return "geometry" if step < self.recipe.get("geometry_steps", 0) else "main"
 
     def lr_scale(self, stage: str, group: str | None) -> float:
-        """The geometry stage trains the regressors alone; after it they learn at its ``regressor_lr``."""
-        if stage == "geometry":
-            return float(group != "decoder")
-        if group == "regressors" and "geometry" in self.recipe:
-            return self.recipe["geometry"]["regressor_lr"]
-        return 1.0
+        """The geometry stage trains the regressors alone (the decoder's Adam state stays untouched)."""
+        return float(stage != "geometry" or group != "decoder")
 
     def batch(self, rng: np.random.Generator, stage: str = "main", hard_pool=None) -> tuple[dict, dict]:
         """The stage's batch: :meth:`geometry_batch`, or :meth:`triplet_batch`."""

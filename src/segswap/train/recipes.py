@@ -34,6 +34,11 @@ RECIPES = {
     # slides' Eq. 12 with every λ = 1; no mask or flow of the pairs is read (docs/training.md).
     "macosnet": {"model": "macosnet", "steps": 2000, "positives": 4, "negatives": 4, "supervision": "weak",
                  "loss_weights": MACOSNET_LOSS_WEIGHTS},
+    # The shipped MaCoSNet's second run (`segswap train --init` from the `macosnet` run's weights, `make
+    # weights-macosnet`): Rocco et al.'s geometry stage alone, the regressors learning random warps of
+    # single training images; the decoder is untouched and keeps its masks (docs/training.md).
+    "macosnet-warp": {"model": "macosnet", "steps": 1500, "geometry_steps": 1500, "positives": 4, "negatives": 4,
+                      "loss_weights": MACOSNET_LOSS_WEIGHTS},
     # SCOTT (segswap.models.scott), the same-object classifier behind `segswap verify`: first
     # segmentation on matching pairs only, then everything; half the negatives show another object
     # of the same class (docs/training.md).
