@@ -7,7 +7,7 @@ calibration pairs' out-of-fold probabilities (5 stratified folds). Single featur
 precision-0.95 threshold on the calibration pairs (no fit). Then: the sample pairs' counts at those
 thresholds, graf1 vs box, AP per condition of the benchmark.
 
-    .venv/bin/python scripts/verify_fusion_measure.py cal.npz cond.npz samples.npz --json fusion.json
+    .venv/bin/python scripts/verify_fusion_measure.py cal.npz samples.npz --conditions cond.npz --json fusion.json
 """
 
 from __future__ import annotations
@@ -49,13 +49,15 @@ def fused_candidate(cal_x, cal_y):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("calibration", type=Path)
-    parser.add_argument("conditions", type=Path)
     parser.add_argument("samples", type=Path)
+    parser.add_argument("--conditions", type=Path, help="the conditions file (optional: its columns are left out without it)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    cal, cond, samples = np.load(args.calibration), np.load(args.conditions), np.load(args.samples)
+    cal, samples = np.load(args.calibration), np.load(args.samples)
+    cond = np.load(args.conditions) if args.conditions else {"files": []}
     names = list(cal["columns"])
-    conditions = sorted(k.removesuffix("_evidence") for k in cond.files if k.endswith("_evidence"))
+    files = cond.files if args.conditions else []
+    conditions = sorted(k.removesuffix("_evidence") for k in files if k.endswith("_evidence"))
     candidates = {name: [k] for k, name in enumerate(names)}
     candidates.update({"fused (all four)": [0, 1, 2, 3], "fused: scott + sift": [0, 3],
                        "fused: scott + pair_score + sift": [0, 1, 3], "fused: without scott": [1, 2, 3]})
@@ -66,8 +68,9 @@ def main() -> None:
             model, cal_scores = fused_candidate(cal_x, cal_y)
             score = lambda e: model.predict_proba(design(e, columns))[:, 1]  # noqa: E731
         else:
-            cal_scores, model = cal_x[:, 0], None
-            score = lambda e: design(e, columns)[:, 0]  # noqa: E731
+            # a single feature in its own units (a monotone change would not move AP or the counts)
+            cal_scores, model = cal["evidence"][:, columns[0]], None
+            score = lambda e: np.asarray(e)[:, columns[0]]  # noqa: E731
         point = operating_point(cal_scores[cal_y == 1], cal_scores[cal_y == 0], TARGET_PRECISION)
         s, y = score(samples["evidence"]), samples["labels"]
         said = s >= point["threshold"]
@@ -82,7 +85,7 @@ def main() -> None:
             "graf1_vs_box": "match" if graf else "no match", "graf1_vs_box_score": float(s[64]),
             "sample_scores": {f"{a}/{b}": float(v) for (a, b), v in zip(samples["pairs"][:8], s[:8])},
             "conditions_ap": cond_ap,
-            "mean_ap_ten_conditions": float(np.mean([v for c, v in cond_ap.items() if c != "none"])),
+            "mean_ap_ten_conditions": float(np.mean([v for c, v in cond_ap.items() if c != "none"])) if cond_ap else None,
             "weights": None if model is None else {
                 "mean": model[0].mean_.tolist(), "scale": model[0].scale_.tolist(),
                 "coef": model[1].coef_[0].tolist(), "intercept": float(model[1].intercept_[0])},
@@ -94,9 +97,13 @@ def main() -> None:
         print(f"| {name} | {r['calibration_ap']:.3f} | {r['threshold']:.3f} | {r['calibration_precision']:.2f} / "
               f"{r['calibration_recall']:.2f} | {r['sample_ap']:.3f} | {r['matching_said_match']} / 8 | "
               f"{r['non_matching_said_match']} / 56 | {r['graf1_vs_box']} ({r['graf1_vs_box_score']:.3f}) | "
-              f"{r['conditions_ap']['none']:.3f} | {r['mean_ap_ten_conditions']:.3f} |")
+              f"{_number(r['conditions_ap'].get('none'))} | {_number(r['mean_ap_ten_conditions'])} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def _number(value) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 if __name__ == "__main__":
