@@ -125,23 +125,27 @@ def calibrate_verify(
     pairs: list[Path] = typer.Argument(..., help="`segswap synth --conditions ...` folders SCOTT was not trained on."),
     out: Path = typer.Option(..., help="Calibration file to add the result to (the package's own is "
                                        "src/segswap/data/verify_calibration.json)."),
-    weights: Optional[Path] = typer.Option(None, help="SCOTT weights from `segswap export` (default: shipped)."),
+    by: str = typer.Option("pair-score", "--by", help="The verdict to calibrate: pair-score (`segswap verify`'s "
+                                                     "default: the transformer's pair score over segswap pair's views) "
+                                                     "or scott (SCOTT's probability)."),
+    weights: Optional[Path] = typer.Option(None, help="Weights of that verdict's model from `segswap export` (default: shipped)."),
     precision: float = typer.Option(0.95, help="Precision 'match' must reach on the pairs (0–1)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the result as JSON."),
 ):
-    """The SCOTT probability from which `segswap verify` says 'match', calibrated on held-out synthetic
-    pairs across conditions (each pair against image b of other pairs, half of those the same class)."""
+    """The score from which `segswap verify` says 'match', calibrated on held-out synthetic pairs across
+    conditions (each pair against image b of other pairs, half of those the same class)."""
     check_arguments(folders=pairs, weights=weights, output_files=[(out, "--out"), (json_out, "--json")])
     if not 0 < precision < 1:
         raise SegswapError(f"--precision must be between 0 and 1, not {precision}")
     from ..evaluation.calibration import add_calibration, calibrate_verify as run_calibration
     from ..synth.reader import pairs_size
-    from ..verify.same_object import load_verifier
+    from ..verify.same_object import load_same_object_verifier
 
-    verifier = load_verifier(weights, threshold=0.5, size=pairs_size(pairs))  # the threshold is what is measured
+    # the threshold is what is measured: any valid one will do here
+    verifier = load_same_object_verifier(by, weights, threshold=0.5, size=pairs_size(pairs))
     result = run_calibration(pairs, verifier, target_precision=precision)
     add_calibration(out, result)
-    typer.echo(f"{result['weights']}: 'match' from a probability of {result['threshold']:.4f} — precision "
+    typer.echo(f"{result['weights']}: 'match' from a {'pair score' if by == 'pair-score' else 'probability'} of {result['threshold']:.4f} — precision "
                f"{result['precision']:.3f}, recall {result['recall']:.3f}, AP {result['average_precision']:.3f} on "
                f"{result['positives']} pairs and {result['negatives']} non-matching pairs "
                f"({result['same_class_negatives']} of the same class) → {out}")

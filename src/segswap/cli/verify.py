@@ -57,27 +57,35 @@ def align(
 def verify(
     image_a: Path = typer.Argument(..., help="First image."),
     image_b: Path = typer.Argument(..., help="Second image."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the verdict as JSON (keys match, "
-                                                                  "probability, threshold, ...)."),
-    threshold: Optional[float] = typer.Option(None, help="Decide 'match' at probability >= this (default: the "
-                                                         "threshold `segswap eval calibrate-verify` recorded for "
-                                                         "these weights: precision 0.95 on held-out pairs "
-                                                         "across conditions)."),
-    weights: Optional[Path] = typer.Option(None, help="SCOTT weights from `segswap export` (default: shipped)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the verdict as JSON (keys by, match, "
+                                                                  "score or probability, threshold, ...)."),
+    by: str = typer.Option("pair-score", "--by", help="pair-score (default): the SegSwap transformer's pair score over "
+                                                     "segswap pair's views (the share of a that matches b); scott: "
+                                                     "SCOTT's same-object probability."),
+    threshold: Optional[float] = typer.Option(None, help="Decide 'match' at a score >= this (default: the threshold "
+                                                         "`segswap eval calibrate-verify` recorded for these weights: "
+                                                         "precision 0.95 on held-out pairs across conditions)."),
+    weights: Optional[Path] = typer.Option(None, help="Weights of the --by model from `segswap export` (default: shipped)."),
     size: Optional[int] = typer.Option(None, help="Input long side in px, a multiple of 16 (default: training size)."),
 ):
-    """Same object or not: SCOTT's match probability for two images."""
+    """Same object or not: a calibrated verdict on two images."""
     check_arguments(files=[image_a, image_b], weights=weights, size=size, output_files=[(json_out, "--json")])
-    from ..verify.same_object import load_verifier
+    from ..verify.same_object import VERIFY_BY, load_same_object_verifier
 
-    verdict = load_verifier(weights, threshold=threshold, size=size).verify(image_a, image_b)
+    if by not in VERIFY_BY:
+        raise SegswapError(f"--by must be one of {', '.join(VERIFY_BY)}, not {by!r}")
+    verdict = load_same_object_verifier(by, weights, threshold=threshold, size=size).verify(image_a, image_b)
     verdict = {"image_a": str(image_a), "image_b": str(image_b), **verdict}
-    why = " (no co-salient region found)" if verdict["empty"] else ""
     point = verdict["operating_point"]
     where = (f" (calibrated: precision {point['precision']:.2f}, recall {point['recall']:.2f} on held-out pairs)"
              if point and verdict["threshold_source"] == "calibrate-verify" else "")
-    typer.echo(f"match: {'yes' if verdict['match'] else 'no'}  probability {verdict['probability']:.3f}  "
-               f"threshold {verdict['threshold']:.3f}{where}{why}")
+    if by == "scott":
+        value = f"probability {verdict['probability']:.3f}"
+        why = " (no co-salient region found)" if verdict["empty"] else ""
+    else:
+        value = f"pair score {verdict['score']:.4f} (share of a matched, best view ×{verdict['scale']:g})"
+        why = ""
+    typer.echo(f"match: {'yes' if verdict['match'] else 'no'}  {value}  threshold {verdict['threshold']:.4f}{where}{why}")
     if json_out is not None:
         write_json(json_out, verdict)
 

@@ -11,8 +11,9 @@ half of them showing different objects of the same class. The threshold is the l
 "match" call reaches ``target_precision`` on these pairs: a user is told "match" when it is likely,
 and a weak copy is left to the ranking.
 
-`segswap verify` is calibrated the same way on SCOTT's match probability (:func:`calibrate_verify`),
-on pairs that cross a condition (`segswap synth --conditions`).
+`segswap verify` is calibrated the same way (:func:`calibrate_verify`), on pairs that cross a condition
+(`segswap synth --conditions`): on the pair score over `segswap pair`'s views (its default verdict), or
+on SCOTT's match probability.
 """
 
 from __future__ import annotations
@@ -52,14 +53,21 @@ def calibrate_search(pairs_dirs, matcher, *, target_precision: float = TARGET_PR
 
 def calibrate_verify(pairs_dirs, verifier, *, target_precision: float = TARGET_PRECISION, seed: int = 0,
                      show_progress: bool = True) -> dict:
-    """The SCOTT match probability from which `segswap verify` says "match": the lowest at which the
-    call reaches ``target_precision`` on the pairs of ``pairs_dirs`` (made at the verifier's size,
-    crossing conditions) against as many non-matching pairs, half of them showing different objects of
-    a common class (hard negatives). Raises :class:`SegswapError` if no threshold reaches it."""
-    point = _calibrate(pairs_dirs, verifier, match_probabilities, target_precision, seed, show_progress)
+    """The score from which `segswap verify` says "match" (a :class:`~segswap.verify.same_object.Verifier`'s
+    SCOTT probability, or a :class:`~segswap.verify.same_object.PairScoreVerifier`'s pair score): the
+    lowest at which the call reaches ``target_precision`` on the pairs of ``pairs_dirs`` (made at the
+    verifier's size, crossing conditions) against as many non-matching pairs, half of them showing
+    different objects of a common class (hard negatives). Raises :class:`SegswapError` if no threshold
+    reaches it."""
+    from ..verify.same_object import STATISTICS, PairScoreVerifier
+
+    by_pair_score = isinstance(verifier, PairScoreVerifier)
+    scores = pair_scores(show_progress) if by_pair_score else match_probabilities
+    point = _calibrate(pairs_dirs, verifier, scores, target_precision, seed, show_progress)
+    by = "pair-score" if by_pair_score else "scott"
     return {
-        "model": "scott", "weights": verifier.weights, "weights_sha256": verifier.weights_sha256,
-        "statistic": "SCOTT match probability",
+        "model": "segswap" if by_pair_score else "scott", "weights": verifier.weights, "weights_sha256": verifier.weights_sha256,
+        "statistic": STATISTICS[by], **({"scales": list(verifier.scales)} if by_pair_score else {}),
         "rule": f"lowest threshold with precision >= {target_precision} on positives vs as many negatives, "
                 "half same-class", **point,
         "conditions": _conditions_of(pairs_dirs), "pairs": [Path(p).name for p in pairs_dirs],
@@ -127,6 +135,19 @@ def match_probabilities(verifier, cache: FeatureCache, a_indices, b_indices) -> 
             feats_b = torch.as_tensor(cache.get(b_indices[start:start + BATCH], keys=("feats_b",))["feats_b"]).float()
             out += verifier.model({"feats_a": feats_a, "feats_b": feats_b})["match_prob"].tolist()
     return np.asarray(out)
+
+
+def pair_scores(show_progress: bool):
+    """Scores of a pair-score verifier: image a of pair ``a_indices[k]`` against image b of pair
+    ``b_indices[k]``, read from the pair folders (its views need the images, not cached features)."""
+    def scores(verifier, cache: FeatureCache, a_indices, b_indices) -> np.ndarray:
+        from tqdm import tqdm
+
+        out = []
+        for i, j in tqdm(list(zip(a_indices, b_indices)), desc="pairs", unit="pair", disable=not show_progress):
+            out.append(verifier.verify(cache.pair_dirs[int(i)] / "a.jpg", cache.pair_dirs[int(j)] / "b.jpg")["score"])
+        return np.asarray(out)
+    return scores
 
 
 def matched_fractions(matcher, cache: FeatureCache, a_indices, b_indices) -> np.ndarray:
