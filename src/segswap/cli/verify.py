@@ -70,10 +70,8 @@ def verify(
 ):
     """Same object or not: a calibrated verdict on two images."""
     check_arguments(files=[image_a, image_b], weights=weights, size=size, output_files=[(json_out, "--json")])
-    from ..verify.same_object import VERIFY_BY, load_same_object_verifier
+    from ..verify.same_object import load_same_object_verifier
 
-    if by not in VERIFY_BY:
-        raise SegswapError(f"--by must be one of {', '.join(VERIFY_BY)}, not {by!r}")
     verdict = load_same_object_verifier(by, weights, threshold=threshold, size=size).verify(image_a, image_b)
     verdict = {"image_a": str(image_a), "image_b": str(image_b), **verdict}
     point = verdict["operating_point"]

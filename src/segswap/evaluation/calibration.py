@@ -18,6 +18,7 @@ on SCOTT's match probability.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -59,15 +60,14 @@ def calibrate_verify(pairs_dirs, verifier, *, target_precision: float = TARGET_P
     verifier's size, crossing conditions) against as many non-matching pairs, half of them showing
     different objects of a common class (hard negatives). Raises :class:`SegswapError` if no threshold
     reaches it."""
-    from ..verify.same_object import STATISTICS, PairScoreVerifier
+    from ..verify.same_object import STATISTICS
 
-    by_pair_score = isinstance(verifier, PairScoreVerifier)
-    scores = pair_scores(show_progress) if by_pair_score else match_probabilities
+    by_pair_score = verifier.by == "pair-score"
+    scores = functools.partial(pair_scores, show_progress=show_progress) if by_pair_score else match_probabilities
     point = _calibrate(pairs_dirs, verifier, scores, target_precision, seed, show_progress)
-    by = "pair-score" if by_pair_score else "scott"
     return {
         "model": "segswap" if by_pair_score else "scott", "weights": verifier.weights, "weights_sha256": verifier.weights_sha256,
-        "statistic": STATISTICS[by], **({"scales": list(verifier.scales)} if by_pair_score else {}),
+        "statistic": STATISTICS[verifier.by], **({"scales": list(verifier.scales)} if by_pair_score else {}),
         "rule": f"lowest threshold with precision >= {target_precision} on positives vs as many negatives, "
                 "half same-class", **point,
         "conditions": _conditions_of(pairs_dirs), "pairs": [Path(p).name for p in pairs_dirs],
@@ -137,17 +137,14 @@ def match_probabilities(verifier, cache: FeatureCache, a_indices, b_indices) -> 
     return np.asarray(out)
 
 
-def pair_scores(show_progress: bool):
-    """Scores of a pair-score verifier: image a of pair ``a_indices[k]`` against image b of pair
+def pair_scores(verifier, cache: FeatureCache, a_indices, b_indices, show_progress: bool = True) -> np.ndarray:
+    """A pair-score verifier's score of image a of pair ``a_indices[k]`` against image b of pair
     ``b_indices[k]``, read from the pair folders (its views need the images, not cached features)."""
-    def scores(verifier, cache: FeatureCache, a_indices, b_indices) -> np.ndarray:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        out = []
-        for i, j in tqdm(list(zip(a_indices, b_indices)), desc="pairs", unit="pair", disable=not show_progress):
-            out.append(verifier.verify(cache.pair_dirs[int(i)] / "a.jpg", cache.pair_dirs[int(j)] / "b.jpg")["score"])
-        return np.asarray(out)
-    return scores
+    pairs = list(zip(a_indices, b_indices))
+    return np.asarray([verifier.verify(cache.pair_dirs[int(i)] / "a.jpg", cache.pair_dirs[int(j)] / "b.jpg")["score"]
+                       for i, j in tqdm(pairs, desc="pairs", unit="pair", disable=not show_progress)])
 
 
 def matched_fractions(matcher, cache: FeatureCache, a_indices, b_indices) -> np.ndarray:

@@ -45,6 +45,8 @@ STATISTICS = {"pair-score": "matched fraction of the view segswap pair keeps, ov
 class Verifier:
     """A SCOTT model with its frozen backbone, input size and decision threshold."""
 
+    by = "scott"
+
     def __init__(self, model, backbone, *, size: int, threshold: float, weights: str, weights_sha256: str | None = None,
                  threshold_source: str = "given", operating_point: dict | None = None):
         if not 0.0 < threshold < 1.0:
@@ -62,7 +64,7 @@ class Verifier:
         co-salient masks' areas (fractions of the image) and ``empty`` (no co-salient region found)."""
         out = self.model({"feats_a": feats_a, "feats_b": feats_b})
         probability = float(out["match_prob"][0])
-        return {"by": "scott", "match": probability >= self.threshold, "probability": probability, "threshold": self.threshold,
+        return {"by": self.by, "match": probability >= self.threshold, "probability": probability, "threshold": self.threshold,
                 "mask_a_area": float((out["mask_a"][0] > 0.5).float().mean()),
                 "mask_b_area": float((out["mask_b"][0] > 0.5).float().mean()),
                 "empty": bool(out["empty"][0]), "weights": self.weights, "threshold_source": self.threshold_source,
@@ -102,6 +104,8 @@ class PairScoreVerifier:
     over the query's cells (the matched fraction, a as the query) of the view `segswap pair` keeps among
     ``scales`` (a small copy is found at ×2, a large one at ×0.5)."""
 
+    by = "pair-score"
+
     def __init__(self, matcher, *, threshold: float, threshold_source: str = "given", operating_point: dict | None = None,
                  scales=SEARCH_SCALES):
         if not 0.0 < threshold < 1.0:
@@ -117,7 +121,7 @@ class PairScoreVerifier:
         areas (fractions of the image), and where the threshold came from."""
         result = self.matcher.match(image_a, image_b, scales=self.scales, prior=False)
         score = float(matched_fraction(result["score"], result["mask_a_tokens"].shape))
-        return {"by": "pair-score", "match": score >= self.threshold, "score": score, "threshold": self.threshold,
+        return {"by": self.by, "match": score >= self.threshold, "score": score, "threshold": self.threshold,
                 "scale": float(result["view"]["scale"]),
                 "mask_a_area": float((result["mask_a"] > 0.5).mean()), "mask_b_area": float((result["mask_b"] > 0.5).mean()),
                 "weights": self.weights, "threshold_source": self.threshold_source, "operating_point": self.operating_point}
@@ -134,18 +138,26 @@ def load_pair_score_verifier(weights=None, *, threshold: float | None = None, si
     if matcher.name != "segswap":
         raise SegswapError(f"{weights}: holds a {matcher.name!r} model; the pair-score verdict is calibrated for the "
                            "SegSwap transformer (`segswap train`'s default model)")
-    source, point = "given", None
-    if threshold is None:
-        threshold, source, point = None, "none", None
-        for record in verify_calibrations() if calibrations is None else calibrations:
-            if (record.get("statistic") == STATISTICS["pair-score"] and record["weights_sha256"] == matcher.weights_sha256
-                    and record["size"] == matcher.size and tuple(record["scales"]) == SEARCH_SCALES):
-                threshold, source = float(record["threshold"]), "calibrate-verify"
-                point = {key: record[key] for key in ("precision", "recall", "average_precision", "target_precision")}
-        if threshold is None:
-            raise SegswapError(f"{matcher.weights}: no calibrated pair-score threshold recorded at {matcher.size} px; pass "
-                               "--threshold or run `segswap eval calibrate-verify --by pair-score`")
-    return PairScoreVerifier(matcher, threshold=float(threshold), threshold_source=source, operating_point=point)
+    if threshold is not None:
+        return PairScoreVerifier(matcher, threshold=float(threshold))
+    record = _recorded(calibrations, lambda r: r.get("statistic") == STATISTICS["pair-score"]
+                       and r["weights_sha256"] == matcher.weights_sha256 and r["size"] == matcher.size
+                       and tuple(r["scales"]) == SEARCH_SCALES)
+    if record is None:
+        raise SegswapError(f"{matcher.weights}: no calibrated pair-score threshold recorded at {matcher.size} px; pass "
+                           "--threshold or run `segswap eval calibrate-verify --by pair-score`")
+    return PairScoreVerifier(matcher, threshold=float(record["threshold"]), threshold_source="calibrate-verify",
+                             operating_point=_operating_point(record))
+
+
+def _recorded(calibrations: list[dict] | None, applies) -> dict | None:
+    """The first `segswap eval calibrate-verify` record (of ``calibrations``, default the package's file)
+    for which ``applies(record)``."""
+    return next((r for r in (verify_calibrations() if calibrations is None else calibrations) if applies(r)), None)
+
+
+def _operating_point(record: dict) -> dict:
+    return {key: record[key] for key in ("precision", "recall", "average_precision", "target_precision")}
 
 
 def calibrated_threshold(digest: str, config: dict, size: int,
@@ -153,10 +165,10 @@ def calibrated_threshold(digest: str, config: dict, size: int,
     """The threshold for the SCOTT weights with SHA-256 ``digest`` at input ``size``: from their
     `segswap eval calibrate-verify` record, else from their training's validation; with where it came
     from and the operating point measured there."""
-    for record in verify_calibrations() if calibrations is None else calibrations:
-        if record["weights_sha256"] == digest and record["size"] == size and record.get("model", "scott") == "scott":
-            point = {key: record[key] for key in ("precision", "recall", "average_precision", "target_precision")}
-            return float(record["threshold"]), "calibrate-verify", point
+    record = _recorded(calibrations, lambda r: r["weights_sha256"] == digest and r["size"] == size
+                       and r.get("model", "scott") == "scott")
+    if record is not None:
+        return float(record["threshold"]), "calibrate-verify", _operating_point(record)
     validation = config.get("info", {}).get("validation", {})
     if validation.get("val_threshold") is None:
         return None, "none", None
