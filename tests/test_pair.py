@@ -219,3 +219,19 @@ def test_match_tries_the_same_views_as_the_command_by_default():
     demo pair found nothing where the command found the box."""
     result = segswap.load().match(DATA / "box.png", DATA / "box_in_scene.png")
     assert result["view"]["views_tried"] == len(SEARCH_SCALES) and len(result["correspondences"]) > 20
+
+
+def test_the_views_compute_each_distinct_image_once(correlation, monkeypatch):
+    """The views below ×1 all show b as it is: b's features are computed once for them, and the
+    chosen view is the one every view recomputed from scratch would give."""
+    a, b = _image(224, 160, 1), _image(200, 200, 2)
+    calls = []
+    features = correlation.features
+    monkeypatch.setattr(correlation, "features", lambda x: calls.append(tuple(x.shape[-2:])) or features(x))
+    result = correlation.match(a, b, scales=SEARCH_SCALES)
+    # a at ×1, ×1/0.7, ×2 and b at ×1, ×1.4, ×2: six distinct images for five views
+    assert len(calls) == len(set(calls)) == 6
+    monkeypatch.setattr(correlation, "features", features)
+    alone = [correlation.match(a, b, scales=(s,)) for s in SEARCH_SCALES]
+    best = max(alone, key=lambda r: r["view"]["confidence"])
+    assert result["view"]["scale"] == best["view"]["scale"] and result["score"] == pytest.approx(best["score"])

@@ -227,15 +227,17 @@ class Matcher:
         """Run every view of the pair; keep the most confident one, in b's own frame."""
         tensor_a, size_a = self.prepare(image_a)
         tensor_b, size_b = self.prepare(image_b)
-        feats_a = {1.0: self.features(tensor_a)}
+        feats_a, feats_b = {1.0: self.features(tensor_a)}, {}
         best = None
         for scale, turns in views:
             # A relative scale above 1 enlarges b, below 1 enlarges a: content is never shrunk.
             scale_a, scale_b = (1.0, scale) if scale >= 1 else (1 / scale, 1.0)
             if scale_a not in feats_a:
                 feats_a[scale_a] = self.features(rescale(tensor_a, scale_a))
-            fa = feats_a[scale_a]
-            fb = self.features(torch.rot90(rescale(tensor_b, scale_b), turns, dims=(2, 3)))
+            # Every view below ×1 shows b as it is: its features are computed once.
+            if (scale_b, turns) not in feats_b:
+                feats_b[scale_b, turns] = self.features(torch.rot90(rescale(tensor_b, scale_b), turns, dims=(2, 3)))
+            fa, fb = feats_a[scale_a], feats_b[scale_b, turns]
             out = self.predict(fa, fb, flip=flip)
             confidence = float(view_confidence(out)[0])
             if best is None or confidence > best[0]:
