@@ -378,6 +378,26 @@ def test_a_shard_written_by_a_killed_run_is_replaced_not_listed_twice(tmp_path, 
     assert len(FeatureCache([root])) == 4
 
 
+def test_a_tail_run_started_from_frozen_feature_weights_keeps_them_and_the_pretrained_tail(pairs, tmp_path):
+    small = {"dim": 16, "heads": 2, "ffn_dim": 16, "layers": "ICI"}
+    train([pairs], tmp_path / "frozen", config="tiny", show_progress=False, overrides={**TINY, "model_conf": small})
+    export(tmp_path / "frozen", tmp_path / "frozen.safetensors")
+    still = {"lr": 0.0, "lr_final": 0.0, "hard_negatives": {"lr": 0.0}}
+    tail = {**small, "tail_blocks": 2}
+    # the tail must continue from the cut the frozen model's backbone is the end of
+    with pytest.raises(SegswapError, match="--init weights hold"):
+        train([pairs], tmp_path / "wrong", config="tiny", show_progress=False, init=tmp_path / "frozen.safetensors",
+              overrides={**TINY, **still, "backbone": "efficientnet-lite0", "model_conf": small})
+    train([pairs], tmp_path / "tail", config="tiny", show_progress=False, init=tmp_path / "frozen.safetensors",
+          overrides={**TINY, **still, "backbone": "efficientnet-lite2-block12", "model_conf": tail})
+    export(tmp_path / "tail", tmp_path / "tail.safetensors")
+    frozen = segswap.load(weights=tmp_path / "frozen.safetensors").model.state_dict()
+    started = segswap.load(weights=tmp_path / "tail.safetensors").model
+    assert all(torch.equal(frozen[k], v) for k, v in started.state_dict().items() if not k.startswith("tail."))
+    pretrained = segswap.models.tail.BackboneTail("efficientnet-lite2", 2).state_dict()
+    assert all(torch.equal(pretrained[k], v) for k, v in started.tail.state_dict().items())
+
+
 def test_a_run_started_from_exported_weights_begins_with_their_tensors(pairs, tmp_path, run_cli):
     train([pairs], tmp_path / "first", config="tiny", show_progress=False, overrides=TINY)
     export(tmp_path / "first", tmp_path / "first.safetensors")

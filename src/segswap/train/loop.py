@@ -29,6 +29,8 @@ from ..errors import SegswapError
 from ..evaluation.coseg import CosegPairValidation
 from ..io.files import atomic_path, write_bytes_atomic
 from ..models import ALL_MODEL_CLASSES
+from ..models.tail import tail_input_backbone
+from ..models.transformer import SegSwapTransformer
 from ..models.weights import build_model, check_shapes, load_weights, read_config, weights_digest
 from ..synth.cache import FeatureCache, build_cache
 from .macosnet_training import MacosnetTraining
@@ -106,9 +108,12 @@ class Run:
         if not weights.is_file() or weights_digest(weights) != sha256:
             raise SegswapError(f"{weights}: the run's initial weights are missing or changed since the run began")
         model, _ = load_weights(weights)
-        self.model.load_state_dict(model.state_dict())
+        # A tail model started from a frozen-feature one: its tail keeps the pretrained network's blocks.
+        missing, unexpected = self.model.load_state_dict(model.state_dict(), strict=False)
+        if unexpected or any(not key.startswith("tail.") for key in missing):
+            raise SegswapError(f"{weights}: weights do not fit the run's model (missing {missing[:3]}, unexpected {unexpected[:3]})")
         if self.ema is not None:
-            self.ema.module.load_state_dict(model.state_dict())
+            self.ema.module.load_state_dict(self.model.state_dict())
 
     def load(self) -> None:
         state = read_checkpoint(self.dir / "checkpoint.pt")
@@ -241,9 +246,18 @@ def initial_weights_record(path, recipe: dict) -> dict:
     config = read_config(path)
     expected = {"model": recipe["model"], "backbone": recipe["backbone"], "size": recipe["size"]}
     found = {key: config[key] for key in expected}
+    conf = dict(config["conf"])
+    tail_blocks = recipe["model_conf"].get("tail_blocks", 0)
+    if tail_blocks and not conf.get("tail_blocks"):
+        # A frozen-feature model can start a tail model: the tail, from the pretrained network, continues
+        # the cut before it to the very features the frozen model was trained on.
+        network = recipe["model_conf"].get("tail_network", SegSwapTransformer.default_conf["tail_network"])
+        if config["backbone"] == network and recipe["backbone"] == tail_input_backbone(network, tail_blocks):
+            found["backbone"] = recipe["backbone"]
+            conf.update({k: v for k, v in recipe["model_conf"].items() if k.startswith("tail_")})
     if found != expected:
         raise SegswapError(f"{path}: --init weights hold {found}, the recipe trains {expected}")
-    options = {k: v for k, v in config["conf"].items() if k in recipe["model_conf"]}
+    options = {k: v for k, v in conf.items() if k in recipe["model_conf"]}
     if options != recipe["model_conf"]:
         different = sorted(k for k in recipe["model_conf"] if options.get(k) != recipe["model_conf"][k])
         raise SegswapError(f"{path}: --init weights differ from the recipe's model in {', '.join(different)}")
