@@ -22,6 +22,7 @@ order (positives, then the negatives calibrate-verify / eval conditions draw), s
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +36,9 @@ from segswap.io import load_image, resize_for_model
 from segswap.synth.cache import FeatureCache, build_cache
 from segswap.verify.ransac import mutual_nearest_neighbours, verify as artminer_verify
 
-PAIRS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval" / "pairs"
-SAMPLE_PAIRS = [("box.png", "box_in_scene.png"), ("graf1.png", "graf3.png"), ("aero1.jpg", "aero3.jpg"),
-                ("leuvenA.jpg", "leuvenB.jpg"), ("Blender_Suzanne1.jpg", "Blender_Suzanne2.jpg"),
-                ("rubberwhale1.png", "rubberwhale2.png"), ("basketball1.png", "basketball2.png"),
-                ("motorcycle_left.png", "motorcycle_right.png")]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from verify_multiscale import PAIRS_DIR, sample_pairs  # noqa: E402
+
 SIZE = 320
 MNN_COSINE = 0.5
 COLUMNS = ("artminer", "mnn", "best", "artminer_c", "mnn_c", "best_c")
@@ -85,13 +84,9 @@ def folder_evidence(backbone, folder: Path, seed: int) -> tuple[np.ndarray, np.n
 
 
 def sample_evidence(backbone) -> dict:
-    names = sorted({n for pair in SAMPLE_PAIRS for n in pair})
-    feats = {n: tokens(backbone, PAIRS_DIR / n) for n in names}
-    matching = list(SAMPLE_PAIRS)
-    other = [(SAMPLE_PAIRS[i][0], SAMPLE_PAIRS[j][1]) for i in range(8) for j in range(8) if i != j]
-    pairs = matching + other + [("graf1.png", "box.png")]
-    return {"evidence": np.array([evidence(feats[a], feats[b]) for a, b in pairs]),
-            "labels": np.r_[np.ones(8), np.zeros(56), [0]], "pairs": np.array(pairs)}
+    pairs, labels = sample_pairs()
+    feats = {n: tokens(backbone, PAIRS_DIR / n) for n in sorted({n for pair in pairs for n in pair})}
+    return {"evidence": np.array([evidence(feats[a], feats[b]) for a, b in pairs]), "labels": labels, "pairs": np.array(pairs)}
 
 
 def main() -> None:
