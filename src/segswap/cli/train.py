@@ -26,7 +26,8 @@ def train_command(
     seed: Optional[int] = typer.Option(None, help="Random seed of initialisation, batches and the held-out split "
                                                   "(overrides the recipe's 0; for replicate runs)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (`segswap export`) instead of "
-                                        "a random model: fine-tuning; same model, options, backbone and size."),
+                                        "a random model: fine-tuning; same model, options, backbone and size (or a "
+                                        "frozen-feature model for a tail recipe: the tail starts pretrained)."),
 ):
     """Train the cross-image transformer on synthetic pairs (features are cached inside each pairs folder)."""
     check_arguments(folders=[*pairs, val_coseg], files=[init], size=size, output_folders=[(out, "--out")])

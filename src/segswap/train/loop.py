@@ -155,7 +155,9 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
 
     ``overrides`` replaces top-level recipe options (e.g. ``{"size": 320}``) of a new run.
     ``init``: a weights file (``segswap export``) a new run starts from instead of a random model; it
-    must hold the recipe's model with the same options, backbone and size. Its SHA-256 goes into the
+    must hold the recipe's model with the same options, backbone and size — or, for a recipe that trains
+    a backbone tail, the same model on the full network's features (the tail then starts as the
+    pretrained blocks). Its SHA-256 goes into the
     recipe, so the exported weights' recipe hash names the starting point too.
     ``val_coseg``: a co-segmentation benchmark folder for pairwise validation (``val_coseg.csv``);
     it is only ever evaluated on, never trained on.
