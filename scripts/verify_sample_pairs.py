@@ -6,7 +6,7 @@ Non-matching: the first image of one pair with the second image of another (8 ×
 the verifier's calibrated threshold (``--threshold`` to try another); also graffiti vs box, the pair
 the issue names.
 
-    .venv/bin/python scripts/verify_sample_pairs.py [--by scott] --json /tmp/sample_pairs.json
+    .venv/bin/python scripts/verify_sample_pairs.py [--by scott] [--weights W --threshold T] --json /tmp/sample_pairs.json
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ PAIRS = [("box.png", "box_in_scene.png"), ("graf1.png", "graf3.png"), ("aero1.jp
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--by", choices=VERIFY_BY, default=VERIFY_BY[0])
+    parser.add_argument("--weights", type=Path, default=None, help="the verdict model's weights (default: shipped)")
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    verifier = load_same_object_verifier(args.by, threshold=args.threshold)
+    verifier = load_same_object_verifier(args.by, args.weights, threshold=args.threshold)
     value = "score" if args.by == "pair-score" else "probability"
 
     def verdict(a: str, b: str) -> dict:
