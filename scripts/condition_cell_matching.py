@@ -17,11 +17,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
+from segswap.backbone import backbone_tokens
 from segswap.backbone.dinov2 import DinoV2Backbone
-from segswap.io import load_image, resize_for_model
+from segswap.io import load_image
 from segswap.synth.cache import FeatureCache, build_cache
 
 SIZE = 320
@@ -42,11 +42,6 @@ def partner_ranks(feats_a: np.ndarray, feats_b: np.ndarray, mask_a: np.ndarray, 
     return np.array(ranks)
 
 
-def dino_tokens(backbone, path: Path) -> np.ndarray:
-    image = resize_for_model(load_image(path), SIZE)
-    return backbone(torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255))[0].numpy()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("work", type=Path)
@@ -65,7 +60,7 @@ def main() -> None:
             mask_a, flow_ab = np.asarray(item["mask_a"][0]), np.asarray(item["flow_ab"][0])
             feats = {"lite2": lite}
             for b, backbone in backbones.items():
-                dino = {s: dino_tokens(backbone, cache.pair_dirs[i] / f"{s}.jpg") for s in "ab"}
+                dino = {s: backbone_tokens(backbone, load_image(cache.pair_dirs[i] / f"{s}.jpg"), SIZE).numpy() for s in "ab"}
                 feats[f"dinov2_b{b}"] = dino
                 feats[f"lite2+dinov2_b{b}"] = {s: np.concatenate([lite[s], dino[s]]) / np.sqrt(2) for s in "ab"}
             for name, f in feats.items():

@@ -27,13 +27,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from sklearn.metrics import average_precision_score
 from tqdm import tqdm
 
 import segswap
 from segswap.evaluation.calibration import negative_pairs
-from segswap.io import load_image, resize_for_model
+from segswap.io import load_image, pixels_to_tensor, resize_for_model
 from segswap.models.outputs import matched_fraction, similarity_score
 from segswap.synth.cache import FeatureCache, build_cache
 
@@ -61,6 +60,11 @@ VIEWS = {
 }
 
 
+def fraction(pred: dict, fa, fb) -> float:
+    """The matched fraction of a (paper Eq. 3 over a's cells)."""
+    return float(matched_fraction(similarity_score(pred["mask_a"], pred["mask_b"], pred["flow_ab"], fa, fb), fa.shape[-2:])[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("work", type=Path, help="a `segswap eval conditions` work folder, or one synth folder")
@@ -80,21 +84,20 @@ def main() -> None:
         labels = np.r_[np.ones(n), np.zeros(len(negatives))]
         row, fractions = {}, {}
         for view, transform in tqdm(VIEWS.items(), desc=folder.name, unit="view"):
-            feats = {key: matcher.features(torch.from_numpy(transform(im)).permute(2, 0, 1)[None].float().div(255))
-                     for key, im in images.items()}
+            feats = {key: matcher.features(pixels_to_tensor(transform(im))) for key, im in images.items()}
             scores, ious, errors = [], [], []
-            for a, b in list(zip(range(n), range(n))) + [tuple(p) for p in negatives]:
+            for a in range(n):
+                pred = matcher.predict(feats[a, "a"], feats[a, "b"])
+                scores.append(fraction(pred, feats[a, "a"], feats[a, "b"]))
+                for side in "ab":
+                    p, g = pred[f"mask_{side}"][0].numpy() > 0.5, np.asarray(truth[f"mask_{side}"][a]) > 0.5
+                    ious.append((p & g).sum() / max((p | g).sum(), 1))
+                h, w = g.shape
+                err = np.linalg.norm((pred["flow_ab"][0].numpy() - np.asarray(truth["flow_ab"][a])) * [w, h], axis=-1)
+                errors += err[np.asarray(truth["mask_a"][a]) > 0.5].tolist()
+            for a, b in negatives:
                 fa, fb = feats[int(a), "a"], feats[int(b), "b"]
-                pred = matcher.predict(fa, fb)
-                scores.append(float(matched_fraction(similarity_score(pred["mask_a"], pred["mask_b"], pred["flow_ab"], fa, fb),
-                                                     fa.shape[-2:])[0]))
-                if a == b and len(scores) <= n:
-                    for side in "ab":
-                        p, g = pred[f"mask_{side}"][0].numpy() > 0.5, np.asarray(truth[f"mask_{side}"][a]) > 0.5
-                        ious.append((p & g).sum() / max((p | g).sum(), 1))
-                    h, w = g.shape
-                    err = np.linalg.norm((pred["flow_ab"][0].numpy() - np.asarray(truth["flow_ab"][a])) * [w, h], axis=-1)
-                    errors += err[np.asarray(truth["mask_a"][a]) > 0.5].tolist()
+                scores.append(fraction(matcher.predict(fa, fb), fa, fb))
             fractions[view] = np.array(scores)
             row[view] = {"mask_iou": float(np.mean(ious)), "corr_err_cells": float(np.mean(errors)),
                          "pair_score_ap": float(average_precision_score(labels, fractions[view]))}

@@ -26,13 +26,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
+from segswap.backbone import backbone_tokens
 from segswap.backbone.dinov2 import DinoV2Backbone
 from segswap.evaluation.calibration import negative_pairs
 from segswap.grid import STRIDE
-from segswap.io import load_image, resize_for_model
+from segswap.io import load_image
 from segswap.synth.cache import FeatureCache, build_cache
 from segswap.verify.ransac import mutual_nearest_neighbours, verify as artminer_verify
 
@@ -45,9 +45,7 @@ COLUMNS = ("artminer", "mnn", "best", "artminer_c", "mnn_c", "best_c")
 
 
 def tokens(backbone, path: Path) -> np.ndarray:
-    image = resize_for_model(load_image(path), SIZE)
-    tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255)
-    return backbone(tensor)[0].numpy()
+    return backbone_tokens(backbone, load_image(path), SIZE).numpy()
 
 
 def centred(feats: np.ndarray) -> np.ndarray:

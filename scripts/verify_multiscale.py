@@ -30,9 +30,9 @@ import numpy as np
 
 import segswap
 from segswap.evaluation.calibration import negative_pairs, operating_point
-from segswap.models.outputs import matched_fraction
 from segswap.shipped import SEARCH_SCALES
 from segswap.synth.cache import FeatureCache, build_cache
+from segswap.verify.same_object import PairScoreVerifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from verify_fusion_features import PAIRS_DIR, SAMPLE_PAIRS  # noqa: E402
@@ -42,8 +42,8 @@ TARGET_PRECISION = 0.95
 
 def multiscale_score(matcher, image_a, image_b, scales=SEARCH_SCALES) -> tuple[float, float]:
     """(matched fraction of the view `segswap pair` keeps, that view's scale)."""
-    result = matcher.match(image_a, image_b, scales=scales, prior=False)
-    return float(matched_fraction(result["score"], result["mask_a_tokens"].shape)), float(result["view"]["scale"])
+    verdict = PairScoreVerifier(matcher, threshold=0.5, scales=scales).verify(image_a, image_b)  # the threshold is unused
+    return verdict["score"], verdict["scale"]
 
 
 def score_pairs(matcher, pairs, label: str) -> np.ndarray:
