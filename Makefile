@@ -27,7 +27,7 @@ test: install browser
 	$(BIN)/python -m pytest -q
 
 # The shipped weights' recipes end to end (docs/training.md): pairs, feature caches, training, export.
-# `make weights` (SegSwap) takes about 45 minutes on 2 quiet cores, `weights-scott` about 15 more and
+# `make weights` (SegSwap) takes about 2 h 10 min on 2 quiet cores (45 min the first stage), `weights-scott` about 15 more and
 # `weights-ncnet` about 30 more, `weights-macosnet` about 20 more. `weights-coseg` (about 70 more)
 # trains the recipe that co-segments collections best, not shipped because it recognises places worse
 # (docs/training.md). Generated pairs, the runs and weights-coseg's weights go to $(WORK), outside the
@@ -42,10 +42,26 @@ pairs: install
 		--backgrounds $(SHARED)/train/photos --styles $(SHARED)/train/styles --out $(WORK)/unsup320 -n 1500 \
 		--seed 2 --size 320 --workers 1
 
+# Two stages: frozen-feature weights (`segswap verify` decides by them), then Lite2's last two blocks
+# trained with them on pairs where one image changes condition (the default pair model).
 weights: pairs
 	$(BIN)/segswap train --pairs $(WORK)/coco320 --pairs $(WORK)/unsup320 --out $(WORK)/run \
 		--val-coseg $(SHARED)/eval/msrc_coseg
-	$(BIN)/segswap export $(WORK)/run --out src/segswap/data/segswap.safetensors
+	$(BIN)/segswap export $(WORK)/run --out src/segswap/data/segswap-verify.safetensors
+	$(BIN)/segswap synth --segments $(SHARED)/train/coco128_seg --backgrounds $(SHARED)/train/photos \
+		--styles $(SHARED)/train/styles --out $(WORK)/cond320 -n 1500 --seed 3 --size 320 --workers 1 \
+		--conditions all --condition-rate 1.0
+	$(BIN)/segswap synth --segments $(SHARED)/train/coco128_seg --backgrounds $(SHARED)/train/photos \
+		--styles $(SHARED)/train/styles --out $(WORK)/cond320b -n 1500 --seed 4 --size 320 --workers 1 \
+		--conditions all --condition-rate 1.0
+	$(BIN)/segswap train --pairs $(WORK)/coco320 --pairs $(WORK)/unsup320 --pairs $(WORK)/cond320 \
+		--config conditions-tail --init src/segswap/data/segswap-verify.safetensors --out $(WORK)/run-cond-tail \
+		--val-coseg $(SHARED)/eval/msrc_coseg
+	$(BIN)/segswap export $(WORK)/run-cond-tail --out $(WORK)/cond-tail.safetensors
+	$(BIN)/segswap train --pairs $(WORK)/coco320 --pairs $(WORK)/unsup320 --pairs $(WORK)/cond320 \
+		--pairs $(WORK)/cond320b --config conditions-tail --steps 2000 --init $(WORK)/cond-tail.safetensors \
+		--out $(WORK)/run-cond-tail2 --val-coseg $(SHARED)/eval/msrc_coseg
+	$(BIN)/segswap export $(WORK)/run-cond-tail2 --out src/segswap/data/segswap.safetensors
 
 weights-scott: pairs
 	$(BIN)/segswap train --pairs $(WORK)/coco320 --pairs $(WORK)/unsup320 --out $(WORK)/run-scott --config scott

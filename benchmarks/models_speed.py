@@ -1,7 +1,8 @@
 """Per-pair time of each shipped model's head on the same frozen features, against the SegSwap
-transformer timed in the same run: the transformer, its NC-Net variant, MaCoSNet, SCOTT, the training-free
-correlation matcher and ArtMiner's verification (features → verdict only; the backbone is shared and
-timed once), on the demo pair shipped in the package.
+transformer timed in the same run: the transformer (with the Lite2 blocks it fine-tunes, on its block-12
+features), the frozen-feature transformer `segswap verify` uses, its NC-Net variant, MaCoSNet, SCOTT, the
+training-free correlation matcher and ArtMiner's verification (features → verdict only; the Lite2 backbone
+is shared and timed once), on the demo pair shipped in the package.
 
     .venv/bin/python benchmarks/models_speed.py [--sizes 320 480] [--repeats 7]
 
@@ -21,6 +22,7 @@ import segswap
 from segswap.backbone import get_backbone
 from segswap.io import load_image, pixels_to_tensor, resize_for_model
 from segswap.verify.ransac import verify
+from segswap.shipped import shipped_verify_weights_path
 from segswap.verify.same_object import load_verifier
 
 
@@ -35,6 +37,7 @@ def main() -> None:
     print(machine_summary())
     backbone = get_backbone("efficientnet-lite2")
     transformer, ncnet, correlation = segswap.load(), segswap.load("ncnet"), segswap.load("correlation")
+    frozen = segswap.load(weights=shipped_verify_weights_path())  # `segswap verify`'s transformer
     macosnet = segswap.load("macosnet")
     scott = load_verifier()
     for size in args.sizes:
@@ -44,8 +47,11 @@ def main() -> None:
         tensor_a, tensor_b = pixels_to_tensor(image_a), pixels_to_tensor(image_b)
         fa, fb = backbone(tensor_a), backbone(tensor_b)
         target = fb[0].numpy()
+        # the shipped transformer runs Lite2's last blocks itself, on its backbone's (block-12) features
+        ta, tb = transformer.features(tensor_a), transformer.features(tensor_b)
         heads = {
-            "segswap transformer": lambda: transformer.predict(fa, fb),
+            "segswap transformer": lambda: transformer.predict(ta, tb),
+            "segswap transformer, frozen features (verify's)": lambda: frozen.predict(fa, fb),
             "ncnet variant": lambda: ncnet.predict(fa, fb),
             "macosnet": lambda: macosnet.predict(fa, fb),
             "scott (verify)": lambda: scott.verify_features(fa, fb),

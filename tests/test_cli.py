@@ -145,13 +145,13 @@ def test_backbones_table_columns_line_up(run_cli):
     # four backbones and the objectness prior; channel counts right-aligned
     ends = {line.index(f" {word} ") + len(word) + 1 for line, word in zip(lines[1:], ("120", "120", "112", "384", "1"))}
     assert len(lines) == 6 and len({line.index("yes") for line in lines[1:]}) == 1 and len(ends) == 1
-    assert "(prior)" in lines[5]
+    assert "(prior)" in lines[5] and "shipped pair model" in lines[2] and "default" in lines[1]
 
 
 def test_demo_and_pair_print_one_summary_format(tmp_path, run_cli):
     demo = run_cli("demo", "--out", tmp_path / "demo").stdout.strip()
     pair = run_cli("pair", DATA / "box.png", DATA / "box_in_scene.png", "--out", tmp_path / "pair").stdout.strip()
-    pattern = r"model segswap on efficientnet-lite2: score [\d.]+, shared area a [\d.]+%, b [\d.]+%, \d+ correspondences"
+    pattern = r"model segswap on efficientnet-lite2[\w-]*: score [\d.]+, shared area a [\d.]+%, b [\d.]+%, \d+ correspondences"
     assert re.match(pattern, demo) and re.match(pattern, pair), (demo, pair)
     assert json.loads((tmp_path / "demo" / "result.json").read_text())["score"] == \
         json.loads((tmp_path / "pair" / "result.json").read_text())["score"]

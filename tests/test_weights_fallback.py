@@ -46,7 +46,8 @@ def test_a_chosen_model_is_never_replaced(tmp_path, no_shipped_weights):
 
 def test_verify_without_its_weights_is_an_error(monkeypatch):
     monkeypatch.setattr("segswap.verify.same_object.shipped_weights_path", lambda name: None)
+    monkeypatch.setattr("segswap.verify.same_object.shipped_verify_weights_path", lambda: None)
     r = CliRunner().invoke(app, ["verify", str(DATA / "box.png"), str(DATA / "box_in_scene.png"), "--by", "scott"])
     assert r.exit_code != 0 and "no SCOTT weights are installed" in str(r.exception)
     r = CliRunner().invoke(app, ["verify", str(DATA / "box.png"), str(DATA / "box_in_scene.png")])
-    assert r.exit_code != 0 and "no SegSwap transformer weights are installed" in str(r.exception)
+    assert r.exit_code != 0 and "no SegSwap transformer weights for verify are installed" in str(r.exception)

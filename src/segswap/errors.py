@@ -17,5 +17,9 @@ class UntrainedModelError(SegswapError):
     """A model was asked for whose trained weights are not available."""
 
 
+class BackboneMismatchError(SegswapError):
+    """Weights asked to run on features of another backbone than the one they were trained on."""
+
+
 class BackboneUnavailableError(SegswapError):
     """A backbone whose package is not installed."""

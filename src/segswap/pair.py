@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from .backbone import DEFAULT_BACKBONE, check_backbone_name, get_backbone
-from .errors import SegswapError, UntrainedModelError
+from .errors import BackboneMismatchError, SegswapError, UntrainedModelError
 from .grid import DEFAULT_SIZE, STRIDE, check_input_size
 from .io import load_image, pixels_to_tensor, resize_for_model
 from .models import INFERENCE_OPTIONS, MODEL_CLASSES, TRAINABLE
@@ -84,7 +84,7 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
             raise SegswapError(f"{weights}: holds a {config['model']!r} model, not {name!r}")
         name, provenance = config["model"], Path(weights).name
         if backbone is not None and check_backbone_name(backbone) != config["backbone"]:
-            raise SegswapError(f"{weights}: trained on backbone {config['backbone']!r}; it cannot run on {backbone!r}")
+            raise BackboneMismatchError(f"{weights}: trained on backbone {config['backbone']!r}; it cannot run on {backbone!r}")
         backbone, size = config["backbone"], size or config["size"]
         fixed = set(conf) - INFERENCE_OPTIONS
         if fixed:

@@ -1,5 +1,5 @@
 """What ships inside the package: the default pair model, the trained models' weights files (SCOTT's
-too) and their input size, the default views and the search calibration.
+too) and their input size, the default views and the search and verify calibrations.
 
 Light (no torch): the command line reads the shipped input size for its help text at start-up.
 """
@@ -14,6 +14,12 @@ DEFAULT_MODEL = "segswap"
 #: Weights file shipped inside the package for each trained model.
 SHIPPED_WEIGHTS = {"segswap": "segswap.safetensors", "ncnet": "ncnet.safetensors", "scott": "scott.safetensors",
                    "macosnet": "macosnet.safetensors"}
+#: The SegSwap transformer weights `segswap verify` decides by (its pair-score verdict): the frozen-feature
+#: weights the default pair model was fine-tuned from. The fine-tuned ones passed the pair model's rule but
+#: not verify's (7 of 8 matching sample pairs at their calibrated threshold; docs/training.md).
+VERIFY_WEIGHTS = "segswap-verify.safetensors"
+#: What `segswap verify` decides by (``--by``): the default first.
+VERIFY_BY = ("pair-score", "scott")
 #: Relative scales `segswap pair`, the demo and ``Matcher.match`` try by default: a detail copied at up
 #: to twice or half its size (engraving vs painting, object vs scene) is otherwise too few cells in one
 #: image to match.
@@ -39,6 +45,12 @@ def shipped_weights_path(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def shipped_verify_weights_path() -> Path | None:
+    """Path of the transformer weights `segswap verify`'s pair-score verdict uses, or None if not installed."""
+    path = Path(str(resources.files("segswap") / "data" / VERIFY_WEIGHTS))
+    return path if path.is_file() else None
+
+
 def search_calibrations() -> list[dict]:
     """The calibration records shipped in the package (empty if there are none)."""
     return _records(SEARCH_CALIBRATION)
@@ -60,10 +72,22 @@ def _records(filename: str) -> list[dict]:
 
 def shipped_input_size(name: str = DEFAULT_MODEL) -> int | None:
     """The input size the shipped weights of model ``name`` were trained at (their default), or None."""
+    config = _shipped_config(name)
+    return None if config is None else int(config["size"])
+
+
+def shipped_backbone(name: str = DEFAULT_MODEL) -> str | None:
+    """The backbone the shipped weights of model ``name`` run on, or None if none are installed: a new
+    index is built with it so that the default model can read the index's features."""
+    config = _shipped_config(name)
+    return None if config is None else str(config["backbone"])
+
+
+def _shipped_config(name: str) -> dict | None:
     from safetensors import safe_open
 
     path = shipped_weights_path(name)
     if path is None:
         return None
     with safe_open(str(path), framework="numpy") as weights:
-        return int(json.loads((weights.metadata() or {})["segswap"])["size"])
+        return json.loads((weights.metadata() or {})["segswap"])

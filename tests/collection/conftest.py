@@ -21,8 +21,10 @@ SIZE = 224
 
 @pytest.fixture(scope="session")
 def matcher():
-    """The training-free matcher at the tests' small size."""
-    return segswap.load("correlation", size=SIZE)
+    """The training-free matcher at the tests' small size, on the backbone a new index is built with."""
+    from segswap.collection.update import default_index_backbone
+
+    return segswap.load("correlation", size=SIZE, backbone=default_index_backbone())
 
 
 @pytest.fixture(scope="session")

@@ -85,7 +85,7 @@ def test_index_discover_and_cosegment_give_the_single_process_answers(tmp_path, 
     assert summary.added == sum(GROUPS.values()) and engine.workers == 2
     assert_same_index(tmp_path / "single", tmp_path / "spread")
 
-    matcher = segswap.load("correlation", size=SIZE)
+    matcher = segswap.load("correlation", size=SIZE, backbone=single.backbone)
     here = discover(single, matcher, top_k=3, show_progress=False)
     there = discover(spread, matcher, top_k=3, show_progress=False, engine=engine)
     assert (here.pairs, here.nodes, here.edges) == (there.pairs, there.nodes, there.edges)
@@ -148,7 +148,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tmp_path, monkeypa
     markers = tmp_path / "killed"
     markers.mkdir()
     single, _ = update_index(root / "images", tmp_path / "single", size=SIZE, show_progress=False)
-    matcher = segswap.load("correlation", size=SIZE)
+    matcher = segswap.load("correlation", size=SIZE, backbone=single.backbone)
     with cluster_engine.open_engine(workers=2) as engine:
         engine.client.register_plugin(type("KillOncePlugin", (KillOnce, WorkerPlugin), {})(str(markers)))
         spread, summary = update_index(root / "images", tmp_path / "spread", size=SIZE, show_progress=False,

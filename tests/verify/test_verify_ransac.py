@@ -167,7 +167,7 @@ def planted_collection(tmp_path_factory):
 
 def test_search_reranked_by_verification_finds_the_detail_and_its_box(planted_collection):
     index, query, detail, target = planted_collection
-    matcher = segswap.load("correlation", size=SIZE)
+    matcher = segswap.load("correlation", size=SIZE, backbone=index.backbone)
     result = search(index, query, matcher, box=detail, top=3, rerank="ransac")
     assert result.hits[0].image.path == target
     assert result.hits[0].score > 2 * result.hits[1].score

@@ -13,6 +13,12 @@ def backbones(as_json: bool = typer.Option(False, "--json", help="Print JSON ins
     from rich.table import Table
 
     from ..backbone import DEFAULT_BACKBONE, list_backbones
+    from ..shipped import shipped_backbone
+
+    shipped = shipped_backbone()
+    marks = {DEFAULT_BACKBONE: " (default: training, training-free models)"}
+    if shipped is not None:
+        marks[shipped] = marks.get(shipped, "") + " (the shipped pair model's; new indexes)"
 
     rows = list_backbones()
     if as_json:
@@ -23,8 +29,8 @@ def backbones(as_json: bool = typer.Option(False, "--json", help="Print JSON ins
         table.add_column(column, justify="right" if column == "channels" else "left")
     for row in rows:
         state = "yes" if row["installed"] else f"no: {row['install']}"
-        default = " (default)" if row["name"] == DEFAULT_BACKBONE else " (prior)" if row["kind"] == "prior" else ""
-        table.add_row(row["name"] + default, str(row["channels"]), state, row["description"])
+        mark = marks.get(row["name"], " (prior)" if row["kind"] == "prior" else "")
+        table.add_row(row["name"] + mark, str(row["channels"]), state, row["description"])
     console = Console()
     if not console.is_terminal:  # piped: one row per line, not wrapped at 80 columns
         console.width = 10_000

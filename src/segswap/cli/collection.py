@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from ..errors import SegswapError
+from ..errors import BackboneMismatchError, SegswapError
 from ..grid import DEFAULT_SIZE, STRIDE
 from ..progress import stage
 from ..cluster.options import check_engine_options
@@ -17,10 +17,20 @@ from .options import (BACKBONE_HELP, FLIP_HELP, MODEL_HELP, REPORT_HELP, SIZE_HE
                       write_json)
 
 
+def index_matcher(model, weights, backbone: str, size: int):
+    """The pair model run on an index's features (its backbone and size), or one line saying what to do."""
+    try:
+        return load_matcher(model, weights, backbone=backbone, size=size)
+    except BackboneMismatchError as err:
+        raise SegswapError(f"{err}: the index holds {backbone} features; index the folder again into a new index "
+                           f"(made with the default model's backbone), or pass --weights trained on {backbone}") from None
+
+
 def index(
     directory: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
     index_dir: Path = typer.Option(..., "--index", help="Index folder (created if missing)."),
-    backbone: Optional[str] = typer.Option(None, help="Feature backbone for a new index (default efficientnet-lite2)."),
+    backbone: Optional[str] = typer.Option(None, help="Feature backbone for a new index (default: the shipped pair "
+                                                      "model's, so that it can read the index)."),
     size: Optional[int] = typer.Option(None, help=f"Long side in px for a new index's features, a multiple of {STRIDE} "
                                                   f"(default {DEFAULT_SIZE})."),
     scheduler: Optional[str] = scheduler_option(),
@@ -74,7 +84,7 @@ def search(
     with CollectionIndex(index_dir) as collection:
         # ArtMiner's verification needs only the backbone: the training-free model carries it, no weights.
         name = "correlation" if rerank == "ransac" else model
-        matcher = load_matcher(name, weights, backbone=collection.backbone, size=collection.size)
+        matcher = index_matcher(name, weights, collection.backbone, collection.size)
         result = run_search(collection, query, matcher, box=parse_box(box) if box else None, top=top, shortlist=shortlist,
                             rerank=rerank, threshold=threshold, show_progress=True)
         if result.threshold is None:
@@ -113,7 +123,7 @@ def discover(
     from ..collection.report import write_discovery_report
 
     with CollectionIndex(index_dir) as collection, cluster_engine(scheduler, workers) as engine:
-        matcher = load_matcher(model, weights, backbone=collection.backbone, size=collection.size)
+        matcher = index_matcher(model, weights, collection.backbone, collection.size)
         found = run_discover(collection, matcher, top_k=top_k, clusters=clusters, flip=flip, engine=engine)
         split = (f" in {found.parts} parts ({found.dropped_edges} edges between parts dropped)" if found.parts > 1
                  else "")
@@ -176,7 +186,8 @@ def cosegment(
         with CollectionIndex(index_dir) as collection:
             backbone, size = backbone or collection.backbone, size or collection.size
     with cluster_engine(scheduler, workers, scratch) as engine:
-        matcher = load_matcher(model, weights, backbone=backbone, size=size)
+        matcher = index_matcher(model, weights, backbone, size) if index_dir is not None else \
+            load_matcher(model, weights, backbone=backbone, size=size)
         summary = cosegment_folder(directory, out, matcher, top_k=top_k, flip=flip, method=method, index=index_dir,
                                    engine=engine)
     fallback = [flag for group in summary.groups.values() for flag in group["fallback"]]

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import SegswapError
+from ..shipped import VERIFY_BY
 from ..cluster.options import check_engine_options
 from .options import (BACKBONE_HELP, EVAL_SIZE_HELP, FEATURE_SIZE_HELP, JSON_HELP, MODEL_HELP, WEIGHTS_HELP, check_arguments,
                       cluster_engine, load_matcher, scheduler_option, scratch_option, workers_option,
@@ -161,26 +162,31 @@ def conditions(
     seed: int = typer.Option(201, "--seed", help="Seed of the held-out pairs (never one used in training: 1, 2)."),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
-    scott_weights: Optional[Path] = typer.Option(None, help="SCOTT weights (default: shipped)."),
+    verify_by: str = typer.Option(VERIFY_BY[0], "--verify-by", help="The verdict measured as `segswap verify`'s: "
+                                  f"{' or '.join(VERIFY_BY)} (as `segswap verify --by`)."),
+    verify_weights: Optional[Path] = typer.Option(None, "--verify-weights", help="Weights of that verdict: "
+                                                  "transformer weights for pair-score, SCOTT's for scott (default: shipped)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes making pairs [default: all cores]."),
     json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
 ):
     """Per condition (night, haze, engraving, ...; one image of each pair changed): mask IoU, correspondence
     error, and same/different AP of the pair score and of `segswap verify`, on held-out synthetic pairs."""
-    check_arguments(folders=[*segments, backgrounds], files=[scott_weights], weights=weights,
+    check_arguments(folders=[*segments, backgrounds], files=[verify_weights], weights=weights,
                     output_folders=[(work, "--work")], output_files=[(json_out, "--json")])
     if n < 4:
         raise SegswapError(f"-n must be at least 4 pairs per condition (got {n})")
+    if verify_by not in VERIFY_BY:
+        raise SegswapError(f"--verify-by must be one of {', '.join(VERIFY_BY)}, not {verify_by!r}")
     from ..evaluation.conditions import conditions_table, evaluate_conditions
     from ..synth.conditions import parse_conditions
-    from ..verify.same_object import load_verifier
+    from ..verify.same_object import load_same_object_verifier
 
     try:
         names = parse_conditions(only) if only is not None else None
     except ValueError as err:
         raise SegswapError(str(err)) from None
     matcher = load_matcher(model, weights)
-    verifier = load_verifier(scott_weights, size=matcher.size)
+    verifier = load_same_object_verifier(verify_by, verify_weights, size=matcher.size)
     result = evaluate_conditions(segments, backgrounds, work, matcher, verifier, n=n, conditions=names, seed=seed,
                                  workers=workers)
     typer.echo(conditions_table(result))

@@ -60,7 +60,8 @@ def verify(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the verdict as JSON (keys by, match, "
                                                                   "score or probability, threshold, ...)."),
     by: str = typer.Option("pair-score", "--by", help="pair-score (default): the SegSwap transformer's pair score over "
-                                                     "segswap pair's views (the share of a that matches b); scott: "
+                                                     "segswap pair's views (the share of a that matches b), by its "
+                                                     "frozen-feature weights (segswap-verify.safetensors); scott: "
                                                      "SCOTT's same-object probability."),
     threshold: Optional[float] = typer.Option(None, help="Decide 'match' at a score >= this (default: the threshold "
                                                          "`segswap eval calibrate-verify` recorded for these weights: "

@@ -28,6 +28,7 @@ from ..backbone import DEFAULT_BACKBONE, get_backbone
 from ..errors import ImageError, SegswapError
 from ..grid import DEFAULT_SIZE, check_input_size
 from ..io.paths import IMAGE_SUFFIXES, check_input_folder, list_images
+from ..shipped import shipped_backbone
 from .features import model_input, prefetched
 from .descriptor import regional_descriptors
 from .index import CollectionIndex, IndexEntry, IndexWriter, StagedImage, StagedShard, create_index
@@ -60,6 +61,12 @@ class UpdateSummary:
                 + ("; shards compacted" if self.compacted else ""))
 
 
+def default_index_backbone() -> str:
+    """The backbone of a new index: the default pair model's (so that it can read the index's features),
+    or the default backbone if no trained weights are installed."""
+    return shipped_backbone() or DEFAULT_BACKBONE
+
+
 def update_index(root, path, *, backbone: str | None = None, size: int | None = None, runtime: str = "auto",
                  show_progress: bool = True, engine=None) -> tuple[CollectionIndex, UpdateSummary]:
     """Create the index at ``path`` for folder ``root``, or bring it up to date; return it and what changed.
@@ -74,7 +81,7 @@ def update_index(root, path, *, backbone: str | None = None, size: int | None = 
     files = list_images(root)
     if not files and not (path / "index.sqlite").is_file():  # an existing index may be emptied
         raise SegswapError(f"{root}: no images found (files ending {', '.join(sorted(IMAGE_SUFFIXES))})")
-    extractor = get_backbone(backbone or DEFAULT_BACKBONE, runtime)
+    extractor = get_backbone(backbone or default_index_backbone(), runtime)
     create_index(path, root, extractor.name, size or DEFAULT_SIZE, extractor.channels)
     index = CollectionIndex(path, snapshot=False)
     if index.root != root:

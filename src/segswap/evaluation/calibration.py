@@ -63,8 +63,8 @@ def calibrate_verify(pairs_dirs, verifier, *, target_precision: float = TARGET_P
     from ..verify.same_object import STATISTICS
 
     by_pair_score = verifier.by == "pair-score"
-    scores = functools.partial(pair_scores, show_progress=show_progress) if by_pair_score else match_probabilities
-    point = _calibrate(pairs_dirs, verifier, scores, target_precision, seed, show_progress)
+    point = _calibrate(pairs_dirs, verifier, functools.partial(verdict_scores, show_progress=show_progress),
+                       target_precision, seed, show_progress)
     return {
         "model": "segswap" if by_pair_score else "scott", "weights": verifier.weights, "weights_sha256": verifier.weights_sha256,
         "statistic": STATISTICS[verifier.by], **({"scales": list(verifier.scales)} if by_pair_score else {}),
@@ -135,6 +135,14 @@ def match_probabilities(verifier, cache: FeatureCache, a_indices, b_indices) -> 
             feats_b = torch.as_tensor(cache.get(b_indices[start:start + BATCH], keys=("feats_b",))["feats_b"]).float()
             out += verifier.model({"feats_a": feats_a, "feats_b": feats_b})["match_prob"].tolist()
     return np.asarray(out)
+
+
+def verdict_scores(verifier, cache: FeatureCache, a_indices, b_indices, show_progress: bool = True) -> np.ndarray:
+    """The score a `segswap verify` verifier decides by, for image a of pair ``a_indices[k]`` against image b
+    of pair ``b_indices[k]``: the pair score (:func:`pair_scores`) or SCOTT's probability (:func:`match_probabilities`)."""
+    if verifier.by == "pair-score":
+        return pair_scores(verifier, cache, a_indices, b_indices, show_progress)
+    return match_probabilities(verifier, cache, a_indices, b_indices)
 
 
 def pair_scores(verifier, cache: FeatureCache, a_indices, b_indices, show_progress: bool = True) -> np.ndarray:

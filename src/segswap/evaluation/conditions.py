@@ -9,8 +9,9 @@ differ by the condition alone. Per condition:
 
 * mask IoU and correspondence error (cells) of the pair model on the positives;
 * same / different average precision of the pair score (paper Eq. 3, as the matched fraction `segswap
-  search` uses) and of SCOTT's match probability (`segswap verify`), on the positives against as many
-  non-matching pairs, half of them different objects of a common class;
+  search` uses, one view) and of the score `segswap verify` decides by (by default the pair score of its
+  own weights over `segswap pair`'s views; SCOTT's probability with ``--verify-by scott``), on the
+  positives against as many non-matching pairs, half of them different objects of a common class;
 * `segswap verify`'s precision and recall at its calibrated threshold.
 
 The result holds no timing or path that changes between runs, and numbers are rounded to 4 decimals,
@@ -28,13 +29,14 @@ from ..errors import SegswapError
 from ..synth import generate
 from ..synth.cache import FeatureCache, build_cache
 from ..synth.conditions import CONDITIONS, group_of
-from .calibration import match_probabilities, matched_fractions, negative_pairs
+from .calibration import matched_fractions, negative_pairs, verdict_scores
 from .metrics import classification_scores
 from .synthetic import validate_synthetic
 
 #: Seeds: 1 and 2 made the training pairs, 101/102 the search calibration, 301 the verify calibration.
 BENCHMARK_SEED = 201
-#: Pairs per condition by default: the eleven folders and their scoring take about 10 minutes on 2 cores.
+#: Pairs per condition by default: the eleven folders and their scoring take about 25 minutes on 2 cores
+#: with verify's default verdict (five views a pair), about 4 with SCOTT's.
 DEFAULT_PAIRS = 60
 REFERENCE = "none"
 DECIMALS = 4
@@ -68,7 +70,7 @@ def evaluate_conditions(segments, backgrounds, work, matcher, verifier, *, n: in
     return {
         "benchmark": "conditions", "seed": seed, "pairs_per_condition": n, "size": matcher.size,
         "model": matcher.name, "weights": matcher.weights, "weights_sha256": matcher.weights_sha256,
-        "verifier": {"weights": verifier.weights, "weights_sha256": verifier.weights_sha256,
+        "verifier": {"by": verifier.by, "weights": verifier.weights, "weights_sha256": verifier.weights_sha256,
                      "threshold": _round(verifier.threshold), "threshold_source": verifier.threshold_source},
         "conditions": rows,
         "summary": {
@@ -83,19 +85,21 @@ def _measure(folder: Path, matcher, verifier, seed: int, show_progress: bool) ->
     from sklearn.metrics import average_precision_score
 
     cache = FeatureCache([build_cache(folder, matcher.backbone.name, matcher.size, show_progress=show_progress)])
-    if (verifier.backbone.name, verifier.size) == (matcher.backbone.name, matcher.size):
-        scott_cache = cache
+    # the pair-score verdict reads the pair folders' images (its views); SCOTT reads features at its backbone
+    same_features = (verifier.backbone.name, verifier.size) == (matcher.backbone.name, matcher.size)
+    if verifier.by == "pair-score" or same_features:
+        verifier_cache = cache
     else:
-        scott_cache = FeatureCache([build_cache(folder, verifier.backbone.name, verifier.size, show_progress=show_progress)])
+        verifier_cache = FeatureCache([build_cache(folder, verifier.backbone.name, verifier.size, show_progress=show_progress)])
     indices = np.arange(len(cache))
     quality = validate_synthetic(matcher.model, cache, indices, seed)
     negatives, hard = negative_pairs(cache, seed)
     labels = [1] * len(indices) + [0] * len(negatives)
     pair_scores = np.r_[matched_fractions(matcher, cache, indices, indices),
                         matched_fractions(matcher, cache, negatives[:, 0], negatives[:, 1])]
-    probabilities = np.r_[match_probabilities(verifier, scott_cache, indices, indices),
-                          match_probabilities(verifier, scott_cache, negatives[:, 0], negatives[:, 1])]
-    verdict = classification_scores(probabilities.tolist(), labels, verifier.threshold)
+    verdict_inputs = np.r_[np.column_stack([indices, indices]), negatives]
+    scores = verdict_scores(verifier, verifier_cache, verdict_inputs[:, 0], verdict_inputs[:, 1], show_progress)
+    verdict = classification_scores(scores.tolist(), labels, verifier.threshold)
     return {
         "positives": int(len(indices)), "negatives": int(len(negatives)), "same_class_negatives": int(len(hard)),
         "mask_iou": _round(quality["val_iou"]), "corr_err_cells": _round(quality["val_corr_err_cells"]),

@@ -49,12 +49,6 @@ ABLATIONS = {
     # each pair is under a condition (night, haze, engraving, ...; issue 23): night + depictions
     # pair-score AP 0.671 → 0.707, short of the +0.05 its rule asked.
     "conditions": {"model_conf": GRID_CONTEXT, "steps": 1000, "lr": 1e-4, "warmup": 50},
-    # The same with Lite2's last two blocks trained too (`--init` from the shipped frozen-feature weights;
-    # the tail starts as the pretrained blocks): night + depictions pair-score AP 0.671 → 0.720, +0.049;
-    # 2000 more steps with a fourth folder of condition pairs: 0.737, every criterion of its rule met
-    # (docs/training.md), not yet the default.
-    "conditions-tail": {"backbone": "efficientnet-lite2-block12", "model_conf": TAIL, "steps": 1000, "lr": 1e-4,
-                        "warmup": 50},
     # MaCoSNet with full supervision: the weak recipe plus the SegSwap terms (mask BCE, 8 × flow L1, Dice)
     # on the masks and flows of each triplet's synthetic pair (A, B).
     "macosnet-supervised": {"model": "macosnet", "steps": 2000, "positives": 4, "negatives": 4, "supervision": "full",

@@ -21,6 +21,14 @@ RECIPES = {
     # correlation cues of whole 3×3 patches (diagonal_consensus): +0.06 and +0.09 held-out IoU at 500
     # steps (docs/training.md).
     "default": {"model_conf": GRID_CONTEXT, "steps": 3000},
+    # The shipped SegSwap weights' second stage (`make weights`): `segswap train --init` from the default
+    # recipe's weights (`segswap verify` keeps those) with Lite2's last two blocks trained inside the model
+    # (the tail starts as the pretrained blocks), on the default's folders plus pairs where one image is
+    # under a condition (night, haze, engraving, ...); run twice, 1000 then 2000 steps with a fourth
+    # folder: night + depictions pair-score AP 0.671 → 0.737, same-condition and MSRC numbers up too
+    # (docs/training.md).
+    "conditions-tail": {"backbone": "efficientnet-lite2-block12", "model_conf": TAIL, "steps": 1000, "lr": 1e-4,
+                        "warmup": 50},
     # `make weights-coseg`: the fine-tuned Lite2 tail and the per-image Jaccard terms; co-segments
     # collections best, recognises places worse, so not shipped (docs/training.md).
     "finetune-jaccard": {"backbone": "efficientnet-lite2-block12", "steps": 3000,

@@ -34,10 +34,8 @@ from ..grid import check_input_size
 from ..models.weights import load_weights, weights_digest
 from ..models.outputs import matched_fraction
 from ..pair import load as load_matcher
-from ..shipped import SEARCH_SCALES, shipped_weights_path, verify_calibrations
+from ..shipped import SEARCH_SCALES, VERIFY_BY, shipped_verify_weights_path, shipped_weights_path, verify_calibrations
 
-#: What `segswap verify` decides by (``--by``): the default first.
-VERIFY_BY = ("pair-score", "scott")
 #: The calibration record's statistic for each.
 STATISTICS = {"pair-score": "matched fraction of the view segswap pair keeps, over its scales",
               "scott": "SCOTT match probability"}
@@ -129,11 +127,13 @@ class PairScoreVerifier:
 
 def load_pair_score_verifier(weights=None, *, threshold: float | None = None, size: int | None = None,
                              runtime: str = "auto", calibrations: list[dict] | None = None) -> PairScoreVerifier:
-    """The pair-score verifier of the SegSwap transformer ``weights`` (default: shipped); ``threshold``
-    overrides the calibrated one."""
-    if weights is None and shipped_weights_path("segswap") is None:
-        raise UntrainedModelError("no SegSwap transformer weights are installed; pass --weights from `segswap train` and "
-                                  "`segswap export`, or decide --by scott")
+    """The pair-score verifier of the SegSwap transformer ``weights`` (default: the package's verify weights,
+    ``shipped.VERIFY_WEIGHTS``); ``threshold`` overrides the calibrated one."""
+    if weights is None:
+        weights = shipped_verify_weights_path()
+        if weights is None:
+            raise UntrainedModelError("no SegSwap transformer weights for verify are installed; pass --weights from "
+                                      "`segswap train` and `segswap export`, or decide --by scott")
     matcher = load_matcher(None, weights, size=size, runtime=runtime)
     if matcher.name != "segswap":
         raise SegswapError(f"{weights}: holds a {matcher.name!r} model; the pair-score verdict is calibrated for the "
