@@ -20,6 +20,10 @@ class UntrainedModelError(SegswapError):
 class BackboneMismatchError(SegswapError):
     """Weights asked to run on features of another backbone than the one they were trained on."""
 
+    def __init__(self, message: str, *, trained: str, requested: str):
+        super().__init__(message)
+        self.trained, self.requested = trained, requested
+
 
 class BackboneUnavailableError(SegswapError):
     """A backbone whose package is not installed."""

@@ -84,7 +84,8 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
             raise SegswapError(f"{weights}: holds a {config['model']!r} model, not {name!r}")
         name, provenance = config["model"], Path(weights).name
         if backbone is not None and check_backbone_name(backbone) != config["backbone"]:
-            raise BackboneMismatchError(f"{weights}: trained on backbone {config['backbone']!r}; it cannot run on {backbone!r}")
+            raise BackboneMismatchError(f"{weights}: trained on backbone {config['backbone']!r}; it cannot run on "
+                                        f"{backbone!r}", trained=config["backbone"], requested=backbone)
         backbone, size = config["backbone"], size or config["size"]
         fixed = set(conf) - INFERENCE_OPTIONS
         if fixed:

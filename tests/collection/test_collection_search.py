@@ -159,3 +159,18 @@ def test_the_help_says_what_the_score_and_the_verdict_mean(invoke_cli):
     text = " ".join(invoke_cli("search", "--help").output.split())
     assert "16-px cells" in text and "matched fraction" in text and "'no match'" in text
 
+
+
+def test_an_index_of_another_backbone_is_one_line_saying_what_to_do(tmp_path, kit, run_cli):
+    """An index made with block-14 features (before the default model ran Lite2's last blocks itself)."""
+    from segswap.collection.update import default_index_backbone
+
+    rng = np.random.default_rng(3)
+    for i in range(2):
+        kit.save(tmp_path / "photos" / f"{i}.png", kit.clutter(rng, 168, 224))
+    update_index(tmp_path / "photos", tmp_path / "old", backbone="efficientnet-lite2", size=kit.SIZE,
+                 show_progress=False)[0].close()
+    for command in (["search", tmp_path / "photos" / "0.png"], ["discover"]):
+        r = run_cli(*command, "--index", tmp_path / "old")
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert f"index with --backbone {default_index_backbone()}" in r.stderr

@@ -22,8 +22,8 @@ def index_matcher(model, weights, backbone: str, size: int):
     try:
         return load_matcher(model, weights, backbone=backbone, size=size)
     except BackboneMismatchError as err:
-        raise SegswapError(f"{err}: the index holds {backbone} features; index the folder again into a new index "
-                           f"(made with the default model's backbone), or pass --weights trained on {backbone}") from None
+        raise SegswapError(f"{err}, and the index holds {backbone} features: index the folder again into a new "
+                           f"index with --backbone {err.trained}, or choose a model trained on {backbone}") from None
 
 
 def index(
