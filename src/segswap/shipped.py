@@ -10,6 +10,8 @@ import json
 from importlib import resources
 from pathlib import Path
 
+from .errors import SegswapError
+
 DEFAULT_MODEL = "segswap"
 #: Weights file shipped inside the package for each trained model.
 SHIPPED_WEIGHTS = {"segswap": "segswap.safetensors", "ncnet": "ncnet.safetensors", "scott": "scott.safetensors",
@@ -39,16 +41,18 @@ VERIFY_CALIBRATION = "verify_calibration.json"
 def shipped_weights_path(name: str) -> Path | None:
     """Path of the weights shipped in the package for model ``name``, or None if there are none."""
     filename = SHIPPED_WEIGHTS.get(name)
-    if filename is None:
-        return None
-    path = Path(str(resources.files("segswap") / "data" / filename))
-    return path if path.is_file() else None
+    return None if filename is None else _installed(filename)
 
 
 def shipped_verify_weights_path() -> Path | None:
     """Path of the transformer weights `segswap verify`'s pair-score verdict uses, or None if not installed."""
-    path = Path(str(resources.files("segswap") / "data" / VERIFY_WEIGHTS))
-    return path if path.is_file() else None
+    return _installed(VERIFY_WEIGHTS)
+
+
+def check_verify_by(by: str, option: str = "--by") -> None:
+    """Refuse a verdict `segswap verify` does not know, naming the command-line ``option`` that chose it."""
+    if by not in VERIFY_BY:
+        raise SegswapError(f"{option} must be one of {', '.join(VERIFY_BY)}, not {by!r}")
 
 
 def search_calibrations() -> list[dict]:
@@ -62,12 +66,22 @@ def verify_calibrations() -> list[dict]:
 
 
 def verify_calibration_path() -> Path:
-    return Path(str(resources.files("segswap") / "data" / VERIFY_CALIBRATION))
+    return _data_path(VERIFY_CALIBRATION)
 
 
 def _records(filename: str) -> list[dict]:
-    path = Path(str(resources.files("segswap") / "data" / filename))
-    return json.loads(path.read_text()) if path.is_file() else []
+    path = _installed(filename)
+    return json.loads(path.read_text()) if path is not None else []
+
+
+def _data_path(filename: str) -> Path:
+    return Path(str(resources.files("segswap") / "data" / filename))
+
+
+def _installed(filename: str) -> Path | None:
+    """The package data file ``filename``, or None if it is not installed."""
+    path = _data_path(filename)
+    return path if path.is_file() else None
 
 
 def shipped_input_size(name: str = DEFAULT_MODEL) -> int | None:

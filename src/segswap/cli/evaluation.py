@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import SegswapError
-from ..shipped import VERIFY_BY
+from ..shipped import VERIFY_BY, check_verify_by
 from ..cluster.options import check_engine_options
 from .options import (BACKBONE_HELP, EVAL_SIZE_HELP, FEATURE_SIZE_HELP, JSON_HELP, MODEL_HELP, WEIGHTS_HELP, check_arguments,
                       cluster_engine, load_matcher, scheduler_option, scratch_option, workers_option,
@@ -175,8 +175,7 @@ def conditions(
                     output_folders=[(work, "--work")], output_files=[(json_out, "--json")])
     if n < 4:
         raise SegswapError(f"-n must be at least 4 pairs per condition (got {n})")
-    if verify_by not in VERIFY_BY:
-        raise SegswapError(f"--verify-by must be one of {', '.join(VERIFY_BY)}, not {verify_by!r}")
+    check_verify_by(verify_by, "--verify-by")
     from ..evaluation.conditions import conditions_table, evaluate_conditions
     from ..synth.conditions import parse_conditions
     from ..verify.same_object import load_same_object_verifier

@@ -34,7 +34,8 @@ from ..grid import check_input_size
 from ..models.weights import load_weights, weights_digest
 from ..models.outputs import matched_fraction
 from ..pair import load as load_matcher
-from ..shipped import SEARCH_SCALES, VERIFY_BY, shipped_verify_weights_path, shipped_weights_path, verify_calibrations
+from ..shipped import (SEARCH_SCALES, VERIFY_BY, check_verify_by, shipped_verify_weights_path, shipped_weights_path,
+                       verify_calibrations)
 
 #: The calibration record's statistic for each.
 STATISTICS = {"pair-score": "matched fraction of the view segswap pair keeps, over its scales",
@@ -181,7 +182,6 @@ def load_same_object_verifier(by: str = VERIFY_BY[0], weights=None, *, threshold
                               size: int | None = None, runtime: str = "auto"):
     """`segswap verify`'s verifier: ``by`` "pair-score" (default, :func:`load_pair_score_verifier`, the
     transformer's ``weights``) or "scott" (:func:`load_verifier`, SCOTT's ``weights``)."""
-    if by not in VERIFY_BY:
-        raise SegswapError(f"--by must be one of {', '.join(VERIFY_BY)}, not {by!r}")
+    check_verify_by(by)
     load = load_pair_score_verifier if by == "pair-score" else load_verifier
     return load(weights, threshold=threshold, size=size, runtime=runtime)
