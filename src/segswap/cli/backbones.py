@@ -8,19 +8,22 @@ import typer
 
 
 def backbones(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
-    """List the feature backbones and the objectness prior, and whether their packages are installed."""
+    """List the feature backbones, the objectness prior and the keypoint matchers, and whether their
+    packages are installed."""
     from rich.console import Console
     from rich.table import Table
 
     from ..backbone import DEFAULT_BACKBONE, list_backbones
-    from ..shipped import shipped_backbone
+    from ..keypoints import list_matchers
+    from ..shipped import KEYPOINTS, shipped_backbone
 
     shipped = shipped_backbone()
     marks = {DEFAULT_BACKBONE: " (default: training, training-free models)"}
     if shipped is not None:
         marks[shipped] = marks.get(shipped, "") + " (the shipped pair model's; new indexes)"
 
-    rows = list_backbones()
+    marks[KEYPOINTS] = " (keypoints; default)"
+    rows = list_backbones() + list_matchers()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -29,7 +32,7 @@ def backbones(as_json: bool = typer.Option(False, "--json", help="Print JSON ins
         table.add_column(column, justify="right" if column == "channels" else "left")
     for row in rows:
         state = "yes" if row["installed"] else f"no: {row['install']}"
-        mark = marks.get(row["name"], " (prior)" if row["kind"] == "prior" else "")
+        mark = marks.get(row["name"], {"prior": " (prior)", "keypoints": " (keypoints)"}.get(row["kind"], ""))
         table.add_row(row["name"] + mark, str(row["channels"]), state, row["description"])
     console = Console()
     if not console.is_terminal:  # piped: one row per line, not wrapped at 80 columns

