@@ -124,6 +124,30 @@ def test_a_missing_file_is_reported_before_the_heavy_imports(tmp_path, run_cli):
         assert "no such" in r.stderr and r.stdout.strip() == "[]", (args, r.stdout, r.stderr)
 
 
+def run_listing_heavy_imports(*args, timeout=120):
+    """``segswap ARGS`` in a fresh process; its stdout ends with the heavy modules (torch, OpenCV,
+    onnxruntime) it had imported when it stopped, as a Python list."""
+    probe = ("import sys; from segswap.cli import main\n"
+             "try:\n    main()\nfinally:\n"
+             "    print(sorted(m for m in ('torch', 'cv2', 'onnxruntime') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", probe, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return r, r.stdout.strip().splitlines()[-1] if r.stdout.strip() else None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["pair", "{box}", "{box}", "--out", "/proc/segswap-out"], "--out /proc/segswap-out: cannot write in /proc"),
+    (["index", "{data}", "--index", "/sys/segswap-index"], "--index /sys/segswap-index: cannot write in /sys"),
+])
+def test_outputs_where_no_file_can_be_made_are_refused_before_the_work(args, message):
+    """Item 4 of issue 36: outputs under /proc or /sys passed the permission check (root may write
+    anywhere, and /proc says it is writable) and failed with a traceback after 12–24 s of work."""
+    r, heavy = run_listing_heavy_imports(*[a.format(box=DATA / "box.png", data=DATA) for a in args])
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {message}") and "Traceback" not in r.stderr, r.stderr
+    assert heavy == "[]", "refused only after loading the heavy modules"
+
+
 def test_size_has_bounds_and_its_help_gives_the_shipped_weights_size(run_cli):
     from segswap.shipped import shipped_input_size
 
