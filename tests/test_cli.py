@@ -148,6 +148,47 @@ def test_outputs_where_no_file_can_be_made_are_refused_before_the_work(args, mes
     assert heavy == "[]", "refused only after loading the heavy modules"
 
 
+@pytest.fixture(scope="module")
+def data_index(tmp_path_factory):
+    """An index of the two sample images, and a co-segmentation layout of them (masks all foreground)."""
+    from segswap.collection.update import update_index
+
+    root = tmp_path_factory.mktemp("data-index")
+    update_index(DATA, root / "index", show_progress=False)[0].close()
+    for name in ("box.png", "box_in_scene.png"):
+        (root / "layout" / "images" / "g").mkdir(parents=True, exist_ok=True)
+        (root / "layout" / "groundtruth" / "g").mkdir(parents=True, exist_ok=True)
+        (root / "layout" / "images" / "g" / name).write_bytes((DATA / name).read_bytes())
+        size = Image.open(DATA / name).size
+        Image.new("L", size, 255).save(root / "layout" / "groundtruth" / "g" / name)
+    return root
+
+
+@pytest.mark.parametrize("args, message", [
+    (["search", "{box}", "--index", "{index}", "--top", "0"], "--top must be at least 1, got 0"),
+    (["search", "{box}", "--index", "{index}", "--shortlist", "-5"], "--shortlist must be at least 1, got -5"),
+    (["search", "{box}", "--index", "{index}", "--box", "1,2,3"], "--box must be x0,y0,x1,y1 in pixels, got '1,2,3'"),
+    (["search", "{box}", "--index", "{index}", "--box", "5,5,5,40"], "--box 5,5,5,40 has no area"),
+    (["search", "{box}", "--index", "{index}", "--threshold", "nan"], "--threshold must be a number, not nan"),
+    (["search", "{box}", "--index", "{index}", "--rerank", "sift"], "--rerank must be one of model, ransac, not 'sift'"),
+    (["pair", "{box}", "{box}", "--out", "{tmp}/o", "--scales", "1,big"], "--scales takes numbers"),
+    (["pair", "{box}", "{box}", "--out", "{tmp}/o", "--scales", "0.5,20"], "scales must be between 0.1 and 10"),
+    (["discover", "--index", "{index}", "--top-k", "0"], "--top-k must be at least 1, got 0"),
+    (["discover", "--index", "{index}", "--clusters", "0"], "--clusters must be at least 1, got 0"),
+    (["cosegment", "{data}", "--out", "{tmp}/m", "--top-k", "0"], "--top-k must be at least 1, got 0"),
+    (["eval", "coseg", "{layout}", "--top-k", "0"], "--top-k must be at least 1, got 0"),
+])
+def test_bad_option_values_are_refused_before_the_heavy_imports(tmp_path, data_index, args, message):
+    """Item 6 of issue 36: these options were checked only after the model had loaded (4–10 s)."""
+    fill = {"box": DATA / "box.png", "index": data_index / "index", "layout": data_index / "layout", "data": DATA,
+            "tmp": tmp_path}
+    r, heavy = run_listing_heavy_imports(*[a.format(**fill) for a in args])
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr
+    assert heavy == "[]", f"refused only after loading {heavy}"
+
+
 def test_size_has_bounds_and_its_help_gives_the_shipped_weights_size(run_cli):
     from segswap.shipped import shipped_input_size
 

@@ -55,7 +55,7 @@ from .models.correlation import cell_centres
 from .models.layers import read_through_flow
 from .models.outputs import FlipAveraged, cycle_consistent_mask, similarity_score, upsample_mask
 from .models.weights import load_weights, weights_digest
-from .shipped import DEFAULT_MODEL, PAIR_PRIOR, SEARCH_SCALES, shipped_weights_path
+from .shipped import DEFAULT_MODEL, PAIR_PRIOR, SEARCH_SCALES, check_scales, shipped_weights_path
 
 UNTRAINED = "untrained"
 #: The warp parameters of :data:`~segswap.models.WARP_MODELS`, passed on in the result.
@@ -300,21 +300,9 @@ def resolve_pair_prior(prior: bool | None) -> bool:
     return False
 
 
-def parse_scales(text: str) -> tuple[float, ...]:
-    """``"0.5,1,2"`` → (0.5, 1.0, 2.0), for ``--scales``."""
-    try:
-        scales = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise SegswapError(f"--scales takes numbers separated by commas, e.g. 0.5,1,2; got {text!r}") from None
-    search_views(scales, False)  # checks the range
-    return scales
-
-
 def search_views(scales, rotations: bool) -> list[tuple[float, int]]:
     """The (relative scale, quarter turns of b) views to try: the plain view first, then as given."""
-    scales = [float(x) for x in scales]
-    if not scales or any(not (0.1 <= x <= 10) for x in scales):
-        raise SegswapError(f"scales must be between 0.1 and 10, got {scales}")
+    scales = check_scales(scales)
     ordered = sorted(dict.fromkeys(scales), key=lambda x: x != 1.0)
     return [(x, turns) for turns in (range(4) if rotations else (0,)) for x in ordered]
 
