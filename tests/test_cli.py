@@ -189,6 +189,37 @@ def test_bad_option_values_are_refused_before_the_heavy_imports(tmp_path, data_i
     assert heavy == "[]", f"refused only after loading {heavy}"
 
 
+def disk_full_in_a_shard(root, index, **options):
+    """What `segswap index` meets when the disk fills while it writes features: the kernel's ENOSPC
+    (/dev/full gives it on every write)."""
+    with open("/dev/full", "wb", buffering=0) as full:
+        full.write(b"features")
+
+
+def disk_full_in_sqlite(root, index, **options):
+    """SQLite's own "full" (SQLITE_FULL), met here by a database allowed two pages."""
+    import sqlite3
+
+    db = sqlite3.connect(":memory:")
+    db.execute("PRAGMA max_page_count = 2")
+    db.execute("CREATE TABLE images (features BLOB)")
+    db.execute("INSERT INTO images VALUES (zeroblob(100000))")
+
+
+@pytest.mark.parametrize("fail", [disk_full_in_a_shard, disk_full_in_sqlite])
+def test_a_full_disk_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, fail):
+    """Item 3 of issue 36: a disk filling up during `segswap index` was a traceback (OSError: [Errno 28])."""
+    from segswap.cli import main
+
+    monkeypatch.setattr("segswap.collection.update.update_index", fail)
+    monkeypatch.setattr(sys, "argv", ["segswap", "index", str(DATA), "--index", str(tmp_path / "index")])
+    with pytest.raises(SystemExit) as ended:
+        main()
+    assert ended.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no space left on the disk"), lines
+
+
 def test_size_has_bounds_and_its_help_gives_the_shipped_weights_size(run_cli):
     from segswap.shipped import shipped_input_size
 
