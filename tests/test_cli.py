@@ -220,6 +220,52 @@ def test_a_full_disk_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, fail)
     assert len(lines) == 1 and lines[0].startswith("error: no space left on the disk"), lines
 
 
+def run_bounded(command: list, seconds: float, memory_bytes: int):
+    """Run ``command``, killed once it has run ``seconds`` or holds ``memory_bytes`` (polled, so the
+    machine is spared what the limit is there to catch). Returns its exit status, its stderr, its peak
+    resident memory in bytes (the kernel's account of that process, from wait4) and the seconds taken."""
+    import os
+    import tempfile
+    import time
+
+    import psutil
+
+    with tempfile.TemporaryFile("w+") as stderr:
+        start = time.monotonic()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        watched = psutil.Process(process.pid)
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            try:
+                if time.monotonic() - start > seconds or watched.memory_info().rss > memory_bytes:
+                    process.kill()
+            except psutil.NoSuchProcess:
+                pass
+            time.sleep(0.02)
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        stderr.seek(0)
+        return process.returncode, stderr.read(), usage.ru_maxrss * 1024, time.monotonic() - start
+
+
+def test_a_strip_of_extreme_aspect_is_matched_within_a_minute_and_2_gb(tmp_path, run_cli):
+    """Item 1 of issue 36: a 2.9 KB PNG of 60000×16 px took `segswap pair` to 22 GB, and it was killed:
+    its overlay was drawn 480 px high, so 1.8 million px wide. The issue's target: a result (or a
+    one-line refusal) within 60 s and 2 GB."""
+    strip = np.zeros((16, 60000), np.uint8)
+    strip[:, ::64] = 255
+    Image.fromarray(strip).save(tmp_path / "strip.png")
+    status, stderr, peak, seconds = run_bounded(
+        run_cli.command("pair", tmp_path / "strip.png", DATA / "box.png", "--out", tmp_path / "out"), 60, 2 * 2**30)
+    assert status == 0 and seconds < 60 and peak < 2 * 2**30, (status, round(seconds), peak / 2**30, stderr)
+    from segswap.viz.overlay import MAX_ASPECT
+
+    overlay = Image.open(tmp_path / "out" / "overlay.png")
+    assert overlay.height == 480 and overlay.width <= 2 * MAX_ASPECT * 480 + 8
+    assert Image.open(tmp_path / "out" / "mask_a.png").size == (60000, 16)
+
+
 def test_size_has_bounds_and_its_help_gives_the_shipped_weights_size(run_cli):
     from segswap.shipped import shipped_input_size
 
