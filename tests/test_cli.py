@@ -297,3 +297,13 @@ def test_demo_and_pair_print_one_summary_format(tmp_path, run_cli):
     assert re.match(pattern, demo) and re.match(pattern, pair), (demo, pair)
     assert json.loads((tmp_path / "demo" / "result.json").read_text())["score"] == \
         json.loads((tmp_path / "pair" / "result.json").read_text())["score"]
+
+
+def test_verify_help_says_how_rarely_scott_says_match(run_cli):
+    """Item 9 of issue 36: `verify --by scott` says "match" almost never (recall 0.01 at the threshold
+    of its own calibration), and its help did not say so."""
+    from segswap.shipped import verify_calibrations
+
+    (scott,) = [record for record in verify_calibrations() if record["model"] == "scott"]
+    help_text = " ".join(run_cli("verify", "--help").stdout.replace("│", " ").split())
+    assert "almost never" in help_text and f"recall {scott['recall']:.2f}" in help_text, help_text

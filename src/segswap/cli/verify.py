@@ -62,7 +62,9 @@ def verify(
     by: str = typer.Option("pair-score", "--by", help="pair-score (default): the SegSwap transformer's pair score over "
                                                      "segswap pair's views (the share of a that matches b), by its "
                                                      "frozen-feature weights (segswap-verify.safetensors); scott: "
-                                                     "SCOTT's same-object probability."),
+                                                     "SCOTT's same-object probability, which says 'match' almost never "
+                                                     "(at its calibrated threshold, recall 0.01 on held-out pairs "
+                                                     "across conditions)."),
     threshold: Optional[float] = typer.Option(None, help="Decide 'match' at a score >= this (default: the threshold "
                                                          "`segswap eval calibrate-verify` recorded for these weights: "
                                                          "precision 0.95 on held-out pairs across conditions)."),
