@@ -126,7 +126,7 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
         return SearchResult(Path(query), box, len(candidates), hits, rerank, threshold, source)
     features = lambda i: query_feats if i == QUERY else index.features(i)
     predictions = predict_pairs(matcher, features, [(QUERY, image_id) for image_id, _ in candidates],
-                                batch_size=BATCH, show_progress=show_progress, desc="re-ranking")
+                                batch_size=BATCH, show_progress=show_progress, desc="re-ranking", report=report)
     ranked = sorted(predictions, key=lambda p: -p.score_ab)[:top]
     hits = []
     for pred in ranked:
