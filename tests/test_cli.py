@@ -124,6 +124,148 @@ def test_a_missing_file_is_reported_before_the_heavy_imports(tmp_path, run_cli):
         assert "no such" in r.stderr and r.stdout.strip() == "[]", (args, r.stdout, r.stderr)
 
 
+def run_listing_heavy_imports(*args, timeout=120):
+    """``segswap ARGS`` in a fresh process; its stdout ends with the heavy modules (torch, OpenCV,
+    onnxruntime) it had imported when it stopped, as a Python list."""
+    probe = ("import sys; from segswap.cli import main\n"
+             "try:\n    main()\nfinally:\n"
+             "    print(sorted(m for m in ('torch', 'cv2', 'onnxruntime') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", probe, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return r, r.stdout.strip().splitlines()[-1] if r.stdout.strip() else None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["pair", "{box}", "{box}", "--out", "/proc/segswap-out"], "--out /proc/segswap-out: cannot write in /proc"),
+    (["index", "{data}", "--index", "/sys/segswap-index"], "--index /sys/segswap-index: cannot write in /sys"),
+])
+def test_outputs_where_no_file_can_be_made_are_refused_before_the_work(args, message):
+    """Item 4 of issue 36: outputs under /proc or /sys passed the permission check (root may write
+    anywhere, and /proc says it is writable) and failed with a traceback after 12–24 s of work."""
+    r, heavy = run_listing_heavy_imports(*[a.format(box=DATA / "box.png", data=DATA) for a in args])
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {message}") and "Traceback" not in r.stderr, r.stderr
+    assert heavy == "[]", "refused only after loading the heavy modules"
+
+
+@pytest.fixture(scope="module")
+def data_index(tmp_path_factory):
+    """An index of the two sample images, and a co-segmentation layout of them (masks all foreground)."""
+    from segswap.collection.update import update_index
+
+    root = tmp_path_factory.mktemp("data-index")
+    update_index(DATA, root / "index", show_progress=False)[0].close()
+    for name in ("box.png", "box_in_scene.png"):
+        (root / "layout" / "images" / "g").mkdir(parents=True, exist_ok=True)
+        (root / "layout" / "groundtruth" / "g").mkdir(parents=True, exist_ok=True)
+        (root / "layout" / "images" / "g" / name).write_bytes((DATA / name).read_bytes())
+        size = Image.open(DATA / name).size
+        Image.new("L", size, 255).save(root / "layout" / "groundtruth" / "g" / name)
+    return root
+
+
+@pytest.mark.parametrize("args, message", [
+    (["search", "{box}", "--index", "{index}", "--top", "0"], "--top must be at least 1, got 0"),
+    (["search", "{box}", "--index", "{index}", "--shortlist", "-5"], "--shortlist must be at least 1, got -5"),
+    (["search", "{box}", "--index", "{index}", "--box", "1,2,3"], "--box must be x0,y0,x1,y1 in pixels, got '1,2,3'"),
+    (["search", "{box}", "--index", "{index}", "--box", "5,5,5,40"], "--box 5,5,5,40 has no area"),
+    (["search", "{box}", "--index", "{index}", "--threshold", "nan"], "--threshold must be a number, not nan"),
+    (["search", "{box}", "--index", "{index}", "--rerank", "sift"], "--rerank must be one of model, ransac, not 'sift'"),
+    (["pair", "{box}", "{box}", "--out", "{tmp}/o", "--scales", "1,big"], "--scales takes numbers"),
+    (["pair", "{box}", "{box}", "--out", "{tmp}/o", "--scales", "0.5,20"], "scales must be between 0.1 and 10"),
+    (["discover", "--index", "{index}", "--top-k", "0"], "--top-k must be at least 1, got 0"),
+    (["discover", "--index", "{index}", "--clusters", "0"], "--clusters must be at least 1, got 0"),
+    (["cosegment", "{data}", "--out", "{tmp}/m", "--top-k", "0"], "--top-k must be at least 1, got 0"),
+    (["eval", "coseg", "{layout}", "--top-k", "0"], "--top-k must be at least 1, got 0"),
+])
+def test_bad_option_values_are_refused_before_the_heavy_imports(tmp_path, data_index, args, message):
+    """Item 6 of issue 36: these options were checked only after the model had loaded (4–10 s)."""
+    fill = {"box": DATA / "box.png", "index": data_index / "index", "layout": data_index / "layout", "data": DATA,
+            "tmp": tmp_path}
+    r, heavy = run_listing_heavy_imports(*[a.format(**fill) for a in args])
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr
+    assert heavy == "[]", f"refused only after loading {heavy}"
+
+
+def disk_full_in_a_shard(root, index, **options):
+    """What `segswap index` meets when the disk fills while it writes features: the kernel's ENOSPC
+    (/dev/full gives it on every write)."""
+    with open("/dev/full", "wb", buffering=0) as full:
+        full.write(b"features")
+
+
+def disk_full_in_sqlite(root, index, **options):
+    """SQLite's own "full" (SQLITE_FULL), met here by a database allowed two pages."""
+    import sqlite3
+
+    db = sqlite3.connect(":memory:")
+    db.execute("PRAGMA max_page_count = 2")
+    db.execute("CREATE TABLE images (features BLOB)")
+    db.execute("INSERT INTO images VALUES (zeroblob(100000))")
+
+
+@pytest.mark.parametrize("fail", [disk_full_in_a_shard, disk_full_in_sqlite])
+def test_a_full_disk_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, fail):
+    """Item 3 of issue 36: a disk filling up during `segswap index` was a traceback (OSError: [Errno 28])."""
+    from segswap.cli import main
+
+    monkeypatch.setattr("segswap.collection.update.update_index", fail)
+    monkeypatch.setattr(sys, "argv", ["segswap", "index", str(DATA), "--index", str(tmp_path / "index")])
+    with pytest.raises(SystemExit) as ended:
+        main()
+    assert ended.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no space left on the disk"), lines
+
+
+def run_bounded(command: list, seconds: float, memory_bytes: int):
+    """Run ``command``, killed once it has run ``seconds`` or holds ``memory_bytes`` (polled, so the
+    machine is spared what the limit is there to catch). Returns its exit status, its stderr, its peak
+    resident memory in bytes (the kernel's account of that process, from wait4) and the seconds taken."""
+    import os
+    import tempfile
+    import time
+
+    import psutil
+
+    with tempfile.TemporaryFile("w+") as stderr:
+        start = time.monotonic()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        watched = psutil.Process(process.pid)
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            try:
+                if time.monotonic() - start > seconds or watched.memory_info().rss > memory_bytes:
+                    process.kill()
+            except psutil.NoSuchProcess:
+                pass
+            time.sleep(0.02)
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        stderr.seek(0)
+        return process.returncode, stderr.read(), usage.ru_maxrss * 1024, time.monotonic() - start
+
+
+def test_a_strip_of_extreme_aspect_is_matched_within_a_minute_and_2_gb(tmp_path, run_cli):
+    """Item 1 of issue 36: a 2.9 KB PNG of 60000×16 px took `segswap pair` to 22 GB, and it was killed:
+    its overlay was drawn 480 px high, so 1.8 million px wide. The issue's target: a result (or a
+    one-line refusal) within 60 s and 2 GB."""
+    strip = np.zeros((16, 60000), np.uint8)
+    strip[:, ::64] = 255
+    Image.fromarray(strip).save(tmp_path / "strip.png")
+    status, stderr, peak, seconds = run_bounded(
+        run_cli.command("pair", tmp_path / "strip.png", DATA / "box.png", "--out", tmp_path / "out"), 60, 2 * 2**30)
+    assert status == 0 and seconds < 60 and peak < 2 * 2**30, (status, round(seconds), peak / 2**30, stderr)
+    from segswap.viz.overlay import MAX_ASPECT
+
+    overlay = Image.open(tmp_path / "out" / "overlay.png")
+    assert overlay.height == 480 and overlay.width <= 2 * MAX_ASPECT * 480 + 8
+    assert Image.open(tmp_path / "out" / "mask_a.png").size == (60000, 16)
+
+
 def test_size_has_bounds_and_its_help_gives_the_shipped_weights_size(run_cli):
     from segswap.shipped import shipped_input_size
 
@@ -155,3 +297,13 @@ def test_demo_and_pair_print_one_summary_format(tmp_path, run_cli):
     assert re.match(pattern, demo) and re.match(pattern, pair), (demo, pair)
     assert json.loads((tmp_path / "demo" / "result.json").read_text())["score"] == \
         json.loads((tmp_path / "pair" / "result.json").read_text())["score"]
+
+
+def test_verify_help_says_how_rarely_scott_says_match(run_cli):
+    """Item 9 of issue 36: `verify --by scott` says "match" almost never (recall 0.01 at the threshold
+    of its own calibration), and its help did not say so."""
+    from segswap.shipped import verify_calibrations
+
+    (scott,) = [record for record in verify_calibrations() if record["model"] == "scott"]
+    help_text = " ".join(run_cli("verify", "--help").stdout.replace("│", " ").split())
+    assert "almost never" in help_text and f"recall {scott['recall']:.2f}" in help_text, help_text

@@ -188,7 +188,8 @@ def test_trained_weights_accept_inference_options_only(tmp_path, monkeypatch):
 
 def test_the_cli_default_scales_are_the_search_scales():
     from segswap.cli.pair import SCALES_OPTION_DEFAULT
-    from segswap.pair import SEARCH_SCALES, parse_scales
+    from segswap.cli.options import parse_scales
+    from segswap.pair import SEARCH_SCALES
     assert parse_scales(SCALES_OPTION_DEFAULT) == SEARCH_SCALES
 
 

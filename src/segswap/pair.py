@@ -62,7 +62,8 @@ from .models.correlation import cell_centres
 from .models.layers import read_through_flow
 from .models.outputs import FlipAveraged, cycle_consistent_mask, similarity_score, upsample_mask
 from .models.weights import load_weights, weights_digest
-from .shipped import DEFAULT_MODEL, KEYPOINTS, PAIR_PRIOR, SEARCH_SCALES, shipped_weights_path
+from .keypoints import resolve_keypoints
+from .shipped import DEFAULT_MODEL, PAIR_PRIOR, SEARCH_SCALES, check_scales, shipped_weights_path
 
 UNTRAINED = "untrained"
 #: The warp parameters of :data:`~segswap.models.WARP_MODELS`, passed on in the result.
@@ -320,31 +321,6 @@ def resolve_pair_prior(prior: bool | None) -> bool:
     return False
 
 
-_told_no_keypoints = False
-
-
-def resolve_keypoints(keypoints: str | bool | None) -> str | None:
-    """The keypoint matcher a match uses (None: none): as asked, or by default :data:`KEYPOINTS` where its
-    wheels are installed (without them, a note on stderr, once per process)."""
-    global _told_no_keypoints
-    from .keypoints import NONE, check_installed, check_matcher_name, install_command, is_installed
-
-    if keypoints is False or keypoints == NONE:
-        return None
-    if keypoints is True:
-        keypoints = KEYPOINTS
-    if keypoints is not None:
-        check_matcher_name(keypoints)
-        check_installed(keypoints)
-        return keypoints
-    if is_installed(KEYPOINTS):
-        return KEYPOINTS
-    if not _told_no_keypoints:
-        print(f"note: no keypoint evidence; {KEYPOINTS} needs: {install_command(KEYPOINTS)}", file=sys.stderr, flush=True)
-        _told_no_keypoints = True
-    return None
-
-
 def keypoint_evidence(found: dict) -> dict:
     """A keypoint matcher's result (:meth:`segswap.keypoints.KeypointMatcher.match`) as ``result["keypoints"]``."""
     matches = np.c_[found["keypoints_a"], found["keypoints_b"], found["scores"]].astype(np.float32).reshape(-1, 5)
@@ -352,21 +328,9 @@ def keypoint_evidence(found: dict) -> dict:
             "num_keypoints": found["num_keypoints"]}
 
 
-def parse_scales(text: str) -> tuple[float, ...]:
-    """``"0.5,1,2"`` → (0.5, 1.0, 2.0), for ``--scales``."""
-    try:
-        scales = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise SegswapError(f"--scales takes numbers separated by commas, e.g. 0.5,1,2; got {text!r}") from None
-    search_views(scales, False)  # checks the range
-    return scales
-
-
 def search_views(scales, rotations: bool) -> list[tuple[float, int]]:
     """The (relative scale, quarter turns of b) views to try: the plain view first, then as given."""
-    scales = [float(x) for x in scales]
-    if not scales or any(not (0.1 <= x <= 10) for x in scales):
-        raise SegswapError(f"scales must be between 0.1 and 10, got {scales}")
+    scales = check_scales(scales)
     ordered = sorted(dict.fromkeys(scales), key=lambda x: x != 1.0)
     return [(x, turns) for turns in (range(4) if rotations else (0,)) for x in ordered]
 

@@ -26,6 +26,8 @@ VERIFY_BY = ("pair-score", "scott")
 #: to twice or half its size (engraving vs painting, object vs scene) is otherwise too few cells in one
 #: image to match.
 SEARCH_SCALES = (0.5, 0.7, 1.0, 1.4, 2.0)
+#: The relative scales a view may have (`--scales`, ``Matcher.match(scales=...)``).
+SCALE_RANGE = (0.1, 10.0)
 #: Whether `segswap pair` and ``Matcher.match`` average each mask with the objectness prior by default
 #: (``--prior/--no-prior``): on, by the rule in docs/results.md ("`segswap pair` with the objectness
 #: prior"): J +0.11 on MSRC pairs, held-out synthetic pairs' IoU unchanged (+0.004).
@@ -60,6 +62,16 @@ def check_verify_by(by: str, option: str = "--by") -> None:
     """Refuse a verdict `segswap verify` does not know, naming the command-line ``option`` that chose it."""
     if by not in VERIFY_BY:
         raise SegswapError(f"{option} must be one of {', '.join(VERIFY_BY)}, not {by!r}")
+
+
+def check_scales(scales) -> tuple[float, ...]:
+    """``scales`` as floats if there are some and each lies in :data:`SCALE_RANGE`; else a one-line
+    :class:`SegswapError`. Light, so the command line checks ``--scales`` before torch loads."""
+    scales = tuple(float(x) for x in scales)
+    low, high = SCALE_RANGE
+    if not scales or any(not (low <= x <= high) for x in scales):
+        raise SegswapError(f"scales must be between {low:g} and {high:g}, got {list(scales)}")
+    return scales
 
 
 def search_calibrations() -> list[dict]:

@@ -161,6 +161,17 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tmp_path, monkeypa
     assert clusters(here) == clusters(there) and (here.pairs, here.nodes) == (there.pairs, there.nodes)
 
 
+def test_more_local_workers_than_cores_are_capped_with_a_warning(capsys):
+    """Item 5 of issue 36: `discover --workers 48` on 2 cores was still running after 300 s (2 workers: 25 s)."""
+    from segswap.cluster.engine import open_engine
+
+    cores = len(os.sched_getaffinity(0))
+    with open_engine(workers=3 * cores) as opened:
+        assert opened.workers == cores
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and warning[0].startswith(f"warning: --workers {3 * cores}: this machine has {cores} cores"), warning
+
+
 def test_without_the_options_dask_is_never_imported(tmp_path, kit):
     import subprocess
 

@@ -1,4 +1,5 @@
 import base64
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -66,6 +67,25 @@ def test_search_report(collection, tmp_path, invoke_cli):
                      "--box", "20,20,120,100", "--report", report, "--model", "correlation")
     assert result.exit_code == 0, result.output
     assert check_report(report).images == 1 + 4
+
+
+def test_a_search_report_on_an_extreme_strip_keeps_its_thumbnails_within_budget(collection, tmp_path, invoke_cli):
+    """Item 1 of issue 36: a 60000×16 query image ended `search --report` in a traceback ("could not encode
+    a thumbnail": drawn 160 px high, it was 600,000 px wide, past JPEG's 65,535)."""
+    strip = np.zeros((16, 60000, 3), np.uint8)
+    strip[:, ::64] = 255
+    cv2.imwrite(str(tmp_path / "strip.png"), strip)
+    report = tmp_path / "search.html"
+    result = invoke_cli("search", tmp_path / "strip.png", "--index", collection / "idx", "--top", "2", "--report", report,
+                        "--model", "correlation")
+    assert result.exit_code == 0, result.output
+    assert check_report(report).images == 1 + 2
+    from segswap.viz.html import THUMB_HEIGHT
+    from segswap.viz.overlay import MAX_ASPECT
+
+    for encoded in re.findall(r'src="data:image/jpeg;base64,([^"]+)"', report.read_text()):
+        picture = cv2.imdecode(np.frombuffer(base64.b64decode(encoded), np.uint8), cv2.IMREAD_COLOR)
+        assert picture.shape[0] <= THUMB_HEIGHT and picture.shape[1] <= MAX_ASPECT * THUMB_HEIGHT
 
 
 def test_discover_report(collection, tmp_path, invoke_cli):

@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segswap.collection.search import parse_box, query_pixels, search
+from segswap.cli.options import parse_box
+from segswap.collection.search import query_pixels, search
 from segswap.collection.update import update_index
 from segswap.errors import SegswapError
 from segswap.io import load_image, pixels_to_tensor

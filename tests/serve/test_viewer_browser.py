@@ -126,3 +126,50 @@ def test_cosegmentation_masks_toggle_and_a_wrong_mark_is_saved(server, browser, 
     browser.find_elements(By.CSS_SELECTOR, ".coseg figure")[1].find_element(By.TAG_NAME, "button").click()
     WebDriverWait(browser, 10).until(lambda d: "wrong" not in d.find_elements(By.CSS_SELECTOR, ".coseg figure")[1].get_attribute("class"))
     assert not json.loads((server["index"] / "viewer" / "cosegment-overrides.json").read_text())["wrong"][str(server["masks"].resolve())]
+
+
+#: Elements of each result card (and the cards themselves) reaching outside their card (the list): none should.
+OUTSIDE_THEIR_CARD = """
+const list = document.getElementById("hits").getBoundingClientRect();
+return [...document.querySelectorAll("#hits .hit")].flatMap((card) => {
+  const box = card.getBoundingClientRect();
+  const out = box.right > list.right + 0.5 ? ["the card, " + card.textContent.slice(0, 40)] : [];
+  return out.concat([...card.querySelectorAll("*")].filter((e) => {
+    const r = e.getBoundingClientRect();
+    return r.right > box.right + 0.5 || e.scrollWidth > e.clientWidth + 1;
+  }).map((e) => e.tagName + ": " + e.textContent.slice(0, 40)));
+});
+"""
+
+
+def test_result_cards_wrap_long_names_and_scores(server, browser):
+    """Item 7 of issue 36: result cards clipped long file names and scores instead of wrapping them."""
+    image = server["viewer"].catalog.page("plane", 0, 1)[1][0]
+    browser.set_window_size(700, 900)  # the cards at their narrowest
+    try:
+        open_page(browser, f"{server['url']}/image/{image.id}")
+        browser.find_element(By.ID, "whole").click()
+        WebDriverWait(browser, JOB_WAIT).until(lambda d: d.find_element(By.ID, "hits").get_attribute("data-count"))
+        browser.execute_script("document.querySelector('#hits .hit a').textContent = "
+                               "'plane/' + 'a_long_file_name_without_spaces_'.repeat(6) + '.png'")
+        assert browser.execute_script(OUTSIDE_THEIR_CARD) == []
+    finally:
+        browser.set_window_size(1200, 900)
+
+
+def test_each_cosegmentation_mask_lies_exactly_on_its_picture(server, browser):
+    """Item 7: the mask was sized to its figure, which a caption wider than the picture widens (a
+    portrait picture, a long name): a correct mask looked stretched."""
+    open_page(browser, server["url"] + "/cosegment")
+    WebDriverWait(browser, 30).until(lambda d: all(m.get_attribute("naturalWidth") != "0"
+                                                   for m in d.find_elements(By.CSS_SELECTOR, ".coseg img")))
+    browser.execute_script("document.querySelector('.coseg figcaption span').textContent = "
+                           "'a_long_file_name_without_spaces_'.repeat(3) + '.png'")
+    placed = browser.execute_script("""
+      return [...document.querySelectorAll(".coseg figure")].map((figure) => {
+        const [picture, mask] = [...figure.querySelectorAll(".layers img")].map((i) => i.getBoundingClientRect());
+        return [picture.left, picture.top, picture.width, picture.height, mask.left, mask.top, mask.width, mask.height];
+      });""")
+    assert len(placed) == 12
+    for rect in placed:
+        assert all(abs(p - m) <= 1 for p, m in zip(rect[:4], rect[4:])), rect

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 import sys
 
 import typer
@@ -70,12 +72,32 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     pass
 
 
+def disk_full(err: Exception) -> str | None:
+    """The one line for a write that failed because the disk (or the user's quota) is full, or None
+    for any other error. Every output is written atomically and `segswap index` resumes from its last
+    committed batch, so running the command again after freeing space is all it takes."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" while writing {err.filename}" if err.filename else ""
+        what = "no space left on the disk" if err.errno == errno.ENOSPC else "disk quota exceeded"
+    elif isinstance(err, sqlite3.Error) and getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        where, what = " (the index's database)", "no space left on the disk"
+    else:
+        return None
+    return f"{what}{where}: free some space and run the command again"
+
+
 def main() -> None:
-    """Console entry point: user errors become one line on stderr and exit status 2."""
+    """Console entry point: user errors, and a full disk, become one line on stderr and exit status 2."""
     try:
         app(prog_name="segswap")
     except SegswapError as err:
         typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except (OSError, sqlite3.Error) as err:
+        message = disk_full(err)
+        if message is None:
+            raise
+        typer.echo(f"error: {message}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

@@ -13,8 +13,8 @@ from ..grid import DEFAULT_SIZE, STRIDE
 from ..progress import stage
 from ..cluster.options import check_engine_options
 from .options import (BACKBONE_HELP, FLIP_HELP, MODEL_HELP, REPORT_HELP, SIZE_HELP, WEIGHTS_HELP, check_arguments,
-                      cluster_engine, load_matcher, scheduler_option, scratch_option, workers_option,
-                      write_json)
+                      check_finite, cluster_engine, load_matcher, parse_box, scheduler_option, scratch_option,
+                      workers_option, write_json)
 
 
 def index_matcher(model, weights, backbone: str, size: int):
@@ -73,11 +73,16 @@ def search(
     precision there), 'no match' below it. With --rerank ransac the score is ArtMiner's verification
     score and there is no verdict unless --threshold is given.
     """
-    check_arguments(files=[query], folders=[index_dir], weights=weights,
+    check_arguments(files=[query], folders=[index_dir], weights=weights, counts=[(top, "--top"), (shortlist, "--shortlist")],
                     output_files=[(json_out, "--json"), (report, "--report")])
+    query_box = parse_box(box) if box else None
+    check_finite(threshold, "--threshold")
+    from ..collection.methods import check_reranker
+
+    check_reranker(rerank)
     from ..collection.index import CollectionIndex
     from ..collection.report import write_search_report
-    from ..collection.search import parse_box, search as run_search
+    from ..collection.search import search as run_search
 
     if rerank == "ransac" and (model or weights):
         raise SegswapError("--model and --weights choose the pair model that re-ranks; --rerank ransac uses none")
@@ -85,7 +90,7 @@ def search(
         # ArtMiner's verification needs only the backbone: the training-free model carries it, no weights.
         name = "correlation" if rerank == "ransac" else model
         matcher = index_matcher(name, weights, collection.backbone, collection.size)
-        result = run_search(collection, query, matcher, box=parse_box(box) if box else None, top=top, shortlist=shortlist,
+        result = run_search(collection, query, matcher, box=query_box, top=top, shortlist=shortlist,
                             rerank=rerank, threshold=threshold, show_progress=True)
         if result.threshold is None:
             typer.echo("no calibrated match threshold for these weights: the results are a ranking "
@@ -116,7 +121,8 @@ def discover(
     workers: Optional[int] = workers_option(),
 ):
     """What repeats across the collection? Patterns found in several images, and where."""
-    check_arguments(folders=[index_dir], weights=weights, output_files=[(json_out, "--json"), (report, "--report")])
+    check_arguments(folders=[index_dir], weights=weights, output_files=[(json_out, "--json"), (report, "--report")],
+                    counts=[(top_k, "--top-k"), (clusters, "--clusters")])
     check_engine_options(scheduler, workers)
     from ..collection.discover import discover as run_discover
     from ..collection.index import CollectionIndex
@@ -168,7 +174,7 @@ def cosegment(
     co-segmented on its own (in a co-segmentation layout, images/<group>/), and so are the images
     directly in the folder."""
     check_arguments(folders=[directory, *([index_dir] if index_dir else [])], weights=weights, size=size,
-                    output_folders=[(out, "--out")], output_files=[(report, "--report")])
+                    output_folders=[(out, "--out")], output_files=[(report, "--report")], counts=[(top_k, "--top-k")])
     from ..collection.methods import check_method
 
     check_method(method)

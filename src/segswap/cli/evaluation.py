@@ -46,7 +46,8 @@ def coseg(
     scratch: Optional[Path] = scratch_option(),
 ):
     """Co-segmentation P and J per group and their mean."""
-    check_arguments(folders=[root], weights=weights, size=size, output_files=[(json_out, "--json")])
+    check_arguments(folders=[root], weights=weights, size=size, output_files=[(json_out, "--json")],
+                    counts=[(top_k, "--top-k")])
     check_engine_options(scheduler, workers, scratch, needs_scratch=True)
     from ..evaluation.coseg import MethodOptions, check_cluster_method, evaluate_coseg
     from ..evaluation.tables import coseg_table

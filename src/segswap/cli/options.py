@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -17,8 +18,9 @@ import typer
 from ..grid import DEFAULT_SIZE, MAX_INPUT_SIZE, STRIDE, check_input_size
 from ..cluster.options import SCHEDULER_HELP, SCRATCH_HELP, WORKERS_HELP
 from ..io.files import write_bytes_atomic
+from ..errors import SegswapError
 from ..io.paths import check_input_file, check_input_folder, check_output_file, check_output_folder
-from ..shipped import shipped_input_size
+from ..shipped import check_scales, shipped_input_size
 
 MODEL_HELP = ("Pair model: segswap (default, the transformer), ncnet (the NC-Net variant), macosnet (MaCoSNet: a smooth "
               "warp and co-segmentation of two instances of a category) or correlation (training-free).")
@@ -50,10 +52,13 @@ def load_matcher(model: Optional[str], weights: Optional[Path], *, backbone: Opt
 
 
 def check_arguments(*, files=(), folders=(), output_folders=(), output_files=(), weights=None, size=None,
-                    min_size: int = 32) -> None:
+                    min_size: int = 32, counts=()) -> None:
     """Refuse, in one line and before any model loads, what would fail only after the work: missing
-    inputs, outputs that cannot be written (``(path, option)`` pairs), a bad --size. None entries are
-    options not given."""
+    inputs, outputs that cannot be written (``(path, option)`` pairs), a bad --size, a count below 1
+    (``(value, option)`` pairs: --top, --top-k, ...). None entries are options not given."""
+    for value, option in counts:
+        if value is not None and value < 1:
+            raise SegswapError(f"{option} must be at least 1, got {value}")
     for path in files:
         if path is not None:
             check_input_file(path)
@@ -69,6 +74,36 @@ def check_arguments(*, files=(), folders=(), output_folders=(), output_files=(),
     for path, option in output_files:
         if path is not None:
             check_output_file(path, option)
+
+
+def check_finite(value: Optional[float], option: str) -> None:
+    if value is not None and not math.isfinite(value):
+        raise SegswapError(f"{option} must be a number, not {value}")
+
+
+def parse_box(text: str, option: str = "--box") -> tuple[int, int, int, int]:
+    """``"x0,y0,x1,y1"`` (pixels; numbers are rounded) → a tuple of ints, or a one-line refusal unless
+    they are four numbers that span an area. Whether the box lies inside its image is for the work to
+    say: it needs the image decoded."""
+    try:
+        values = tuple(int(round(float(v))) for v in text.split(","))
+    except (ValueError, OverflowError):  # OverflowError: inf
+        values = ()
+    if len(values) != 4:
+        raise SegswapError(f"{option} must be x0,y0,x1,y1 in pixels, got {text!r}")
+    x0, y0, x1, y1 = values
+    if x0 == x1 or y0 == y1:
+        raise SegswapError(f"{option} {text} has no area")
+    return values
+
+
+def parse_scales(text: str) -> tuple[float, ...]:
+    """``"0.5,1,2"`` → (0.5, 1.0, 2.0), for ``--scales``; each within segswap.shipped.SCALE_RANGE."""
+    try:
+        scales = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise SegswapError(f"--scales takes numbers separated by commas, e.g. 0.5,1,2; got {text!r}") from None
+    return check_scales(scales)
 
 
 def write_json(path: Path, data) -> None:

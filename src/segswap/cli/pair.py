@@ -10,7 +10,7 @@ import typer
 
 from ..errors import SegswapError
 from ..shipped import KEYPOINTS, PAIR_PRIOR, SEARCH_SCALES
-from .options import BACKBONE_HELP, MODEL_HELP, SIZE_HELP, WEIGHTS_HELP, check_arguments, load_matcher
+from .options import BACKBONE_HELP, MODEL_HELP, SIZE_HELP, WEIGHTS_HELP, check_arguments, load_matcher, parse_scales
 
 #: `segswap pair --scales` default: the same views as ``Matcher.match``'s.
 SCALES_OPTION_DEFAULT = ",".join(f"{scale:g}" for scale in SEARCH_SCALES)
@@ -38,12 +38,12 @@ def pair(
 ):
     """Match two images: where they share content, and which pixel goes where."""
     check_arguments(files=[image_a, image_b], weights=weights, size=size, output_folders=[(out, "--out")])
-    from ..pair import parse_scales, resolve_keypoints
+    scale_list = parse_scales(scales)
+    from ..keypoints import resolve_keypoints
+
+    resolve_keypoints(keypoints)  # a wrong name or a missing wheel: one line, before the model loads
     from ..report import write_pair_outputs
 
-    scale_list = parse_scales(scales)
-    if keypoints is not None:
-        resolve_keypoints(keypoints)  # a wrong name or a missing wheel: one line, before the model loads
     if prior:
         from ..backbone.objectness import INSTALL, prior_installed
 

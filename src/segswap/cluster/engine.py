@@ -86,7 +86,14 @@ def open_engine(scheduler: str | None = None, workers: int | None = None, scratc
                 raise SegswapError(f"--scheduler {scheduler}: no worker joined within {WORKER_SECONDS} s "
                                    "(start some with `dask worker`)") from None
         else:
-            threads = max(1, (os.cpu_count() or 1) // workers)
+            cores = available_cores()
+            if workers > cores:
+                # Workers are CPU-bound, each with a model in memory: more than the cores only compete
+                # for them (48 on 2 cores were still starting after 300 s).
+                print(f"warning: --workers {workers}: this machine has {cores} cores; starting {cores} workers",
+                      file=sys.stderr, flush=True)
+                workers = cores
+            threads = max(1, cores // workers)
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address=":0", silence_logs=logging.ERROR)
             client = Client(cluster, set_as_default=False)
@@ -100,6 +107,15 @@ def open_engine(scheduler: str | None = None, workers: int | None = None, scratc
             cluster.close()
         if own_scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def available_cores() -> int:
+    """The cores this process may run on: its CPU affinity (which a container or `taskset` narrows), or
+    the machine's count where the system has no affinity call."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 class DaskEngine:

@@ -9,7 +9,8 @@ from ..errors import SegswapError
 
 SCHEDULER_HELP = ("Run on the Dask cluster whose scheduler listens here (tcp://HOST:PORT); its workers must "
                   "see the images and folders at the same paths (docs/scale.md).")
-WORKERS_HELP = "Run on a Dask cluster of this many local worker processes, started and stopped by the command."
+WORKERS_HELP = ("Run on a Dask cluster of this many local worker processes (at most one per core), started and "
+                "stopped by the command.")
 SCRATCH_HELP = ("Folder for the workers' feature shards, seen by every worker at this path (default: a temporary "
                 "folder; needed with --scheduler).")
 #: Schemes a Dask client can connect with (without UCX, which needs extra packages).

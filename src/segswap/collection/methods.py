@@ -1,5 +1,6 @@
-"""The co-segmentation methods of `segswap cosegment`, named here without heavy imports so that the
-command can check ``--method`` before any model loads."""
+"""The co-segmentation methods of `segswap cosegment` and the re-rankers of `segswap search`, named
+here without heavy imports so that the commands can check ``--method`` and ``--rerank`` before any
+model loads."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ METHODS = {
     "saliency": "objectness prior alone, Otsu level (no second image; no pairs run)",
 }
 DEFAULT_METHOD = "fusion"
+#: How search re-ranks its shortlist: by the pair model's Eq. 3 score, or by ArtMiner's verification.
+RERANKERS = ("model", "ransac")
 
 
 def check_method(method: str) -> None:
     if method not in METHODS:
         raise SegswapError(f"unknown co-segmentation method {method!r}; choose from {', '.join(METHODS)}")
+
+
+def check_reranker(rerank: str) -> None:
+    if rerank not in RERANKERS:
+        raise SegswapError(f"--rerank must be one of {', '.join(RERANKERS)}, not {rerank!r}")

@@ -37,6 +37,7 @@ from ..shipped import search_calibrations
 from ..verify.ransac import TOLERANCE_CELLS_IMAGE, TOLERANCE_CELLS_REGION, verify
 from .descriptor import pooled
 from .index import CollectionIndex, IndexedImage
+from .methods import check_reranker
 from .pairs import predict_pairs
 
 #: A box query is cut out at the index's scale but never smaller than this on its short side (the
@@ -48,8 +49,6 @@ REGION_THRESHOLD = 0.5
 BATCH = 16
 #: The pair model's key for the query among the candidates' image ids (which are positive).
 QUERY = -1
-#: How the shortlist is re-ranked: by the pair model's Eq. 3 score, or by ArtMiner's verification.
-RERANKERS = ("model", "ransac")
 
 
 @dataclass
@@ -91,17 +90,6 @@ def calibrated_threshold(matcher, records: list[dict] | None = None) -> float | 
     return None
 
 
-def parse_box(text: str) -> tuple[int, int, int, int]:
-    """``"x0,y0,x1,y1"`` → a tuple of ints (pixels of the query image)."""
-    try:
-        values = tuple(int(round(float(v))) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 4:
-        raise SegswapError(f"--box must be x0,y0,x1,y1 in pixels, got {text!r}")
-    return values
-
-
 def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, int] | None = None, top: int = 10,
            shortlist: int = 100, rerank: str = "model", threshold: float | None = None,
            show_progress: bool = False, report: ProgressReport | None = None) -> SearchResult:
@@ -112,8 +100,7 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
     :data:`segswap.progress.ProgressReport`)."""
     if top < 1 or shortlist < 1:
         raise SegswapError("--top and --shortlist must be at least 1")
-    if rerank not in RERANKERS:
-        raise SegswapError(f"--rerank must be one of {', '.join(RERANKERS)}, not {rerank!r}")
+    check_reranker(rerank)
     if matcher.backbone.name != index.backbone:
         raise SegswapError(f"{index.path} holds {index.backbone} features; the model runs on {matcher.backbone.name} "
                            f"(index the folder again with --backbone {matcher.backbone.name})")
@@ -139,7 +126,7 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
         return SearchResult(Path(query), box, len(candidates), hits, rerank, threshold, source)
     features = lambda i: query_feats if i == QUERY else index.features(i)
     predictions = predict_pairs(matcher, features, [(QUERY, image_id) for image_id, _ in candidates],
-                                batch_size=BATCH, show_progress=show_progress, desc="re-ranking")
+                                batch_size=BATCH, show_progress=show_progress, desc="re-ranking", report=report)
     ranked = sorted(predictions, key=lambda p: -p.score_ab)[:top]
     hits = []
     for pred in ranked:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from ..errors import SegswapError
@@ -104,6 +105,19 @@ def _check_new_path(path: str | os.PathLike, option: str) -> Path:
     if existing != path.absolute() and _kind(existing) != "folder":
         raise SegswapError(f"{option} {path}: {existing} is a file, not a folder")
     ancestor = existing if _kind(existing) == "folder" else existing.parent
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise SegswapError(f"{option} {path}: cannot write in {ancestor}")
+    problem = _cannot_create_in(ancestor)
+    if problem:
+        raise SegswapError(f"{option} {path}: cannot write in {ancestor} ({problem})")
     return path
+
+
+def _cannot_create_in(folder: Path) -> str | None:
+    """Why no file can be created in ``folder``, or None if one can. A file is made and removed: the
+    permission bits do not tell (root passes them, and /proc and /sys claim to be writable)."""
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".segswap-write-check-")
+    except OSError as err:
+        return err.strerror or type(err).__name__
+    os.close(handle)
+    os.unlink(probe)
+    return None

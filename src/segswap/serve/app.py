@@ -1,9 +1,10 @@
 """The HTTP side of the viewer: a Starlette application (through FastAPI) over :class:`Viewer`.
 
 Pages are static HTML/JS/CSS from ``static/`` that read the JSON API below. Nothing a request carries
-is evaluated: ids are integers looked up in the catalogue, boxes are four integers, and the one route
-that takes a path (``/files/...``) resolves it inside the indexed folder (:func:`resolve_inside`).
-Request bodies are capped at :data:`MAX_BODY_BYTES`.
+is evaluated: ids are integers looked up in the catalogue, boxes are four integers (cut to the image),
+and the one route that takes a path (``/files/...``) resolves it inside the indexed folder
+(:func:`resolve_inside`). A request's line and headers are capped at :data:`MAX_HEAD_BYTES`, its body
+at :data:`MAX_BODY_BYTES`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from .viewer import Viewer
 STATIC = Path(__file__).parent / "static"
 #: Largest request body accepted (the API's bodies are a few numbers).
 MAX_BODY_BYTES = 16 * 1024
+#: Largest request line with its headers. uvicorn's h11 limit (server.py) covers only what arrives in
+#: pieces: a request read whole passes it, so it is counted here.
+MAX_HEAD_BYTES = 16 * 1024
 #: Pictures are named by content hash or id: the browser may keep them for a day.
 PICTURE_CACHE = "public, max-age=86400"
 #: Each page: its title; its content is static/<name>.html, its script static/<name>.js, in page.html.
@@ -38,15 +42,25 @@ def page_html(name: str) -> str:
     return frame.substitute(title=PAGES[name], main=(STATIC / f"{name}.html").read_text(), name=name)
 
 
-class BodyLimit:
-    """ASGI middleware: 413 for a request whose declared or streamed body exceeds ``limit`` bytes."""
+def head_bytes(scope) -> int:
+    """The size of a request's line and headers as they came on the wire (give or take a few bytes)."""
+    target = len(scope.get("raw_path") or scope["path"].encode()) + len(scope.get("query_string", b"")) + 1
+    line = len(scope["method"]) + 1 + target + len(" HTTP/1.1\r\n")
+    return line + sum(len(name) + len(value) + 4 for name, value in scope.get("headers", [])) + 2
 
-    def __init__(self, app, limit: int = MAX_BODY_BYTES):
-        self.app, self.limit = app, limit
+
+class BodyLimit:
+    """ASGI middleware: 431 for a request whose line and headers exceed ``head_limit`` bytes, 413 for one
+    whose declared or streamed body exceeds ``limit`` bytes."""
+
+    def __init__(self, app, limit: int = MAX_BODY_BYTES, head_limit: int = MAX_HEAD_BYTES):
+        self.app, self.limit, self.head_limit = app, limit, head_limit
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if head_bytes(scope) > self.head_limit:
+            return await JSONResponse({"error": "request headers too large"}, status_code=431)(scope, receive, send)
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             return await JSONResponse({"error": "request too large"}, status_code=413)(scope, receive, send)
@@ -64,12 +78,13 @@ class BodyLimit:
 
 
 def parse_box(text: str | None) -> tuple[int, int, int, int] | None:
-    """``"x0,y0,x1,y1"`` (integers) → a tuple; None for none; 400 otherwise."""
+    """``"x0,y0,x1,y1"`` (integers; the routes' 64-character limit bounds them) → a tuple, ordered;
+    None for none; 400 otherwise. Each route cuts the box to its image."""
     if not text:
         return None
     parts = text.split(",")
-    if len(parts) != 4 or not all(p.strip().lstrip("-").isdigit() and len(p.strip()) <= 7 for p in parts):
-        raise HTTPException(400, "box must be four integers x0,y0,x1,y1")
+    if len(parts) != 4 or not all(p.strip().lstrip("-").isdigit() for p in parts):
+        raise HTTPException(400, f"box must be four integers x0,y0,x1,y1, got {text!r}")
     x0, y0, x1, y1 = (int(p) for p in parts)
     return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..io.files import write_bytes_atomic
 from .catalog import Catalog, open_catalog
-from .jobs import Job, Lane
+from ..errors import SegswapError
+from .jobs import Job, Lane, stop_if_cancelled
 from .pictures import PictureCache
 from .settings import ViewerSettings
 from .results import DISCOVERY_FILE, OVERRIDES_FILE, Cosegmentation, discovery_json, read_discovery, viewer_folder
@@ -75,7 +76,10 @@ class Viewer:
                 if model is None and weights is None and shipped_weights_path(DEFAULT_MODEL) is None:
                     model = "correlation"
                 with CollectionIndex(self.settings.index) as index:
-                    self._matcher = load(model, weights, backbone=index.backbone, size=index.size)
+                    matcher = load(model, weights, backbone=index.backbone, size=index.size)
+                for module in matcher.model.modules():  # a cancelled job stops inside the model
+                    module.register_forward_pre_hook(stop_if_cancelled)
+                self._matcher = matcher
             return self._matcher
 
     def info(self) -> dict:
@@ -113,6 +117,7 @@ class Viewer:
         """A future of the side-by-side view of the query (or its box) and ``target_id``: both masks on
         their token grids and the most confident correspondences, in each image's own pixels."""
         query, target = self.image(query_id), self.image(target_id)
+        box = inside(box, query.size) if box else None
 
         def work(space: Workspace) -> dict:
             from ..collection.pairs import predict_pairs
@@ -171,6 +176,15 @@ class Viewer:
         if image is None:
             raise KeyError(image_id)
         return image
+
+
+def inside(box: tuple[int, int, int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``box`` (x0, y0, x1, y1, ordered) cut to an image of ``size`` (w, h), as a search cuts its box; a
+    one-line error if nothing of it is left."""
+    x0, y0, x1, y1 = max(0, box[0]), max(0, box[1]), min(size[0], box[2]), min(size[1], box[3])
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise SegswapError(f"box {','.join(map(str, box))} leaves no area inside the {size[0]}×{size[1]} image")
+    return x0, y0, x1, y1
 
 
 def correspondence_lines(pred, query_size, box, target_size) -> list[list[float]]:

@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 
 from ..io.files import write_bytes_atomic
-from .overlay import highlight
+from .overlay import fitted_size, highlight
 
-#: Thumbnail height in px.
+#: Thumbnail height in px (an image more than segswap.viz.overlay.MAX_ASPECT times as wide is drawn less tall).
 THUMB_HEIGHT = 160
 BOX_COLOUR = (40, 220, 60)  # RGB
 
@@ -26,9 +26,9 @@ body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin: 1.2em 0 0.3em; }
 .summary { color: #555; } .note { color: #555; font-style: italic; margin: 0.2em 0; }
 .row { display: flex; flex-wrap: wrap; gap: 8px; }
-figure { margin: 0; } figure img { display: block; height: %dpx; border: 1px solid #ccc; }
+figure { margin: 0; } figure img { display: block; border: 1px solid #ccc; }
 figcaption { font-size: 12px; max-width: 240px; overflow-wrap: anywhere; }
-""" % THUMB_HEIGHT
+"""
 
 
 @dataclass
@@ -50,10 +50,10 @@ class Row:
 
 
 def thumbnail(tile: Tile) -> np.ndarray:
-    """The tile's picture at ``THUMB_HEIGHT`` px high, mask tinted and box drawn."""
+    """The tile's picture ``THUMB_HEIGHT`` px high (within ``MAX_ASPECT``), mask tinted and box drawn."""
     image = tile.image
-    scale = THUMB_HEIGHT / image.shape[0]
-    size = (max(1, round(image.shape[1] * scale)), THUMB_HEIGHT)
+    size = fitted_size(image.shape, THUMB_HEIGHT)
+    scale = size[0] / image.shape[1]
     small = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     if tile.mask is not None:
         small = highlight(small, cv2.resize(tile.mask.astype(np.float32), size, interpolation=cv2.INTER_LINEAR))

@@ -99,7 +99,7 @@ async function showHits(result) {
   hitsList.replaceChildren(...result.hits.map((hit, k) => {
     const canvas = viewer.el("canvas", { width: THUMB, height: THUMB });
     const item = viewer.el("li", { class: "hit", "data-id": hit.id, onclick: () => showPair(hit, item) }, canvas,
-      viewer.el("div", {},
+      viewer.el("div", { class: "about" },
         viewer.el("div", {}, viewer.el("span", { class: "rank" }, `#${k + 1} `), verdictBadge(hit),
           hit.id === result.query ? viewer.el("span", { class: "muted" }, " (the query image)") : ""),
         viewer.el("div", {}, `score ${hit.score.toFixed(2)}` + (hit.matched === null ? "" : ` · ${(100 * hit.matched).toFixed(1)} % of the query matched`)),
