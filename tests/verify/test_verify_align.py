@@ -127,13 +127,37 @@ def test_no_homography_is_an_error_and_writes_nothing(tmp_path):
 def test_the_evaluation_compares_align_and_sift_by_corner_error(pair):
     assert corner_error(PLANTED, PLANTED, (320, 240)) == pytest.approx(0.0, abs=1e-9)
     assert corner_error(None, PLANTED, (320, 240)) is None
-    result = evaluate_alignment(pair, size=SIZE, scale_counts=(1,), show_progress=False)
-    assert result["methods"] == ["align-1scale", "sift-ransac"]
+    result = evaluate_alignment(pair, size=SIZE, scale_counts=(1,), keypoints=("xfeat",), show_progress=False)
+    assert result["methods"] == ["align-1scale", "xfeat", "align-xfeat", "sift-ransac"]
     row = result["pairs"][0]
     assert row["pair"] == "img1→img2"
     assert row["align-1scale"]["corner_error"] < 8.0 and row["sift-ransac"]["corner_error"] < 2.0
+    assert row["xfeat"]["corner_error"] < 2.0 and row["align-xfeat"]["corner_error"] < 2.0
+    assert row["align-xfeat"]["stage"] == "keypoints:xfeat"
     table = alignment_table(result)
-    assert table.splitlines()[0] == "| pair | align-1scale | sift-ransac |" and "img1→img2" in table
+    assert table.splitlines()[0] == "| pair | align-1scale | xfeat | align-xfeat | sift-ransac |" and "img1→img2" in table
+
+
+def test_keypoints_align_where_they_agree_and_features_where_they_do_not(pair, tmp_path, run_cli):
+    from segswap.keypoints import get_matcher, is_installed
+
+    if not is_installed("xfeat"):
+        pytest.skip("keypoint wheels not installed")
+    matcher = get_matcher("xfeat")
+    aligned = align(pair / "img1.png", pair / "img2.png", size=SIZE, keypoints=matcher)
+    assert aligned.stage == "keypoints:xfeat" and aligned.coarse.inliers >= 100
+    assert corner_error(aligned.coarse.homography, PLANTED, (320, 240)) < 1.5
+    # the inliers are the pairs' own points: a's mapped by the homography land on b's
+    mapped = cv2.perspectiveTransform(aligned.coarse.points_a.reshape(-1, 1, 2), PLANTED).reshape(-1, 2)
+    assert np.median(np.linalg.norm(mapped - aligned.coarse.points_b, axis=1)) < 1.5
+    # a blank image gives no keypoint support: the backbone-feature stage takes over
+    blank = np.full((240, 320, 3), 128, np.uint8)
+    assert align(pair / "img1.png", blank, size=SIZE, keypoints=matcher).stage == "features"
+    done = run_cli("align", pair / "img1.png", pair / "img2.png", "--out", tmp_path / "out", "--keypoints", "xfeat")
+    assert done.returncode == 0, done.stderr
+    written = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert written["stage"] == "keypoints:xfeat" and "xfeat keypoints" in done.stdout
+    assert corner_error(np.array(written["homography"]), PLANTED, (320, 240)) < 1.5
 
 
 def test_align_by_a_warp_model_writes_its_warp(pair, tmp_path):
