@@ -21,7 +21,7 @@ SHIPPED_WEIGHTS = {"segswap": "segswap.safetensors", "ncnet": "ncnet.safetensors
 #: not verify's (7 of 8 matching sample pairs at their calibrated threshold; docs/training.md).
 VERIFY_WEIGHTS = "segswap-verify.safetensors"
 #: What `segswap verify` decides by (``--by``): the default first.
-VERIFY_BY = ("pair-score", "scott")
+VERIFY_BY = ("pair-score", "fused", "keypoints", "scott")
 #: Relative scales `segswap pair`, the demo and ``Matcher.match`` try by default: a detail copied at up
 #: to twice or half its size (engraving vs painting, object vs scene) is otherwise too few cells in one
 #: image to match.
@@ -35,6 +35,10 @@ PAIR_PRIOR = True
 #: The keypoint matcher (:mod:`segswap.keypoints`) whose matches and geometry `segswap pair`, ``Matcher.match``,
 #: `segswap verify` and `segswap align` use by default (``--keypoints``), by the rule in docs/results.md.
 KEYPOINTS = "xfeat-lighterglue"
+#: The keypoints an index stores for each image (`segswap index`), and the matcher `segswap search` checks its
+#: re-ranked head with: XFeat's, 1024 an image (about 140 kB), matched by mutual nearest neighbours, which
+#: takes milliseconds a pair where LighterGlue takes 0.2 s (docs/performance.md).
+INDEX_KEYPOINTS = ("xfeat", {"max_keypoints": 1024})
 #: `segswap align` takes the keypoint homography when it has at least this many inliers (else the
 #: backbone-feature stage runs): the inlier count at which the keypoint evidence alone reaches precision 0.95
 #: on verify's calibration pairs (docs/results.md).

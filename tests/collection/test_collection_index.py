@@ -191,3 +191,49 @@ def test_a_reader_keeps_the_state_it_opened_while_a_writer_reindexes(tmp_path, m
         assert np.array_equal(reader.features(image.id), before[image.path.name])
     reader.close()
     assert len(CollectionIndex(tmp_path / "idx")) == 5
+
+
+def _stored(idx):
+    return {p: (i, s, sh, off, bytes(d)) for i, p, s, sh, off, d in
+            idx.db.execute("SELECT id, path, sha1, shard, offset, descriptors FROM images")}
+
+
+@pytest.mark.skipif(not update_module.is_installed("xfeat"), reason="keypoint wheels not installed")
+def test_keypoints_are_stored_and_an_index_without_them_is_upgraded_keeping_every_row(tmp_path, make_folder, kit):
+    paths = make_folder(tmp_path / "photos", 4)
+    idx, summary = update_index(tmp_path / "photos", tmp_path / "idx", size=SIZE, show_progress=False, keypoints=False)
+    assert idx.keypoint_settings is None and len(idx.without_keypoints()) == 4
+    assert all(idx.keypoints(image.id) is None for image in idx.images())
+    before, features = _stored(idx), {image.id: np.array(idx.features(image.id)) for image in idx.images()}
+    idx.close()
+
+    idx, summary = update_index(tmp_path / "photos", tmp_path / "idx", show_progress=False)
+    assert summary.keypoints_added == 4 and "keypoints added to 4 images" in summary.line()
+    assert (summary.added, summary.updated, summary.removed, summary.unchanged) == (0, 0, 0, 4)
+    assert _stored(idx) == before and idx.without_keypoints() == []  # every row as it was, keypoints beside
+    assert all(np.array_equal(idx.features(i), f) for i, f in features.items())
+    assert idx.keypoint_settings["matcher"] == "xfeat" and idx.keypoint_settings["conf"]["max_keypoints"] == 1024
+    for image in idx.images():
+        found = idx.keypoints(image.id)
+        w, h = image.size
+        assert 50 <= len(found["keypoints"]) <= 1024 and found["descriptors"].shape == (len(found["keypoints"]), 64)
+        assert found["keypoints"][:, 0].max() < w and found["keypoints"][:, 1].max() < h  # the image's own pixels
+        assert np.allclose(np.linalg.norm(found["descriptors"], axis=1), 1, atol=0.01)
+    # the same as extracting from the file now (the index's settings, its image decoded once)
+    from segswap.keypoints import get_matcher
+
+    fresh = get_matcher(idx.keypoint_settings["matcher"], **idx.keypoint_settings["conf"]).extract(paths[0])
+    stored = idx.keypoints(idx.db.execute("SELECT id FROM images WHERE path = '000.png'").fetchone()[0])
+    assert np.allclose(stored["keypoints"], fresh["keypoints"], atol=1e-3)
+    assert np.allclose(stored["descriptors"], fresh["descriptors"], atol=2e-3)
+    idx.close()
+
+    # a changed image gets new keypoints, a deleted one loses its own
+    kit.save(paths[0], kit.clutter(np.random.default_rng(99), 120, 176))
+    paths[1].unlink()
+    idx, summary = update_index(tmp_path / "photos", tmp_path / "idx", show_progress=False)
+    assert (summary.updated, summary.removed, summary.keypoints_added) == (1, 1, 0)
+    changed = idx.keypoints(idx.db.execute("SELECT id FROM images WHERE path = '000.png'").fetchone()[0])
+    assert not np.array_equal(changed["keypoints"][:10], stored["keypoints"][:10])
+    assert idx.db.execute("SELECT COUNT(*) FROM keypoints").fetchone()[0] == len(idx) == 3
+    idx.close()

@@ -35,14 +35,24 @@ def index(
                                                   f"(default {DEFAULT_SIZE})."),
     scheduler: Optional[str] = scheduler_option(),
     workers: Optional[int] = workers_option(),
+    keypoints: Optional[bool] = typer.Option(None, "--keypoints/--no-keypoints", help="Store each image's keypoints "
+                                             "(XFeat, 1024 an image, about 140 kB), which search's verdicts and boxes "
+                                             "use; an index without them gets them on its next update [default: where "
+                                             "the keypoint wheels are installed]."),
 ):
     """Index a folder, or update its index: new, changed and deleted files are found; resumes after a kill."""
     check_arguments(folders=[directory], size=size, output_folders=[(index_dir, "--index")])
     check_engine_options(scheduler, workers)
+    if keypoints:
+        from ..keypoints import check_installed
+        from ..shipped import INDEX_KEYPOINTS
+
+        check_installed(INDEX_KEYPOINTS[0])
     with cluster_engine(scheduler, workers) as engine:
         from ..collection.update import update_index
 
-        built, summary = update_index(directory, index_dir, backbone=backbone, size=size, engine=engine)
+        built, summary = update_index(directory, index_dir, backbone=backbone, size=size, engine=engine,
+                                      keypoints=keypoints)
     typer.echo(summary.line())
     typer.echo(f"{index_dir}: {len(built)} images ({built.backbone}, {built.size} px)")
 

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import SegswapError
-from ..shipped import VERIFY_BY, check_verify_by
+from ..shipped import KEYPOINTS, VERIFY_BY, check_verify_by
 from ..cluster.options import check_engine_options
 from .options import (BACKBONE_HELP, EVAL_SIZE_HELP, FEATURE_SIZE_HELP, JSON_HELP, MODEL_HELP, WEIGHTS_HELP, check_arguments,
                       cluster_engine, load_matcher, scheduler_option, scratch_option, workers_option,
@@ -127,31 +127,62 @@ def calibrate_verify(
     pairs: list[Path] = typer.Argument(..., help="`segswap synth --conditions ...` folders SCOTT was not trained on."),
     out: Path = typer.Option(..., help="Calibration file to add the result to (the package's own is "
                                        "src/segswap/data/verify_calibration.json)."),
-    by: str = typer.Option("pair-score", "--by", help="The verdict to calibrate: pair-score (`segswap verify`'s "
-                                                     "default: the transformer's pair score over segswap pair's views) "
-                                                     "or scott (SCOTT's probability)."),
+    by: str = typer.Option(VERIFY_BY[0], "--by", help=f"The verdict to calibrate: {', '.join(VERIFY_BY)} (as "
+                                                     "`segswap verify --by`)."),
+    keypoints: Optional[str] = typer.Option(None, "--keypoints", help="Keypoint matcher of the fused and keypoints "
+                                            "verdicts [default: segswap verify's]."),
     weights: Optional[Path] = typer.Option(None, help="Weights of that verdict's model from `segswap export` (default: shipped)."),
     precision: float = typer.Option(0.95, help="Precision 'match' must reach on the pairs (0–1)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the result as JSON."),
 ):
     """The score from which `segswap verify` says 'match', calibrated on held-out synthetic pairs across
-    conditions (each pair against image b of other pairs, half of those the same class)."""
+    conditions (each pair against image b of other pairs, half of those the same class); for the fused
+    verdict, its two thresholds together."""
     check_arguments(folders=pairs, weights=weights, output_files=[(out, "--out"), (json_out, "--json")])
     if not 0 < precision < 1:
         raise SegswapError(f"--precision must be between 0 and 1, not {precision}")
+    check_verify_by(by)
+    _check_keypoint_names(keypoints, allow_all=False)
     from ..evaluation.calibration import add_calibration, calibrate_verify as run_calibration
     from ..synth.reader import pairs_size
-    from ..verify.same_object import load_same_object_verifier
+    from ..verify.same_object import load_fused_verifier, load_keypoint_verifier, load_same_object_verifier
 
-    # the threshold is what is measured: any valid one will do here
-    verifier = load_same_object_verifier(by, weights, threshold=0.5, size=pairs_size(pairs))
+    # the thresholds are what is measured: any valid ones will do here
+    size = pairs_size(pairs)
+    if by == "fused":
+        verifier = load_fused_verifier(weights, keypoints=keypoints, size=size, pair_threshold=0.5, inlier_threshold=1)
+    elif by == "keypoints":
+        verifier = load_keypoint_verifier(keypoints, threshold=1)
+    else:
+        verifier = load_same_object_verifier(by, weights, threshold=0.5, size=size)
     result = run_calibration(pairs, verifier, target_precision=precision)
     add_calibration(out, result)
-    typer.echo(f"{result['weights']}: 'match' from a {'pair score' if by == 'pair-score' else 'probability'} of {result['threshold']:.4f} — precision "
-               f"{result['precision']:.3f}, recall {result['recall']:.3f}, AP {result['average_precision']:.3f} on "
-               f"{result['positives']} pairs and {result['negatives']} non-matching pairs "
-               f"({result['same_class_negatives']} of the same class) → {out}")
+    value = (f"inliers >= {result['inlier_threshold']} or a pair score >= {result['pair_score_threshold']:.4f}"
+             if by == "fused" else f"a score of {result['threshold']:.4f}")
+    typer.echo(f"{result['weights']}: 'match' from {value} — precision {result['precision']:.3f}, recall "
+               f"{result['recall']:.3f}, AP {result['average_precision']:.3f} on {result['positives']} pairs and "
+               f"{result['negatives']} non-matching pairs ({result['same_class_negatives']} of the same class) → {out}")
     _write_json(json_out, result)
+
+
+def _check_keypoint_names(text: Optional[str], allow_all: bool = True) -> tuple[str, ...]:
+    """``--keypoints`` of the benchmarks: names separated by commas, ``all`` (every installed matcher) or
+    ``none``; each checked, and installed, before any work."""
+    from ..keypoints import NONE, check_installed, check_matcher_name, is_installed, matcher_names
+
+    if text is None:
+        return ()
+    if text == NONE:
+        return ()
+    if allow_all and text == "all":
+        return tuple(name for name in matcher_names() if is_installed(name))
+    names = tuple(part.strip() for part in text.split(","))
+    if not allow_all and len(names) != 1:
+        raise SegswapError(f"--keypoints takes one matcher name here, not {text!r}")
+    for name in names:
+        check_matcher_name(name)
+        check_installed(name)
+    return names
 
 
 def conditions(
@@ -168,15 +199,19 @@ def conditions(
     verify_weights: Optional[Path] = typer.Option(None, "--verify-weights", help="Weights of that verdict: "
                                                   "transformer weights for pair-score, SCOTT's for scott (default: shipped)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes making pairs [default: all cores]."),
+    keypoints: str = typer.Option(KEYPOINTS, "--keypoints", help="Keypoint matchers whose inliers' AP is reported beside "
+                                  "the pair model: names separated by commas, 'all' (every installed one) or 'none'."),
     json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
 ):
     """Per condition (night, haze, engraving, ...; one image of each pair changed): mask IoU, correspondence
-    error, and same/different AP of the pair score and of `segswap verify`, on held-out synthetic pairs."""
+    error, and same/different AP of the pair score, of each keypoint matcher's inliers and of `segswap
+    verify`, on held-out synthetic pairs."""
     check_arguments(folders=[*segments, backgrounds], files=[verify_weights], weights=weights,
                     output_folders=[(work, "--work")], output_files=[(json_out, "--json")])
     if n < 4:
         raise SegswapError(f"-n must be at least 4 pairs per condition (got {n})")
     check_verify_by(verify_by, "--verify-by")
+    matchers = _check_keypoint_names(keypoints)
     from ..evaluation.conditions import conditions_table, evaluate_conditions
     from ..synth.conditions import parse_conditions
     from ..verify.same_object import load_same_object_verifier
@@ -188,7 +223,7 @@ def conditions(
     matcher = load_matcher(model, weights)
     verifier = load_same_object_verifier(verify_by, verify_weights, size=matcher.size)
     result = evaluate_conditions(segments, backgrounds, work, matcher, verifier, n=n, conditions=names, seed=seed,
-                                 workers=workers)
+                                 workers=workers, keypoints=matchers)
     typer.echo(conditions_table(result))
     _write_json(json_out, result)
 
@@ -201,15 +236,19 @@ def vpr(
     size: Optional[int] = typer.Option(None, help=EVAL_SIZE_HELP),
     shortlist: Optional[int] = typer.Option(None, help="How many global-descriptor candidates each re-ranking "
                                                        "reorders (default 20)."),
+    keypoints: str = typer.Option(KEYPOINTS, "--keypoints", help="Keypoint matchers whose inliers re-rank too: names "
+                                  "separated by commas, 'all' (every installed one) or 'none'."),
     json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
 ):
-    """Recall@1/5/10: global descriptor, re-ranked by the pair score, and re-ranked by SIFT + RANSAC inliers."""
+    """Recall@1/5/10: global descriptor, re-ranked by the pair score, by each keypoint matcher's inliers and
+    by SIFT + RANSAC inliers."""
     check_arguments(folders=[root], weights=weights, size=size, output_files=[(json_out, "--json")])
+    matchers = _check_keypoint_names(keypoints)
     from ..evaluation.tables import vpr_table
     from ..evaluation.vpr import evaluate_vpr
 
     matcher = load_matcher(model, weights, backbone=backbone, size=size)
-    result = evaluate_vpr(root, matcher, **({} if shortlist is None else {"shortlist": shortlist}))
+    result = evaluate_vpr(root, matcher, keypoints=matchers, **({} if shortlist is None else {"shortlist": shortlist}))
     typer.echo(vpr_table(result))
     _write_json(json_out, result)
 
@@ -243,13 +282,19 @@ def align(
     backbone: Optional[str] = typer.Option(None, help=BACKBONE_HELP),
     size: Optional[int] = typer.Option(None, help=FEATURE_SIZE_HELP),
     scales: list[int] = typer.Option([1, 7], "--scales", help="Numbers of resizes of imgK to compare (repeatable)."),
+    keypoints: str = typer.Option("all", "--keypoints", help="Keypoint matchers to report (their homography, and "
+                                  "`segswap align --keypoints` with it): names separated by commas, 'all' (every "
+                                  "installed one) or 'none'."),
     json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
 ):
-    """Homography corner error img1 → imgK: `segswap align` at each --scales, beside SIFT + RANSAC."""
+    """Homography corner error img1 → imgK: `segswap align` by backbone features at each --scales and by each
+    keypoint matcher, beside SIFT + RANSAC."""
     check_arguments(folders=[root], size=size, output_files=[(json_out, "--json")])
+    matchers = _check_keypoint_names(keypoints)
     from ..evaluation.align import alignment_table, evaluate_alignment
 
-    result = evaluate_alignment(root, backbone=backbone, scale_counts=tuple(scales), **({} if size is None else {"size": size}))
+    result = evaluate_alignment(root, backbone=backbone, scale_counts=tuple(scales), keypoints=matchers,
+                                **({} if size is None else {"size": size}))
     typer.echo(alignment_table(result))
     _write_json(json_out, result)
 

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import SegswapError
-from ..shipped import KEYPOINTS
+from ..shipped import KEYPOINTS, VERIFY_BY, check_verify_by
 from .options import BACKBONE_HELP, FEATURE_SIZE_HELP, MODEL_HELP, WEIGHTS_HELP, check_arguments, load_matcher, write_json
 
 
@@ -68,41 +68,76 @@ def align(
     typer.echo(f"homography from {result['inliers']} inliers of {result['matches']} matches of {source} → {out}")
 
 
+BY_HELP = {
+    "fused": "the pair score and the keypoint matcher's homography inliers, either enough (their two thresholds "
+             "calibrated together); the verdict names the evidence that decided it",
+    "pair-score": "the SegSwap transformer's pair score over segswap pair's views (the share of a that matches b), by "
+                  "its frozen-feature weights (segswap-verify.safetensors)",
+    "keypoints": "the keypoint matcher's homography inliers alone (a rigid copy: the same object, place or print)",
+    "scott": "SCOTT's same-object probability, which says 'match' almost never (at its calibrated threshold, recall "
+             "0.01 on held-out pairs across conditions)",
+}
+
+
 def verify(
     image_a: Path = typer.Argument(..., help="First image."),
     image_b: Path = typer.Argument(..., help="Second image."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the verdict as JSON (keys by, match, "
-                                                                  "score or probability, threshold, ...)."),
-    by: str = typer.Option("pair-score", "--by", help="pair-score (default): the SegSwap transformer's pair score over "
-                                                     "segswap pair's views (the share of a that matches b), by its "
-                                                     "frozen-feature weights (segswap-verify.safetensors); scott: "
-                                                     "SCOTT's same-object probability, which says 'match' almost never "
-                                                     "(at its calibrated threshold, recall 0.01 on held-out pairs "
-                                                     "across conditions)."),
+                                                                  "score, threshold, evidence, ...)."),
+    by: str = typer.Option(VERIFY_BY[0], "--by", help="; ".join(f"{name}{' (default)' if name == VERIFY_BY[0] else ''}: "
+                                                             f"{BY_HELP[name]}" for name in VERIFY_BY) + "."),
+    keypoints: Optional[str] = typer.Option(None, "--keypoints", help=f"Keypoint matcher of the fused and keypoints "
+                                            f"verdicts [default: {KEYPOINTS}]."),
     threshold: Optional[float] = typer.Option(None, help="Decide 'match' at a score >= this (default: the threshold "
                                                          "`segswap eval calibrate-verify` recorded for these weights: "
-                                                         "precision 0.95 on held-out pairs across conditions)."),
+                                                         "precision 0.95 on held-out pairs across conditions; for "
+                                                         "fused, 1 on the fused score)."),
     weights: Optional[Path] = typer.Option(None, help="Weights of the --by model from `segswap export` (default: shipped)."),
     size: Optional[int] = typer.Option(None, help="Input long side in px, a multiple of 16 (default: training size)."),
 ):
-    """Same object or not: a calibrated verdict on two images."""
+    """Same object or not: a calibrated verdict on two images, with the evidence behind it."""
     check_arguments(files=[image_a, image_b], weights=weights, size=size, output_files=[(json_out, "--json")])
+    check_verify_by(by)
+    if keypoints is not None:
+        if by not in ("fused", "keypoints"):
+            raise SegswapError(f"--keypoints chooses the matcher of --by fused or keypoints, not of --by {by}")
+        from ..keypoints import check_installed, check_matcher_name
+
+        check_matcher_name(keypoints)
+        check_installed(keypoints)
     from ..verify.same_object import load_same_object_verifier
 
-    verdict = load_same_object_verifier(by, weights, threshold=threshold, size=size).verify(image_a, image_b)
-    verdict = {"image_a": str(image_a), "image_b": str(image_b), **verdict}
+    verifier = load_same_object_verifier(by, weights, threshold=threshold, size=size, keypoints=keypoints)
+    verdict = {"image_a": str(image_a), "image_b": str(image_b), **verifier.verify(image_a, image_b)}
     point = verdict["operating_point"]
     where = (f" (calibrated: precision {point['precision']:.2f}, recall {point['recall']:.2f} on held-out pairs)"
              if point and verdict["threshold_source"] == "calibrate-verify" else "")
-    if by == "scott":
-        value = f"probability {verdict['probability']:.3f}"
-        why = " (no co-salient region found)" if verdict["empty"] else ""
-    else:
-        value = f"pair score {verdict['score']:.4f} (share of a matched, best view ×{verdict['scale']:g})"
-        why = ""
-    typer.echo(f"match: {'yes' if verdict['match'] else 'no'}  {value}  threshold {verdict['threshold']:.4f}{where}{why}")
+    typer.echo(f"match: {'yes' if verdict['match'] else 'no'}  {_evidence_line(verdict)}{where}")
     if json_out is not None:
         write_json(json_out, verdict)
+
+
+def _evidence_line(verdict: dict) -> str:
+    """What the verdict rests on, in words: each piece of evidence with its threshold."""
+    def keypoints(inliers, threshold, matcher):
+        return f"{inliers} homography inliers of {matcher} (threshold {threshold:g})"
+
+    def pair_score(score, threshold, scale):
+        return f"pair score {score:.4f} (share of a matched, best view ×{scale:g}; threshold {threshold:.4f})"
+
+    by = verdict["by"]
+    if by == "fused":
+        pieces = verdict["evidence"]
+        kp, ps = pieces["keypoints"], pieces["pair_score"]
+        decided = " + ".join(verdict["decided_by"]) if verdict["decided_by"] else "neither"
+        return (f"by {decided}: {keypoints(kp['inliers'], kp['threshold'], kp['matcher'])}; "
+                f"{pair_score(ps['score'], ps['threshold'], ps['scale'])}")
+    if by == "keypoints":
+        return keypoints(verdict["inliers"], verdict["threshold"], verdict["matcher"])
+    if by == "pair-score":
+        return pair_score(verdict["score"], verdict["threshold"], verdict["scale"])
+    why = " (no co-salient region found)" if verdict["empty"] else ""
+    return f"SCOTT probability {verdict['probability']:.3f}  threshold {verdict['threshold']:.4f}{why}"
 
 
 COMMANDS = {"align": align, "verify": verify}

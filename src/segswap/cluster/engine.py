@@ -131,11 +131,12 @@ class DaskEngine:
 
     # -- index ------------------------------------------------------------------------------------
     def stage_features(self, index: CollectionIndex, chunks: list[list], staging: Path,
-                       runtime: str) -> Iterator[tuple[list, StagedShard]]:
-        """``(chunk, staged shard)`` per chunk of files to index, in the chunks' order, as tasks finish."""
+                       runtime: str, keypoints: tuple[str, dict] | None = None) -> Iterator[tuple[list, StagedShard]]:
+        """``(chunk, staged shard)`` per chunk of files to index, in the chunks' order, as tasks finish;
+        ``keypoints``: (matcher name, settings) of the keypoints to store, or None."""
         run = uuid.uuid4().hex[:8]
         futures = [self.client.submit(tasks.index_chunk, str(index.root), index.backbone, index.size, runtime, chunk,
-                                      str(staging), key=f"segswap-index-{run}-{n}", pure=False)
+                                      str(staging), keypoints, key=f"segswap-index-{run}-{n}", pure=False)
                    for n, chunk in enumerate(chunks)]
         yield from zip(chunks, self._in_order(futures))
 

@@ -20,6 +20,7 @@ from ..collection.features import extract_features
 from ..collection.index import StagedShard
 from ..collection.pairs import PairPrediction, predict_pairs
 from ..collection.update import stage_features
+from ..keypoints import get_matcher
 from ..pair import load
 
 #: (file, byte offset, (C, h, w)) of one image's float16 features in a shared folder.
@@ -38,9 +39,12 @@ def cached_matcher(load_arguments: dict):
         return _matchers[key]
 
 
-def index_chunk(root: str, backbone: str, size: int, runtime: str, items: list, staging: str) -> StagedShard:
-    """Features of ``items`` for an index: one staged shard (:func:`segswap.collection.update.stage_features`)."""
-    return stage_features(Path(root), size, get_backbone(backbone, runtime), items, Path(staging))
+def index_chunk(root: str, backbone: str, size: int, runtime: str, items: list, staging: str,
+                keypoints: tuple[str, dict] | None = None) -> StagedShard:
+    """Features of ``items`` for an index: one staged shard (:func:`segswap.collection.update.stage_features`),
+    with keypoints of ``keypoints`` (matcher name, settings) where given."""
+    keypointer = None if keypoints is None else get_matcher(keypoints[0], **keypoints[1])
+    return stage_features(Path(root), size, get_backbone(backbone, runtime), items, Path(staging), keypointer)
 
 
 def read_features(location: FeatureLocation) -> np.ndarray:

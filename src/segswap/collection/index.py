@@ -9,6 +9,11 @@ An index is a folder::
     descriptors-<generation>.faiss    FAISS inner-product index over every image's regional descriptors
     .lock                             held by the one process writing
 
+and, in ``index.sqlite``'s ``keypoints`` table, each image's local features for the keypoint matchers
+(:mod:`segswap.keypoints`; the extractor and its settings in the ``keypoints`` setting): N×3 float32
+(x, y in the image's own pixels, score) and N×D float16 descriptors. An index made before keypoints
+were stored has the table empty; `segswap index` adds them (:func:`segswap.collection.update.update_index`).
+
 Writes go through :class:`IndexWriter`: features are appended and flushed, then their rows commit in
 one transaction per batch, which also bumps the index's generation. The FAISS file is derived data
 named after the generation it reflects; a reader rebuilds it from the rows when it is missing or stale.
@@ -49,6 +54,12 @@ CREATE TABLE IF NOT EXISTS images (
     offset INTEGER NOT NULL,        -- byte offset of the C×grid_h×grid_w float16 block
     descriptors BLOB NOT NULL       -- R×C float16 regional descriptors, whole image first
 );
+CREATE TABLE IF NOT EXISTS keypoints (
+    id INTEGER PRIMARY KEY,         -- the image's id
+    count INTEGER NOT NULL,
+    points BLOB NOT NULL,           -- count×3 float32: x, y (the image's own pixels), score
+    descriptors BLOB NOT NULL       -- count×D float16, unit length
+);
 CREATE TABLE IF NOT EXISTS unreadable (
     path TEXT PRIMARY KEY, bytes INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, reason TEXT NOT NULL
 );
@@ -75,6 +86,7 @@ class IndexEntry:
     sha1: str
     size: tuple[int, int]  # the image's own (w, h)
     features: np.ndarray  # C×h×w
+    keypoints: dict | None = None  # KeypointMatcher.extract's output (keypoints, descriptors, scores), or None
 
 
 @dataclass
@@ -89,6 +101,7 @@ class StagedImage:
     grid: tuple[int, int]
     offset: int  # byte offset of its block in the staged shard
     descriptors: bytes  # R×C float16 regional descriptors
+    keypoints: tuple[int, bytes, bytes] | None = None  # keypoint_row()'s count, points and descriptors
 
 
 @dataclass
@@ -126,6 +139,10 @@ class CollectionIndex:
         self.backbone = settings["backbone"]
         self.size = int(settings["size"])
         self.channels = int(settings["channels"])
+        #: The keypoint extractor the index stores features of: {"matcher": name, "conf": {...}}, or None.
+        self.keypoint_settings = json.loads(settings["keypoints"]) if "keypoints" in settings else None
+        self._has_keypoints_table = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'keypoints'").fetchone() is not None
         self._descriptors: DescriptorIndex | None = None
 
     def __len__(self) -> int:
@@ -161,6 +178,29 @@ class CollectionIndex:
         shard, offset, gh, gw = self.db.execute(
             "SELECT shard, offset, grid_h, grid_w FROM images WHERE id = ?", (image_id,)).fetchone()
         return self._shards.block(shard, offset, (self.channels, gh, gw))
+
+    def keypoints(self, image_id: int) -> dict | None:
+        """The image's stored local features as :meth:`segswap.keypoints.KeypointMatcher.extract` gives
+        them (``keypoints`` N×2, ``scores``, ``descriptors`` N×D float32, ``image_size``, ``scale``), or None."""
+        if not self._has_keypoints_table or self.keypoint_settings is None:
+            return None
+        row = self.db.execute("SELECT k.count, k.points, k.descriptors, i.width, i.height FROM keypoints k "
+                              "JOIN images i ON i.id = k.id WHERE k.id = ?", (image_id,)).fetchone()
+        if row is None:
+            return None
+        count, points, descriptors, width, height = row
+        points = np.frombuffer(points, np.float32).reshape(count, 3)
+        conf = self.keypoint_settings["conf"]
+        return {"keypoints": points[:, :2], "scores": points[:, 2],
+                "descriptors": np.frombuffer(descriptors, np.float16).reshape(count, -1).astype(np.float32),
+                "image_size": (width, height), "scale": max(width, height) / conf["resize"]}
+
+    def without_keypoints(self) -> list[tuple[int, str]]:
+        """(id, path relative to the indexed folder) of the images whose keypoints are not stored."""
+        if not self._has_keypoints_table:
+            return self.db.execute("SELECT id, path FROM images ORDER BY id").fetchall()
+        return self.db.execute("SELECT i.id, i.path FROM images i LEFT JOIN keypoints k ON k.id = i.id "
+                               "WHERE k.id IS NULL ORDER BY i.id").fetchall()
 
     def regional_descriptors(self) -> tuple[list[int], list[np.ndarray]]:
         """Image ids and their R×C float32 regional descriptors (whole image first), by id."""
@@ -223,8 +263,9 @@ class CollectionIndex:
         return index
 
 
-def create_index(path: Path, root: Path, backbone: str, size: int, channels: int) -> None:
-    """Make ``path`` an empty index of folder ``root`` (nothing happens if it already is one)."""
+def create_index(path: Path, root: Path, backbone: str, size: int, channels: int, keypoints: dict | None = None) -> None:
+    """Make ``path`` an empty index of folder ``root`` (nothing happens if it already is one); ``keypoints``:
+    the keypoint extractor whose features it stores ({"matcher": name, "conf": {...}}), or None."""
     path.mkdir(parents=True, exist_ok=True)
     db = _connect(path / "index.sqlite")
     with db:
@@ -232,6 +273,8 @@ def create_index(path: Path, root: Path, backbone: str, size: int, channels: int
         if db.execute("SELECT COUNT(*) FROM settings").fetchone()[0] == 0:
             settings = {"format": FORMAT_VERSION, "root": str(root), "backbone": backbone, "size": size,
                         "channels": channels, "generation": 0}
+            if keypoints is not None:
+                settings["keypoints"] = json.dumps(keypoints, sort_keys=True)
             db.executemany("INSERT INTO settings VALUES (?, ?)",
                            [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in settings.items()])
     db.close()
@@ -267,7 +310,7 @@ class IndexWriter:
             rows.append((e.path, e.bytes, e.mtime_ns, e.sha1, e.size[0], e.size[1], feats.shape[1], feats.shape[2],
                          shard, offset, descriptors.tobytes()))
         self._shards.flush()
-        self._commit_rows(rows)
+        self._commit_rows(rows, keypoints={e.path: keypoint_row(e.keypoints) for e in entries if e.keypoints is not None})
 
     def adopt(self, staged: StagedShard) -> None:
         """Make a staged shard the index's next shard and commit its rows and unreadable files, in one
@@ -287,9 +330,26 @@ class IndexWriter:
             self._shards = shards.ShardWriter(self.index.path)
         elif staged.file is not None:
             Path(staged.file).unlink(missing_ok=True)
-        self._commit_rows(rows, staged.unreadable)
+        self._commit_rows(rows, staged.unreadable,
+                          keypoints={e.path: e.keypoints for e in staged.images if e.keypoints is not None})
 
-    def _commit_rows(self, rows: list[tuple], unreadable: list[tuple] = ()) -> None:
+    def set_keypoint_settings(self, settings: dict) -> None:
+        """Store keypoints of ``settings``' extractor from now on; those of another extractor are dropped
+        (`segswap index` extracts them again)."""
+        with self.db:
+            if self.index.keypoint_settings != settings:
+                self.db.execute("DELETE FROM keypoints")
+            self.db.execute("INSERT OR REPLACE INTO settings VALUES ('keypoints', ?)", (json.dumps(settings, sort_keys=True),))
+        self.index.keypoint_settings = settings
+        self.index._has_keypoints_table = True
+
+    def add_keypoints(self, found: dict[int, dict]) -> None:
+        """Store the keypoints of indexed images (image id → extract()'s output) in one transaction."""
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO keypoints VALUES (?, ?, ?, ?)",
+                                [(image_id, *keypoint_row(kp)) for image_id, kp in found.items()])
+
+    def _commit_rows(self, rows: list[tuple], unreadable: list[tuple] = (), keypoints: dict | None = None) -> None:
         with self.db:
             self.db.executemany("DELETE FROM unreadable WHERE path = ?", [(r[0],) for r in rows])
             self.db.executemany("INSERT OR REPLACE INTO unreadable VALUES (?, ?, ?, ?)", unreadable)
@@ -301,6 +361,12 @@ class IndexWriter:
                 "mtime_ns = excluded.mtime_ns, sha1 = excluded.sha1, width = excluded.width, height = excluded.height, "
                 "grid_h = excluded.grid_h, grid_w = excluded.grid_w, shard = excluded.shard, offset = excluded.offset, "
                 "descriptors = excluded.descriptors", rows)
+            # A new version of an image keeps its id: its old keypoints go, its new ones (if any) come.
+            ids = dict(self.db.execute(f"SELECT path, id FROM images WHERE path IN ({','.join('?' * len(rows))})",
+                                       [r[0] for r in rows]).fetchall())
+            self.db.executemany("DELETE FROM keypoints WHERE id = ?", [(ids[r[0]],) for r in rows])
+            self.db.executemany("INSERT INTO keypoints VALUES (?, ?, ?, ?)",
+                                [(ids[path], *row) for path, row in (keypoints or {}).items()])
             self._bump_generation()
 
     def mark_unreadable(self, path: str, nbytes: int, mtime_ns: int, reason: str) -> None:
@@ -316,6 +382,8 @@ class IndexWriter:
     def remove(self, paths: list[str]) -> None:
         """Forget ``paths`` (their feature bytes become dead until :meth:`compact`)."""
         with self.db:
+            self.db.executemany("DELETE FROM keypoints WHERE id IN (SELECT id FROM images WHERE path = ?)",
+                                [(p,) for p in paths])
             self.db.executemany("DELETE FROM images WHERE path = ?", [(p,) for p in paths])
             self.db.executemany("DELETE FROM unreadable WHERE path = ?", [(p,) for p in paths])
             if paths:
@@ -363,6 +431,13 @@ class IndexWriter:
     def _committed_ends(self) -> dict[int, int]:
         c = self.index.channels
         return dict(self.db.execute(f"SELECT shard, MAX(offset + 2 * {c} * grid_h * grid_w) FROM images GROUP BY shard"))
+
+
+def keypoint_row(found: dict) -> tuple[int, bytes, bytes]:
+    """An extract() output → the keypoints table's (count, points, descriptors)."""
+    points = np.c_[np.asarray(found["keypoints"], np.float32).reshape(-1, 2), np.asarray(found["scores"], np.float32)]
+    descriptors = np.asarray(found["descriptors"], np.float16)
+    return len(points), points.astype(np.float32).tobytes(), descriptors.tobytes()
 
 
 def _fsync_folder(folder: Path) -> None:

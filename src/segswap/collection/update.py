@@ -4,6 +4,11 @@ A file whose size and modification time match its row is skipped without being r
 signature changed is hashed, and re-indexed only if its SHA-1 changed. Images are committed in batches
 of ``COMMIT_EVERY``, so a killed run loses at most one batch and the next run carries on from there.
 
+Each image's keypoints (:data:`~segswap.shipped.INDEX_KEYPOINTS`, where the keypoint wheels are installed)
+are extracted from the same decoded pixels and committed with its row. An index that lacks them (made
+before they were stored, or with ``keypoints=False``) gets them for every image the next time it is
+updated with keypoints, from the image files, in batches that survive a kill.
+
 With an ``engine`` (:mod:`segswap.cluster`) the files to index go out as tasks of ``TASK_IMAGES``: each
 worker writes one staged shard under ``<index>/staging/`` (:func:`stage_features`) and the client
 adopts the shards in task order (:meth:`~segswap.collection.index.IndexWriter.adopt`), so image ids are
@@ -27,11 +32,13 @@ from tqdm import tqdm
 from ..backbone import DEFAULT_BACKBONE, get_backbone
 from ..errors import ImageError, SegswapError
 from ..grid import DEFAULT_SIZE, check_input_size
+from ..io import load_image, pixels_to_tensor, resize_for_model
 from ..io.paths import IMAGE_SUFFIXES, check_input_folder, list_images
-from ..shipped import shipped_backbone
-from .features import model_input, prefetched
+from ..keypoints import get_matcher, install_command, is_installed
+from ..shipped import INDEX_KEYPOINTS, shipped_backbone
+from .features import prefetched
 from .descriptor import regional_descriptors
-from .index import CollectionIndex, IndexEntry, IndexWriter, StagedImage, StagedShard, create_index
+from .index import CollectionIndex, IndexEntry, IndexWriter, StagedImage, StagedShard, create_index, keypoint_row
 
 #: Images per committed batch: the most a killed run can lose.
 COMMIT_EVERY = 32
@@ -52,12 +59,14 @@ class UpdateSummary:
     unreadable: int = 0  # files that cannot be read, all of them (not only those met in this run)
     seconds: float = 0.0
     compacted: bool = False
+    keypoints_added: int = 0  # images of the index given their keypoints afterwards (an index made without them)
 
     def line(self) -> str:
         done = self.added + self.updated
         rate = f", {done / self.seconds:.1f} images/s" if done and self.seconds > 0 else ""
         return (f"{self.added} added, {self.updated} updated, {self.removed} removed, {self.unchanged} unchanged, "
                 f"{self.unreadable} unreadable (skipped) in {self.seconds:.1f} s{rate}"
+                + (f"; keypoints added to {self.keypoints_added} images" if self.keypoints_added else "")
                 + ("; shards compacted" if self.compacted else ""))
 
 
@@ -67,13 +76,26 @@ def default_index_backbone() -> str:
     return shipped_backbone() or DEFAULT_BACKBONE
 
 
+def index_keypoint_extractor(keypoints: bool | None = None):
+    """The keypoint extractor an index stores features of (:data:`~segswap.shipped.INDEX_KEYPOINTS`), or None:
+    ``keypoints`` False; None where the wheels are missing (said once on stderr); True requires them."""
+    name, conf = INDEX_KEYPOINTS
+    if keypoints is False:
+        return None
+    if keypoints is None and not is_installed(name):
+        print(f"note: the index stores no keypoints; they need: {install_command(name)}", file=sys.stderr, flush=True)
+        return None
+    return get_matcher(name, **conf)  # True without the wheels: one line naming them
+
+
 def update_index(root, path, *, backbone: str | None = None, size: int | None = None, runtime: str = "auto",
-                 show_progress: bool = True, engine=None) -> tuple[CollectionIndex, UpdateSummary]:
+                 show_progress: bool = True, engine=None, keypoints: bool | None = None) -> tuple[CollectionIndex, UpdateSummary]:
     """Create the index at ``path`` for folder ``root``, or bring it up to date; return it and what changed.
 
     ``backbone`` and ``size`` are fixed when the index is created; an existing index keeps its own.
     ``engine``: a :class:`segswap.cluster.DaskEngine` whose workers compute the features (they must see
-    ``root`` and ``path`` at the same paths); None computes them here.
+    ``root`` and ``path`` at the same paths); None computes them here. ``keypoints``: store each image's
+    keypoints (:func:`index_keypoint_extractor`; None: where the wheels are installed).
     """
     start = time.perf_counter()
     root, path = check_input_folder(root).resolve(), Path(path)
@@ -82,7 +104,9 @@ def update_index(root, path, *, backbone: str | None = None, size: int | None = 
     if not files and not (path / "index.sqlite").is_file():  # an existing index may be emptied
         raise SegswapError(f"{root}: no images found (files ending {', '.join(sorted(IMAGE_SUFFIXES))})")
     extractor = get_backbone(backbone or default_index_backbone(), runtime)
-    create_index(path, root, extractor.name, size or DEFAULT_SIZE, extractor.channels)
+    keypointer = index_keypoint_extractor(keypoints)
+    settings = None if keypointer is None else {"matcher": keypointer.name, "conf": keypointer.conf}
+    create_index(path, root, extractor.name, size or DEFAULT_SIZE, extractor.channels, settings)
     index = CollectionIndex(path, snapshot=False)
     if index.root != root:
         raise SegswapError(f"{path}: indexes {index.root}, not {root}; choose another --index folder")
@@ -91,11 +115,15 @@ def update_index(root, path, *, backbone: str | None = None, size: int | None = 
                            "use another --index folder for other settings")
     summary = UpdateSummary()
     with IndexWriter(index) as writer:
+        if settings is not None and index.keypoint_settings != settings:
+            writer.set_keypoint_settings(settings)  # an index made before keypoints, or with other settings
         to_index = _scan(index, files, writer, summary)
         if to_index and engine is not None:
-            _index_files_on(engine, index, writer, to_index, summary, runtime, show_progress)
+            _index_files_on(engine, index, writer, to_index, summary, runtime, show_progress, keypointer)
         elif to_index:
-            _index_files(index, writer, to_index, summary, runtime, show_progress)
+            _index_files(index, writer, to_index, summary, runtime, show_progress, keypointer)
+        if keypointer is not None:
+            _add_missing_keypoints(index, writer, keypointer, summary, show_progress)
         if writer.dead_fraction() > COMPACT_ABOVE:
             writer.compact()
             summary.compacted = True
@@ -139,28 +167,34 @@ def _scan(index: CollectionIndex, files: list[Path], writer: IndexWriter,
     return to_index
 
 
+def decoded(path: Path, size: int, keypointer=None, sha1: str | None = None):
+    """What indexing needs of one file, decoded once: (1×3×H×W tensor at the index's ``size``, the image's own
+    (w, h), its pixels at the keypoint extractor's size or None, its SHA-1). Raises :class:`ImageError`."""
+    try:
+        rgb = load_image(path)
+        sha1 = sha1 or _sha1(path)
+    except OSError as err:  # e.g. the file vanished or became unreadable after it was listed
+        raise ImageError(f"{path}: {err.strerror or err}") from None
+    small = keypointer.resized(rgb) if keypointer is not None else None
+    return pixels_to_tensor(resize_for_model(rgb, size)), (rgb.shape[1], rgb.shape[0]), small, sha1
+
+
 def _index_files(index: CollectionIndex, writer: IndexWriter, to_index: list, summary: UpdateSummary,
-                 runtime: str, show_progress: bool) -> None:
+                 runtime: str, show_progress: bool, keypointer=None) -> None:
     extractor = get_backbone(index.backbone, runtime)
     known = {p for (p,) in index.db.execute("SELECT path FROM images")}
 
-    def load(item):
-        path = index.root / item[0]
-        tensor, image_size = model_input(path, index.size)
-        try:
-            return tensor, image_size, item[3] or _sha1(path)
-        except OSError as err:
-            raise ImageError(f"{path}: {err.strerror or err}") from None
-
     batch: list[IndexEntry] = []
     progress = tqdm(total=len(to_index), unit="img", desc="indexing", disable=not show_progress)
+    load = lambda item: decoded(index.root / item[0], index.size, keypointer, item[3])  # noqa: E731
     for (rel, nbytes, mtime_ns, _), loaded in prefetched(load, to_index):
         if isinstance(loaded, ImageError):
             progress.write(f"warning: skipped {loaded}", file=sys.stderr)
             writer.mark_unreadable(rel, nbytes, mtime_ns, str(loaded))
         else:
-            tensor, image_size, sha1 = loaded
-            batch.append(IndexEntry(rel, nbytes, mtime_ns, sha1, image_size, extractor(tensor)[0].numpy()))
+            tensor, image_size, small, sha1 = loaded
+            found = keypointer.extract(small, image_size) if keypointer is not None else None
+            batch.append(IndexEntry(rel, nbytes, mtime_ns, sha1, image_size, extractor(tensor)[0].numpy(), found))
         if len(batch) >= COMMIT_EVERY:
             _commit(writer, batch, known, summary)
             batch = []
@@ -169,8 +203,39 @@ def _index_files(index: CollectionIndex, writer: IndexWriter, to_index: list, su
     progress.close()
 
 
+def _add_missing_keypoints(index: CollectionIndex, writer: IndexWriter, keypointer, summary: UpdateSummary,
+                           show_progress: bool) -> None:
+    """Extract and store the keypoints of the indexed images that have none, from their files."""
+    missing = index.without_keypoints()
+    if not missing:
+        return
+    progress = tqdm(total=len(missing), unit="img", desc="keypoints", disable=not show_progress)
+
+    def load(item):
+        try:
+            rgb = load_image(index.root / item[1])
+        except OSError as err:
+            raise ImageError(f"{index.root / item[1]}: {err.strerror or err}") from None
+        return keypointer.resized(rgb), (rgb.shape[1], rgb.shape[0])
+
+    batch: dict[int, dict] = {}
+    for (image_id, rel), loaded in prefetched(load, missing):
+        progress.update(1)
+        if isinstance(loaded, ImageError):  # gone or damaged since it was indexed: the next scan sees it
+            progress.write(f"warning: no keypoints for {loaded}", file=sys.stderr)
+            continue
+        batch[image_id] = keypointer.extract(*loaded)
+        if len(batch) >= COMMIT_EVERY:
+            writer.add_keypoints(batch)
+            summary.keypoints_added += len(batch)
+            batch = {}
+    writer.add_keypoints(batch)
+    summary.keypoints_added += len(batch)
+    progress.close()
+
+
 def _index_files_on(engine, index: CollectionIndex, writer: IndexWriter, to_index: list, summary: UpdateSummary,
-                    runtime: str, show_progress: bool) -> None:
+                    runtime: str, show_progress: bool, keypointer=None) -> None:
     staging = index.path / STAGING
     shutil.rmtree(staging, ignore_errors=True)  # what killed runs' tasks left; we hold the writer's lock
     staging.mkdir()
@@ -178,7 +243,8 @@ def _index_files_on(engine, index: CollectionIndex, writer: IndexWriter, to_inde
     chunks = [to_index[k:k + TASK_IMAGES] for k in range(0, len(to_index), TASK_IMAGES)]
     progress = tqdm(total=len(to_index), unit="img", desc="indexing", disable=not show_progress)
     try:
-        for chunk, staged in engine.stage_features(index, chunks, staging, runtime):
+        keypoints = None if keypointer is None else (keypointer.name, keypointer.conf)
+        for chunk, staged in engine.stage_features(index, chunks, staging, runtime, keypoints):
             for message in staged.unreadable:
                 progress.write(f"warning: skipped {message[3]}", file=sys.stderr)
             writer.adopt(staged)
@@ -192,32 +258,27 @@ def _index_files_on(engine, index: CollectionIndex, writer: IndexWriter, to_inde
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def stage_features(root: Path, size: int, extractor, items: list, staging: Path) -> StagedShard:
+def stage_features(root: Path, size: int, extractor, items: list, staging: Path, keypointer=None) -> StagedShard:
     """An indexing task's work, on a cluster worker: the features of ``items`` (``(path relative to
-    root, bytes, mtime_ns, sha1 or None)``) written to a new file in ``staging``, and their rows.
+    root, bytes, mtime_ns, sha1 or None)``) written to a new file in ``staging``, and their rows (with
+    their keypoints, given a ``keypointer``).
 
     The file gets a fresh name for every attempt and appears complete or not at all (written under a
     temporary name, flushed, renamed), so a retried task never meets a half-written one."""
     images, unreadable, blocks, offset = [], [], [], 0
 
-    def load(item):
-        path = root / item[0]
-        tensor, image_size = model_input(path, size)
-        try:
-            return tensor, image_size, item[3] or _sha1(path)
-        except OSError as err:
-            raise ImageError(f"{path}: {err.strerror or err}") from None
-
-    for (rel, nbytes, mtime_ns, _), loaded in prefetched(load, items):
+    for (rel, nbytes, mtime_ns, _), loaded in prefetched(lambda item: decoded(root / item[0], size, keypointer, item[3]),
+                                                         items):
         if isinstance(loaded, ImageError):
             unreadable.append((rel, nbytes, mtime_ns, str(loaded)))
             continue
-        tensor, image_size, sha1 = loaded
+        tensor, image_size, small, sha1 = loaded
+        found = keypoint_row(keypointer.extract(small, image_size)) if keypointer is not None else None
         feats = extractor(tensor)[0].numpy()
         # As IndexWriter.add: descriptors from the float32 features, the block as float16.
         descriptors = regional_descriptors(feats).astype(np.float16).tobytes()
         block = np.ascontiguousarray(feats, dtype=np.float16)
-        images.append(StagedImage(rel, nbytes, mtime_ns, sha1, image_size, feats.shape[1:], offset, descriptors))
+        images.append(StagedImage(rel, nbytes, mtime_ns, sha1, image_size, feats.shape[1:], offset, descriptors, found))
         blocks.append(block)
         offset += block.nbytes
     if not images:

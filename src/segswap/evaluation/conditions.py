@@ -12,7 +12,9 @@ differ by the condition alone. Per condition:
   search` uses, one view) and of the score `segswap verify` decides by (by default the pair score of its
   own weights over `segswap pair`'s views; SCOTT's probability with ``--verify-by scott``), on the
   positives against as many non-matching pairs, half of them different objects of a common class;
-* `segswap verify`'s precision and recall at its calibrated threshold.
+* `segswap verify`'s precision and recall at its calibrated threshold;
+* for each keypoint matcher asked for, the same / different average precision of its homography inliers
+  (and their median on the positives).
 
 The result holds no timing or path that changes between runs, and numbers are rounded to 4 decimals,
 so the same command gives the same JSON.
@@ -30,6 +32,7 @@ from ..synth import generate
 from ..synth.cache import FeatureCache, build_cache
 from ..synth.conditions import CONDITIONS, group_of
 from .calibration import matched_fractions, negative_pairs, verdict_scores
+from .keypoint_evidence import inlier_counts
 from .metrics import classification_scores
 from .synthetic import validate_synthetic
 
@@ -44,9 +47,10 @@ DECIMALS = 4
 
 def evaluate_conditions(segments, backgrounds, work, matcher, verifier, *, n: int = DEFAULT_PAIRS,
                         conditions: tuple[str, ...] | None = None, seed: int = BENCHMARK_SEED, workers: int | None = None,
-                        show_progress: bool = True) -> dict:
+                        keypoints: tuple[str, ...] = (), show_progress: bool = True) -> dict:
     """The benchmark over ``conditions`` (default all) and the same-condition reference, with pairs made
-    (or reused, `segswap synth` resumes) in ``work/<condition>``, at the matcher's input size."""
+    (or reused, `segswap synth` resumes) in ``work/<condition>``, at the matcher's input size; ``keypoints``:
+    the keypoint matchers whose inliers are reported beside the pair model."""
     names = (REFERENCE,) + tuple(conditions if conditions is not None else CONDITIONS)
     unknown = [c for c in names[1:] if c not in CONDITIONS]
     if unknown:
@@ -62,7 +66,7 @@ def evaluate_conditions(segments, backgrounds, work, matcher, verifier, *, n: in
         folder = work / name
         generate(segments, backgrounds, folder, n, seed=seed, size=matcher.size, workers=workers, style=False,
                  conditions=() if name == REFERENCE else (name,), condition_rate=1.0, progress=show_progress)
-        rows[name] = _measure(folder, matcher, verifier, seed, show_progress)
+        rows[name] = _measure(folder, matcher, verifier, seed, keypoints, show_progress)
         rows[name]["group"] = "same condition" if name == REFERENCE else group_of(name)
     reference_iou = rows[REFERENCE]["mask_iou"]
     for row in rows.values():
@@ -72,6 +76,7 @@ def evaluate_conditions(segments, backgrounds, work, matcher, verifier, *, n: in
         "model": matcher.name, "weights": matcher.weights, "weights_sha256": matcher.weights_sha256,
         "verifier": {"by": verifier.by, "weights": verifier.weights, "weights_sha256": verifier.weights_sha256,
                      "threshold": _round(verifier.threshold), "threshold_source": verifier.threshold_source},
+        "keypoints": list(keypoints),
         "conditions": rows,
         "summary": {
             "min_pair_score_ap": min(r["pair_score_ap"] for r in rows.values()),
@@ -81,13 +86,12 @@ def evaluate_conditions(segments, backgrounds, work, matcher, verifier, *, n: in
     }
 
 
-def _measure(folder: Path, matcher, verifier, seed: int, show_progress: bool) -> dict:
+def _measure(folder: Path, matcher, verifier, seed: int, keypoints: tuple[str, ...], show_progress: bool) -> dict:
     from sklearn.metrics import average_precision_score
 
     cache = FeatureCache([build_cache(folder, matcher.backbone.name, matcher.size, show_progress=show_progress)])
-    # the pair-score verdict reads the pair folders' images (its views); SCOTT reads features at its backbone
-    same_features = (verifier.backbone.name, verifier.size) == (matcher.backbone.name, matcher.size)
-    if verifier.by == "pair-score" or same_features:
+    # verdicts other than SCOTT read the pair folders' images (views, keypoints); SCOTT reads features at its backbone
+    if verifier.by != "scott" or (verifier.backbone.name, verifier.size) == (matcher.backbone.name, matcher.size):
         verifier_cache = cache
     else:
         verifier_cache = FeatureCache([build_cache(folder, verifier.backbone.name, verifier.size, show_progress=show_progress)])
@@ -100,12 +104,19 @@ def _measure(folder: Path, matcher, verifier, seed: int, show_progress: bool) ->
     verdict_inputs = np.r_[np.column_stack([indices, indices]), negatives]
     scores = verdict_scores(verifier, verifier_cache, verdict_inputs[:, 0], verdict_inputs[:, 1], show_progress)
     verdict = classification_scores(scores.tolist(), labels, verifier.threshold)
+    images = [(cache.pair_dirs[int(i)] / "a.jpg", cache.pair_dirs[int(j)] / "b.jpg") for i, j in verdict_inputs]
+    by_keypoints = {}
+    for name in keypoints:
+        inliers = inlier_counts(name, images, show_progress, desc=f"{name} {folder.name}")
+        by_keypoints[name] = {"inliers_ap": _round(average_precision_score(labels, inliers)),
+                              "median_inliers_positives": _round(np.median(inliers[:len(indices)]))}
     return {
         "positives": int(len(indices)), "negatives": int(len(negatives)), "same_class_negatives": int(len(hard)),
         "mask_iou": _round(quality["val_iou"]), "corr_err_cells": _round(quality["val_corr_err_cells"]),
         "within_1_cell": _round(quality["val_within_1_cell"]),
         "pair_score_ap": _round(average_precision_score(labels, pair_scores)), "verify_ap": _round(verdict["average_precision"]),
         "verify_precision": _round(verdict["precision"]), "verify_recall": _round(verdict["recall"]),
+        "keypoints": by_keypoints,
     }
 
 
@@ -123,11 +134,15 @@ def _announce(k: int, total: int, name: str, start: float) -> None:
 
 
 def conditions_table(result: dict) -> str:
-    """The benchmark as a Markdown table, one row per condition."""
-    lines = ["| condition | group | mask IoU | IoU drop | corr. err. (cells) | pair-score AP | verify AP | "
-             "verify P / R |", "|---|---|---|---|---|---|---|---|"]
+    """The benchmark as a Markdown table, one row per condition; a column per keypoint matcher (AP of its
+    inliers)."""
+    matchers = result.get("keypoints", [])
+    lines = ["| condition | group | mask IoU | IoU drop | corr. err. (cells) | pair-score AP | "
+             + "".join(f"{m} AP | " for m in matchers) + f"verify ({result['verifier']['by']}) AP | verify P / R |",
+             "|---" * (8 + len(matchers)) + "|"]
     for name, row in result["conditions"].items():
         lines.append(f"| {name} | {row['group']} | {row['mask_iou']:.3f} | {row['iou_drop']:+.3f} | "
-                     f"{row['corr_err_cells']:.2f} | {row['pair_score_ap']:.3f} | {row['verify_ap']:.3f} | "
-                     f"{row['verify_precision']:.2f} / {row['verify_recall']:.2f} |")
+                     f"{row['corr_err_cells']:.2f} | {row['pair_score_ap']:.3f} | "
+                     + "".join(f"{row['keypoints'][m]['inliers_ap']:.3f} | " for m in matchers)
+                     + f"{row['verify_ap']:.3f} | {row['verify_precision']:.2f} / {row['verify_recall']:.2f} |")
     return "\n".join(lines)

@@ -38,7 +38,7 @@ def vpr_table(result: dict) -> str:
     ks = list(next(iter(recalls.values())))
     names = {"global": "global descriptor", "pair-score": f"re-ranked by pair score ({result['model']})",
              "artminer-ransac": "re-ranked by ArtMiner verification", "sift-ransac": "re-ranked by SIFT + RANSAC inliers"}
-    rows = [[names.get(name, name)] + [_number(r[k]) for k in ks] for name, r in recalls.items()]
+    rows = [[names.get(name, f"re-ranked by {name} inliers")] + [_number(r[k]) for k in ks] for name, r in recalls.items()]
     return _table(["ranking"] + [f"R@{k}" for k in ks], rows)
 
 

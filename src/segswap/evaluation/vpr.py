@@ -4,8 +4,9 @@ Layout: ``ROOT/query/*``, ``ROOT/ref/*`` (index = position in name order) and ``
 an array of ``[query_index, [correct reference indices]]``. Every reference is ranked for every query by
 the cosine similarity of global descriptors (the mean of the backbone's normalised features); the top
 ``shortlist`` are then re-ranked by the pair score (paper Eq. 3, query → reference), by ArtMiner's
-training-free verification score (:func:`segswap.verify.ransac.verify`) and, as a baseline, by the
-number of SIFT + RANSAC inliers. References beyond the shortlist keep their global order.
+training-free verification score (:func:`segswap.verify.ransac.verify`), by the homography inliers of
+each keypoint matcher asked for and, as a baseline, by the number of SIFT + RANSAC inliers. References
+beyond the shortlist keep their global order.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..io.paths import list_images
 from ..models.outputs import similarity_score
 from ..verify.ransac import verify
 from . import baselines
+from .keypoint_evidence import inlier_counts
 
 RECALL_AT = (1, 5, 10)
 SHORTLIST = 20
@@ -128,9 +130,11 @@ def artminer_score(query_features: torch.Tensor, target_features: torch.Tensor) 
     return verify(query_features[0].numpy(), target, (target.shape[2] * STRIDE, target.shape[1] * STRIDE)).score
 
 
-def evaluate_vpr(root: Path, matcher, shortlist: int = SHORTLIST, show_progress: bool = True) -> dict:
-    """Recall@1/5/10 by global descriptor, then re-ranked by the pair score, by ArtMiner's verification and
-    by SIFT inliers; ``first_correct_rank`` holds each query's rank of its first correct reference."""
+def evaluate_vpr(root: Path, matcher, shortlist: int = SHORTLIST, keypoints: tuple[str, ...] = (),
+                 show_progress: bool = True) -> dict:
+    """Recall@1/5/10 by global descriptor, then re-ranked by the pair score, by ArtMiner's verification, by
+    each of the ``keypoints`` matchers' inliers and by SIFT inliers; ``first_correct_rank`` holds each
+    query's rank of its first correct reference."""
     if shortlist < 1:
         raise SegswapError(f"--shortlist must be at least 1, got {shortlist}")
     bench = read_vpr_benchmark(root)
@@ -140,7 +144,8 @@ def evaluate_vpr(root: Path, matcher, shortlist: int = SHORTLIST, show_progress:
         features[path] = matcher.features(matcher.prepare(image)[0])
         sift[path] = baselines.sift_features(image)
     refs = torch.stack([global_descriptor(features[p]) for p in bench.references])
-    rankings = {"global": {}, "pair-score": {}, "artminer-ransac": {}, "sift-ransac": {}}
+    rankings = {"global": {}, "pair-score": {}, "artminer-ransac": {}, **{name: {} for name in keypoints}, "sift-ransac": {}}
+    heads = {}
     for q in tqdm(sorted(bench.truth), desc="vpr re-rank", unit="query", disable=not show_progress):
         query = bench.queries[q]
         ranking = global_ranking(refs, features[query])
@@ -152,9 +157,15 @@ def evaluate_vpr(root: Path, matcher, shortlist: int = SHORTLIST, show_progress:
                                                   shortlist)
         rankings["sift-ransac"][q] = reranked(ranking, [baselines.sift_inlier_count(sift[query], sift[p]) for p in head],
                                               shortlist)
+        heads[q] = (query, head)
+    pairs = [(query, p) for query, head in heads.values() for p in head]
+    for name in keypoints:
+        counts = iter(inlier_counts(name, pairs, show_progress, desc=f"vpr {name}").tolist())
+        for q, (query, head) in heads.items():
+            rankings[name][q] = reranked(rankings["global"][q], [next(counts) for _ in head], shortlist)
     return {
         "root": str(root), "model": matcher.name, "backbone": matcher.backbone.name, "size": matcher.size,
-        "trained": matcher.trained, "shortlist": shortlist,
+        "trained": matcher.trained, "shortlist": shortlist, "keypoints": list(keypoints),
         "queries": sum(1 for refs in bench.truth.values() if refs), "references": len(bench.references),
         "recall": {name: recall_at(r, bench.truth) for name, r in rankings.items()},
         "first_correct_rank": {name: first_correct_ranks(r, bench.truth) for name, r in rankings.items()},

@@ -80,22 +80,29 @@ class KeypointMatcher:
         self.glue_model = lightglue.build(spec.family, self.conf) if spec.glue else None
 
     # -- extraction -------------------------------------------------------------------------
-    def extract(self, image) -> dict:
+    def extract(self, image, original_size: tuple[int, int] | None = None) -> dict:
         """An image (path, PIL image or array) → ``keypoints`` N×2 float32 (x, y in the image's own
         pixels), ``descriptors`` N×D float32, ``scores`` N float32, ``image_size`` (w, h) and
-        ``scale`` (the image's pixels per pixel of the extraction frame)."""
+        ``scale`` (the image's pixels per pixel of the extraction frame). ``original_size``: the (w, h)
+        of the image that ``image`` is a resized copy of; the keypoints are then in its pixels."""
         rgb = load_image(image)
-        h, w = rgb.shape[:2]
-        factor = self.conf["resize"] / max(h, w)
-        if factor != 1:
-            size = (max(16, round(w * factor)), max(16, round(h * factor)))
-            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+        w, h = original_size if original_size is not None else (rgb.shape[1], rgb.shape[0])
+        rgb = self.resized(rgb)
         scale = w / rgb.shape[1]
         with torch.inference_mode():
             out = self._extract(self.extractor, pixels_to_tensor(rgb), self.conf)
         return {"keypoints": (out["keypoints"].float() * scale).numpy().astype(np.float32),
                 "descriptors": out["descriptors"].float().numpy(), "scores": out["scores"].float().numpy(),
                 "image_size": (int(w), int(h)), "scale": float(scale)}
+
+    def resized(self, rgb: np.ndarray) -> np.ndarray:
+        """``rgb`` with its long side at ``resize`` px, as extraction sees it."""
+        h, w = rgb.shape[:2]
+        factor = self.conf["resize"] / max(h, w)
+        if factor == 1:
+            return rgb
+        size = (max(16, round(w * factor)), max(16, round(h * factor)))
+        return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
 
     # -- matching ---------------------------------------------------------------------------
     def match_features(self, feats_a: dict, feats_b: dict) -> tuple[np.ndarray, np.ndarray]:
