@@ -80,7 +80,8 @@ def test_search_command_writes_the_json_list(planted_detail, tmp_path, invoke_cl
                      "--top", "3", "--json", str(out), "--model", "correlation")
     assert result.exit_code == 0, result.output
     hits = json.loads(out.read_text())
-    assert [sorted(h) for h in hits] == [["box", "match", "matched_fraction", "path", "score"]] * 3
+    assert [sorted(h) for h in hits] == [["box", "decided_by", "fused_score", "inliers", "match", "matched_fraction",
+                                          "path", "score"]] * 3
     assert hits[0]["path"] == str(target) and hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
     assert len(hits[0]["box"]) == 4
     # the training-free model has no calibration: a ranking, said once, until a threshold is given
@@ -106,6 +107,51 @@ def test_verdicts_compare_the_matched_fraction_with_the_threshold(planted_detail
     assert [hit.match for hit in decided.hits] == [hit.matched >= cut for hit in ranking.hits] == [True, True, False, False]
     with pytest.raises(SegswapError, match="--threshold"):
         search(index, query, matcher, threshold=float("nan"))
+
+
+def test_the_index_keypoints_verify_the_head_and_box_the_detail(planted_detail, matcher, monkeypatch):
+    from segswap.keypoints import is_installed
+
+    if not is_installed("xfeat"):
+        pytest.skip("keypoint wheels not installed")
+    index, query, detail, target, (px, py) = planted_detail
+    plain = search(index, query, matcher, box=detail, top=4, keypoints=False)
+    assert all(hit.inliers is None for hit in plain.hits) and plain.inlier_threshold is None
+    # uncalibrated keypoints: inliers reported, the ranking and the verdicts left to the pair score
+    checked = search(index, query, matcher, box=detail, top=4)
+    assert [h.image.id for h in checked.hits] == [h.image.id for h in plain.hits]
+    by_path = {hit.image.path: hit.inliers for hit in checked.hits}
+    others = max(v for p, v in by_path.items() if p != target)
+    assert by_path[target] >= 12 and by_path[target] >= 2 * others, by_path
+    # calibrated: the planted copy is a match by its keypoints, boxed by the detail carried over
+    monkeypatch.setattr("segswap.collection.search.calibrated_inlier_threshold", lambda settings, records=None: 10.0)
+    high = 10 * max(hit.matched for hit in checked.hits)  # a pair-score threshold nothing reaches
+    fused = search(index, query, matcher, box=detail, top=4, threshold=high)
+    first = fused.hits[0]
+    assert first.image.path == target and first.match and first.decided_by == ("keypoints",)
+    assert first.fused == pytest.approx(first.inliers / 10.0) and fused.inlier_threshold == 10.0
+    assert all(not hit.match for hit in fused.hits[1:])
+    x0, y0, x1, y1 = first.box
+    inter = max(0, min(x1, px + 96) - max(x0, px)) * max(0, min(y1, py + 96) - max(y0, py))
+    assert inter / ((x1 - x0) * (y1 - y0) + 96 * 96 - inter) > 0.8, first.box
+
+
+def test_an_index_without_keypoints_for_some_images_is_one_line(tmp_path, kit, matcher):
+    from segswap.collection.index import CollectionIndex
+
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        kit.save(tmp_path / "photos" / f"{i}.png", kit.clutter(rng, 120, 160))
+    update_index(tmp_path / "photos", tmp_path / "idx", size=kit.SIZE, show_progress=False)[0].close()
+    with CollectionIndex(tmp_path / "idx", snapshot=False) as index:
+        if index.keypoint_settings is None:
+            pytest.skip("keypoint wheels not installed")
+        with index.db:
+            index.db.execute("DELETE FROM keypoints WHERE id = 1")
+    with CollectionIndex(tmp_path / "idx") as index:
+        with pytest.raises(SegswapError, match="1 images have no keypoints yet; add them with `segswap index"):
+            search(index, tmp_path / "photos" / "0.png", matcher)
+        assert search(index, tmp_path / "photos" / "0.png", matcher, keypoints=False).hits
 
 
 def test_user_errors_give_one_line_and_exit_2(tmp_path, planted_detail, run_cli):

@@ -73,6 +73,10 @@ def search(
     report: Optional[Path] = typer.Option(None, help=REPORT_HELP),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
+    keypoints: Optional[bool] = typer.Option(None, "--keypoints/--no-keypoints", help="Check the head of the ranking "
+                                             "by the keypoints the index stores: their homography inliers join the "
+                                             "verdict (either evidence enough) and give the box where they decide "
+                                             "[default: where the index has them]."),
 ):
     """Where else does this image, or this detail of it, appear in the collection?
 
@@ -80,8 +84,10 @@ def search(
     a confident match in the image; it grows with the query's size, so compare scores within one
     search), the matched fraction (the score over the query's cells), and a verdict: 'match' when the
     matched fraction reaches the threshold calibrated for the weights on held-out synthetic pairs (95 %
-    precision there), 'no match' below it. With --rerank ransac the score is ArtMiner's verification
-    score and there is no verdict unless --threshold is given.
+    precision there), 'no match' below it. Where the index stores keypoints, the first results are also
+    matched by them: a result with as many homography inliers as calibrated is a 'match' too, ranked by
+    the stronger of the two pieces of evidence, and boxed by its inliers. With --rerank ransac the score
+    is ArtMiner's verification score and there is no verdict unless --threshold is given.
     """
     check_arguments(files=[query], folders=[index_dir], weights=weights, counts=[(top, "--top"), (shortlist, "--shortlist")],
                     output_files=[(json_out, "--json"), (report, "--report")])
@@ -101,15 +107,17 @@ def search(
         name = "correlation" if rerank == "ransac" else model
         matcher = index_matcher(name, weights, collection.backbone, collection.size)
         result = run_search(collection, query, matcher, box=query_box, top=top, shortlist=shortlist,
-                            rerank=rerank, threshold=threshold, show_progress=True)
+                            rerank=rerank, threshold=threshold, keypoints=keypoints, show_progress=True)
         if result.threshold is None:
             typer.echo("no calibrated match threshold for these weights: the results are a ranking "
                        "(--threshold gives verdicts)", err=True)
         for rank, hit in enumerate(result.hits, 1):
             where = ",".join(map(str, hit.box)) if hit.box else "-"
             matched = "" if hit.matched is None else f"{100 * hit.matched:6.1f} %"
+            inliers = "" if hit.inliers is None else f"  {hit.inliers} keypoint inliers"
             verdict = {True: "match", False: "no match", None: "-"}[hit.match]
-            typer.echo(f"{rank:>3}. {hit.score:8.3f} {matched}  {verdict:<8}  {hit.image.path}  box {where}")
+            why = f" (by {' + '.join(hit.decided_by)})" if hit.match and hit.decided_by else ""
+            typer.echo(f"{rank:>3}. {hit.score:8.3f} {matched}  {verdict:<8}  {hit.image.path}  box {where}{inliers}{why}")
         if json_out:
             write_json(json_out, [hit.as_json() for hit in result.hits])
         if report:

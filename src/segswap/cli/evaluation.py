@@ -105,22 +105,39 @@ def calibrate_search(
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
     precision: float = typer.Option(0.95, help="Precision 'match' must reach on the pairs (0–1)."),
+    keypoints: bool = typer.Option(True, "--keypoints/--no-keypoints", help="Also calibrate the inliers of the "
+                                   "keypoints an index stores (search fuses the two)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the result as JSON."),
 ):
-    """The matched fraction from which `segswap search` says 'match', calibrated on held-out synthetic
-    pairs (each pair against image b of other pairs, half of those showing the same class of object)."""
+    """The matched fraction from which `segswap search` says 'match', and the keypoint inliers, calibrated on
+    held-out synthetic pairs (each pair against image b of other pairs, half of those showing the same class
+    of object)."""
     check_arguments(folders=pairs, weights=weights, output_files=[(out, "--out"), (json_out, "--json")])
-    from ..evaluation.calibration import add_calibration, calibrate_search as run_calibration
-    from ..synth.reader import pairs_size
-
     if not 0 < precision < 1:
         raise SegswapError(f"--precision must be between 0 and 1, not {precision}")
-    result = run_calibration(pairs, load_matcher(model, weights, size=pairs_size(pairs)), target_precision=precision)
-    add_calibration(out, result)
-    typer.echo(f"{result['weights']}: 'match' from a matched fraction of {result['threshold']:.4f} — precision "
-               f"{result['precision']:.3f}, recall {result['recall']:.3f}, AP {result['average_precision']:.3f} on "
-               f"{result['positives']} pairs and {result['negatives']} non-matching pairs → {out}")
-    _write_json(json_out, result)
+    from ..shipped import INDEX_KEYPOINTS
+
+    if keypoints:
+        from ..keypoints import check_installed
+
+        check_installed(INDEX_KEYPOINTS[0])
+    from ..evaluation.calibration import add_calibration, calibrate_search as run_calibration, calibrate_search_keypoints
+    from ..synth.reader import pairs_size
+
+    results = [run_calibration(pairs, load_matcher(model, weights, size=pairs_size(pairs)), target_precision=precision)]
+    if keypoints:
+        from ..keypoints import get_matcher
+
+        keypointer = get_matcher(INDEX_KEYPOINTS[0], **INDEX_KEYPOINTS[1])
+        results.append(calibrate_search_keypoints(pairs, keypointer, target_precision=precision))
+    for result in results:
+        add_calibration(out, result)
+        what = "a matched fraction" if result["model"] != "keypoints" else f"{result['keypoints']} inliers"
+        typer.echo(f"{result['weights'] or result['keypoints']}: 'match' from {what} of {result['threshold']:.4f} — "
+                   f"precision {result['precision']:.3f}, recall {result['recall']:.3f}, AP "
+                   f"{result['average_precision']:.3f} on {result['positives']} pairs and {result['negatives']} "
+                   f"non-matching pairs → {out}")
+    _write_json(json_out, results if len(results) > 1 else results[0])
 
 
 def calibrate_verify(

@@ -8,6 +8,14 @@ mask × the query's mask where its cells land; for a detail query, only on the c
 cells match both ways, not the rest of an object that resembles it) and the bounding box of its strongest connected blob of
 cells above ``REGION_THRESHOLD`` (stray cells elsewhere would otherwise stretch the box).
 
+Where the index stores keypoints (:mod:`segswap.keypoints`, `segswap index`), the head of that ranking
+(``2 × top``, at most :data:`HEAD`) is checked by them: the query's keypoints (those inside the box, for a
+detail) are matched to each candidate's stored ones by mutual nearest neighbours and a homography is fitted.
+A candidate's **fused score** is max(matched fraction / its threshold, inliers / theirs), both thresholds
+calibrated (`segswap eval calibrate-search`): the head is ranked by it, "match" is a fused score of at least
+1, and where the keypoints decide, the box is theirs (the query box carried by the homography, or the
+inliers' extent for a whole image).
+
 With ``rerank="ransac"`` the shortlist is re-ranked instead by ArtMiner's training-free verification
 (:func:`segswap.verify.ransac.verify`): the region is its inlier cells and the box their extent.
 
@@ -33,6 +41,7 @@ from ..grid import STRIDE, cells_to_pixels
 from ..progress import ProgressReport, report_step, stage
 from ..io import load_image, pixels_to_tensor, resize_for_model
 from ..models.outputs import cycle_consistent_mask, matched_fraction
+from ..keypoints import get_matcher, is_installed
 from ..shipped import search_calibrations
 from ..verify.ransac import TOLERANCE_CELLS_IMAGE, TOLERANCE_CELLS_REGION, verify
 from .descriptor import pooled
@@ -49,6 +58,13 @@ REGION_THRESHOLD = 0.5
 BATCH = 16
 #: The pair model's key for the query among the candidates' image ids (which are positive).
 QUERY = -1
+#: The most candidates of the pair model's ranking that keypoints check (each costs a match and a fit).
+HEAD = 20
+#: A detail's keypoints: the query image extracted as the index's are, denser, those in the box kept.
+DETAIL_KEYPOINTS = 4096
+#: A box carried by the homography is kept when it stays convex and covers between these fractions of
+#: the inliers' own extent's area (otherwise the inliers' extent is the box).
+CARRIED_BOX_AREA = (0.25, 16.0)
 
 
 @dataclass
@@ -59,11 +75,15 @@ class SearchHit:
     box: tuple[int, int, int, int] | None  # x0, y0, x1, y1 of the region in the image's pixels
     matched: float | None = None  # the pair model's matched fraction of the query (score / query cells)
     match: bool | None = None  # the verdict; None without a threshold
+    inliers: int | None = None  # homography inliers of the index's keypoints; None where not checked
+    fused: float | None = None  # max(matched / its threshold, inliers / theirs); None where not both calibrated
+    decided_by: tuple[str, ...] = ()  # the evidence at or above its threshold: "pair score", "keypoints"
 
     def as_json(self) -> dict:
         return {"path": str(self.image.path), "score": round(self.score, 4),
                 "matched_fraction": None if self.matched is None else round(self.matched, 5),
-                "match": self.match, "box": list(self.box) if self.box else None}
+                "inliers": self.inliers, "fused_score": None if self.fused is None else round(self.fused, 4),
+                "match": self.match, "decided_by": list(self.decided_by), "box": list(self.box) if self.box else None}
 
 
 @dataclass
@@ -75,6 +95,7 @@ class SearchResult:
     rerank: str = "model"  # what re-ranked the shortlist: one of RERANKERS
     threshold: float | None = None  # what the verdicts compare with (matched fraction, or ArtMiner's score)
     threshold_source: str | None = None  # "calibrated" or "given"; None: no verdicts
+    inlier_threshold: float | None = None  # the keypoints' calibrated inliers; None: keypoints not used
 
 
 def calibrated_threshold(matcher, records: list[dict] | None = None) -> float | None:
@@ -84,20 +105,35 @@ def calibrated_threshold(matcher, records: list[dict] | None = None) -> float | 
     if matcher.weights_sha256 is None:
         return None
     for record in search_calibrations() if records is None else records:
+        if "inference" not in record:  # a keypoints record
+            continue
         inference = {key: matcher.model.conf.get(key) for key in record["inference"]}
         if record["weights_sha256"] == matcher.weights_sha256 and inference == record["inference"]:
             return float(record["threshold"])
     return None
 
 
+def calibrated_inlier_threshold(settings: dict | None, records: list[dict] | None = None) -> float | None:
+    """The inliers at which the index's keypoints (``settings``: the index's keypoint extractor) alone reach
+    the calibrated precision (`segswap eval calibrate-search`), or None if not calibrated."""
+    if settings is None:
+        return None
+    for record in search_calibrations() if records is None else records:
+        if record.get("keypoints") == settings["matcher"] and record.get("keypoint_conf") == settings["conf"]:
+            return float(record["threshold"])
+    return None
+
+
 def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, int] | None = None, top: int = 10,
            shortlist: int = 100, rerank: str = "model", threshold: float | None = None,
-           show_progress: bool = False, report: ProgressReport | None = None) -> SearchResult:
+           keypoints: bool | None = None, show_progress: bool = False,
+           report: ProgressReport | None = None) -> SearchResult:
     """Find the ``top`` images of ``index`` that best share content with ``query`` (a path), or with the
     ``box`` (x0, y0, x1, y1 in its pixels) of it; best first. ``rerank``: one of :data:`RERANKERS`.
     ``threshold``: what a hit needs for "match" (see the module docstring); by default the calibrated
-    one of the pair model's weights, if any. ``report`` hears each step (it may cancel; see
-    :data:`segswap.progress.ProgressReport`)."""
+    one of the pair model's weights, if any. ``keypoints``: check the head by the index's keypoints (None:
+    where the index has them and the wheels are installed; True: required). ``report`` hears each step
+    (it may cancel; see :data:`segswap.progress.ProgressReport`)."""
     if top < 1 or shortlist < 1:
         raise SegswapError("--top and --shortlist must be at least 1")
     check_reranker(rerank)
@@ -110,6 +146,7 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
     if threshold is None and rerank == "model":
         threshold = calibrated_threshold(matcher)
         source = "calibrated" if threshold is not None else None
+    keypointer = _index_keypointer(index, keypoints) if rerank == "model" else None
     report_step(report, "shortlisting by descriptor")
     rgb = load_image(query)
     box = _checked_box(box, rgb.shape[1], rgb.shape[0]) if box is not None else None
@@ -127,9 +164,10 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
     features = lambda i: query_feats if i == QUERY else index.features(i)
     predictions = predict_pairs(matcher, features, [(QUERY, image_id) for image_id, _ in candidates],
                                 batch_size=BATCH, show_progress=show_progress, desc="re-ranking", report=report)
-    ranked = sorted(predictions, key=lambda p: -p.score_ab)[:top]
+    ranked = sorted(predictions, key=lambda p: -p.score_ab)
+    head = min(len(ranked), HEAD, 2 * top) if keypointer is not None else min(len(ranked), top)
     hits = []
-    for pred in ranked:
+    for pred in ranked[:max(head, top)]:
         image = index.image(pred.b)
         region = cycle_consistent_mask(torch.from_numpy(pred.mask_b)[None], torch.from_numpy(pred.mask_a)[None],
                                        torch.from_numpy(pred.flow_ba)[None])[0].numpy()
@@ -137,8 +175,86 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
             region = region * landed_cells(pred.flow_ab, pred.flow_ba, pred.mask_a, region.shape)
         matched = float(matched_fraction(pred.score_ab, query_feats.shape[1:]))
         verdict = None if threshold is None else bool(matched >= threshold)
-        hits.append(SearchHit(image, pred.score_ab, region, region_box(region, image.size), matched, verdict))
-    return SearchResult(Path(query), box, len(candidates), hits, rerank, threshold, source)
+        decided = ("pair score",) if verdict else ()
+        hits.append(SearchHit(image, pred.score_ab, region, region_box(region, image.size), matched, verdict,
+                              decided_by=decided))
+    inlier_threshold = None
+    if keypointer is not None:
+        keypointer, inlier_threshold = keypointer
+        _check_by_keypoints(index, keypointer, rgb, box, hits[:head], threshold, inlier_threshold, report)
+        order = sorted(range(head), key=lambda k: (-(hits[k].fused if hits[k].fused is not None else -1), k))
+        hits = [hits[k] for k in order] + hits[head:]
+    return SearchResult(Path(query), box, len(candidates), hits[:top], rerank, threshold, source, inlier_threshold)
+
+
+def _index_keypointer(index: CollectionIndex, keypoints: bool | None):
+    """(the index's keypoint matcher, its calibrated inlier threshold) for a search, or None (see :func:`search`)."""
+    settings = index.keypoint_settings
+    if keypoints is False:
+        return None
+    if settings is None or not is_installed(settings["matcher"]):
+        if keypoints:
+            raise SegswapError(f"{index.path} holds no keypoints" if settings is None else
+                               f"the keypoint matcher {settings['matcher']} of {index.path} is not installed")
+        return None
+    missing = len(index.without_keypoints())
+    if missing:
+        raise SegswapError(f"{index.path}: {missing} images have no keypoints yet; add them with `segswap index "
+                           f"{index.root} --index {index.path}`, or search with --no-keypoints")
+    return get_matcher(settings["matcher"], **settings["conf"]), calibrated_inlier_threshold(settings)
+
+
+def _check_by_keypoints(index: CollectionIndex, keypointer, rgb: np.ndarray, box, hits: list[SearchHit],
+                        threshold: float | None, inlier_threshold: float | None, report: ProgressReport | None) -> None:
+    """Match the query's keypoints (inside ``box`` for a detail) to each hit's stored ones: its inliers,
+    fused score, verdict and, where the keypoints decide, its box."""
+    if box is None:
+        query = keypointer.extract(rgb)
+    else:  # the whole image at the index's scale, denser, then the box: the detail keeps its scale
+        dense = get_matcher(keypointer.name, **{**keypointer.conf, "max_keypoints": DETAIL_KEYPOINTS}).extract(rgb)
+        x0, y0, x1, y1 = box
+        xy = dense["keypoints"]
+        inside = (xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1)
+        keep = np.flatnonzero(inside)[:keypointer.conf["max_keypoints"]]  # extract() sorts them best first
+        query = {**dense, **{key: dense[key][keep] for key in ("keypoints", "descriptors", "scores")}}
+    for done, hit in enumerate(hits):
+        report_step(report, "checking by keypoints", done, len(hits))
+        stored = index.keypoints(hit.image.id)
+        pairs, _ = keypointer.match_features(query, stored)
+        fitted = keypointer.geometry(query, stored, pairs)
+        hit.inliers = fitted.count
+        if threshold is None or inlier_threshold is None:
+            continue
+        hit.fused = max(hit.matched / threshold, hit.inliers / inlier_threshold)
+        hit.match = hit.fused >= 1
+        hit.decided_by = tuple(name for name, passed in (("pair score", hit.matched >= threshold),
+                                                         ("keypoints", hit.inliers >= inlier_threshold)) if passed)
+        if hit.inliers >= inlier_threshold:
+            inliers = pairs[fitted.inliers]
+            hit.box = keypoint_box(query["keypoints"][inliers[:, 0]], stored["keypoints"][inliers[:, 1]], box,
+                                   hit.image.size)
+
+
+def keypoint_box(sources: np.ndarray, targets: np.ndarray, box, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A hit's box from its inlier keypoints (``sources`` in the query, ``targets`` in the hit, N×2 each): the
+    query ``box`` carried over by the similarity transform of the inliers (steadier than their homography
+    on a few dozen points) when that stays a plausible box around them, else the inliers' extent; clipped
+    to the hit's ``size`` (w, h)."""
+    w, h = size
+    extent = np.r_[targets.min(axis=0), targets.max(axis=0)]
+    if box is not None and len(sources) >= 3:
+        similarity, _ = cv2.estimateAffinePartial2D(sources.astype(np.float64), targets.astype(np.float64),
+                                                    method=cv2.LMEDS)
+        if similarity is not None:
+            x0, y0, x1, y1 = box
+            corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], float) @ similarity[:, :2].T + similarity[:, 2]
+            carried = np.r_[corners.min(axis=0), corners.max(axis=0)]
+            area = lambda b: max(1.0, (b[2] - b[0]) * (b[3] - b[1]))  # noqa: E731
+            if np.isfinite(carried).all() and CARRIED_BOX_AREA[0] <= area(carried) / area(extent) <= CARRIED_BOX_AREA[1]:
+                extent = carried
+    x0, y0, x1, y1 = extent
+    return (int(np.clip(np.floor(x0), 0, w - 1)), int(np.clip(np.floor(y0), 0, h - 1)),
+            int(np.clip(np.ceil(x1), 1, w)), int(np.clip(np.ceil(y1), 1, h)))
 
 
 def _verified_hits(index: CollectionIndex, query_feats: np.ndarray, candidates, top: int, box,

@@ -55,6 +55,24 @@ def calibrate_search(pairs_dirs, matcher, *, target_precision: float = TARGET_PR
     }
 
 
+def calibrate_search_keypoints(pairs_dirs, keypointer, *, target_precision: float = TARGET_PRECISION, seed: int = 0,
+                               show_progress: bool = True) -> dict:
+    """The homography inliers of an index's keypoints (``keypointer``: the matcher of
+    :data:`~segswap.shipped.INDEX_KEYPOINTS`) at which they alone reach ``target_precision`` on the pairs of
+    ``pairs_dirs``, against the same negatives as :func:`calibrate_search`; `segswap search` fuses them with
+    the matched fraction."""
+    from .keypoint_evidence import inlier_counts
+
+    def scores(_, cache, a_indices, b_indices):
+        return inlier_counts(keypointer, [(cache.pair_dirs[int(i)] / "a.jpg", cache.pair_dirs[int(j)] / "b.jpg")
+                                          for i, j in zip(a_indices, b_indices)], show_progress)
+
+    point = _calibrate(pairs_dirs, keypointer, scores, target_precision, seed, show_progress)
+    return {"model": "keypoints", "weights": None, "weights_sha256": None, "keypoints": keypointer.name,
+            "keypoint_conf": dict(sorted(keypointer.conf.items())), "statistic": "homography inliers of the index's keypoints",
+            **point, "pairs": [Path(p).name for p in pairs_dirs], "size": pairs_size(pairs_dirs), "seed": seed}
+
+
 def calibrate_verify(pairs_dirs, verifier, *, target_precision: float = TARGET_PRECISION, seed: int = 0,
                      show_progress: bool = True) -> dict:
     """The score from which `segswap verify` says "match" (a :class:`~segswap.verify.same_object.Verifier`'s
@@ -235,6 +253,7 @@ def add_calibration(path, record: dict) -> None:
     and inference options), written atomically."""
     path = Path(path)
     records = json.loads(path.read_text()) if path.is_file() else []
-    key = lambda r: (r["weights_sha256"], r.get("inference"), r.get("size"))  # noqa: E731
+    key = lambda r: (r["weights_sha256"], r.get("inference"), r.get("size"), r.get("statistic"),  # noqa: E731
+                     r.get("keypoints"), json.dumps(r.get("keypoint_conf"), sort_keys=True))
     records = [r for r in records if key(r) != key(record)]
     write_bytes_atomic(path, (json.dumps(records + [record], indent=1) + "\n").encode())

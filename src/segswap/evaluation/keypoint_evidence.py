@@ -13,9 +13,10 @@ def installed_matchers() -> tuple[str, ...]:
     return tuple(name for name in matcher_names() if is_installed(name))
 
 
-def inlier_counts(name: str, pairs, show_progress: bool = True, desc: str | None = None) -> np.ndarray:
-    """Homography inliers of keypoint matcher ``name`` for each ``(image_a, image_b)`` of ``pairs``."""
-    matcher = get_matcher(name)
+def inlier_counts(matcher, pairs, show_progress: bool = True, desc: str | None = None) -> np.ndarray:
+    """Homography inliers of keypoint ``matcher`` (a name, or a :class:`~segswap.keypoints.KeypointMatcher`)
+    for each ``(image_a, image_b)`` of ``pairs``."""
+    matcher = get_matcher(matcher) if isinstance(matcher, str) else matcher
     extracted: dict = {}
 
     def features(image):
@@ -25,6 +26,6 @@ def inlier_counts(name: str, pairs, show_progress: bool = True, desc: str | None
         return extracted[key]
 
     counts = []
-    for a, b in tqdm(list(pairs), desc=desc or name, unit="pair", disable=not show_progress):
+    for a, b in tqdm(list(pairs), desc=desc or matcher.name, unit="pair", disable=not show_progress):
         counts.append(matcher.match(None, None, feats_a=features(a), feats_b=features(b))["geometry"].count)
     return np.asarray(counts, dtype=float)

@@ -140,6 +140,7 @@ class KeypointMatcher:
 
 
 def _as_tensors(feats: dict) -> dict:
-    return {"keypoints": torch.as_tensor(np.asarray(feats["keypoints"], np.float32)),
-            "descriptors": torch.as_tensor(np.asarray(feats["descriptors"], np.float32)),
+    # copies: stored features may be read-only views of their buffers
+    return {"keypoints": torch.from_numpy(np.array(feats["keypoints"], np.float32)),
+            "descriptors": torch.from_numpy(np.array(feats["descriptors"], np.float32)),
             "image_size": tuple(feats["image_size"])}
