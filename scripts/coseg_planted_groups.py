@@ -26,13 +26,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--groups", type=int, default=6)
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods to run")
     args = parser.parse_args()
     matcher = segswap.load(weights=args.weights)
-    scores: dict[str, list[float]] = {method: [] for method in METHODS}
+    scores: dict[str, list[float]] = {method: [] for method in args.methods.split(",")}
     for seed in range(args.groups):
         with tempfile.TemporaryDirectory() as folder:
             paths, truths = planted_group(Path(folder), 8, seed, object_seed=1000 + 17 * seed)
-            for method in METHODS:
+            for method in scores:
                 masks = cosegment_images(paths, matcher, show_progress=False, method=method)
                 scores[method].append(float(np.mean([((m > 0) & (t > 0)).sum() / max(((m > 0) | (t > 0)).sum(), 1)
                                                      for m, t in zip(masks, truths)])))

@@ -39,10 +39,11 @@ KEYPOINTS = "xfeat-lighterglue"
 #: re-ranked head with: XFeat's, 1024 an image (about 140 kB), matched by mutual nearest neighbours, which
 #: takes milliseconds a pair where LighterGlue takes 0.2 s (docs/performance.md).
 INDEX_KEYPOINTS = ("xfeat", {"max_keypoints": 1024})
-#: `segswap align` takes the keypoint homography when it has at least this many inliers (else the
-#: backbone-feature stage runs): the inlier count at which the keypoint evidence alone reaches precision 0.95
+#: The homography inliers of :data:`KEYPOINTS` from which two images are taken to show one rigid thing:
+#: where `segswap align` trusts the keypoint homography (else the backbone-feature stage runs) and `segswap
+#: cosegment --method evidence` leans on SegSwap; the count at which the keypoints alone reach precision 0.95
 #: on verify's calibration pairs (docs/results.md).
-ALIGN_MIN_INLIERS = 15
+KEYPOINT_MIN_INLIERS = 15
 #: `segswap search`'s match / no-match thresholds, one record per calibrated weights file, written by
 #: `segswap eval calibrate-search`.
 SEARCH_CALIBRATION = "search_calibration.json"

@@ -7,7 +7,7 @@ then aligns what the two images share, not their backgrounds (our addition).
 
 With a keypoint matcher (:mod:`segswap.keypoints`, by default :data:`~segswap.shipped.KEYPOINTS`) the
 coarse homography comes from its matches where they support one (at least
-:data:`~segswap.shipped.ALIGN_MIN_INLIERS` inliers), refined once: a is warped into b's frame by it, matched
+:data:`~segswap.shipped.KEYPOINT_MIN_INLIERS` inliers), refined once: a is warped into b's frame by it, matched
 again, and the residual homography composed with it (the second matching sees nearly aligned images, so
 a strong change of viewpoint is recovered in two small steps). Otherwise the backbone-feature stage runs.
 
@@ -32,7 +32,7 @@ from ..io.files import write_bytes_atomic
 from ..grid import DEFAULT_SIZE, check_input_size
 from ..models import WARP_MODELS
 from ..models.macosnet import transform_points
-from ..shipped import ALIGN_MIN_INLIERS
+from ..shipped import KEYPOINT_MIN_INLIERS
 from .ransac import CoarseAlignment, coarse_homography
 
 #: RANSAC-Flow's number of resizes of one image, and the largest resize factor (the smallest is 1/it).
@@ -104,7 +104,7 @@ def align(image_a, image_b, *, backbone: str | None = None, size: int | None = N
 
 
 def keypoint_homography(keypoints, rgb_a: np.ndarray, rgb_b: np.ndarray, keep_a: np.ndarray | None = None,
-                        keep_b: np.ndarray | None = None, min_inliers: int = ALIGN_MIN_INLIERS) -> CoarseAlignment | None:
+                        keep_b: np.ndarray | None = None, min_inliers: int = KEYPOINT_MIN_INLIERS) -> CoarseAlignment | None:
     """The homography a → b from ``keypoints``' matches (only those inside ``keep_a``/``keep_b`` where given),
     refined once on a warped by it; None when it has fewer than ``min_inliers`` inliers."""
     feats_a, feats_b = keypoints.extract(rgb_a), keypoints.extract(rgb_b)
