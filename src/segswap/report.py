@@ -25,7 +25,10 @@ def write_pair_outputs(out_dir, image_a, image_b, result: dict) -> dict:
     rgb_a, rgb_b = load_image(image_a), load_image(image_b)
     for name, mask in (("mask_a.png", result["mask_a"]), ("mask_b.png", result["mask_b"])):
         _write_png(out_dir / name, (np.clip(mask, 0, 1) * 255).round().astype(np.uint8))
-    overlay = pair_overlay(rgb_a, rgb_b, result["mask_a"], result["mask_b"], result["correspondences"], max_lines=OVERLAY_LINES)
+    found = result.get("keypoints")
+    inliers = None if found is None else found["matches"][found["inliers"]]
+    overlay = pair_overlay(rgb_a, rgb_b, result["mask_a"], result["mask_b"], result["correspondences"],
+                           max_lines=OVERLAY_LINES, keypoints=inliers)
     _write_png(out_dir / "overlay.png", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
     summary = {
         "score": result["score"],

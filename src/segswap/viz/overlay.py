@@ -40,13 +40,19 @@ def highlight(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+#: The colour of keypoint inliers drawn on a pair's overlay (RGB): green, apart from the lines' hues.
+KEYPOINT_COLOUR = (40, 220, 80)
+
+
 def pair_overlay(image_a: np.ndarray, image_b: np.ndarray, mask_a: np.ndarray, mask_b: np.ndarray,
-                 matches: np.ndarray, max_lines: int = 60, height: int = 480, gap: int = 8, seed: int = 0) -> np.ndarray:
+                 matches: np.ndarray, max_lines: int = 60, height: int = 480, gap: int = 8, seed: int = 0,
+                 keypoints: np.ndarray | None = None) -> np.ndarray:
     """Both images side by side at a common height (within :data:`MAX_ASPECT`), tinted by their masks,
     with correspondence lines.
 
     ``matches``: N×≥4 rows ``[xa, ya, xb, yb, ...]`` in each image's own pixels; at most ``max_lines``
-    are drawn, spread over the whole set (a fixed-seed sample) rather than only the best.
+    are drawn, spread over the whole set (a fixed-seed sample) rather than only the best. ``keypoints``:
+    K×≥4 keypoint inliers, same layout, drawn as small green crosses in both images.
     """
     a, b = (_highlighted_at(image, mask, fitted_size(image.shape, height))
             for image, mask in ((image_a, mask_a), (image_b, mask_b)))
@@ -56,6 +62,9 @@ def pair_overlay(image_a: np.ndarray, image_b: np.ndarray, mask_a: np.ndarray, m
     offset = a.shape[1] + gap
     canvas[top_b:top_b + b.shape[0], offset:] = b
     sa, sb = a.shape[1] / image_a.shape[1], b.shape[1] / image_b.shape[1]
+    for xa, ya, xb, yb in ([] if keypoints is None else keypoints[:, :4]):
+        for x, y in ((round(xa * sa), round(ya * sa) + top_a), (round(xb * sb) + offset, round(yb * sb) + top_b)):
+            cv2.drawMarker(canvas, (x, y), KEYPOINT_COLOUR, cv2.MARKER_CROSS, 5, 1, cv2.LINE_AA)
     if len(matches):
         rng = np.random.default_rng(seed)
         pick = rng.choice(len(matches), size=min(max_lines, len(matches)), replace=False)
