@@ -159,3 +159,88 @@ def test_calibrating_the_pair_score_records_its_views(transformer_weights, tmp_p
     assert record["scales"] == list(SEARCH_SCALES) and record["positives"] == 6
     loaded = load_pair_score_verifier(transformer_weights, calibrations=[record])
     assert loaded.threshold == pytest.approx(record["threshold"])
+
+
+def test_the_fused_operating_point_maximises_recall_at_the_precision():
+    from segswap.evaluation.calibration import fused_operating_point
+
+    # positives: 4 found by keypoints only, 3 by the pair score only, 3 by neither; negatives: one with
+    # 6 inliers, one with pair score 0.05: "inliers >= 9 or score >= 0.07" calls 7 positives and no negative
+    # (7, 8 and 9 inliers call the same pairs: the larger threshold is kept)
+    positives = {"inliers": [30, 20, 12, 9, 0, 1, 2, 0, 0, 0], "pair_score": [0, 0, 0, 0.01, 0.2, 0.1, 0.07, 0, 0, 0.01]}
+    negatives = {"inliers": [6, 0, 1, 0], "pair_score": [0, 0.05, 0, 0.01]}
+    point = fused_operating_point(positives, negatives, target_precision=0.99)
+    assert (point["inlier_threshold"], point["pair_score_threshold"]) == (9, 0.07)
+    assert point["precision"] == 1.0 and point["recall"] == 0.7 and point["threshold"] == 1.0
+    loose = fused_operating_point(positives, negatives, target_precision=0.85)
+    assert loose["recall"] >= point["recall"] and loose["precision"] >= 0.85
+    with pytest.raises(SegswapError, match="no thresholds reach precision"):
+        fused_operating_point({"inliers": [0], "pair_score": [0.0]}, {"inliers": [5], "pair_score": [0.5]}, 0.95)
+
+
+def _needs_keypoints():
+    from segswap.keypoints import is_installed
+    from segswap.shipped import KEYPOINTS
+
+    if not is_installed(KEYPOINTS):
+        pytest.skip("keypoint wheels not installed")
+
+
+def _fused_record(path, n, s, **extra):
+    from segswap.keypoints import get_matcher
+    from segswap.models.weights import weights_digest
+    from segswap.shipped import KEYPOINTS
+    from segswap.verify.same_object import _conf_record
+
+    return {"statistic": STATISTICS["fused"], "weights_sha256": weights_digest(path), "size": 160,
+            "scales": list(SEARCH_SCALES), "keypoints": KEYPOINTS, "keypoint_conf": _conf_record(get_matcher(KEYPOINTS)),
+            "inlier_threshold": n, "pair_score_threshold": s, "threshold": 1.0, "precision": 0.95, "recall": 0.3,
+            "average_precision": 0.75, "target_precision": 0.95, **extra}
+
+
+def test_the_fused_thresholds_are_read_from_the_calibration_file(transformer_weights):
+    from segswap.verify.same_object import load_fused_verifier
+
+    _needs_keypoints()
+    verifier = load_fused_verifier(transformer_weights, calibrations=[_fused_record(transformer_weights, 13, 0.024)])
+    assert (verifier.inlier_threshold, verifier.pair_threshold, verifier.threshold) == (13, 0.024, 1.0)
+    assert verifier.threshold_source == "calibrate-verify" and verifier.operating_point["recall"] == 0.3
+    record = _fused_record(transformer_weights, 13, 0.024)
+    for other in ({"weights_sha256": "0" * 64}, {"size": 320}, {"keypoints": "xfeat"},
+                  {"keypoint_conf": {**record["keypoint_conf"], "max_keypoints": 4096}}, {"statistic": STATISTICS["pair-score"]}):
+        with pytest.raises(SegswapError, match="no calibrated fused thresholds"):
+            load_fused_verifier(transformer_weights, calibrations=[{**record, **other}])
+
+
+def test_the_fused_verdict_names_the_evidence_that_decided_it(transformer_weights, run_cli, tmp_path):
+    from segswap.verify.same_object import load_fused_verifier
+
+    _needs_keypoints()
+    # the demo's box is in the scene: its keypoints agree on a homography; the toy transformer's score is weak
+    by_keypoints = load_fused_verifier(transformer_weights, pair_threshold=0.99, inlier_threshold=12).verify(BOX, SCENE)
+    assert by_keypoints["match"] and by_keypoints["decided_by"] == ["keypoints"]
+    assert by_keypoints["evidence"]["keypoints"]["inliers"] >= 12 and not by_keypoints["evidence"]["pair_score"]["passed"]
+    assert by_keypoints["score"] == pytest.approx(by_keypoints["evidence"]["keypoints"]["inliers"] / 12)
+    score = by_keypoints["evidence"]["pair_score"]["score"]
+    neither = load_fused_verifier(transformer_weights, pair_threshold=min(0.99, score + 0.01), inlier_threshold=10_000)
+    assert neither.verify(BOX, SCENE)["match"] is False
+    r = run_cli("verify", BOX, SCENE, "--by", "keypoints", "--threshold", "12", "--json", tmp_path / "k.json")
+    assert r.returncode == 0, r.stderr
+    verdict = json.loads((tmp_path / "k.json").read_text())
+    assert verdict["by"] == "keypoints" and verdict["match"] and verdict["inliers"] >= 12
+    assert r.stdout.startswith("match: yes") and "homography inliers of xfeat-lighterglue" in r.stdout
+
+
+def test_calibrating_the_fused_verdict_records_both_thresholds(transformer_weights, tmp_path, fake_synth):
+    from segswap.evaluation.calibration import calibrate_verify
+    from segswap.verify.same_object import load_fused_verifier
+
+    _needs_keypoints()
+    folder = fake_synth(tmp_path / "pairs", n=6, size=160)
+    verifier = load_fused_verifier(transformer_weights, pair_threshold=0.5, inlier_threshold=1)
+    record = calibrate_verify([folder], verifier, target_precision=0.4, show_progress=False)
+    assert record["by"] == "fused" and record["statistic"] == STATISTICS["fused"] and record["threshold"] == 1.0
+    assert record["keypoints"] == verifier.keypoints.name and record["inlier_threshold"] >= 1
+    loaded = load_fused_verifier(transformer_weights, calibrations=[record])
+    assert loaded.inlier_threshold == record["inlier_threshold"]
+    assert loaded.pair_threshold == pytest.approx(record["pair_score_threshold"])
