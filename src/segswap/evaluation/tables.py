@@ -37,7 +37,8 @@ def vpr_table(result: dict) -> str:
     recalls = result["recall"]
     ks = list(next(iter(recalls.values())))
     names = {"global": "global descriptor", "pair-score": f"re-ranked by pair score ({result['model']})",
-             "artminer-ransac": "re-ranked by ArtMiner verification", "sift-ransac": "re-ranked by SIFT + RANSAC inliers"}
+             "artminer-ransac": "re-ranked by ArtMiner verification", "sift-ransac": "re-ranked by SIFT + RANSAC inliers",
+             "search": "as `segswap search` ranks (pair score, head by fused keypoint evidence)"}
     rows = [[names.get(name, f"re-ranked by {name} inliers")] + [_number(r[k]) for k in ks] for name, r in recalls.items()]
     return _table(["ranking"] + [f"R@{k}" for k in ks], rows)
 

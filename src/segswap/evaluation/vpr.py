@@ -130,11 +130,27 @@ def artminer_score(query_features: torch.Tensor, target_features: torch.Tensor) 
     return verify(query_features[0].numpy(), target, (target.shape[2] * STRIDE, target.shape[1] * STRIDE)).score
 
 
+def search_thresholds(matcher):
+    """(the index's keypoint matcher, the matched-fraction threshold, the inlier threshold) `segswap search`
+    fuses with, or None where the weights or the keypoints are not calibrated or not installed."""
+    from ..collection.search import calibrated_inlier_threshold, calibrated_threshold
+    from ..keypoints import get_matcher, is_installed
+    from ..shipped import INDEX_KEYPOINTS
+
+    name, conf = INDEX_KEYPOINTS
+    if not is_installed(name):
+        return None
+    keypointer = get_matcher(name, **conf)
+    matched, inliers = calibrated_threshold(matcher), calibrated_inlier_threshold({"matcher": name, "conf": keypointer.conf})
+    return None if matched is None or inliers is None else (keypointer, matched, inliers)
+
+
 def evaluate_vpr(root: Path, matcher, shortlist: int = SHORTLIST, keypoints: tuple[str, ...] = (),
                  show_progress: bool = True) -> dict:
     """Recall@1/5/10 by global descriptor, then re-ranked by the pair score, by ArtMiner's verification, by
-    each of the ``keypoints`` matchers' inliers and by SIFT inliers; ``first_correct_rank`` holds each
-    query's rank of its first correct reference."""
+    each of the ``keypoints`` matchers' inliers and by SIFT inliers, and as `segswap search` ranks (the
+    pair-score ranking's head by the fused score of the matched fraction and the index keypoints' inliers,
+    where both are calibrated); ``first_correct_rank`` holds each query's rank of its first correct reference."""
     if shortlist < 1:
         raise SegswapError(f"--shortlist must be at least 1, got {shortlist}")
     bench = read_vpr_benchmark(root)
@@ -145,14 +161,14 @@ def evaluate_vpr(root: Path, matcher, shortlist: int = SHORTLIST, keypoints: tup
         sift[path] = baselines.sift_features(image)
     refs = torch.stack([global_descriptor(features[p]) for p in bench.references])
     rankings = {"global": {}, "pair-score": {}, "artminer-ransac": {}, **{name: {} for name in keypoints}, "sift-ransac": {}}
-    heads = {}
+    heads, scores = {}, {}
     for q in tqdm(sorted(bench.truth), desc="vpr re-rank", unit="query", disable=not show_progress):
         query = bench.queries[q]
         ranking = global_ranking(refs, features[query])
         head = [bench.references[r] for r in ranking[:shortlist]]
         rankings["global"][q] = ranking
-        rankings["pair-score"][q] = reranked(ranking, pair_scores(matcher, features[query], [features[p] for p in head]),
-                                             shortlist)
+        scores[q] = pair_scores(matcher, features[query], [features[p] for p in head])
+        rankings["pair-score"][q] = reranked(ranking, scores[q], shortlist)
         rankings["artminer-ransac"][q] = reranked(ranking, [artminer_score(features[query], features[p]) for p in head],
                                                   shortlist)
         rankings["sift-ransac"][q] = reranked(ranking, [baselines.sift_inlier_count(sift[query], sift[p]) for p in head],
@@ -163,9 +179,25 @@ def evaluate_vpr(root: Path, matcher, shortlist: int = SHORTLIST, keypoints: tup
         counts = iter(inlier_counts(name, pairs, show_progress, desc=f"vpr {name}").tolist())
         for q, (query, head) in heads.items():
             rankings[name][q] = reranked(rankings["global"][q], [next(counts) for _ in head], shortlist)
+    fused = search_thresholds(matcher)
+    if fused is not None:
+        from ..collection.search import HEAD
+
+        keypointer, matched_threshold, inlier_threshold = fused
+        counts = iter(inlier_counts(keypointer, pairs, show_progress, desc="vpr search keypoints").tolist())
+        rankings["search"] = {}
+        for q, (query, head) in heads.items():
+            inliers = [next(counts) for _ in head]
+            cells = float(np.prod(features[query].shape[-2:]))
+            fused_scores = [max(score / cells / matched_threshold, n / inlier_threshold) for score, n in zip(scores[q], inliers)]
+            fused_of = dict(zip(rankings["global"][q][:shortlist], fused_scores))  # reference index → fused score
+            by_pair = rankings["pair-score"][q]
+            top = sorted(by_pair[:min(HEAD, shortlist)], key=lambda r: -fused_of[r])  # stable: ties keep pair order
+            rankings["search"][q] = top + by_pair[len(top):]
     return {
         "root": str(root), "model": matcher.name, "backbone": matcher.backbone.name, "size": matcher.size,
         "trained": matcher.trained, "shortlist": shortlist, "keypoints": list(keypoints),
+        "search_thresholds": None if fused is None else {"matched_fraction": fused[1], "inliers": fused[2]},
         "queries": sum(1 for refs in bench.truth.values() if refs), "references": len(bench.references),
         "recall": {name: recall_at(r, bench.truth) for name, r in rankings.items()},
         "first_correct_rank": {name: first_correct_ranks(r, bench.truth) for name, r in rankings.items()},
