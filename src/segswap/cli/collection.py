@@ -37,8 +37,8 @@ def index(
     workers: Optional[int] = workers_option(),
     keypoints: Optional[bool] = typer.Option(None, "--keypoints/--no-keypoints", help="Store each image's keypoints "
                                              "(XFeat, 1024 an image, about 140 kB), which search's verdicts and boxes "
-                                             "use; an index without them gets them on its next update [default: where "
-                                             "the keypoint wheels are installed]."),
+                                             "use; an index without them gets them on its next update (default: where "
+                                             "the keypoint wheels are installed)."),
 ):
     """Index a folder, or update its index: new, changed and deleted files are found; resumes after a kill."""
     check_arguments(folders=[directory], size=size, output_folders=[(index_dir, "--index")])
@@ -76,7 +76,7 @@ def search(
     keypoints: Optional[bool] = typer.Option(None, "--keypoints/--no-keypoints", help="Check the head of the ranking "
                                              "by the keypoints the index stores: their homography inliers join the "
                                              "verdict (either evidence enough) and give the box where they decide "
-                                             "[default: where the index has them]."),
+                                             "(default: where the index has them)."),
 ):
     """Where else does this image, or this detail of it, appear in the collection?
 

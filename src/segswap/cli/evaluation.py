@@ -147,7 +147,7 @@ def calibrate_verify(
     by: str = typer.Option(VERIFY_BY[0], "--by", help=f"The verdict to calibrate: {', '.join(VERIFY_BY)} (as "
                                                      "`segswap verify --by`)."),
     keypoints: Optional[str] = typer.Option(None, "--keypoints", help="Keypoint matcher of the fused and keypoints "
-                                            "verdicts [default: segswap verify's]."),
+                                            "verdicts (default: segswap verify's)."),
     weights: Optional[Path] = typer.Option(None, help="Weights of that verdict's model from `segswap export` (default: shipped)."),
     precision: float = typer.Option(0.95, help="Precision 'match' must reach on the pairs (0–1)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the result as JSON."),
@@ -215,7 +215,7 @@ def conditions(
                                   f"{' or '.join(VERIFY_BY)} (as `segswap verify --by`)."),
     verify_weights: Optional[Path] = typer.Option(None, "--verify-weights", help="Weights of that verdict: "
                                                   "transformer weights for pair-score, SCOTT's for scott (default: shipped)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Processes making pairs [default: all cores]."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes making pairs (default: all cores)."),
     keypoints: str = typer.Option(KEYPOINTS, "--keypoints", help="Keypoint matchers whose inliers' AP is reported beside "
                                   "the pair model: names separated by commas, 'all' (every installed one) or 'none'."),
     json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),

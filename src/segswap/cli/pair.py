@@ -34,7 +34,7 @@ def pair(
                                          + ": measured in docs/results.md."),
     keypoints: Optional[str] = typer.Option(None, "--keypoints", help=f"Keypoint matcher whose matches and homography "
                                             f"join the result (`segswap backbones` lists them), or 'none' "
-                                            f"[default: {KEYPOINTS} where installed]."),
+                                            f"(default: {KEYPOINTS} where installed)."),
 ):
     """Match two images: where they share content, and which pixel goes where."""
     check_arguments(files=[image_a, image_b], weights=weights, size=size, output_folders=[(out, "--out")])

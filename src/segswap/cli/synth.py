@@ -18,7 +18,7 @@ def synth(
     n: int = typer.Option(..., "-n", help="Number of pairs (ids 0..n-1)."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same pairs, byte for byte."),
     size: int = typer.Option(480, "--size", help="Image side in pixels (multiple of 16)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes [default: all cores]."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes (default: all cores)."),
     styles: Optional[Path] = typer.Option(None, "--styles", help="Folder of paintings for the colour and band-AdaIN styles."),
     unsupervised: bool = typer.Option(False, "--unsupervised", help="Find segments in plain photo folders (saliency + GrabCut)."),
     negatives: float = typer.Option(0.0, "--negatives", help="Fraction of stored pairs that share nothing."),

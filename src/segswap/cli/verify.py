@@ -28,7 +28,7 @@ def align(
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP + " With --shared-only, or of a warp model."),
     keypoints: Optional[str] = typer.Option(None, "--keypoints", help="Keypoint matcher whose homography (refined "
                                             "once) aligns the pair where it has support, or 'none' for backbone "
-                                            f"features only [default: {KEYPOINTS} where installed]."),
+                                            f"features only (default: {KEYPOINTS} where installed)."),
 ):
     """Align two images by a homography (learned keypoints where they agree on one, else RANSAC-Flow's coarse
     stage on backbone features), or by a warp model's own warp (--model macosnet)."""
@@ -87,7 +87,7 @@ def verify(
     by: str = typer.Option(VERIFY_BY[0], "--by", help="; ".join(f"{name}{' (default)' if name == VERIFY_BY[0] else ''}: "
                                                              f"{BY_HELP[name]}" for name in VERIFY_BY) + "."),
     keypoints: Optional[str] = typer.Option(None, "--keypoints", help=f"Keypoint matcher of the fused and keypoints "
-                                            f"verdicts [default: {KEYPOINTS}]."),
+                                            f"verdicts (default: {KEYPOINTS})."),
     threshold: Optional[float] = typer.Option(None, help="Decide 'match' at a score >= this (default: the threshold "
                                                          "`segswap eval calibrate-verify` recorded for these weights: "
                                                          "precision 0.95 on held-out pairs across conditions; for "
