@@ -364,21 +364,24 @@ def test_a_damaged_page_met_by_a_later_query_is_named_and_segswap_index_rebuilds
     index.close()
 
 
-OLD_COLUMNS = "id, path, bytes, mtime_ns, sha1, width, height, grid_h, grid_w, shard, offset, descriptors"
+def _as_made_before_checksums(idx: Path) -> None:
+    """Give ``idx`` the images table an index made before checksums were recorded has."""
+    with sqlite3.connect(idx / "index.sqlite") as db:
+        db.executescript("""ALTER TABLE images RENAME TO current;
+            CREATE TABLE images (id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, bytes INTEGER NOT NULL,
+                mtime_ns INTEGER NOT NULL, sha1 TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
+                grid_h INTEGER NOT NULL, grid_w INTEGER NOT NULL, shard INTEGER NOT NULL, offset INTEGER NOT NULL,
+                descriptors BLOB NOT NULL);
+            INSERT INTO images SELECT id, path, bytes, mtime_ns, sha1, width, height, grid_h, grid_w, shard, offset,
+                descriptors FROM current;
+            DROP TABLE current;""")
 
 
 def test_an_index_without_checksums_reads_as_before_and_gets_them_at_its_next_update(intact, tmp_path):
     photos, intact_idx = intact
     idx = tmp_path / "idx"
     shutil.copytree(intact_idx, idx)
-    with sqlite3.connect(idx / "index.sqlite") as db:  # the images table as made before checksums were recorded
-        db.executescript(f"""ALTER TABLE images RENAME TO current;
-            CREATE TABLE images (id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, bytes INTEGER NOT NULL,
-                mtime_ns INTEGER NOT NULL, sha1 TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
-                grid_h INTEGER NOT NULL, grid_w INTEGER NOT NULL, shard INTEGER NOT NULL, offset INTEGER NOT NULL,
-                descriptors BLOB NOT NULL);
-            INSERT INTO images SELECT {OLD_COLUMNS} FROM current;
-            DROP TABLE current;""")
+    _as_made_before_checksums(idx)
     with CollectionIndex(idx) as index:
         assert all(index.features(image.id).shape == (index.channels, *image.grid) for image in index.images())
         first = index.images()[0]
@@ -446,4 +449,44 @@ def test_descriptors_of_the_wrong_length_are_named_and_the_image_extracted_again
         index.regional_descriptors()
     index, summary = update_index(photos, idx, show_progress=False)
     assert (summary.unchanged, summary.repaired) == (5, 1) and len(index.regional_descriptors()[0]) == 6
+    index.close()
+
+
+def test_a_repair_killed_midway_is_finished_by_the_next_run(intact, tmp_path, monkeypatch):
+    """Repaired blocks go at the end of the truncated shard, over the place of damaged ones not repaired yet:
+    those stay marked damaged, even without a checksum to go by (an index made before checksums), and
+    the next run finds them still to repair."""
+    photos, intact_idx = intact
+    idx = tmp_path / "idx"
+    shutil.copytree(intact_idx, idx)
+    _as_made_before_checksums(idx)
+    shard = idx / "features" / "00000.f16"
+    with CollectionIndex(idx) as index:
+        ends = [offset + 2 * index.channels * gh * gw
+                for offset, gh, gw in index.db.execute("SELECT offset, grid_h, grid_w FROM images")]
+    cut = shard.stat().st_size // 2 + 10000  # inside a block: repaired blocks land across the places of others
+    damaged = sum(end > cut for end in ends)
+    os.truncate(shard, cut)
+    monkeypatch.setattr(update_module, "COMMIT_EVERY", 1)
+    real_add = IndexWriter.add
+
+    def add_then_die(self, entries):
+        if self.index.db.execute("SELECT COUNT(*) FROM images WHERE crc32 = -1").fetchone()[0] < damaged:
+            for entry in entries:  # the second repair dies after appending its block, before its row commits
+                self._shards.append(entry.features)
+            self._shards.flush()
+            raise KeyboardInterrupt
+        real_add(self, entries)
+
+    monkeypatch.setattr(IndexWriter, "add", add_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        update_index(photos, idx, show_progress=False)
+    monkeypatch.setattr(IndexWriter, "add", real_add)
+    index, summary = update_index(photos, idx, show_progress=False)
+    assert (summary.repaired, summary.unchanged) == (damaged - 1, 6 - damaged + 1)
+    with CollectionIndex(intact_idx) as before:
+        by_path = {image.path: image.id for image in before.images()}
+        for image in index.images():
+            np.testing.assert_allclose(index.features(image.id), before.features(by_path[image.path]), atol=2e-3)
+    assert update_index(photos, idx, show_progress=False)[1].unchanged == 6
     index.close()
