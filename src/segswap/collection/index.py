@@ -586,11 +586,14 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def database_damage(index_dir: Path) -> str | None:
-    """What is wrong with the index's database, by SQLite's own check (``PRAGMA quick_check``), or None
-    if nothing is. A database holding no tables beside feature shards has been emptied."""
+    """What is wrong with the index's database, by SQLite's own check, or None if nothing is. A database
+    holding no tables beside feature shards has been emptied.
+
+    ``integrity_check`` rather than ``quick_check``: it also finds an index (``path``'s) out of step with its
+    table, which queries would meet later, and costs the same (both read every page: 0.1 s for 215 MB)."""
     db = sqlite3.connect(Path(index_dir) / "index.sqlite")
     try:
-        (verdict,) = db.execute("PRAGMA quick_check(1)").fetchone()
+        (verdict,) = db.execute("PRAGMA integrity_check(1)").fetchone()
         if verdict != "ok":
             return verdict
         if not _has_tables(db) and shards.shard_numbers(index_dir):

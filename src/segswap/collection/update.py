@@ -4,8 +4,8 @@ A file whose size and modification time match its row is skipped without being r
 signature changed is hashed, and re-indexed only if its SHA-1 changed. Images are committed in batches
 of ``COMMIT_EVERY``, so a killed run loses at most one batch and the next run carries on from there.
 
-Damage is repaired before the scan: a database SQLite finds damaged is set aside and the folder indexed
-afresh; images whose feature blocks are damaged (their shard missing or short, their checksum wrong) are
+Damage is repaired before the scan: a database SQLite's integrity check finds damaged is set aside and
+the folder indexed afresh; images whose feature blocks are damaged (their shard missing or short, their checksum wrong) are
 extracted again, as if changed.
 
 Each image's keypoints (:data:`~segswap.shipped.INDEX_KEYPOINTS`, where the keypoint wheels are installed)
