@@ -191,10 +191,10 @@ class CollectionIndex:
             try:
                 short = self._shards.size(shard) < end
             except shards.DamagedBlock as err:
-                raise self._damaged(f"{err.path} is missing (the features of {count} images)") from None
+                raise self._damage_error(f"{err.path} is missing (the features of {count} images)") from None
             if short:
-                raise self._damaged(f"{shards.shard_path(self.path, shard)} ends before the features of some of its "
-                                    f"{count} images")
+                raise self._damage_error(f"{shards.shard_path(self.path, shard)} ends before the features of some "
+                                         f"of its {count} images")
         rows = self.db.execute("SELECT id, shard, offset, grid_h, grid_w FROM images")
         return {i: (str(shards.shard_path(self.path, shard)), offset, (self.channels, gh, gw))
                 for i, shard, offset, gh, gw in rows}
@@ -299,7 +299,7 @@ class CollectionIndex:
                 # from two snapshots in a row is gone for good.
                 if err.shard == missing:
                     (count,) = self.db.execute("SELECT COUNT(*) FROM images WHERE shard = ?", (err.shard,)).fetchone()
-                    raise self._damaged(f"{err.path} is missing (the features of {count} images)") from None
+                    raise self._damage_error(f"{err.path} is missing (the features of {count} images)") from None
                 missing = err.shard
         raise SegswapError(f"{self.path}: the index kept changing while being opened; try again")
 
@@ -309,7 +309,7 @@ class CollectionIndex:
         return {shard: (end, count) for shard, end, count in self.db.execute(
             f"SELECT shard, MAX(offset + 2 * {c} * grid_h * grid_w), COUNT(*) FROM images GROUP BY shard")}
 
-    def _damaged(self, what: str) -> IndexDamagedError:
+    def _damage_error(self, what: str) -> IndexDamagedError:
         root = self.root or Path(self.db.execute("SELECT value FROM settings WHERE key = 'root'").fetchone()[0])
         return IndexDamagedError(f"{self.path} is damaged: {what}; repair it with {_repair_command(self.path, root)}")
 
@@ -342,8 +342,9 @@ class CollectionIndex:
 
 
 def create_index(path: Path, root: Path, backbone: str, size: int, channels: int, keypoints: dict | None = None) -> None:
-    """Make ``path`` an empty index of folder ``root`` (nothing happens if it already is one); ``keypoints``:
-    the keypoint extractor whose features it stores ({"matcher": name, "conf": {...}}), or None."""
+    """Make ``path`` an empty index of folder ``root`` (nothing happens if it already is one, but for its
+    settings.json written where missing); ``keypoints``: the keypoint extractor whose features it stores
+    ({"matcher": name, "conf": {...}}), or None."""
     path.mkdir(parents=True, exist_ok=True)
     db = _connect(path / "index.sqlite")
     with db:
