@@ -27,3 +27,8 @@ class BackboneMismatchError(SegswapError):
 
 class BackboneUnavailableError(SegswapError):
     """A backbone whose package is not installed."""
+
+
+class IndexDamagedError(SegswapError):
+    """Part of an index is damaged (a feature block, a shard, its database): the message names the part and
+    the command that repairs it."""

@@ -1,18 +1,21 @@
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from segswap.collection import index as index_module
 from segswap.collection import update as update_module
+from segswap.collection.descriptor import DescriptorIndex
 from segswap.collection.index import CollectionIndex, IndexWriter
 from segswap.collection.shards import shard_numbers, total_bytes
 from segswap.collection.update import update_index
-from segswap.errors import SegswapError
+from segswap.errors import IndexDamagedError, SegswapError
 
 
 SIZE = 224
@@ -237,3 +240,253 @@ def test_keypoints_are_stored_and_an_index_without_them_is_upgraded_keeping_ever
     assert not np.array_equal(changed["keypoints"][:10], stored["keypoints"][:10])
     assert idx.db.execute("SELECT COUNT(*) FROM keypoints").fetchone()[0] == len(idx) == 3
     idx.close()
+
+
+# -- damage (issue 36, item 2): each kind is found, named in one line with the command that repairs it, and
+# repaired by `segswap index`; never a traceback, never counted "unchanged".
+
+def _damage(kind: str, idx: Path) -> None:
+    shard = idx / "features" / "00000.f16"
+    (faiss_file,) = idx.glob("descriptors-*.faiss")
+    database = idx / "index.sqlite"
+    if kind == "truncated feature shard":
+        os.truncate(shard, shard.stat().st_size // 2)
+    elif kind == "zeroed feature block":
+        with open(shard, "r+b") as f:
+            f.write(bytes(4096))
+    elif kind == "deleted feature shard":
+        shard.unlink()
+    elif kind == "truncated FAISS file":
+        os.truncate(faiss_file, faiss_file.stat().st_size // 2)
+    elif kind == "garbage FAISS file":
+        faiss_file.write_bytes(np.random.default_rng(0).bytes(faiss_file.stat().st_size))
+    elif kind == "truncated SQLite database":
+        os.truncate(database, database.stat().st_size // 2)
+    elif kind == "garbage SQLite database":
+        database.write_bytes(np.random.default_rng(0).bytes(database.stat().st_size))
+    else:
+        raise ValueError(kind)
+
+
+@pytest.fixture(scope="module")
+def intact(tmp_path_factory, kit):
+    """A folder of 6 images and its index (keypoints where the wheels are installed), for copies to damage."""
+    root = tmp_path_factory.mktemp("intact")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        kit.save(root / "photos" / f"{i:03d}.png", kit.clutter(rng, 120 + 16 * (i % 3), 176))
+    update_index(root / "photos", root / "idx", size=SIZE, show_progress=False)[0].close()
+    return (root / "photos").resolve(), root / "idx"
+
+
+def _blocks_damaged(kind: str, idx: Path) -> int:
+    """How many images' feature blocks ``kind`` damages in the intact index ``idx``."""
+    with sqlite3.connect(idx / "index.sqlite") as db:
+        ends = [offset + 2 * channels * gh * gw for offset, gh, gw, channels in db.execute(
+            "SELECT offset, grid_h, grid_w, (SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'channels') "
+            "FROM images")]
+    size = (idx / "features" / "00000.f16").stat().st_size
+    return {"truncated feature shard": sum(end > size // 2 for end in ends), "zeroed feature block": 1,
+            "deleted feature shard": len(ends)}.get(kind, 0)
+
+
+def _one_line(result) -> str:
+    """The one error line of a command that failed (after the lines of the steps it finished)."""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize("kind", ["truncated feature shard", "zeroed feature block", "deleted feature shard",
+                                  "truncated FAISS file", "garbage FAISS file", "truncated SQLite database",
+                                  "garbage SQLite database"])
+def test_a_damaged_index_is_named_in_one_line_and_repaired_by_segswap_index(kind, intact, tmp_path, run_cli):
+    photos, intact_idx = intact
+    idx = tmp_path / "idx"
+    shutil.copytree(intact_idx, idx)
+    damaged = _blocks_damaged(kind, intact_idx)
+    _damage(kind, idx)
+    query = photos / "000.png"
+    search = ("search", query, "--index", idx, "--model", "correlation")
+    discover = ("discover", "--index", idx, "--model", "correlation")
+    if "FAISS" in kind:  # derived data: rebuilt from the rows, and written again
+        for command in (search, discover):
+            result = run_cli(*command)
+            assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+        with CollectionIndex(idx) as index:
+            assert len(DescriptorIndex.load(next(idx.glob("descriptors-*.faiss")))) == len(index.descriptor_index()) > 6
+        return
+    part = "index.sqlite" if "SQLite" in kind else "features/00000.f16"
+    repair = f"`segswap index {photos} --index {idx}`"
+    for command in (search, discover):
+        line = _one_line(run_cli(*command))
+        assert "damaged" in line and part in line and repair in line, line
+
+    result = run_cli("index", photos, "--index", idx)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "damaged" in result.stderr and part in result.stderr, result.stderr
+    if "SQLite" in kind:  # the database set aside, the folder indexed afresh
+        assert "6 added" in result.stdout and "0 unchanged" in result.stdout, result.stdout
+        assert (idx / "index.sqlite.damaged").is_file()
+    else:
+        assert damaged >= 1 and f"{damaged} repaired (damaged features)" in result.stdout, result.stdout
+        assert f"{6 - damaged} unchanged" in result.stdout and "0 added, 0 updated" in result.stdout, result.stdout
+    result = run_cli(*search)
+    assert result.returncode == 0 and "1. " in result.stdout and "Traceback" not in result.stderr, result.stderr
+    with CollectionIndex(idx) as index, CollectionIndex(intact_idx) as before:
+        assert len(index) == 6 and index.without_keypoints() == []
+        by_path = {image.path: image.id for image in before.images()}
+        for image in index.images():  # every block whole again, and as it was
+            np.testing.assert_allclose(index.features(image.id), before.features(by_path[image.path]), atol=2e-3)
+    again = update_index(photos, idx, show_progress=False)[1]
+    assert (again.added, again.updated, again.unchanged, again.repaired) == (0, 0, 6, 0)
+
+
+def test_a_damaged_page_met_by_a_later_query_is_named_and_segswap_index_rebuilds_the_index(intact, tmp_path):
+    """The database opens, and a query meets the damage: one line naming index.sqlite, whichever query it is."""
+    photos, intact_idx = intact
+    idx = tmp_path / "idx"
+    shutil.copytree(intact_idx, idx)
+    db = sqlite3.connect(idx / "index.sqlite")
+    (page_size,) = db.execute("PRAGMA page_size").fetchone()
+    (root_page,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'keypoints'").fetchone()
+    db.close()
+    with open(idx / "index.sqlite", "r+b") as f:
+        f.seek((root_page - 1) * page_size)
+        f.write(np.random.default_rng(0).bytes(page_size))
+    with CollectionIndex(idx) as index:
+        assert len(index) == 6
+        with pytest.raises(IndexDamagedError, match=rf"index.sqlite is damaged .*`segswap index {photos} --index {idx}`"):
+            index.without_keypoints()
+    index, summary = update_index(photos, idx, show_progress=False, keypoints=False)
+    assert (summary.added, summary.unchanged) == (6, 0) and "damaged database set aside" in summary.line()
+    assert len(index) == 6 and (idx / "index.sqlite.damaged").is_file()
+    index.close()
+
+
+def _as_made_before_checksums(idx: Path) -> None:
+    """Give ``idx`` the images table an index made before checksums were recorded has."""
+    with sqlite3.connect(idx / "index.sqlite") as db:
+        db.executescript("""ALTER TABLE images RENAME TO current;
+            CREATE TABLE images (id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, bytes INTEGER NOT NULL,
+                mtime_ns INTEGER NOT NULL, sha1 TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
+                grid_h INTEGER NOT NULL, grid_w INTEGER NOT NULL, shard INTEGER NOT NULL, offset INTEGER NOT NULL,
+                descriptors BLOB NOT NULL);
+            INSERT INTO images SELECT id, path, bytes, mtime_ns, sha1, width, height, grid_h, grid_w, shard, offset,
+                descriptors FROM current;
+            DROP TABLE current;""")
+
+
+def test_an_index_without_checksums_reads_as_before_and_gets_them_at_its_next_update(intact, tmp_path):
+    photos, intact_idx = intact
+    idx = tmp_path / "idx"
+    shutil.copytree(intact_idx, idx)
+    _as_made_before_checksums(idx)
+    with CollectionIndex(idx) as index:
+        assert all(index.features(image.id).shape == (index.channels, *image.grid) for image in index.images())
+        first = index.images()[0]
+        block_bytes = 2 * index.channels * first.grid[0] * first.grid[1]
+    with open(idx / "features" / "00000.f16", "r+b") as f:  # without a checksum, a block of zeros is still found
+        f.write(bytes(block_bytes))
+    with CollectionIndex(idx) as index, pytest.raises(IndexDamagedError, match="00000.f16 holds only zeros"):
+        index.features(first.id)
+    index, summary = update_index(photos, idx, show_progress=False)
+    assert (summary.unchanged, summary.repaired) == (5, 1)
+    assert index.db.execute("SELECT COUNT(*) FROM images WHERE crc32 IS NULL").fetchone()[0] == 0
+    (shard, offset) = index.db.execute("SELECT shard, offset FROM images WHERE path = '001.png'").fetchone()
+    index.close()
+    with open(idx / "features" / f"{shard:05d}.f16", "r+b") as f:  # part of a block: found by its checksum now
+        f.seek(offset)
+        f.write(bytes(4096))
+    with CollectionIndex(idx) as index, pytest.raises(IndexDamagedError, match="001.png are damaged .*00000.f16 holds "
+                                                                                "other bytes than were written there"):
+        [index.features(image.id) for image in index.images()]
+    summary = update_index(photos, idx, show_progress=False)[1]
+    assert (summary.unchanged, summary.repaired) == (5, 1)
+
+
+def test_segswap_index_rewrites_a_damaged_faiss_file_and_says_so(intact, tmp_path):
+    photos, intact_idx = intact
+    idx = tmp_path / "idx"
+    shutil.copytree(intact_idx, idx)
+    _damage("garbage FAISS file", idx)
+    index, summary = update_index(photos, idx, show_progress=False)
+    assert summary.unchanged == 6 and "descriptor file rebuilt (it was damaged)" in summary.line()
+    assert len(DescriptorIndex.load(next(idx.glob("descriptors-*.faiss")))) == len(index.descriptor_index())
+    index.close()
+
+
+def test_feature_locations_for_cluster_workers_refuse_a_truncated_shard(intact, tmp_path):
+    _, intact_idx = intact
+    idx = tmp_path / "idx"
+    shutil.copytree(intact_idx, idx)
+    _damage("truncated feature shard", idx)
+    with CollectionIndex(idx) as index, pytest.raises(IndexDamagedError, match="00000.f16 ends before"):
+        index.feature_locations()
+
+
+@pytest.mark.skipif(not update_module.is_installed("xfeat"), reason="keypoint wheels not installed")
+def test_keypoints_of_the_wrong_length_count_as_missing_and_are_extracted_again(intact, tmp_path):
+    photos, intact_idx = intact
+    idx = tmp_path / "idx"
+    shutil.copytree(intact_idx, idx)
+    with sqlite3.connect(idx / "index.sqlite") as db:
+        db.execute("UPDATE keypoints SET descriptors = substr(descriptors, 1, 1000) WHERE id = 1")
+    with CollectionIndex(idx) as index:
+        assert index.without_keypoints() == [(1, "000.png")]
+    index, summary = update_index(photos, idx, show_progress=False)
+    assert summary.keypoints_added == 1 and index.without_keypoints() == []
+    index.close()
+
+
+def test_descriptors_of_the_wrong_length_are_named_and_the_image_extracted_again(intact, tmp_path):
+    photos, intact_idx = intact
+    idx = tmp_path / "idx"
+    shutil.copytree(intact_idx, idx)
+    with sqlite3.connect(idx / "index.sqlite") as db:
+        db.execute("UPDATE images SET descriptors = substr(descriptors, 1, 100) WHERE path = '002.png'")
+    with CollectionIndex(idx) as index, pytest.raises(IndexDamagedError, match="the descriptors of 002.png are damaged"):
+        index.regional_descriptors()
+    index, summary = update_index(photos, idx, show_progress=False)
+    assert (summary.unchanged, summary.repaired) == (5, 1) and len(index.regional_descriptors()[0]) == 6
+    index.close()
+
+
+def test_a_repair_killed_midway_is_finished_by_the_next_run(intact, tmp_path, monkeypatch):
+    """Repaired blocks go at the end of the truncated shard, over the place of damaged ones not repaired yet:
+    those stay marked damaged, even without a checksum to go by (an index made before checksums), and
+    the next run finds them still to repair."""
+    photos, intact_idx = intact
+    idx = tmp_path / "idx"
+    shutil.copytree(intact_idx, idx)
+    _as_made_before_checksums(idx)
+    shard = idx / "features" / "00000.f16"
+    with CollectionIndex(idx) as index:
+        ends = [offset + 2 * index.channels * gh * gw
+                for offset, gh, gw in index.db.execute("SELECT offset, grid_h, grid_w FROM images")]
+    cut = shard.stat().st_size // 2 + 10000  # inside a block: repaired blocks land across the places of others
+    damaged = sum(end > cut for end in ends)
+    os.truncate(shard, cut)
+    monkeypatch.setattr(update_module, "COMMIT_EVERY", 1)
+    real_add = IndexWriter.add
+
+    def add_then_die(self, entries):
+        if self.index.db.execute("SELECT COUNT(*) FROM images WHERE crc32 = -1").fetchone()[0] < damaged:
+            for entry in entries:  # the second repair dies after appending its block, before its row commits
+                self._shards.append(entry.features)
+            self._shards.flush()
+            raise KeyboardInterrupt
+        real_add(self, entries)
+
+    monkeypatch.setattr(IndexWriter, "add", add_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        update_index(photos, idx, show_progress=False)
+    monkeypatch.setattr(IndexWriter, "add", real_add)
+    index, summary = update_index(photos, idx, show_progress=False)
+    assert (summary.repaired, summary.unchanged) == (damaged - 1, 6 - damaged + 1)
+    with CollectionIndex(intact_idx) as before:
+        by_path = {image.path: image.id for image in before.images()}
+        for image in index.images():
+            np.testing.assert_allclose(index.features(image.id), before.features(by_path[image.path]), atol=2e-3)
+    assert update_index(photos, idx, show_progress=False)[1].unchanged == 6
+    index.close()

@@ -125,6 +125,17 @@ class DescriptorIndex:
     def load(cls, path) -> "DescriptorIndex":
         return cls(index=faiss.read_index(str(path)))
 
+    @classmethod
+    def read(cls, path, dimension: int, count: int) -> "DescriptorIndex | None":
+        """The index saved at ``path`` if it holds ``count`` vectors of ``dimension``; None if it does not,
+        or cannot be read (FAISS raises RuntimeError for a truncated or garbled file): the caller
+        rebuilds it."""
+        try:
+            index = cls.load(path)
+        except RuntimeError:
+            return None
+        return index if index.faiss.d == dimension and len(index) == count else None
+
 
 def _best_per_image(ids: np.ndarray, scores: np.ndarray, ids_per_image: int, exclude) -> list[tuple[int, float]]:
     valid = ids >= 0

@@ -2,12 +2,15 @@
 
 A block is one image's C×h×w features; its shard number and byte offset live in the index's SQLite
 row. Blocks are appended and flushed before the rows pointing at them commit, so the only damage a
-crash can leave is bytes past the last committed block, which :func:`recover` cuts off.
+crash can leave is bytes past the last committed block, which :func:`recover` cuts off. Other damage (a
+shard deleted, truncated or overwritten) is found by the block's length and its :func:`checksum`, which
+its row records.
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,20 @@ SHARD_BYTES = 256 * 2**20
 
 def shard_path(index_dir: Path, shard: int) -> Path:
     return Path(index_dir) / "features" / f"{shard:05d}.f16"
+
+
+def checksum(block: np.ndarray) -> int:
+    """CRC-32 of a block's float16 bytes: recorded in its row at commit, compared when it is read."""
+    return zlib.crc32(np.ascontiguousarray(block, dtype=np.float16))
+
+
+class DamagedBlock(Exception):
+    """A block that cannot be read as it was written: its shard (``path``) is missing, ends before it, or
+    holds other bytes than its row's checksum says."""
+
+    def __init__(self, shard: int, path: Path, what: str):
+        super().__init__(f"{path} {what}")
+        self.shard, self.path = shard, path
 
 
 def shard_numbers(index_dir: Path) -> list[int]:
@@ -88,13 +105,34 @@ class ShardReader:
         for shard in numbers:
             self._map(shard)
 
-    def block(self, shard: int, offset: int, shape: tuple[int, ...]) -> np.ndarray:
-        start = offset // 2
-        return self._map(shard)[start:start + int(np.prod(shape))].reshape(shape)
+    def block(self, shard: int, offset: int, shape: tuple[int, ...], recorded: int | None = None) -> np.ndarray:
+        """The block at byte ``offset`` of ``shard``, checked against its ``recorded`` checksum (without
+        one, for not being all zeros, as a crash can leave a file's end); :class:`DamagedBlock` when it
+        cannot be read as it was written."""
+        start, count = offset // 2, int(np.prod(shape))
+        values = self._map(shard)[start:start + count]
+        if values.size != count:
+            raise DamagedBlock(shard, shard_path(self.index_dir, shard), "ends before them")
+        if recorded is not None and checksum(values) != recorded:
+            raise DamagedBlock(shard, shard_path(self.index_dir, shard), "holds other bytes than were written there")
+        if recorded is None and not values.any():  # no checksum to go by, but features are never all zero
+            raise DamagedBlock(shard, shard_path(self.index_dir, shard), "holds only zeros where they were")
+        return values.reshape(shape)
 
-    def _map(self, shard: int) -> np.memmap:
+    def size(self, shard: int) -> int:
+        """The shard's length in bytes, as mapped."""
+        return self._map(shard).nbytes
+
+    def _map(self, shard: int) -> np.ndarray:
         if shard not in self.maps:
-            self.maps[shard] = np.memmap(shard_path(self.index_dir, shard), dtype=np.float16, mode="r")
+            path = shard_path(self.index_dir, shard)
+            try:
+                # Whole values only, and nothing to map in an emptied file: a truncated shard still opens.
+                values = path.stat().st_size // 2
+                self.maps[shard] = (np.memmap(path, dtype=np.float16, mode="r", shape=(values,)) if values
+                                    else np.zeros(0, np.float16))
+            except FileNotFoundError:
+                raise DamagedBlock(shard, path, "is missing") from None
         return self.maps[shard]
 
     def close(self) -> None:

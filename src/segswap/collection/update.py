@@ -4,6 +4,10 @@ A file whose size and modification time match its row is skipped without being r
 signature changed is hashed, and re-indexed only if its SHA-1 changed. Images are committed in batches
 of ``COMMIT_EVERY``, so a killed run loses at most one batch and the next run carries on from there.
 
+Damage is repaired before the scan: a database SQLite's integrity check finds damaged is set aside and
+the folder indexed afresh; images whose feature blocks are damaged (their shard missing or short, their checksum wrong) are
+extracted again, as if changed.
+
 Each image's keypoints (:data:`~segswap.shipped.INDEX_KEYPOINTS`, where the keypoint wheels are installed)
 are extracted from the same decoded pixels and committed with its row. An index that lacks them (made
 before they were stored, or with ``keypoints=False``) gets them for every image the next time it is
@@ -23,6 +27,7 @@ import shutil
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,10 +40,13 @@ from ..grid import DEFAULT_SIZE, check_input_size
 from ..io import load_image, pixels_to_tensor, resize_for_model
 from ..io.paths import IMAGE_SUFFIXES, check_input_folder, list_images
 from ..keypoints import get_matcher, install_command, is_installed
+from ..progress import stage
 from ..shipped import INDEX_KEYPOINTS, shipped_backbone
+from . import shards
 from .features import prefetched
 from .descriptor import regional_descriptors
-from .index import CollectionIndex, IndexEntry, IndexWriter, StagedImage, StagedShard, create_index, keypoint_row
+from .index import (CollectionIndex, IndexEntry, IndexWriter, StagedImage, StagedShard, create_index, database_damage,
+                    keypoint_row, readable_settings, set_aside_damaged_database)
 
 #: Images per committed batch: the most a killed run can lose.
 COMMIT_EVERY = 32
@@ -60,12 +68,19 @@ class UpdateSummary:
     seconds: float = 0.0
     compacted: bool = False
     keypoints_added: int = 0  # images of the index given their keypoints afterwards (an index made without them)
+    repaired: int = 0  # indexed images extracted again because their features were damaged (changed or not)
+    database_set_aside: bool = False  # the database was damaged: set aside, the folder indexed afresh
+    descriptor_file_rebuilt: bool = False  # the FAISS file was unreadable: rebuilt from the rows
 
     def line(self) -> str:
-        done = self.added + self.updated
+        done = self.added + self.updated + self.repaired
         rate = f", {done / self.seconds:.1f} images/s" if done and self.seconds > 0 else ""
         return (f"{self.added} added, {self.updated} updated, {self.removed} removed, {self.unchanged} unchanged, "
-                f"{self.unreadable} unreadable (skipped) in {self.seconds:.1f} s{rate}"
+                + (f"{self.repaired} repaired (damaged features), " if self.repaired else "")
+                + f"{self.unreadable} unreadable (skipped) in {self.seconds:.1f} s{rate}"
+                + ("; the damaged database set aside as index.sqlite.damaged, the folder indexed afresh"
+                   if self.database_set_aside else "")
+                + ("; descriptor file rebuilt (it was damaged)" if self.descriptor_file_rebuilt else "")
                 + (f"; keypoints added to {self.keypoints_added} images" if self.keypoints_added else "")
                 + ("; shards compacted" if self.compacted else ""))
 
@@ -101,6 +116,9 @@ def update_index(root, path, *, backbone: str | None = None, size: int | None = 
     root, path = check_input_folder(root).resolve(), Path(path)
     check_input_size(size)
     files = list_images(root)
+    summary = UpdateSummary()
+    if (path / "index.sqlite").is_file():
+        backbone, size = _set_aside_if_damaged(path, root, backbone, size, summary)
     if not files and not (path / "index.sqlite").is_file():  # an existing index may be emptied
         raise SegswapError(f"{root}: no images found (files ending {', '.join(sorted(IMAGE_SUFFIXES))})")
     extractor = get_backbone(backbone or default_index_backbone(), runtime)
@@ -113,15 +131,21 @@ def update_index(root, path, *, backbone: str | None = None, size: int | None = 
     if (backbone or index.backbone) != index.backbone or (size or index.size) != index.size:
         raise SegswapError(f"{path}: built with backbone {index.backbone} at {index.size} px; "
                            "use another --index folder for other settings")
-    summary = UpdateSummary()
     with IndexWriter(index) as writer:
         if settings is not None and index.keypoint_settings != settings:
             writer.set_keypoint_settings(settings)  # an index made before keypoints, or with other settings
-        to_index = _scan(index, files, writer, summary)
+        with stage(f"checking the features of {len(index)} images", show_progress and len(index) > 0):
+            damaged = writer.damaged_features()
+        if damaged:
+            causes = Counter(damaged.values())
+            causes = "; ".join(what if len(causes) == 1 else f"{what}: {count}" for what, count in causes.items())
+            print(f"warning: the features of {len(damaged)} image{'s' * (len(damaged) > 1)} are damaged ({causes}); "
+                  "extracting them again", file=sys.stderr, flush=True)
+        to_index, repairing = _scan(index, files, writer, summary, set(damaged))
         if to_index and engine is not None:
-            _index_files_on(engine, index, writer, to_index, summary, runtime, show_progress, keypointer)
+            _index_files_on(engine, index, writer, to_index, summary, runtime, show_progress, keypointer, repairing)
         elif to_index:
-            _index_files(index, writer, to_index, summary, runtime, show_progress, keypointer)
+            _index_files(index, writer, to_index, summary, runtime, show_progress, keypointer, repairing)
         if keypointer is not None:
             _add_missing_keypoints(index, writer, keypointer, summary, show_progress)
         if writer.dead_fraction() > COMPACT_ABOVE:
@@ -129,17 +153,35 @@ def update_index(root, path, *, backbone: str | None = None, size: int | None = 
             summary.compacted = True
     summary.unreadable = index.db.execute("SELECT COUNT(*) FROM unreadable").fetchone()[0]
     index.descriptor_index()  # writes the FAISS file now rather than at the first search
+    summary.descriptor_file_rebuilt = index.descriptor_file_damaged
     summary.seconds = time.perf_counter() - start
     return index, summary
 
 
-def _scan(index: CollectionIndex, files: list[Path], writer: IndexWriter,
-          summary: UpdateSummary) -> list[tuple[str, int, int, str | None]]:
+def _set_aside_if_damaged(path: Path, root: Path, backbone: str | None, size: int | None,
+                          summary: UpdateSummary) -> tuple[str | None, int | None]:
+    """Set the index's database aside if SQLite finds it damaged, and say so; return the backbone and size
+    to index the folder afresh with: those given, else the old index's where its settings can still be read."""
+    damage = database_damage(path)
+    if damage is None:
+        return backbone, size
+    old = readable_settings(path)
+    if "root" in old and Path(old["root"]) != root:  # nothing is touched for another folder
+        raise SegswapError(f"{path}: indexes {old['root']}, not {root}; choose another --index folder")
+    aside = set_aside_damaged_database(path)
+    print(f"warning: {path / 'index.sqlite'} is damaged ({damage}): set aside as {aside}; indexing {root} afresh",
+          file=sys.stderr, flush=True)
+    summary.database_set_aside = True
+    return backbone or old.get("backbone"), size or (int(old["size"]) if "size" in old else None)
+
+
+def _scan(index: CollectionIndex, files: list[Path], writer: IndexWriter, summary: UpdateSummary,
+          damaged: set[str] = frozenset()) -> tuple[list[tuple[str, int, int, str | None]], set[str]]:
     """Compare the folder's image ``files`` with the rows; forget deleted files; return ``(path, bytes, mtime_ns, sha1 or
-    None)`` of each file to (re-)index."""
+    None)`` of each file to (re-)index, and which of them are indexed files whose features are ``damaged``."""
     known = {p: (b, m, s) for p, b, m, s in index.db.execute("SELECT path, bytes, mtime_ns, sha1 FROM images")}
     failed = {p: (b, m) for p, b, m in index.db.execute("SELECT path, bytes, mtime_ns FROM unreadable")}
-    on_disk, to_index, touched = set(), [], []
+    on_disk, to_index, touched, repairing = set(), [], [], set()
     for file in files:
         rel = file.relative_to(index.root).as_posix()
         try:
@@ -149,22 +191,23 @@ def _scan(index: CollectionIndex, files: list[Path], writer: IndexWriter,
         on_disk.add(rel)
         signature = (st.st_size, st.st_mtime_ns)
         if rel in known:
-            if known[rel][:2] == signature:
-                summary.unchanged += 1
-                continue
-            sha1 = _sha1(file)
-            if sha1 == known[rel][2]:
+            sha1 = known[rel][2] if known[rel][:2] == signature else _sha1(file)
+            if sha1 == known[rel][2] and known[rel][:2] != signature:
                 touched.append((rel, *signature))
-                summary.unchanged += 1
-            else:
+            if rel in damaged:
                 to_index.append((rel, *signature, sha1))
+                repairing.add(rel)
+            elif sha1 != known[rel][2]:
+                to_index.append((rel, *signature, sha1))
+            else:
+                summary.unchanged += 1
         elif failed.get(rel) != signature:
             to_index.append((rel, *signature, None))
     writer.touch(touched)
     gone = [p for p in set(known) | set(failed) if p not in on_disk]
     writer.remove(gone)
     summary.removed = sum(p in known for p in gone)
-    return to_index
+    return to_index, repairing
 
 
 def decoded(path: Path, size: int, keypointer=None, sha1: str | None = None):
@@ -180,7 +223,7 @@ def decoded(path: Path, size: int, keypointer=None, sha1: str | None = None):
 
 
 def _index_files(index: CollectionIndex, writer: IndexWriter, to_index: list, summary: UpdateSummary,
-                 runtime: str, show_progress: bool, keypointer=None) -> None:
+                 runtime: str, show_progress: bool, keypointer=None, repairing: set[str] = frozenset()) -> None:
     extractor = get_backbone(index.backbone, runtime)
     known = {p for (p,) in index.db.execute("SELECT path FROM images")}
 
@@ -190,16 +233,18 @@ def _index_files(index: CollectionIndex, writer: IndexWriter, to_index: list, su
     for (rel, nbytes, mtime_ns, _), loaded in prefetched(load, to_index):
         if isinstance(loaded, ImageError):
             progress.write(f"warning: skipped {loaded}", file=sys.stderr)
+            if rel in repairing:  # its damaged features cannot be made again: the image goes
+                writer.remove([rel])
             writer.mark_unreadable(rel, nbytes, mtime_ns, str(loaded))
         else:
             tensor, image_size, small, sha1 = loaded
             found = keypointer.extract(small, image_size) if keypointer is not None else None
             batch.append(IndexEntry(rel, nbytes, mtime_ns, sha1, image_size, extractor(tensor)[0].numpy(), found))
         if len(batch) >= COMMIT_EVERY:
-            _commit(writer, batch, known, summary)
+            _commit(writer, batch, known, summary, repairing)
             batch = []
         progress.update(1)
-    _commit(writer, batch, known, summary)
+    _commit(writer, batch, known, summary, repairing)
     progress.close()
 
 
@@ -235,7 +280,7 @@ def _add_missing_keypoints(index: CollectionIndex, writer: IndexWriter, keypoint
 
 
 def _index_files_on(engine, index: CollectionIndex, writer: IndexWriter, to_index: list, summary: UpdateSummary,
-                    runtime: str, show_progress: bool, keypointer=None) -> None:
+                    runtime: str, show_progress: bool, keypointer=None, repairing: set[str] = frozenset()) -> None:
     staging = index.path / STAGING
     shutil.rmtree(staging, ignore_errors=True)  # what killed runs' tasks left; we hold the writer's lock
     staging.mkdir()
@@ -247,9 +292,12 @@ def _index_files_on(engine, index: CollectionIndex, writer: IndexWriter, to_inde
         for chunk, staged in engine.stage_features(index, chunks, staging, runtime, keypoints):
             for message in staged.unreadable:
                 progress.write(f"warning: skipped {message[3]}", file=sys.stderr)
+            # Damaged features that cannot be made again: the image goes (adopt records it unreadable).
+            writer.remove([message[0] for message in staged.unreadable if message[0] in repairing])
             writer.adopt(staged)
             for image in staged.images:
-                summary.updated += image.path in known
+                summary.repaired += image.path in repairing
+                summary.updated += image.path in known and image.path not in repairing
                 summary.added += image.path not in known
                 known.add(image.path)
             progress.update(len(chunk))
@@ -278,7 +326,8 @@ def stage_features(root: Path, size: int, extractor, items: list, staging: Path,
         # As IndexWriter.add: descriptors from the float32 features, the block as float16.
         descriptors = regional_descriptors(feats).astype(np.float16).tobytes()
         block = np.ascontiguousarray(feats, dtype=np.float16)
-        images.append(StagedImage(rel, nbytes, mtime_ns, sha1, image_size, feats.shape[1:], offset, descriptors, found))
+        images.append(StagedImage(rel, nbytes, mtime_ns, sha1, image_size, feats.shape[1:], offset, descriptors, found,
+                                  shards.checksum(block)))
         blocks.append(block)
         offset += block.nbytes
     if not images:
@@ -294,12 +343,15 @@ def stage_features(root: Path, size: int, extractor, items: list, staging: Path,
     return StagedShard(final, images, unreadable)
 
 
-def _commit(writer: IndexWriter, batch: list[IndexEntry], known: set, summary: UpdateSummary) -> None:
+def _commit(writer: IndexWriter, batch: list[IndexEntry], known: set, summary: UpdateSummary,
+            repairing: set[str] = frozenset()) -> None:
     if not batch:
         return
     writer.add(batch)
     for entry in batch:
-        if entry.path in known:
+        if entry.path in repairing:
+            summary.repaired += 1
+        elif entry.path in known:
             summary.updated += 1
         else:
             summary.added += 1
