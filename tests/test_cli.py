@@ -284,10 +284,12 @@ def test_help_shows_plain_flags_and_capitalised_arguments(run_cli):
 
 def test_backbones_table_columns_line_up(run_cli):
     lines = run_cli("backbones").stdout.splitlines()
-    # four backbones and the objectness prior; channel counts right-aligned
-    ends = {line.index(f" {word} ") + len(word) + 1 for line, word in zip(lines[1:], ("120", "120", "112", "384", "1"))}
-    assert len(lines) == 6 and len({line.index("yes") for line in lines[1:]}) == 1 and len(ends) == 1
+    # four backbones, the objectness prior and four keypoint matchers; channel counts right-aligned
+    ends = {line.index(f" {word} ") + len(word) + 1 for line, word in
+            zip(lines[1:], ("120", "120", "112", "384", "1", "64", "64", "128", "128"))}
+    assert len(lines) == 10 and len({line.index("yes") for line in lines[1:]}) == 1 and len(ends) == 1
     assert "(prior)" in lines[5] and "shipped pair model" in lines[2] and "default" in lines[1]
+    assert all("(keypoints" in line for line in lines[6:]) and "(keypoints; default)" in lines[7]
 
 
 def test_demo_and_pair_print_one_summary_format(tmp_path, run_cli):

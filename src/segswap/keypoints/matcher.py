@@ -14,7 +14,7 @@ keypoints are reported in the image's own pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -24,9 +24,7 @@ from ..errors import SegswapError
 from ..io import load_image, pixels_to_tensor
 from . import aliked, disk, lightglue, xfeat
 from .geometry import THRESHOLD_PX, Geometry, check_model, estimate, rescale_matrix
-
-if TYPE_CHECKING:
-    from . import MatcherSpec
+from .registry import MatcherSpec
 
 #: Settings every matcher shares: the long side images are extracted at, and the geometry's threshold
 #: in pixels of that frame.
