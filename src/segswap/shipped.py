@@ -43,7 +43,7 @@ INDEX_KEYPOINTS = ("xfeat", {"max_keypoints": 1024})
 #: where `segswap align` trusts the keypoint homography (else the backbone-feature stage runs) and `segswap
 #: cosegment --method evidence` leans on SegSwap; the count at which the keypoints alone reach precision 0.95
 #: on verify's calibration pairs (docs/results.md).
-KEYPOINT_MIN_INLIERS = 15
+KEYPOINT_MIN_INLIERS = 10
 #: `segswap search`'s match / no-match thresholds, one record per calibrated weights file, written by
 #: `segswap eval calibrate-search`.
 SEARCH_CALIBRATION = "search_calibration.json"

@@ -12,6 +12,7 @@ from ..errors import BackboneMismatchError, SegswapError
 from ..grid import DEFAULT_SIZE, STRIDE
 from ..progress import stage
 from ..cluster.options import check_engine_options
+from ..collection.methods import DISCOVERY_DESIGNS, check_design
 from .options import (BACKBONE_HELP, FLIP_HELP, MODEL_HELP, REPORT_HELP, SIZE_HELP, WEIGHTS_HELP, check_arguments,
                       check_finite, cluster_engine, load_matcher, parse_box, scheduler_option, scratch_option,
                       workers_option, write_json)
@@ -128,8 +129,15 @@ def search(
 
 def discover(
     index_dir: Path = typer.Option(..., "--index", help="Index folder from `segswap index`."),
-    top_k: int = typer.Option(5, help="Neighbours per image (by descriptor) the pair model is run against."),
-    clusters: Optional[int] = typer.Option(None, help="k-means clusters (default: one per five images, 3 to 500)."),
+    design: str = typer.Option(DISCOVERY_DESIGNS[0], help="regions: verified edges (pair score or keypoints, "
+                               "calibrated as search's) between each image's nearest images, their regions grouped "
+                               "into patterns, near-duplicates folded (the number of patterns follows from the data); "
+                               "spectral: SegSwap's correspondence graph, its eigenvectors and k-means."),
+    top_k: Optional[int] = typer.Option(None, help="Neighbours per image (by descriptor) the pair model is run against "
+                                        "(default: 10 for regions, 5 for spectral)."),
+    min_evidence: float = typer.Option(1.0, "--min-evidence", help="regions: the fused score an edge needs (1: the "
+                                       "pair score or the keypoints at their calibrated precision; higher asks more)."),
+    clusters: Optional[int] = typer.Option(None, help="spectral: k-means clusters (default: one per five images, 3 to 500)."),
     flip: bool = typer.Option(False, help=FLIP_HELP),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the patterns found as JSON."),
     report: Optional[Path] = typer.Option(None, help="Write an HTML report (self-contained), one row per pattern."),
@@ -142,25 +150,26 @@ def discover(
     check_arguments(folders=[index_dir], weights=weights, output_files=[(json_out, "--json"), (report, "--report")],
                     counts=[(top_k, "--top-k"), (clusters, "--clusters")])
     check_engine_options(scheduler, workers)
-    from ..collection.discover import discover as run_discover
+    check_design(design, clusters, min_evidence)
+    from ..collection.discover import discovery_json, run_discovery
     from ..collection.index import CollectionIndex
     from ..collection.report import write_discovery_report
 
     with CollectionIndex(index_dir) as collection, cluster_engine(scheduler, workers) as engine:
         matcher = index_matcher(model, weights, collection.backbone, collection.size)
-        found = run_discover(collection, matcher, top_k=top_k, clusters=clusters, flip=flip, engine=engine)
-        split = (f" in {found.parts} parts ({found.dropped_edges} edges between parts dropped)" if found.parts > 1
-                 else "")
-        typer.echo(f"{found.images} images, {found.pairs} pairs, {found.nodes} correspondences, {found.edges} edges{split}: "
-                   f"{len(found.clusters)} repeated patterns")
-        for number, cluster in enumerate(found.clusters, 1):
-            names = ", ".join(m.image.path.name for m in cluster.images[:6])
-            more = f" and {len(cluster.images) - 6} more" if len(cluster.images) > 6 else ""
-            typer.echo(f"  pattern {number}: {len(cluster.images)} images (strength {cluster.strength:.1f}): {names}{more}")
+        found = run_discovery(collection, matcher, design=design, top_k=top_k, clusters=clusters,
+                              min_evidence=min_evidence, flip=flip, engine=engine)
+        result = discovery_json(found)
+        typer.echo(result["summary"])
+        for number, pattern in enumerate(result["patterns"], 1):
+            names = ", ".join(Path(m["path"]).name + (f" (+{len(m['near_duplicates'])} near-identical)"
+                                                      if m.get("near_duplicates") else "") for m in pattern["images"][:6])
+            more = f" and {len(pattern['images']) - 6} more" if len(pattern["images"]) > 6 else ""
+            label = "near-duplicates" if pattern.get("kind") == "near-duplicates" else "pattern"
+            typer.echo(f"  {label} {number}: {len(pattern['images'])} images (strength {pattern['strength']:.1f}): "
+                       f"{names}{more}")
         if json_out:
-            write_json(json_out, {"images": found.images, "pairs": found.pairs, "nodes": found.nodes, "edges": found.edges,
-                                   "parts": found.parts, "dropped_edges": found.dropped_edges,
-                                   "patterns": [c.as_json() for c in found.clusters]})
+            write_json(json_out, result)
         if report:
             with stage("writing the report"):
                 write_discovery_report(report, found, matcher)

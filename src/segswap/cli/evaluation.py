@@ -316,5 +316,45 @@ def align(
     _write_json(json_out, result)
 
 
-COMMANDS = {"methods": methods, "coseg": coseg, "corr": corr, "synthetic": synthetic, "calibrate-search": calibrate_search,
+def discover(
+    root: Path = typer.Argument(..., help="Folder with images/ and truth.json (the true pairs, their kinds, boxes)."),
+    work: Path = typer.Option(..., "--work", help="Folder for the collection's index (reused by a later run)."),
+    design: str = typer.Option("regions", help="Discovery design, as `segswap discover --design`."),
+    top_k: Optional[int] = typer.Option(None, help="As `segswap discover --top-k` (default: the design's)."),
+    min_evidence: float = typer.Option(1.0, "--min-evidence", help="As `segswap discover --min-evidence`."),
+    clusters: Optional[int] = typer.Option(None, help="As `segswap discover --clusters` (spectral)."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+    weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
+    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+):
+    """Discovery against known repeats: pair recall (overall and per kind), pair precision, distinct
+    patterns, region precision; the collection is indexed (or its index updated) in --work."""
+    check_arguments(folders=[root], weights=weights, output_folders=[(work, "--work")], output_files=[(json_out, "--json")],
+                    counts=[(top_k, "--top-k"), (clusters, "--clusters")])
+    from ..collection.methods import check_design
+
+    check_design(design, clusters, min_evidence)
+    from ..evaluation.discovery import read_discovery_truth
+
+    truth = read_discovery_truth(root)
+    from ..collection.discover import discovery_json, run_discovery
+    from ..collection.update import update_index
+    from ..evaluation.discovery import discovery_scores, relative_patterns
+
+    index, _ = update_index(root / "images", work / "index")
+    matcher = load_matcher(model, weights, backbone=index.backbone, size=index.size)
+    found = discovery_json(run_discovery(index, matcher, design=design, top_k=top_k, clusters=clusters,
+                                         min_evidence=min_evidence))
+    scores = discovery_scores(relative_patterns(found["patterns"], root / "images"), truth)
+    result = {"root": str(root), "design": design, "summary": found["summary"], **scores,
+              "patterns_found": found["patterns"]}
+    typer.echo(found["summary"])
+    typer.echo(f"pair recall {scores['pair_recall']} ({scores['pairs_found']}/{scores['true_pairs']}), pair precision "
+               f"{scores['pair_precision']}, distinct patterns {scores['distinct_patterns']}, region precision "
+               f"{scores['region_precision']} ({scores['regions_with_truth']} regions); by kind: "
+               + ", ".join(f"{k} {v}" for k, v in scores["recall_by_kind"].items()))
+    _write_json(json_out, result)
+
+
+COMMANDS = {"discover": discover, "methods": methods, "coseg": coseg, "corr": corr, "synthetic": synthetic, "calibrate-search": calibrate_search,
             "calibrate-verify": calibrate_verify, "conditions": conditions, "vpr": vpr, "same-place": same_place, "align": align}

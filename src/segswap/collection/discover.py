@@ -37,6 +37,9 @@ from .index import CollectionIndex, IndexedImage
 from .pairs import neighbour_pairs, predict_pairs
 from .partition import pair_links, partition
 
+#: Neighbours per image each design runs the pair model against by default.
+SPECTRAL_TOP_K = 5
+REGIONS_TOP_K = 10
 #: Eigenvectors embedding the nodes (the authors used 100, with 500 clusters, on 900k nodes).
 N_EIG = 100
 #: A cluster whose centre's norm is below this fraction of the largest is the "no pattern" cluster.
@@ -88,6 +91,42 @@ class Discovery:
     edges: int  # entries of the graph's matrices (both directions), the edges between parts not included
     parts: int = 1  # the graph was split into this many parts (NODE_BUDGET)
     dropped_edges: int = 0  # entries of edges between two parts, not in any matrix
+
+
+def run_discovery(index: CollectionIndex, matcher, *, design: str = "regions", top_k: int | None = None,
+                  clusters: int | None = None, min_evidence: float = 1.0, flip: bool = False, show_progress: bool = True,
+                  report: ProgressReport | None = None, engine=None):
+    """`segswap discover`: the patterns of ``index`` by ``design`` (:data:`~segswap.collection.methods.DISCOVERY_DESIGNS`):
+    a :class:`~segswap.collection.regions.RegionDiscovery` or a :class:`Discovery`."""
+    from .methods import check_design
+    from .regions import discover_regions
+
+    check_design(design, clusters, min_evidence)
+    if design == "regions":
+        return discover_regions(index, matcher, top_k=top_k or REGIONS_TOP_K, min_evidence=min_evidence, flip=flip,
+                                show_progress=show_progress, report=report, engine=engine)
+    return discover(index, matcher, top_k=top_k or SPECTRAL_TOP_K, clusters=clusters, flip=flip,
+                    show_progress=show_progress, report=report, engine=engine)
+
+
+def discovery_json(found) -> dict:
+    """What `segswap discover --json` writes, for either design: a one-line ``summary``, the counts, the
+    ``patterns`` (each ``kind``, ``strength``, ``images`` with ``path``, ``box`` and folded ``near_duplicates``)."""
+    from .regions import RegionDiscovery
+
+    if isinstance(found, RegionDiscovery):
+        repeats = sum(p.kind == "repeat" for p in found.patterns)
+        groups = len(found.patterns) - repeats
+        return {"design": "regions", "images": found.images, "pairs": found.pairs, "edges": found.edges,
+                "thresholds": found.thresholds, "patterns": [p.as_json() for p in found.patterns],
+                "summary": f"{found.images} images, {found.pairs} pairs judged, {found.edges} verified: {repeats} "
+                           f"repeated patterns, {groups} groups of near-duplicates"}
+    split = (f" in {found.parts} parts ({found.dropped_edges} edges between parts dropped)" if found.parts > 1 else "")
+    return {"design": "spectral", "images": found.images, "pairs": found.pairs, "nodes": found.nodes,
+            "edges": found.edges, "parts": found.parts, "dropped_edges": found.dropped_edges,
+            "patterns": [{"kind": "repeat", **c.as_json()} for c in found.clusters],
+            "summary": f"{found.images} images, {found.pairs} pairs, {found.nodes} correspondences, {found.edges} "
+                       f"edges{split}: {len(found.clusters)} repeated patterns"}
 
 
 def default_clusters(n_images: int) -> int:

@@ -28,3 +28,20 @@ def check_method(method: str) -> None:
 def check_reranker(rerank: str) -> None:
     if rerank not in RERANKERS:
         raise SegswapError(f"--rerank must be one of {', '.join(RERANKERS)}, not {rerank!r}")
+
+
+#: How `segswap discover` finds patterns; the first is the default (docs/results.md, "Discovery").
+DISCOVERY_DESIGNS = ("regions", "spectral")
+
+
+def check_design(design: str, clusters: int | None = None, min_evidence: float = 1.0) -> None:
+    """Refuse an unknown design, or an option of the other design, before any model loads."""
+    if design not in DISCOVERY_DESIGNS:
+        raise SegswapError(f"--design must be one of {', '.join(DISCOVERY_DESIGNS)}, not {design!r}")
+    if design == "regions" and clusters is not None:
+        raise SegswapError("--clusters is the spectral design's; the regions design finds as many patterns as the "
+                           "verified edges make")
+    if not min_evidence > 0:
+        raise SegswapError(f"--min-evidence must be above 0, got {min_evidence}")
+    if design == "spectral" and min_evidence != 1.0:
+        raise SegswapError("--min-evidence is the regions design's")

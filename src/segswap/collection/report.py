@@ -10,7 +10,6 @@ from ..errors import ImageError
 from ..io import load_image
 from ..viz.html import Row, Tile, write_report
 from .cosegment import FolderSummary
-from .discover import Discovery
 from .search import SearchResult
 
 #: Discovery reports show at most this many patterns, and this many images of each.
@@ -44,7 +43,14 @@ def write_search_report(path: Path, result: SearchResult, matcher) -> None:
     write_report(path, "segswap search", [Row("Query", [query]), Row("Best matches (matched region tinted, its box in green)", tiles)], summary)
 
 
-def write_discovery_report(path: Path, found: Discovery, matcher) -> None:
+def write_discovery_report(path: Path, found, matcher) -> None:  # found: Discovery or RegionDiscovery
+    """One row per pattern of a :class:`Discovery` (spectral) or a
+    :class:`~segswap.collection.regions.RegionDiscovery` (repeats first, near-duplicate groups folded)."""
+    from .regions import RegionDiscovery
+
+    if isinstance(found, RegionDiscovery):
+        _write_region_report(path, found, matcher)
+        return
     rows = []
     for number, cluster in enumerate(found.clusters[:MAX_PATTERNS], 1):
         shown = cluster.images[:MAX_IMAGES_PER_PATTERN]
@@ -55,6 +61,28 @@ def write_discovery_report(path: Path, found: Discovery, matcher) -> None:
     summary = [f"{found.images} images, {found.pairs} pairs run, graph of {found.nodes} correspondences and "
                f"{found.edges} edges; {len(found.clusters)} repeated patterns"
                + (f" (the strongest {MAX_PATTERNS} shown)" if len(found.clusters) > MAX_PATTERNS else ""),
+               model_line(matcher)]
+    write_report(path, "segswap discover", rows, summary)
+
+
+def _write_region_report(path: Path, found, matcher) -> None:
+    rows = []
+    for number, pattern in enumerate(found.patterns[:MAX_PATTERNS], 1):
+        shown = pattern.images[:MAX_IMAGES_PER_PATTERN]
+        tiles = []
+        for member in shown:
+            folded = f" (+{len(member.near_duplicates)} near-identical)" if member.near_duplicates else ""
+            tiles.append(_tile(member.image.path, member.image.path.name + folded, member.cells.astype(np.float32),
+                               member.box))
+        notes = [f"and {len(pattern.images) - len(shown)} more images"] if len(pattern.images) > len(shown) else []
+        evidence = ", ".join(f"{n} by {name}" for name, n in sorted(pattern.decided_by.items()))
+        title = "Near-duplicates" if pattern.kind == "near-duplicates" else f"Pattern {number}"
+        rows.append(Row(f"{title}: {len(pattern.images)} images, {pattern.edges} verified edges ({evidence}), "
+                        f"strength {pattern.strength:.1f}", tiles, notes))
+    repeats = sum(p.kind == "repeat" for p in found.patterns)
+    summary = [f"{found.images} images, {found.pairs} pairs judged, {found.edges} verified; {repeats} repeated patterns, "
+               f"{len(found.patterns) - repeats} groups of near-duplicates"
+               + (f" (the first {MAX_PATTERNS} shown)" if len(found.patterns) > MAX_PATTERNS else ""),
                model_line(matcher)]
     write_report(path, "segswap discover", rows, summary)
 
