@@ -27,7 +27,8 @@ def index_matcher(model, weights, backbone: str, size: int):
 
 
 def index(
-    directory: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
+    source: str = typer.Argument(..., metavar="FOLDER|MANIFEST", help="Folder of images (searched recursively), or a "
+                                 "IIIF Presentation 2.1 or 3.0 manifest or collection: an http(s) URL or a JSON file."),
     index_dir: Path = typer.Option(..., "--index", help="Index folder (created if missing)."),
     backbone: Optional[str] = typer.Option(None, help="Feature backbone for a new index (default: the shipped pair "
                                                       "model's, so that it can read the index)."),
@@ -39,9 +40,23 @@ def index(
                                              "(XFeat, 1024 an image, about 140 kB), which search's verdicts and boxes "
                                              "use; an index without them gets them on its next update (default: where "
                                              "the keypoint wheels are installed)."),
+    parallel: int = typer.Option(4, "--parallel", help="IIIF: requests to the image server at once (each retried "
+                                                      "with backoff on a server error)."),
 ):
-    """Index a folder, or update its index: new, changed and deleted files are found; resumes after a kill."""
-    check_arguments(folders=[directory], size=size, output_folders=[(index_dir, "--index")])
+    """Index a folder, or update its index: new, changed and deleted files are found; resumes after a kill.
+
+    Given a IIIF manifest (or a collection of manifests), each canvas's image is fetched from its Image API
+    service at the size the index needs into INDEX/iiif-cache/, and results name the manifest, canvas and label
+    and give boxes in canvas coordinates. Running it again re-reads the manifest and fetches only what changed
+    (docs/iiif.md).
+    """
+    from ..iiif.manifests import check_source, is_remote
+
+    manifest = is_remote(source) or not Path(source).is_dir()
+    if manifest:
+        check_source(source)
+    check_arguments(folders=[] if manifest else [Path(source)], size=size, output_folders=[(index_dir, "--index")],
+                    counts=[(parallel, "--parallel")])
     check_engine_options(scheduler, workers)
     if keypoints:
         from ..keypoints import check_installed
@@ -49,10 +64,18 @@ def index(
 
         check_installed(INDEX_KEYPOINTS[0])
     with cluster_engine(scheduler, workers) as engine:
-        from ..collection.update import update_index
+        if manifest:
+            from ..iiif.http import Fetcher
+            from ..iiif.index import index_manifest
 
-        built, summary = update_index(directory, index_dir, backbone=backbone, size=size, engine=engine,
-                                      keypoints=keypoints)
+            built, summary, fetched = index_manifest(source, index_dir, backbone=backbone, size=size, engine=engine,
+                                                     keypoints=keypoints, fetcher=Fetcher(parallel=parallel))
+            typer.echo(fetched.line())
+        else:
+            from ..collection.update import update_index
+
+            built, summary = update_index(Path(source), index_dir, backbone=backbone, size=size, engine=engine,
+                                          keypoints=keypoints)
     typer.echo(summary.line())
     typer.echo(f"{index_dir}: {len(built)} images ({built.backbone}, {built.size} px)")
 
