@@ -17,6 +17,23 @@ from .options import (BACKBONE_HELP, FLIP_HELP, MODEL_HELP, REPORT_HELP, SIZE_HE
                       workers_option, write_json)
 
 
+ANNOTATIONS_HELP = ("Write the results as a W3C Web Annotation page (IIIF Presentation 3 AnnotationPage) for IIIF "
+                    "viewers: each targets its canvas's region (canvas-id#xywh=...), with the verdict and score in its "
+                    "body (an index made from a IIIF manifest; docs/iiif.md).")
+
+
+def check_annotations(index_dir: Path) -> None:
+    """Refuse --annotations, before any model loads, on an index without canvases or without the writer."""
+    from ..collection.index import CollectionIndex
+    from ..iiif.annotations import check_writer
+
+    check_writer()
+    with CollectionIndex(index_dir) as collection:
+        if not collection.canvases():
+            raise SegswapError(f"--annotations: {index_dir} holds no IIIF canvas (it indexes a folder); index a IIIF "
+                               "manifest to annotate its canvases: segswap index MANIFEST --index IDX")
+
+
 def index_matcher(model, weights, backbone: str, size: int):
     """The pair model run on an index's features (its backbone and size), or one line saying what to do."""
     try:
@@ -94,6 +111,7 @@ def search(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results: a list of {path, score, "
                                                                   "matched_fraction, match, box}, best first."),
     report: Optional[Path] = typer.Option(None, help=REPORT_HELP),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help=ANNOTATIONS_HELP),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
     keypoints: Optional[bool] = typer.Option(None, "--keypoints/--no-keypoints", help="Check the head of the ranking "
@@ -113,7 +131,9 @@ def search(
     is ArtMiner's verification score and there is no verdict unless --threshold is given.
     """
     check_arguments(files=[query], folders=[index_dir], weights=weights, counts=[(top, "--top"), (shortlist, "--shortlist")],
-                    output_files=[(json_out, "--json"), (report, "--report")])
+                    output_files=[(json_out, "--json"), (report, "--report"), (annotations, "--annotations")])
+    if annotations:
+        check_annotations(index_dir)
     query_box = parse_box(box) if box else None
     check_finite(threshold, "--threshold")
     from ..collection.methods import check_reranker
@@ -141,8 +161,18 @@ def search(
             verdict = {True: "match", False: "no match", None: "-"}[hit.match]
             why = f" (by {' + '.join(hit.decided_by)})" if hit.match and hit.decided_by else ""
             typer.echo(f"{rank:>3}. {hit.score:8.3f} {matched}  {verdict:<8}  {hit.image.path}  box {where}{inliers}{why}")
+            if hit.image.canvas is not None:
+                typer.echo(f"       {hit.image.canvas.describe(hit.box, hit.image.size)}")
         if json_out:
             write_json(json_out, [hit.as_json() for hit in result.hits])
+        if annotations:
+            from ..iiif.annotations import search_page, write_page
+
+            asked = collection.find(query)
+            page, left_out = search_page(result, annotations, asked.canvas if asked else None, asked.size if asked else None)
+            write_page(annotations, page)
+            typer.echo(f"annotations: {annotations} ({len(page['items'])} annotations"
+                       + (f"; {left_out} results are no IIIF canvas, left out" if left_out else "") + ")")
         if report:
             with stage("writing the report"):
                 write_search_report(report, result, matcher)
@@ -156,14 +186,17 @@ def discover(
     flip: bool = typer.Option(False, help=FLIP_HELP),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the patterns found as JSON."),
     report: Optional[Path] = typer.Option(None, help="Write an HTML report (self-contained), one row per pattern."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help=ANNOTATIONS_HELP),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
     scheduler: Optional[str] = scheduler_option(),
     workers: Optional[int] = workers_option(),
 ):
     """What repeats across the collection? Patterns found in several images, and where."""
-    check_arguments(folders=[index_dir], weights=weights, output_files=[(json_out, "--json"), (report, "--report")],
-                    counts=[(top_k, "--top-k"), (clusters, "--clusters")])
+    check_arguments(folders=[index_dir], weights=weights, counts=[(top_k, "--top-k"), (clusters, "--clusters")],
+                    output_files=[(json_out, "--json"), (report, "--report"), (annotations, "--annotations")])
+    if annotations:
+        check_annotations(index_dir)
     check_engine_options(scheduler, workers)
     from ..collection.discover import discover as run_discover
     from ..collection.index import CollectionIndex
@@ -180,10 +213,20 @@ def discover(
             names = ", ".join(m.image.path.name for m in cluster.images[:6])
             more = f" and {len(cluster.images) - 6} more" if len(cluster.images) > 6 else ""
             typer.echo(f"  pattern {number}: {len(cluster.images)} images (strength {cluster.strength:.1f}): {names}{more}")
+            for member in cluster.images[:6]:
+                if member.image.canvas is not None:
+                    typer.echo(f"    {member.image.path.name}: {member.image.canvas.describe(member.box, member.image.size)}")
         if json_out:
             write_json(json_out, {"images": found.images, "pairs": found.pairs, "nodes": found.nodes, "edges": found.edges,
                                    "parts": found.parts, "dropped_edges": found.dropped_edges,
                                    "patterns": [c.as_json() for c in found.clusters]})
+        if annotations:
+            from ..iiif.annotations import discovery_page, write_page
+
+            page, left_out = discovery_page(found, annotations)
+            write_page(annotations, page)
+            typer.echo(f"annotations: {annotations} ({len(page['items'])} annotations"
+                       + (f"; {left_out} regions are no IIIF canvas, left out" if left_out else "") + ")")
         if report:
             with stage("writing the report"):
                 write_discovery_report(report, found, matcher)

@@ -188,6 +188,15 @@ class CollectionIndex:
         rows = self.db.execute(f"SELECT {_IMAGE_COLUMNS} FROM {self._images_joined()} ORDER BY i.id")
         return [self._indexed_image(row) for row in rows]
 
+    def find(self, path) -> IndexedImage | None:
+        """The indexed image at ``path`` (a file inside the indexed folder), or None."""
+        try:
+            rel = Path(path).resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return None
+        row = self.db.execute(f"SELECT {_IMAGE_COLUMNS} FROM {self._images_joined()} WHERE i.path = ?", (rel,)).fetchone()
+        return None if row is None else self._indexed_image(row)
+
     def canvases(self) -> dict[str, CanvasSource]:
         """The canvas of each image fetched from a IIIF manifest, by path relative to the indexed folder
         (empty for a folder's index)."""
