@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -26,11 +27,12 @@ CANVAS_SCALE = 2
 @dataclass
 class Faults:
     """Failures the server injects: ``times[path] = (status, n)`` fails the next n requests to path;
-    ``always[path] = status`` fails them all. ``log`` lists every path asked for (query stripped)."""
+    ``always[path] = status`` fails them all; ``delay`` slows every image. ``log`` lists every path asked for."""
 
     times: dict = field(default_factory=dict)
     always: dict = field(default_factory=dict)
     log: list = field(default_factory=list)
+    delay: float = 0.0  # seconds each image (.jpg) request waits before its answer
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def check(self, path: str) -> int | None:
@@ -54,7 +56,10 @@ class Handler(SimpleHTTPRequestHandler):
     faults: Faults
 
     def do_GET(self):  # noqa: N802 (the standard library's name)
-        status = self.faults.check(self.path.split("?")[0])
+        path = self.path.split("?")[0]
+        status = self.faults.check(path)
+        if self.faults.delay and path.endswith(".jpg"):
+            time.sleep(self.faults.delay)
         if status is not None:
             self.send_response(status)
             self.send_header("Content-Length", "0")
