@@ -76,13 +76,13 @@ class CanvasSource:
         return f"{self.canvas}#xywh={','.join(map(str, self.to_canvas(box, image_size)))}"
 
     def as_json(self, box=None, image_size: tuple[int, int] | None = None) -> dict:
-        """What a result says of its canvas: manifest, canvas, label and, given the image's ``box``, the box
-        in canvas coordinates (``xywh``) and the annotation target."""
+        """What a result says of its canvas: manifest, canvas, label, size and, given the image's ``box``, the
+        box in canvas coordinates (``xywh``, else null) and the annotation target (else the whole canvas)."""
         found = {"manifest": self.manifest, "manifest_label": self.manifest_label, "canvas": self.canvas,
                  "label": self.label, "canvas_width": self.canvas_size[0], "canvas_height": self.canvas_size[1]}
-        if box is not None and image_size is not None:
-            found["xywh"] = list(self.to_canvas(box, image_size))
-            found["target"] = self.target(box, image_size)
+        boxed = box is not None and image_size is not None
+        found["xywh"] = list(self.to_canvas(box, image_size)) if boxed else None
+        found["target"] = self.target(box, image_size) if boxed else self.canvas
         return found
 
     def describe(self, box=None, image_size: tuple[int, int] | None = None) -> str:

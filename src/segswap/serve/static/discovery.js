@@ -24,7 +24,7 @@ function member(image) {
   // An image fetched from a IIIF manifest: its canvas's label, and the region in canvas coordinates.
   const name = image.canvas ? `${image.canvas.label || image.path.split("/").pop()} (${image.canvas.manifest_label})` : image.path.split("/").pop();
   return viewer.el("a", { href: `/image/${image.id}`, title: image.canvas ? image.canvas.target : image.path }, canvas,
-    viewer.el("div", {}, name), image.canvas ? viewer.el("div", { class: "muted" }, `xywh=${image.canvas.xywh.join(",")}`) : "");
+    viewer.el("div", {}, name), image.canvas && image.canvas.xywh ? viewer.el("div", { class: "muted" }, `xywh=${image.canvas.xywh.join(",")}`) : "");
 }
 
 function pattern(found, number) {
