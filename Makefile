@@ -24,10 +24,16 @@ browser:
 	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
 
+# The annotation pages are loaded in the tests as IIIF viewers built on IIIF Commons' parser load them
+# (tests/iiif/loader: @iiif/parser and @iiif/helpers, pinned by its package-lock.json), with the machine's Node.js.
+.PHONY: iiif-loader
+iiif-loader:
+	@test -d tests/iiif/loader/node_modules/@iiif/parser || npm ci --prefix tests/iiif/loader --no-audit --no-fund --silent
+
 demo: install
 	$(BIN)/segswap demo --out demo_out
 
-test: install browser
+test: install browser iiif-loader
 	$(BIN)/python -m pytest -q
 
 # The shipped weights' recipes end to end (docs/training.md): pairs, feature caches, training, export.

@@ -5,6 +5,9 @@ iiif-prezi3's models, which are generated from the IIIF Presentation 3 JSON Sche
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -155,3 +158,53 @@ def test_the_viewer_lists_canvases_in_manifest_order(manifest_index):
         assert [image["canvas"]["label"] for image in listed] == ["f. 1r", "f. 2r", "f. 3r"]
         one = client.get(f"/api/images/{listed[1]['id']}").json()
         assert one["canvas"]["canvas"] == server.url("ms/canvas/2") and one["canvas"]["manifest"] == server.url("ms.json")
+
+
+LOADER = Path(__file__).parent / "loader"
+
+
+def viewer_load(page_file: Path) -> dict:
+    """The page as a IIIF viewer built on IIIF Commons' parser (Clover, Universal Viewer 4's vault) loads it:
+    normalised into the entity store, each target expanded into a canvas and a box (tests/iiif/loader;
+    `make test` installs it: it is not optional)."""
+    assert shutil.which("node") and (LOADER / "node_modules" / "@iiif" / "parser").is_dir(), \
+        "the viewer loader is not installed: make iiif-loader"
+    done = subprocess.run(["node", str(LOADER / "load.mjs"), str(page_file)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_iiif_viewers_loader_reads_the_canvas_regions(manifest_index, tmp_path):
+    import segswap
+    from segswap.collection.discover import Cluster, ClusterImage, Discovery
+    from segswap.collection.search import search
+    from segswap.collection.update import default_index_backbone
+    from segswap.iiif.annotations import discovery_page, search_page, write_page
+
+    index, server = manifest_index
+    matcher = segswap.load("correlation", size=SIZE, backbone=default_index_backbone())
+    query = next(im for im in index.images() if im.canvas.label == "f. 1r")
+    result = search(index, query.path, matcher, box=DETAIL, top=3, keypoints=False)
+    page, _ = search_page(result, tmp_path / "search.json", query.canvas, query.size)
+    write_page(tmp_path / "search.json", page)
+    loaded = viewer_load(tmp_path / "search.json")
+    assert loaded["type"] == "AnnotationPage" and len(loaded["annotations"]) == len(page["items"]) == 1 + len(result.hits)
+    expected = [(query.canvas.canvas, query.canvas.to_canvas(DETAIL, query.size))]
+    expected += [(hit.image.canvas.canvas, hit.image.canvas.to_canvas(hit.box, hit.image.size)) for hit in result.hits]
+    for annotation, (canvas, (x, y, w, h)) in zip(loaded["annotations"], expected):
+        (target,) = annotation["targets"]
+        assert (target["source"], target["sourceType"], target["selector"]["type"]) == (canvas, "Canvas", "BoxSelector")
+        assert target["selector"]["spatial"] == {"unit": "pixel", "x": x, "y": y, "width": w, "height": h}
+        assert [b["purpose"] for b in annotation["bodies"]] == ["commenting", "tagging"]
+
+    images = sorted(index.images(), key=lambda im: im.canvas.position)
+    members = [ClusterImage(images[0], np.ones(images[0].grid), DETAIL), ClusterImage(images[1], np.ones(images[1].grid), DETAIL)]
+    page, _ = discovery_page(Discovery([Cluster(3.0, 10, members)], 3, 3, 10, 20), tmp_path / "found.json")
+    write_page(tmp_path / "found.json", page)
+    loaded = viewer_load(tmp_path / "found.json")
+    regions = [a["targets"][0]["selector"]["spatial"] for a in loaded["annotations"][:2]]
+    assert regions == [{"unit": "pixel", "x": 80, "y": 80, "width": 320, "height": 260}] * 2
+    # This loader keeps the first target of a multi-target annotation only: the linking annotation shows on
+    # the first region, which is why every region also has an annotation of its own.
+    assert loaded["annotations"][2]["motivation"] == ["linking"]
+    assert loaded["annotations"][2]["targets"][0]["source"] == server.url("ms/canvas/1")
