@@ -10,6 +10,7 @@ import typer
 
 from ..errors import BackboneMismatchError, SegswapError
 from ..grid import DEFAULT_SIZE, STRIDE
+from ..io.paths import is_image_name
 from ..progress import stage
 from ..cluster.options import check_engine_options
 from .options import (BACKBONE_HELP, FLIP_HELP, MODEL_HELP, REPORT_HELP, SIZE_HELP, WEIGHTS_HELP, check_arguments,
@@ -67,10 +68,12 @@ def index(
     and give boxes in canvas coordinates. Running it again re-reads the manifest and fetches only what changed
     (docs/iiif.md).
     """
-    from ..iiif.manifests import check_source, is_remote
-
-    manifest = is_remote(source) or not Path(source).is_dir()
+    # A manifest: an http(s) URL, or a file that is not an image (an image file is refused as not a folder).
+    manifest = source.lower().startswith(("http://", "https://")) or (Path(source).is_file() and
+                                                                     not is_image_name(source))
     if manifest:
+        from ..iiif.manifests import check_source
+
         check_source(source)
     check_arguments(folders=[] if manifest else [Path(source)], size=size, output_folders=[(index_dir, "--index")],
                     counts=[(parallel, "--parallel")])
