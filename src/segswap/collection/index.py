@@ -11,6 +11,10 @@ An index is a folder::
                                       backbone, size, channels), for when index.sqlite cannot be read
     .lock                             held by the one process writing
 
+an index made from a IIIF manifest (`segswap index MANIFEST`, :mod:`segswap.iiif`) indexes its cache folder
+and records, in the ``canvases`` table, the manifest, canvas and label of each cached file
+(:mod:`segswap.collection.canvases`);
+
 and, in ``index.sqlite``'s ``keypoints`` table, each image's local features for the keypoint matchers
 (:mod:`segswap.keypoints`; the extractor and its settings in the ``keypoints`` setting): N×3 float32
 (x, y in the image's own pixels, score) and N×D float16 descriptors. An index made before keypoints
@@ -43,9 +47,11 @@ from ..errors import IndexDamagedError, SegswapError
 from ..io.files import atomic_path, write_bytes_atomic
 from ..keypoints import SPECS
 from . import shards
+from .canvases import COLUMNS as CANVAS_COLUMNS, SCHEMA as CANVAS_SCHEMA, CanvasSource
 from .descriptor import DescriptorIndex, mean_descriptor, regional_descriptors
 
 FORMAT_VERSION = 1
+_IMAGE_COLUMNS = "i.id, i.path, i.width, i.height, i.grid_h, i.grid_w, " + ", ".join(f"c.{c}" for c in CANVAS_COLUMNS)
 #: The settings copied into settings.json: what indexing the folder again needs when index.sqlite is damaged.
 SETTINGS_COPIED = ("root", "backbone", "size", "channels")
 
@@ -75,17 +81,19 @@ CREATE TABLE IF NOT EXISTS keypoints (
 CREATE TABLE IF NOT EXISTS unreadable (
     path TEXT PRIMARY KEY, bytes INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, reason TEXT NOT NULL
 );
-"""
+""" + CANVAS_SCHEMA
 
 
 @dataclass(frozen=True)
 class IndexedImage:
-    """One indexed image: its id, absolute path, own size (w, h) and feature grid (h, w)."""
+    """One indexed image: its id, absolute path, own size (w, h), feature grid (h, w) and, for an image fetched
+    from a IIIF manifest, its canvas."""
 
     id: int
     path: Path
     size: tuple[int, int]
     grid: tuple[int, int]
+    canvas: CanvasSource | None = None
 
 
 @dataclass
@@ -163,6 +171,9 @@ class CollectionIndex:
         self.keypoint_settings = json.loads(settings["keypoints"]) if "keypoints" in settings else None
         self._has_keypoints_table = self.db.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'keypoints'").fetchone() is not None
+        #: An index made before canvases were recorded has no such table (and no canvases).
+        self._has_canvases_table = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'canvases'").fetchone() is not None
         #: Whether rows record their block's checksum (an index made before they did has no such column).
         self.has_checksums = any(name == "crc32" for _, name, *_ in self.db.execute("PRAGMA table_info(images)"))
         self._descriptors: DescriptorIndex | None = None
@@ -174,8 +185,34 @@ class CollectionIndex:
 
     def images(self) -> list[IndexedImage]:
         """Every indexed image, by id."""
-        rows = self.db.execute("SELECT id, path, width, height, grid_h, grid_w FROM images ORDER BY id")
-        return [IndexedImage(i, self.root / p, (w, h), (gh, gw)) for i, p, w, h, gh, gw in rows]
+        rows = self.db.execute(f"SELECT {_IMAGE_COLUMNS} FROM {self._images_joined()} ORDER BY i.id")
+        return [self._indexed_image(row) for row in rows]
+
+    def find(self, path) -> IndexedImage | None:
+        """The indexed image at ``path`` (a file inside the indexed folder), or None."""
+        try:
+            rel = Path(path).resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return None
+        row = self.db.execute(f"SELECT {_IMAGE_COLUMNS} FROM {self._images_joined()} WHERE i.path = ?", (rel,)).fetchone()
+        return None if row is None else self._indexed_image(row)
+
+    def canvases(self) -> dict[str, CanvasSource]:
+        """The canvas of each image fetched from a IIIF manifest, by path relative to the indexed folder
+        (empty for a folder's index)."""
+        if not self._has_canvases_table:
+            return {}
+        columns = ", ".join(CANVAS_COLUMNS)
+        return {path: CanvasSource.from_row(row) for path, *row in self.db.execute(f"SELECT path, {columns} FROM canvases")}
+
+    def _images_joined(self) -> str:
+        return ("images i LEFT JOIN canvases c ON c.path = i.path" if self._has_canvases_table else
+                "images i LEFT JOIN (SELECT NULL AS path, " + ", ".join(f"NULL AS {c}" for c in CANVAS_COLUMNS)
+                + ") c ON 0")
+
+    def _indexed_image(self, row) -> IndexedImage:
+        i, p, w, h, gh, gw, *canvas = row
+        return IndexedImage(i, self.root / p, (w, h), (gh, gw), CanvasSource.from_row(canvas) if canvas[0] else None)
 
     def listing(self) -> list[tuple[int, str, tuple[int, int], str]]:
         """Every image as (id, path relative to the indexed folder, own size (w, h), content SHA-1),
@@ -200,11 +237,10 @@ class CollectionIndex:
                 for i, shard, offset, gh, gw in rows}
 
     def image(self, image_id: int) -> IndexedImage:
-        row = self.db.execute("SELECT id, path, width, height, grid_h, grid_w FROM images WHERE id = ?", (image_id,)).fetchone()
+        row = self.db.execute(f"SELECT {_IMAGE_COLUMNS} FROM {self._images_joined()} WHERE i.id = ?", (image_id,)).fetchone()
         if row is None:
             raise KeyError(image_id)
-        i, p, w, h, gh, gw = row
-        return IndexedImage(i, self.root / p, (w, h), (gh, gw))
+        return self._indexed_image(row)
 
     def features(self, image_id: int) -> np.ndarray:
         """The image's C×h×w float16 features: a read-only view of the memory-mapped shard, checked against
@@ -448,6 +484,16 @@ class IndexWriter:
             self.db.execute("INSERT OR REPLACE INTO settings VALUES ('keypoints', ?)", (json.dumps(settings, sort_keys=True),))
         self.index.keypoint_settings = settings
         self.index._has_keypoints_table = True
+
+    def set_canvases(self, canvases: dict[str, CanvasSource]) -> None:
+        """Make the ``canvases`` table hold exactly ``canvases`` (path relative to the indexed folder → its
+        canvas), in one transaction."""
+        with self.db:
+            self.db.execute(CANVAS_SCHEMA)  # an index made before the table
+            self.db.execute("DELETE FROM canvases")
+            self.db.executemany(f"INSERT INTO canvases VALUES ({', '.join('?' * (1 + len(CANVAS_COLUMNS)))})",
+                                [canvas.row(path) for path, canvas in canvases.items()])
+        self.index._has_canvases_table = True
 
     def add_keypoints(self, found: dict[int, dict]) -> None:
         """Store the keypoints of indexed images (image id → extract()'s output) in one transaction."""

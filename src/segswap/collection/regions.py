@@ -91,7 +91,9 @@ class Pattern:
         return {"kind": self.kind, "strength": round(self.strength, 4), "edges": self.edges,
                 "decided_by": self.decided_by,
                 "images": [{"path": str(m.image.path), "box": list(m.box),
-                            "near_duplicates": [str(n.path) for n in m.near_duplicates]} for m in self.images]}
+                            "near_duplicates": [str(n.path) for n in m.near_duplicates],
+                            "canvas": None if m.image.canvas is None else m.image.canvas.as_json(m.box, m.image.size)}
+                           for m in self.images]}
 
 
 @dataclass

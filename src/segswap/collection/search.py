@@ -83,7 +83,8 @@ class SearchHit:
         return {"path": str(self.image.path), "score": round(self.score, 4),
                 "matched_fraction": None if self.matched is None else round(self.matched, 5),
                 "inliers": self.inliers, "fused_score": None if self.fused is None else round(self.fused, 4),
-                "match": self.match, "decided_by": list(self.decided_by), "box": list(self.box) if self.box else None}
+                "match": self.match, "decided_by": list(self.decided_by), "box": list(self.box) if self.box else None,
+                "canvas": None if self.image.canvas is None else self.image.canvas.as_json(self.box, self.image.size)}
 
 
 @dataclass

@@ -43,6 +43,7 @@ from ..keypoints import get_matcher, install_command, is_installed
 from ..progress import stage
 from ..shipped import INDEX_KEYPOINTS, shipped_backbone
 from . import shards
+from .canvases import CanvasSource
 from .features import prefetched
 from .descriptor import regional_descriptors
 from .index import (CollectionIndex, IndexEntry, IndexWriter, StagedImage, StagedShard, create_index, database_damage,
@@ -104,13 +105,16 @@ def index_keypoint_extractor(keypoints: bool | None = None):
 
 
 def update_index(root, path, *, backbone: str | None = None, size: int | None = None, runtime: str = "auto",
-                 show_progress: bool = True, engine=None, keypoints: bool | None = None) -> tuple[CollectionIndex, UpdateSummary]:
+                 show_progress: bool = True, engine=None, keypoints: bool | None = None,
+                 canvases: dict[str, CanvasSource] | None = None) -> tuple[CollectionIndex, UpdateSummary]:
     """Create the index at ``path`` for folder ``root``, or bring it up to date; return it and what changed.
 
     ``backbone`` and ``size`` are fixed when the index is created; an existing index keeps its own.
     ``engine``: a :class:`segswap.cluster.DaskEngine` whose workers compute the features (they must see
     ``root`` and ``path`` at the same paths); None computes them here. ``keypoints``: store each image's
-    keypoints (:func:`index_keypoint_extractor`; None: where the wheels are installed).
+    keypoints (:func:`index_keypoint_extractor`; None: where the wheels are installed). ``canvases``: the IIIF
+    canvas of each file of ``root`` (path relative to it → :class:`CanvasSource`), for a folder fetched from a
+    manifest (:mod:`segswap.iiif`): recorded before any image is indexed, replacing those recorded before.
     """
     start = time.perf_counter()
     root, path = check_input_folder(root).resolve(), Path(path)
@@ -134,6 +138,8 @@ def update_index(root, path, *, backbone: str | None = None, size: int | None = 
     with IndexWriter(index) as writer:
         if settings is not None and index.keypoint_settings != settings:
             writer.set_keypoint_settings(settings)  # an index made before keypoints, or with other settings
+        if canvases is not None:
+            writer.set_canvases(canvases)
         with stage(f"checking the features of {len(index)} images", show_progress and len(index) > 0):
             damaged = writer.damaged_features()
         if damaged:

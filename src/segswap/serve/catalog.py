@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ..collection.canvases import CanvasSource
 from ..collection.index import CollectionIndex
 from ..errors import SegswapError
 
@@ -28,18 +29,24 @@ class CatalogImage:
     folder: str  # the folder of ``path`` ('' for the images directly in the indexed folder)
     size: tuple[int, int]  # (w, h)
     sha1: str
+    canvas: CanvasSource | None = None  # the IIIF canvas, for an image fetched from a manifest
 
     def as_json(self) -> dict:
-        return {"id": self.id, "path": self.path, "folder": self.folder, "width": self.size[0], "height": self.size[1]}
+        return {"id": self.id, "path": self.path, "folder": self.folder, "width": self.size[0], "height": self.size[1],
+                "canvas": None if self.canvas is None else self.canvas.as_json()}
 
 
 class Catalog:
-    """The images of an index, by path, with their folders; lookups by id and by absolute path."""
+    """The images of an index, by path (for an index made from IIIF manifests: by manifest folder, then in the
+    manifest's canvas order), with their folders; lookups by id and by absolute path."""
 
     def __init__(self, index: CollectionIndex):
         self.root = index.root
-        self.images = [CatalogImage(i, p, p.rpartition("/")[0], size, sha1)
+        canvases = index.canvases()
+        self.images = [CatalogImage(i, p, p.rpartition("/")[0], size, sha1, canvases.get(p))
                        for i, p, size, sha1 in index.listing()]
+        if canvases:
+            self.images.sort(key=lambda image: (image.folder, image.canvas.position if image.canvas else -1, image.path))
         self._by_id = {image.id: image for image in self.images}
         self._by_path = {os.path.normpath(self.root / image.path): image for image in self.images}
         self._position = {image.id: k for k, image in enumerate(self.images)}

@@ -108,7 +108,8 @@ class Viewer:
                               else str(hit.image.path), "score": round(hit.score, 4),
                               "matched": None if hit.matched is None else round(hit.matched, 4), "match": hit.match,
                               "box": list(hit.box) if hit.box else None, "width": hit.image.size[0],
-                              "height": hit.image.size[1], "mask": np.round(hit.mask.astype(float), 2).tolist()}
+                              "height": hit.image.size[1], "mask": np.round(hit.mask.astype(float), 2).tolist(),
+                              "canvas": None if hit.image.canvas is None else hit.image.canvas.as_json(hit.box, hit.image.size)}
                              for hit in result.hits]}
 
         return self.search_lane.submit("search", work)

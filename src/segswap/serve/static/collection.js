@@ -29,9 +29,12 @@ async function show() {
     ? `${data.offset + 1}–${data.offset + data.images.length} of ${data.total}` : "no images";
   document.getElementById("previous").disabled = page <= 0;
   document.getElementById("next").disabled = page >= last;
-  grid.replaceChildren(...data.images.map((image) => viewer.el("a", { class: "tile", href: `/image/${image.id}`, title: image.path },
+  // An image fetched from a IIIF manifest is captioned by its canvas's label (its file and canvas in the title).
+  const caption = (image) => image.canvas ? (image.canvas.label || image.path) : image.path;
+  const title = (image) => image.canvas ? `${image.path}\n${image.canvas.manifest_label}: ${image.canvas.canvas}` : image.path;
+  grid.replaceChildren(...data.images.map((image) => viewer.el("a", { class: "tile", href: `/image/${image.id}`, title: title(image) },
     viewer.el("img", { src: `/picture/thumb/${image.id}.jpg`, alt: image.path, loading: "lazy", width: 150, height: 120 }),
-    viewer.el("div", { class: "caption" }, image.path))));
+    viewer.el("div", { class: "caption" }, caption(image)))));
 }
 
 (async () => {

@@ -21,7 +21,10 @@ function member(image) {
       context.strokeRect(x0 * k, y0 * k, (x1 - x0) * k, (y1 - y0) * k);
     });
   });
-  return viewer.el("a", { href: `/image/${image.id}` }, canvas, viewer.el("div", {}, image.path.split("/").pop()));
+  // An image fetched from a IIIF manifest: its canvas's label, and the region in canvas coordinates.
+  const name = image.canvas ? `${image.canvas.label || image.path.split("/").pop()} (${image.canvas.manifest_label})` : image.path.split("/").pop();
+  return viewer.el("a", { href: `/image/${image.id}`, title: image.canvas ? image.canvas.target : image.path }, canvas,
+    viewer.el("div", {}, name), image.canvas && image.canvas.xywh ? viewer.el("div", { class: "muted" }, `xywh=${image.canvas.xywh.join(",")}`) : "");
 }
 
 function pattern(found, number) {

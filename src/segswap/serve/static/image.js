@@ -103,7 +103,8 @@ async function showHits(result) {
         viewer.el("div", {}, viewer.el("span", { class: "rank" }, `#${k + 1} `), verdictBadge(hit),
           hit.id === result.query ? viewer.el("span", { class: "muted" }, " (the query image)") : ""),
         viewer.el("div", {}, `score ${hit.score.toFixed(2)}` + (hit.matched === null ? "" : ` · ${(100 * hit.matched).toFixed(1)} % of the query matched`)),
-        viewer.el("div", { class: "muted" }, viewer.el("a", { href: `/image/${hit.id}`, onclick: (e) => e.stopPropagation() }, hit.path))));
+        viewer.el("div", { class: "muted" }, viewer.el("a", { href: `/image/${hit.id}`, onclick: (e) => e.stopPropagation() }, hit.path)),
+        hit.canvas ? viewer.el("div", { class: "muted canvas" }, canvasText(hit.canvas)) : ""));
     drawHit(canvas, hit);
     return item;
   }));
@@ -188,6 +189,12 @@ function drawPair() {
   canvas.dataset.lines = showLines ? String(data.lines.length) : "hidden";
 }
 
+// A IIIF canvas as a line: its label, its manifest's, its id, and the region in canvas coordinates.
+function canvasText(canvas) {
+  const region = canvas.xywh ? ` xywh=${canvas.xywh.join(",")}` : "";
+  return `canvas ${canvas.label || "(no label)"} of ${canvas.manifest_label || canvas.manifest}: ${canvas.canvas}${region}`;
+}
+
 document.getElementById("show-lines").addEventListener("change", drawPair);
 document.getElementById("show-masks").addEventListener("change", drawPair);
 
@@ -196,7 +203,8 @@ document.getElementById("show-masks").addEventListener("change", drawPair);
   await viewer.header(null);
   image = await viewer.json(`/api/images/${imageId}`);
   document.title = `${image.path} — segswap`;
-  document.getElementById("path").textContent = `${image.path} (${image.width}×${image.height})`;
+  document.getElementById("path").textContent = `${image.path} (${image.width}×${image.height})`
+    + (image.canvas ? ` — ${canvasText(image.canvas)}` : "");
   for (const [id, link] of [[image.previous, "previous"], [image.next, "next"]]) {
     const anchor = document.getElementById(link);
     if (id === null) anchor.hidden = true; else anchor.href = `/image/${id}`;
