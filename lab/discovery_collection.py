@@ -8,14 +8,16 @@ kind, and, where known, the boxes of the repeated thing. What is in it:
 - the 8 sample pairs of eval/pairs (box in a scene: scale; graffiti, aerial, Suzanne, stereo motorcycle:
   viewpoint; Leuven: light; two optical-flow frame pairs, rubber whale and basketball: near-duplicates);
 - graffiti img2, img4, img5, img6 beside the sample pair's img1 and img3: one wall from six viewpoints;
-- Corridor: 4 places, each a query frame and its reference frame (another pass);
+- Corridor: 2 places far apart (frames 10 and 100 of 111), each a query frame and its reference frame
+  (another pass); nearer places share the corridor's walls;
 - planted copies: 12 positive pairs of `segswap eval conditions`' folders (seed 201, never trained on):
   4 without a change (copy), 4 across a depiction (line engraving, halftone, pen; depiction), 4 at night
   (light), with the pasted object's box in both images. Every condition's folder holds the same
-  composites, so each condition contributes other pair numbers: no composite appears twice;
+  composites, so each condition contributes other pair numbers, and no two planted pairs share a
+  background photo or a pasted segment (they would share content);
 - near-duplicates: 3 MSRC photographs saved again, slightly resized and re-encoded (the same photograph
   twice);
-- distractors: 2 images of each of 10 MSRC groups (different instances of a category: not true pairs).
+- distractors: one image of each of 10 MSRC groups (two images of one group may show the same object).
 """
 
 from __future__ import annotations
@@ -69,23 +71,33 @@ def main() -> None:
                                                      for k in (2, 4, 5, 6)]
     pairs += [{"a": a, "b": b, "kind": "viewpoint"} for i, a in enumerate(wall) for b in wall[i + 1:]
               if {a, b} != {"pairs/graf1.png", "pairs/graf3.png"}]
-    for q in (10, 40, 70, 100):
+    for q in (10, 100):
         pairs.append({"a": put(SHARED / "vpr_corridor" / "query" / f"{q:07d}.jpg", f"corridor/query_{q:03d}.jpg"),
                       "b": put(SHARED / "vpr_corridor" / "ref" / f"{q:07d}.jpg", f"corridor/ref_{q:03d}.jpg"),
                       "kind": "place"})
-    chosen = {"none": range(0, 4), "line_engraving": range(10, 12), "halftone": range(20, 21),
-              "pen_on_aged_paper": range(30, 31), "night": range(40, 44)}
-    for condition, numbers in chosen.items():
+    counts = {"none": 4, "line_engraving": 2, "halftone": 1, "pen_on_aged_paper": 1, "night": 4}
+    ids = sorted(p.name for p in (args.conditions / "none").iterdir() if (p / "a.jpg").is_file())
+    used, picks = set(), []
+    for pid in ids:  # composites apart: no background photo or pasted segment in two of them
+        meta = json.loads((args.conditions / "none" / pid / "meta.json").read_text())
+        sources = {meta[side]["background"]["path"] for side in ("a", "b")}
+        sources |= {o["segment"] for side in ("a", "b") for o in meta[side]["objects"]}
+        if not sources & used:
+            used |= sources
+            picks.append(pid)
+    chosen, start = {}, 0
+    for condition, n in counts.items():
+        chosen[condition], start = picks[start:start + n], start + n
+    for condition, pids in chosen.items():
         folder = args.conditions / condition
-        ids = sorted(p.name for p in folder.iterdir() if (p / "a.jpg").is_file())
-        for pid in [ids[k] for k in numbers]:
+        for pid in pids:
             a = put(folder / pid / "a.jpg", f"planted/{condition}_{pid}_a.jpg")
             b = put(folder / pid / "b.jpg", f"planted/{condition}_{pid}_b.jpg")
             boxes[a], boxes[b] = [box_of(folder / pid / "mask_a.png")], [box_of(folder / pid / "mask_b.png")]
             pairs.append({"a": a, "b": b, "kind": PLANTED[condition]})
     msrc = SHARED / "msrc_coseg" / "images"
     for k, group in enumerate(MSRC_GROUPS):
-        members = sorted((msrc / group).iterdir())[:2]
+        members = sorted((msrc / group).iterdir())[:1]
         names = [put(path, f"msrc/{group}_{path.name}") for path in members]
         if k < 3:  # the same photograph again: resized by 0.9 and re-encoded as JPEG
             rgb = cv2.imread(str(members[0]))

@@ -46,16 +46,20 @@ FAMILIES = {
 }
 
 
-def _mnn(feats_a: dict, feats_b: dict, min_cosine: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mutual nearest neighbours of unit descriptors whose cosine is at least ``min_cosine``."""
-    from kornia.feature import match_mnn
+def _mnn(feats_a: dict, feats_b: dict, min_cosine: float, ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mutual nearest neighbours of unit descriptors that pass Lowe's ratio test both ways (nearest over
+    second-nearest distance at most ``ratio``; 1 for none) and whose cosine is at least ``min_cosine``;
+    with their cosines."""
+    from kornia.feature import match_mnn, match_smnn
 
-    if len(feats_a["descriptors"]) == 0 or len(feats_b["descriptors"]) == 0:
+    a, b = feats_a["descriptors"].float(), feats_b["descriptors"].float()
+    if len(a) < 2 or len(b) < 2:
         return torch.zeros((0, 2), dtype=torch.long), torch.zeros(0)
-    distances, indices = match_mnn(feats_a["descriptors"].float(), feats_b["descriptors"].float())
-    cosine = 1 - distances[:, 0] ** 2 / 2  # unit vectors: |a - b|² = 2 - 2 cos
+    _, indices = match_smnn(a, b, th=ratio) if ratio < 1 else match_mnn(a, b)
+    indices = indices.long()
+    cosine = (a[indices[:, 0]] * b[indices[:, 1]]).sum(dim=1)
     keep = cosine >= min_cosine
-    return indices[keep].long(), cosine[keep]
+    return indices[keep], cosine[keep]
 
 
 class KeypointMatcher:
@@ -110,7 +114,7 @@ class KeypointMatcher:
         if self.glue_model is not None:
             pairs, scores = lightglue.match(self.glue_model, a, b)
         else:
-            pairs, scores = _mnn(a, b, self.conf["min_cosine"])
+            pairs, scores = _mnn(a, b, self.conf["min_cosine"], self.conf["ratio"])
         return pairs.numpy().astype(np.int64).reshape(-1, 2), scores.numpy().astype(np.float32)
 
     def geometry(self, feats_a: dict, feats_b: dict, pairs: np.ndarray, model: str = "homography") -> Geometry:

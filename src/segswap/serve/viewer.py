@@ -103,10 +103,12 @@ class Viewer:
             job.report("done", len(result.hits), len(result.hits))
             return {"query": image.id, "box": list(result.query_box) if result.query_box else None,
                     "shortlisted": result.shortlisted, "threshold": result.threshold,
-                    "threshold_source": result.threshold_source,
+                    "threshold_source": result.threshold_source, "inlier_threshold": result.inlier_threshold,
                     "hits": [{"id": hit.image.id, "path": self.catalog.get(hit.image.id).path if self.catalog.get(hit.image.id)
                               else str(hit.image.path), "score": round(hit.score, 4),
                               "matched": None if hit.matched is None else round(hit.matched, 4), "match": hit.match,
+                              "inliers": hit.inliers, "fused": None if hit.fused is None else round(hit.fused, 4),
+                              "decided_by": list(hit.decided_by),
                               "box": list(hit.box) if hit.box else None, "width": hit.image.size[0],
                               "height": hit.image.size[1], "mask": np.round(hit.mask.astype(float), 2).tolist(),
                               "canvas": None if hit.image.canvas is None else hit.image.canvas.as_json(hit.box, hit.image.size)}

@@ -92,8 +92,9 @@ function verdictBadge(hit) {
 async function showHits(result) {
   lastResult = result;
   const what = result.box ? `the detail ${result.box.join(",")}` : "the whole image";
-  const threshold = result.threshold === null ? "no calibrated threshold: a ranking only"
-    : `match from ${(100 * result.threshold).toFixed(1)} % of the query matched (${result.threshold_source})`;
+  const threshold = (result.threshold === null ? "no calibrated threshold: a ranking only"
+    : `match from ${(100 * result.threshold).toFixed(1)} % of the query matched (${result.threshold_source})`)
+    + (result.inlier_threshold ? ` or ${result.inlier_threshold} keypoint inliers` : "");
   statusLine.classList.remove("error");
   statusLine.textContent = `${result.hits.length} best of ${result.shortlisted} shortlisted for ${what}; ${threshold}`;
   hitsList.replaceChildren(...result.hits.map((hit, k) => {
@@ -102,7 +103,9 @@ async function showHits(result) {
       viewer.el("div", { class: "about" },
         viewer.el("div", {}, viewer.el("span", { class: "rank" }, `#${k + 1} `), verdictBadge(hit),
           hit.id === result.query ? viewer.el("span", { class: "muted" }, " (the query image)") : ""),
-        viewer.el("div", {}, `score ${hit.score.toFixed(2)}` + (hit.matched === null ? "" : ` · ${(100 * hit.matched).toFixed(1)} % of the query matched`)),
+        viewer.el("div", {}, `score ${hit.score.toFixed(2)}` + (hit.matched === null ? "" : ` · ${(100 * hit.matched).toFixed(1)} % of the query matched`)
+          + (hit.inliers === null || hit.inliers === undefined ? "" : ` · ${hit.inliers} keypoint inliers`)
+          + (hit.match && hit.decided_by && hit.decided_by.length ? ` (by ${hit.decided_by.join(" + ")})` : "")),
         viewer.el("div", { class: "muted" }, viewer.el("a", { href: `/image/${hit.id}`, onclick: (e) => e.stopPropagation() }, hit.path)),
         hit.canvas ? viewer.el("div", { class: "muted canvas" }, canvasText(hit.canvas)) : ""));
     drawHit(canvas, hit);
