@@ -58,3 +58,63 @@ def test_every_stage_of_discover_and_search_reports_progress(repeats, run_cli):
     query = truth["A"][0][1]
     r = run_cli("search", query, "--index", index.path, "--model", "correlation")
     assert r.returncode == 0 and "shortlisting" in r.stderr and "re-ranking" in r.stderr and "it/s" not in r.stdout
+
+
+def _burst(kit, rng, folder, n=3):
+    """``n`` frames of one scene, each shifted by a few pixels and re-noised: near-identical photographs."""
+    import numpy as np
+
+    scene = kit.clutter(rng, 180, 240)
+    frames = []
+    for k in range(n):
+        shifted = np.roll(scene, (2 * k, 3 * k), axis=(0, 1))
+        noisy = np.clip(shifted.astype(int) + rng.integers(-6, 7, shifted.shape), 0, 255).astype(np.uint8)
+        frames.append(kit.save(folder / f"burst_{k}.png", noisy))
+    return frames
+
+
+@pytest.fixture(scope="module")
+def planted_collection(tmp_path_factory, kit):
+    """Two copies of one object in different scenes, a burst of three near-identical frames, and five unrelated
+    images; indexed with keypoints."""
+    import numpy as np
+
+    from segswap.keypoints import is_installed
+
+    if not is_installed("xfeat"):
+        pytest.skip("keypoint wheels not installed")
+    root = tmp_path_factory.mktemp("planted_collection")
+    rng = np.random.default_rng(11)
+    obj, mask = kit.planted_object(4000, 96, "rings")
+    copies = []
+    for k, (x, y) in enumerate(((20, 30), (120, 70))):
+        copies.append(kit.save(root / "images" / f"copy_{k}.png", kit.paste(kit.clutter(rng, 180, 240), obj, mask, x, y)))
+    burst = _burst(kit, rng, root / "images")
+    plain = [kit.save(root / "images" / f"plain_{k}.png", kit.clutter(rng, 180, 240)) for k in range(5)]
+    index, _ = update_index(root / "images", root / "idx", size=kit.SIZE, show_progress=False)
+    return index, copies, burst, plain
+
+
+def test_verified_regions_give_one_pattern_per_repeat_and_fold_a_burst(planted_collection, matcher, monkeypatch):
+    from segswap.collection.discover import discovery_json, run_discovery
+
+    index, copies, burst, plain = planted_collection
+    # the training-free model has no calibration; the keypoints decide, at an inlier threshold of their range
+    monkeypatch.setattr("segswap.collection.regions.calibrated_inlier_threshold", lambda settings: 12.0)
+    found = run_discovery(index, matcher, design="regions", show_progress=False)
+    repeats = [p for p in found.patterns if p.kind == "repeat"]
+    groups = [p for p in found.patterns if p.kind == "near-duplicates"]
+    assert len(repeats) == 1 and {m.image.path for m in repeats[0].images} == set(copies)
+    assert len(groups) == 1 and len(groups[0].images) == 1  # the burst: one image, the others folded beside it
+    member = groups[0].images[0]
+    assert {member.image.path, *(n.path for n in member.near_duplicates)} == set(burst)
+    assert not any(m.image.path in plain for p in found.patterns for m in p.images)
+    # each copy's region is the object's (pasted at (20, 30) and (120, 70), 96 px)
+    for m in repeats[0].images:
+        x, y = (20, 30) if m.image.path == copies[0] else (120, 70)
+        assert inside(m.box, (x - 8, y - 8, x + 104, y + 104)) > 0.8, m.box
+    # the same collection gives the same JSON; the count follows the data: a stricter evidence, fewer patterns
+    again = run_discovery(index, matcher, design="regions", show_progress=False)
+    assert discovery_json(found) == discovery_json(again)
+    strict = run_discovery(index, matcher, design="regions", min_evidence=1000.0, show_progress=False)
+    assert strict.patterns == [] and strict.edges == 0
