@@ -40,6 +40,7 @@ def main() -> None:
     built.close()
     matcher = load()
     counts = {"match_true": 0, "match_false": 0, "pairs": 0, "others": 0, "unrelated_hits": 0, "unrelated_match": 0}
+    inliers = {"matching": [], "non-matching": [], "unrelated": []}  # the keypoints' inliers per result
     with CollectionIndex(args.index) as index:
         for query in list_images(args.pairs):
             for hit in search(index, query, matcher, top=len(index)).hits:
@@ -47,11 +48,13 @@ def main() -> None:
                     continue
                 same = pair_key(hit.image.path) == pair_key(query)
                 counts["pairs" if same else "others"] += 1
+                inliers["matching" if same else "non-matching"].append(hit.inliers)
                 if hit.match:
                     counts["match_true" if same else "match_false"] += 1
         for query in list_images(args.unrelated)[::args.every]:
             for hit in search(index, query, matcher, top=len(index)).hits:
                 counts["unrelated_hits"] += 1
+                inliers["unrelated"].append(hit.inliers)
                 counts["unrelated_match"] += bool(hit.match)
     called = counts["match_true"] + counts["match_false"]
     print(f"threshold: {'calibrated' if matcher.weights_sha256 else 'none'}")
@@ -60,6 +63,12 @@ def main() -> None:
           f"{counts['match_true'] / max(called, 1):.2f} ({counts['match_false']} of {counts['others']} non-matching "
           "results called 'match')")
     print(f"unrelated queries: {counts['unrelated_match']} of {counts['unrelated_hits']} results called 'match'")
+    for kind, values in inliers.items():
+        checked = sorted((v for v in values if v is not None), reverse=True)
+        if checked:
+            shown = checked if kind == "matching" else checked[:8]
+            print(f"keypoint inliers, {kind} results ({len(checked)} checked; {'all' if kind == 'matching' else 'highest'}):"
+                  f" {' '.join(map(str, shown))}")
 
 
 if __name__ == "__main__":

@@ -76,7 +76,8 @@ def clutter(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
 
 def planted_object(seed: int, side: int, pattern: str = "stripes") -> tuple[np.ndarray, np.ndarray]:
     """A distinctive object (RGB) and its elliptic 0/1 mask, ``side`` px square: clutter of its own
-    under a pattern no background has — "stripes" (diagonal), "rings" (concentric) or "text"."""
+    under a pattern no background has — "stripes" (diagonal), "rings" (concentric) or "text" — or, "plain",
+    none (objects of different seeds then share no structure a keypoint matcher could pair)."""
     rng = np.random.default_rng(seed)
     texture = clutter(rng, side, side)
     colour = lambda: tuple(int(c) for c in rng.integers(0, 256, 3))
@@ -86,7 +87,7 @@ def planted_object(seed: int, side: int, pattern: str = "stripes") -> tuple[np.n
     elif pattern == "rings":
         for radius in range(side // 2, 2, -max(3, side // 14)):
             cv2.circle(texture, (side // 2, side // 2), radius, colour(), 2)
-    else:
+    elif pattern == "text":
         for row, word in enumerate(("SEG", "SWAP")):
             cv2.putText(texture, word, (2, (row + 1) * side // 2 - 6), cv2.FONT_HERSHEY_SIMPLEX, side / 110, colour(), 2)
     mask = np.zeros((side, side), np.uint8)
@@ -109,11 +110,11 @@ def save(path: Path, rgb: np.ndarray) -> Path:
 
 
 def planted_group(folder: Path, n: int, seed: int, *, object_seed: int = 1000, side: int = 224,
-                  object_side: int = 96) -> tuple[list[Path], list[np.ndarray]]:
+                  object_side: int = 96, pattern: str = "stripes") -> tuple[list[Path], list[np.ndarray]]:
     """``n`` images of cluttered backgrounds, each with the same object pasted somewhere (often off
     centre); returns the paths and the ground-truth 0/1 masks."""
     rng = np.random.default_rng(seed)
-    obj, obj_mask = planted_object(object_seed, object_side)
+    obj, obj_mask = planted_object(object_seed, object_side, pattern)
     paths, truths = [], []
     for i in range(n):
         height = int(rng.choice([side, side * 3 // 4]))

@@ -1,8 +1,11 @@
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+
+import segswap
 
 from segswap.cli.options import parse_box
 from segswap.collection.search import query_pixels, search
@@ -15,11 +18,15 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 @pytest.fixture(scope="module")
 def planted_detail(tmp_path_factory, kit):
-    """12 cluttered images; a 96-px detail of a separate query image is pasted into one of them."""
+    """12 cluttered images; a 96-px detail of a separate query image is pasted into one of them. Two thirds
+    of the detail are a photograph (OpenCV's box.png, package data): smooth clutter alone gives keypoint
+    detectors too few corners to stand for a real detail."""
     root = tmp_path_factory.mktemp("detail")
     rng = np.random.default_rng(7)
     query = kit.clutter(rng, 168, 224)
     detail = (90, 40, 186, 136)  # x0, y0, x1, y1 in the query
+    photo = cv2.resize(load_image(Path(segswap.__file__).parent / "data" / "box.png"), (96, 66), interpolation=cv2.INTER_AREA)
+    query[detail[1]:detail[1] + 66, detail[0]:detail[2]] = photo
     crop = query[detail[1]:detail[3], detail[0]:detail[2]]
     planted_at = (100, 50)
     for i in range(12):

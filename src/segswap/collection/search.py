@@ -42,7 +42,7 @@ from ..progress import ProgressReport, report_step, stage
 from ..io import load_image, pixels_to_tensor, resize_for_model
 from ..models.outputs import cycle_consistent_mask, matched_fraction
 from ..keypoints import get_matcher, is_installed
-from ..shipped import search_calibrations
+from ..shipped import KEYPOINT_MIN_INLIERS, search_calibrations
 from ..verify.ransac import TOLERANCE_CELLS_IMAGE, TOLERANCE_CELLS_REGION, verify
 from .descriptor import pooled
 from .index import CollectionIndex, IndexedImage
@@ -116,12 +116,15 @@ def calibrated_threshold(matcher, records: list[dict] | None = None) -> float | 
 
 def calibrated_inlier_threshold(settings: dict | None, records: list[dict] | None = None) -> float | None:
     """The inliers at which the index's keypoints (``settings``: the index's keypoint extractor) alone reach
-    the calibrated precision (`segswap eval calibrate-search`), or None if not calibrated."""
+    the calibrated precision (`segswap eval calibrate-search`), never below
+    :data:`~segswap.shipped.KEYPOINT_MIN_INLIERS`; None if not calibrated. The floor because the calibration
+    pairs are 320 px: full-size photographs give mutual neighbours more chance agreement (unrelated real
+    images reach 7-8 homography inliers where the synthetic negatives stay under 7; docs/results.md)."""
     if settings is None:
         return None
     for record in search_calibrations() if records is None else records:
         if record.get("keypoints") == settings["matcher"] and record.get("keypoint_conf") == settings["conf"]:
-            return float(record["threshold"])
+            return max(float(record["threshold"]), float(KEYPOINT_MIN_INLIERS))
     return None
 
 
