@@ -120,7 +120,7 @@ def discover_regions(index: CollectionIndex, matcher, *, top_k: int = 10, min_ev
     keypointer, inlier_threshold = _keypoints_of(index)
     if matched_threshold is None and inlier_threshold is None:
         raise SegswapError(f"neither the pair model's weights ({matcher.weights}) nor {index.path}'s keypoints are "
-                           "calibrated: verified regions need one (`segswap eval calibrate-search`)")
+                           "calibrated: verified regions need one (`segswap eval calibrate-search`), or run --design spectral")
     report_step(report, "shortlisting neighbours by descriptor")
     with stage("shortlisting neighbours by descriptor", show_progress):
         ids, regional = index.regional_descriptors()
