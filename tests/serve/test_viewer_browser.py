@@ -10,6 +10,8 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
+from segswap.collection.methods import DISCOVERY_DESIGNS
+
 #: Seconds a page may take to show a background job's result (a search of 12 images takes about 1 s).
 JOB_WAIT = 120
 
@@ -85,10 +87,13 @@ def test_a_second_search_replaces_the_first_in_the_page(server, browser):
 
 def test_discovery_runs_from_the_page_and_a_pattern_opens(server, browser, screenshot):
     open_page(browser, server["url"] + "/discovery")
+    assert Select(browser.find_element(By.ID, "design")).first_selected_option.text == DISCOVERY_DESIGNS[0]
+    browser.find_element(By.ID, "top-k").send_keys("3")  # fewer pairs than the design's 10: a shorter test
     browser.find_element(By.ID, "run").click()
     WebDriverWait(browser, JOB_WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#patterns .pattern"))
     assert "done in" in browser.find_element(By.ID, "status").text
     saved = json.loads((server["index"] / "viewer" / "discovery.json").read_text())
+    assert saved["design"] == DISCOVERY_DESIGNS[0] and saved["pairs"] <= 3 * 12
     patterns = browser.find_elements(By.CSS_SELECTOR, "#patterns .pattern")
     assert len(patterns) == len(saved["patterns"]) >= 1
     first = patterns[0]
@@ -99,6 +104,60 @@ def test_discovery_runs_from_the_page_and_a_pattern_opens(server, browser, scree
     WebDriverWait(browser, 10).until(expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, ".pattern.open .members a")))
     assert len(first.find_elements(By.CSS_SELECTOR, ".members a")) == len(crops)
     screenshot(browser, "discovery")
+
+
+def test_a_discovery_file_shows_repeats_first_and_near_identical_images_folded(server, browser, tmp_path):
+    """Issue 37, item 6: repeats in the file's order, then each group of near-identical images folded
+    until opened; an image with near-identical ones folded onto it says so. A file of the spectral design
+    written before patterns had a kind shows as repeats."""
+    catalog = server["viewer"].catalog
+    cows, faces, planes = ([str(catalog.absolute(image)) for image in catalog.page(group, 0, 3)[1]]
+                           for group in ("cow", "face", "plane"))
+
+    def image(path, folded=()):
+        return {"path": path, "box": [10, 10, 120, 100], "near_duplicates": list(folded)}
+
+    regions = {"design": "regions", "images": 12, "pairs": 30, "edges": 5, "patterns": [
+        {"kind": "repeat", "strength": 3.0, "edges": 2, "images": [image(cows[0], cows[1:2]), image(faces[0])]},
+        {"kind": "near-duplicates", "strength": 2.0, "edges": 2, "images": [image(planes[0], planes[1:3])]},
+        {"kind": "repeat", "strength": 1.0, "edges": 1, "images": [image(faces[1]), image(faces[2])]}]}
+    spectral = {"images": 12, "pairs": 20, "nodes": 40, "edges": 80, "patterns": [
+        {"strength": 5.0, "nodes": 9, "images": [{"path": cows[2], "box": [0, 0, 50, 50]},
+                                                {"path": faces[0], "box": [0, 0, 50, 50]}]}]}
+    viewer = server["viewer"]
+    try:
+        viewer.settings.discovery = tmp_path / "regions.json"
+        viewer.settings.discovery.write_text(json.dumps(regions))
+        open_page(browser, server["url"] + "/discovery")
+        shown = browser.find_elements(By.CSS_SELECTOR, "#patterns > .pattern")
+        assert [node.tag_name for node in shown] == ["section", "section", "details"]
+        heads = [node.find_element(By.CSS_SELECTOR, ".head").text for node in shown]
+        assert heads[0].startswith("Pattern 1 — 2 images (+1 near-identical), 2 verified edges, strength 3.0")
+        assert heads[1].startswith("Pattern 2 — 2 images, 1 verified edges, strength 1.0")
+        assert heads[2].startswith("Near-identical images: 3")
+        assert browser.find_element(By.ID, "summary").text.startswith(
+            "2 repeated patterns and 1 groups of near-identical images in 12 images (regions: 30 pairs judged")
+        group = shown[2]
+        assert group.get_attribute("open") is None and not group.find_element(By.CSS_SELECTOR, ".members").is_displayed()
+        assert not any(link.is_displayed() for link in group.find_elements(By.CSS_SELECTOR, ".members a"))
+        group.find_element(By.TAG_NAME, "summary").click()
+        WebDriverWait(browser, 10).until(lambda d: len(group.find_elements(By.CSS_SELECTOR, ".members a")) == 3)
+        links = group.find_elements(By.CSS_SELECTOR, ".members a")
+        assert all(link.is_displayed() for link in links)
+        assert [link.get_attribute("title") for link in links] == planes
+        shown[0].find_element(By.CSS_SELECTOR, ".head").click()
+        members = shown[0].find_elements(By.CSS_SELECTOR, ".members a")
+        assert [m.find_elements(By.CSS_SELECTOR, ".near")[0].text if m.find_elements(By.CSS_SELECTOR, ".near") else ""
+                for m in members] == ["+1 near-identical", ""]
+
+        viewer.settings.discovery = tmp_path / "spectral.json"
+        viewer.settings.discovery.write_text(json.dumps(spectral))
+        open_page(browser, server["url"] + "/discovery")
+        (only,) = browser.find_elements(By.CSS_SELECTOR, "#patterns > .pattern")
+        assert only.find_element(By.CSS_SELECTOR, ".head").text.startswith("Pattern 1 — 2 images, 9 correspondences")
+        assert "1 repeated patterns and 0 groups" in browser.find_element(By.ID, "summary").text
+    finally:
+        viewer.settings.discovery = None
 
 
 def test_cosegmentation_masks_toggle_and_a_wrong_mark_is_saved(server, browser, screenshot):

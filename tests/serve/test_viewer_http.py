@@ -210,20 +210,66 @@ def test_the_command_prints_its_address_and_warns_off_loopback(run_cli, viewer_d
 
 
 def test_a_saved_discovery_is_read_with_the_indexs_ids(server, tmp_path):
+    """Either design's JSON: each image (and each near-identical image folded onto it) gets its id; a
+    spectral file from before patterns had a kind reads as repeats."""
     from segswap.serve.results import read_discovery
 
     catalog = server["viewer"].catalog
-    first, second = catalog.images[:2]
+    first, second, third = catalog.images[:3]
     saved = tmp_path / "found.json"
     saved.write_text(json.dumps({"images": 12, "pairs": 1, "nodes": 2, "edges": 1, "patterns": [{
         "strength": 1.0, "nodes": 2, "images": [{"path": str(catalog.absolute(first)), "box": [0, 0, 10, 10]},
                                                 {"path": str(catalog.absolute(second)), "box": [0, 0, 10, 10]},
                                                 {"path": "/elsewhere/gone.png", "box": [0, 0, 10, 10]}]}]}))
     found = read_discovery(saved, catalog)
+    assert found["design"] == "spectral" and found["patterns"][0]["kind"] == "repeat"
     assert [m["id"] for m in found["patterns"][0]["images"]] == [first.id, second.id, None]
-    saved.write_text("{not json")
-    with pytest.raises(SegswapError, match="segswap discover --json"):
-        read_discovery(saved, catalog)
+    assert all(m["near_duplicates"] == [] for m in found["patterns"][0]["images"])
+    saved.write_text(json.dumps({"design": "regions", "images": 12, "pairs": 1, "edges": 1, "patterns": [{
+        "kind": "near-duplicates", "strength": 1.0, "edges": 1, "images": [{
+            "path": str(catalog.absolute(first)), "box": [0, 0, 10, 10],
+            "near_duplicates": [str(catalog.absolute(third)), "/elsewhere/gone.png"]}]}]}))
+    (member,) = read_discovery(saved, catalog)["patterns"][0]["images"]
+    assert member["id"] == first.id and member["near_duplicate_ids"] == [third.id, None]
+    for broken in ("{not json", '{"patterns": [{"images": [{"box": []}]}]}', '{"patterns": 3}'):
+        saved.write_text(broken)
+        with pytest.raises(SegswapError, match="segswap discover --json"):
+            read_discovery(saved, catalog)
+
+
+def test_a_discovery_job_runs_the_default_design_and_saves_each_patterns_kind(server):
+    """Issue 37, item 6: the page's discovery is `segswap discover`'s, its default design first; a bad
+    design or an option of the other design is refused before anything runs."""
+    from segswap.collection.methods import DISCOVERY_DESIGNS
+
+    def post(body):
+        status, data = request(server, "POST", "/api/discover", body=json.dumps(body).encode(),
+                               headers={"Content-Type": "application/json"})
+        return status, json.loads(data)
+
+    for body, refused, words in [({"design": "louvain"}, 400, "--design must be one of regions, spectral"),
+                                 ({"design": "regions", "clusters": 3}, 400, "--clusters is the spectral design's"),
+                                 ({"design": "spectral", "min_evidence": 2}, 400, "--min-evidence is the regions design's"),
+                                 ({"min_evidence": 0}, 422, "min_evidence"), ({"top_k": 0}, 422, "top_k")]:
+        status, data = post(body)
+        assert status == refused and words in json.dumps(data), (body, status, data)
+    assert server["viewer"].discovery_lane.active("discover") is None
+    status, job = post({"top_k": 3})  # the design's 10 neighbours would take longer than the test needs
+    assert status == 200
+    deadline = time.monotonic() + 120
+    while job["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+        job = json.loads(request(server, "GET", f"/api/jobs/{job['id']}")[1])
+    assert job["state"] == "done", job
+    saved = json.loads((server["index"] / "viewer" / "discovery.json").read_text())
+    assert saved["design"] == job["result"]["design"] == DISCOVERY_DESIGNS[0]
+    kinds = [pattern["kind"] for pattern in saved["patterns"]]
+    assert kinds and set(kinds) <= {"repeat", "near-duplicates"}
+    assert (job["result"]["repeats"], job["result"]["near_duplicates"]) == (kinds.count("repeat"), kinds.count("near-duplicates"))
+    shown = json.loads(request(server, "GET", "/api/discovery")[1])["result"]
+    assert shown["source"].endswith("discovery.json") and [p["kind"] for p in shown["patterns"]] == kinds
+    assert all(m["id"] is not None for p in shown["patterns"] for m in p["images"])
 
 
 def test_a_search_reports_its_re_ranking_and_stops_within_a_second_of_cancel(server):

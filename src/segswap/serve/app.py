@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 
+from ..collection.methods import DISCOVERY_DESIGNS
 from ..errors import ImageError, SegswapError
 from .catalog import PAGE_SIZE, resolve_inside
 from .pictures import crop, mask_overlay
@@ -213,8 +214,12 @@ def create_app(viewer: Viewer) -> FastAPI:
         return {"result": viewer.discovery(), "running": running.as_json() if running else None}
 
     @app.post("/api/discover")
-    def start_discovery(top_k: int = Body(5, ge=1, le=50), clusters: int | None = Body(None, ge=1, le=1000)):
-        return viewer.submit_discovery(top_k, clusters).as_json()
+    def start_discovery(design: str = Body(DISCOVERY_DESIGNS[0], max_length=32),
+                        top_k: int | None = Body(None, ge=1, le=50), clusters: int | None = Body(None, ge=1, le=1000),
+                        min_evidence: float = Body(1.0, gt=0, le=100)):
+        """As `segswap discover`: ``design`` (default the command's), ``top_k`` (default the design's),
+        ``clusters`` (spectral), ``min_evidence`` (regions). A bad combination is a 400 naming the option."""
+        return viewer.submit_discovery(design, top_k, clusters, min_evidence).as_json()
 
     # -- co-segmentation -----------------------------------------------------------------------------
     def cosegmentation():

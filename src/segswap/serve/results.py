@@ -43,23 +43,22 @@ def locate(recorded: str, base: Path) -> Path | None:
     return None
 
 
-def discovery_json(found) -> dict:
-    """A :class:`~segswap.collection.discover.Discovery` as `segswap discover --json` writes it."""
-    return {"images": found.images, "pairs": found.pairs, "nodes": found.nodes, "edges": found.edges,
-            "patterns": [c.as_json() for c in found.clusters]}
-
-
 def read_discovery(path: Path, catalog: Catalog) -> dict:
-    """A saved discovery, each pattern image given its catalogue id (None if it is no longer indexed)."""
+    """A saved discovery (`segswap discover --json` of either design), each pattern image and each of its
+    folded near-duplicates given its catalogue id (None if it is no longer indexed). A file written
+    before patterns had a ``kind`` (spectral only) reads as repeats, its images with no near-duplicates."""
     try:
         data = json.loads(path.read_text())
-        patterns = data["patterns"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        data.setdefault("design", "spectral")
+        for pattern in data["patterns"]:
+            pattern.setdefault("kind", "repeat")
+            for member in pattern["images"]:
+                image = catalog.by_path(member["path"])
+                member["id"] = image.id if image else None
+                folded = [catalog.by_path(other) for other in member.setdefault("near_duplicates", [])]
+                member["near_duplicate_ids"] = [other.id if other else None for other in folded]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise SegswapError(f"{path}: not the JSON of `segswap discover --json` ({err})") from None
-    for pattern in patterns:
-        for member in pattern["images"]:
-            image = catalog.by_path(member["path"])
-            member["id"] = image.id if image else None
     return {"source": str(path), **data}
 
 

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..collection.methods import DISCOVERY_DESIGNS, check_design
 from ..io.files import write_bytes_atomic
 from .catalog import Catalog, open_catalog
 from ..errors import SegswapError
 from .jobs import Job, Lane, stop_if_cancelled
 from .pictures import PictureCache
 from .settings import ViewerSettings
-from .results import DISCOVERY_FILE, OVERRIDES_FILE, Cosegmentation, discovery_json, read_discovery, viewer_folder
+from .results import DISCOVERY_FILE, OVERRIDES_FILE, Cosegmentation, read_discovery, viewer_folder
 
 #: Most results a page may ask a search for, and the shortlist re-ranked (as `segswap search`).
 MAX_TOP = 50
@@ -87,7 +88,8 @@ class Viewer:
         return {"index": str(settings.index), "root": str(self.catalog.root), "images": len(self.catalog),
                 "folders": self.catalog.folders(), "model": settings.model or "default",
                 "cosegment": str(settings.cosegment) if settings.cosegment else None,
-                "discovery": str(self.discovery_path()) if self.discovery_path().is_file() else None}
+                "discovery": str(self.discovery_path()) if self.discovery_path().is_file() else None,
+                "designs": list(DISCOVERY_DESIGNS)}
 
     # -- search ----------------------------------------------------------------------------------------
     def submit_search(self, image_id: int, box: tuple[int, int, int, int] | None, top: int) -> Job:
@@ -150,21 +152,28 @@ class Viewer:
     def discovery_path(self) -> Path:
         return self.settings.discovery or self.folder / DISCOVERY_FILE
 
-    def submit_discovery(self, top_k: int, clusters: int | None) -> Job:
-        """Run discovery in the background (or return the one running) and save it beside the index."""
+    def submit_discovery(self, design: str = DISCOVERY_DESIGNS[0], top_k: int | None = None,
+                         clusters: int | None = None, min_evidence: float = 1.0) -> Job:
+        """Run discovery by ``design`` (the default `segswap discover`'s; ``top_k`` None: the design's) in
+        the background, or return the one running, and save it beside the index. An unknown design, or an
+        option of the other design, is a :class:`SegswapError` before anything is queued."""
+        check_design(design, clusters, min_evidence)
         running = self.discovery_lane.active("discover")
         if running is not None:
             return running
 
         def work(space: Workspace, job: Job) -> dict:
-            from ..collection.discover import discover
+            from ..collection.discover import discovery_json, run_discovery
 
-            found = discover(space.index, space.matcher, top_k=top_k, clusters=clusters, show_progress=False,
-                             report=job.report)
+            found = discovery_json(run_discovery(space.index, space.matcher, design=design, top_k=top_k,
+                                                 clusters=clusters, min_evidence=min_evidence, show_progress=False,
+                                                 report=job.report))
             target = self.folder / DISCOVERY_FILE
-            write_bytes_atomic(target, (json.dumps(discovery_json(found), indent=1) + "\n").encode())
+            write_bytes_atomic(target, (json.dumps(found, indent=1) + "\n").encode())
             self.settings.discovery = None  # the page now shows this run, not a file given at start
-            return {"patterns": len(found.clusters), "saved": str(target)}
+            repeats = sum(p["kind"] == "repeat" for p in found["patterns"])
+            return {"design": design, "patterns": len(found["patterns"]), "repeats": repeats,
+                    "near_duplicates": len(found["patterns"]) - repeats, "saved": str(target)}
 
         return self.discovery_lane.submit("discover", work, supersede=False)
 

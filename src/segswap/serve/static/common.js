@@ -5,7 +5,9 @@ const viewer = {
   async json(url, options = {}) {
     const response = await fetch(url, options);
     const data = await response.json().catch(() => ({ error: response.statusText }));
-    if (!response.ok) throw new Error(data.error || response.statusText);
+    // A value the API refuses by its type or range (422): "min_evidence: Input should be greater than 0".
+    const refused = Array.isArray(data.detail) ? data.detail.map((d) => `${(d.loc || []).slice(-1)}: ${d.msg}`).join("; ") : null;
+    if (!response.ok) throw new Error(data.error || refused || response.statusText);
     return data;
   },
 
