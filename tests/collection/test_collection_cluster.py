@@ -102,6 +102,31 @@ def test_index_discover_and_cosegment_give_the_single_process_answers(tmp_path, 
             assert Path(mask_a).read_bytes() == Path(mask_b).read_bytes(), mask_a
 
 
+def test_verified_regions_on_the_cluster_are_the_single_process_patterns(tmp_path, engine, kit):
+    """Issue 37: the Dask path gives the same patterns (the regions design judges each pair as a worker's
+    prediction arrives)."""
+    import segswap
+    from segswap.collection.discover import discovery_json, run_discovery
+    from segswap.collection.update import update_index
+
+    folder = tmp_path / "images"
+    kit.planted_group(folder / "copies", 4, seed=3)
+    for k in range(2):
+        kit.planted_group(folder / f"other{k}", 1, seed=20 + k, object_seed=7000 + k, pattern="plain")
+    single, _ = update_index(folder, tmp_path / "single", size=SIZE, show_progress=False)
+    spread, _ = update_index(folder, tmp_path / "spread", size=SIZE, show_progress=False, engine=engine)
+    if single.keypoint_settings is None:
+        pytest.skip("keypoint wheels not installed")
+    matcher = segswap.load("correlation", size=SIZE, backbone=single.backbone)
+    here = run_discovery(single, matcher, design="regions", top_k=3, show_progress=False)
+    there = run_discovery(spread, matcher, design="regions", top_k=3, show_progress=False, engine=engine)
+    assert here.patterns and (here.pairs, here.edges) == (there.pairs, there.edges)
+    strip = lambda found: [(p["kind"], [(Path(m["path"]).relative_to(folder).as_posix(), m["box"]) for m in p["images"]])
+                           for p in discovery_json(found)["patterns"]]
+    assert strip(here) == strip(there)
+    assert any(all(path.startswith("copies/") for path, _ in images) for _, images in strip(here))
+
+
 class KillOnce:
     """A worker plugin that kills its worker's process right after the second task of each kind
     (index, pairs) has computed its result and before the scheduler hears of it: the scheduler runs
