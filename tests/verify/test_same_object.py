@@ -244,3 +244,19 @@ def test_calibrating_the_fused_verdict_records_both_thresholds(transformer_weigh
     loaded = load_fused_verifier(transformer_weights, calibrations=[record])
     assert loaded.inlier_threshold == record["inlier_threshold"]
     assert loaded.pair_threshold == pytest.approx(record["pair_score_threshold"])
+
+
+def test_the_shipped_calibration_decides_by_keypoints_and_fused_out_of_the_box():
+    """`segswap verify --by keypoints|fused` work with the package alone: their records in the shipped
+    verify_calibration.json match the shipped verify weights and the default matcher's settings."""
+    from segswap.keypoints import is_installed
+    from segswap.shipped import KEYPOINTS
+    from segswap.verify.same_object import load_fused_verifier, load_keypoint_verifier
+
+    if not is_installed(KEYPOINTS):
+        pytest.skip("keypoint wheels not installed")
+    keypoints = load_keypoint_verifier()
+    fused = load_fused_verifier()
+    assert keypoints.threshold_source == fused.threshold_source == "calibrate-verify"
+    assert keypoints.threshold >= 1 and fused.inlier_threshold >= 1 and 0 < fused.pair_threshold < 1
+    assert fused.operating_point["precision"] >= 0.95 and keypoints.operating_point["precision"] >= 0.95

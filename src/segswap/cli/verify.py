@@ -129,7 +129,7 @@ def _evidence_line(verdict: dict) -> str:
     if by == "fused":
         pieces = verdict["evidence"]
         kp, ps = pieces["keypoints"], pieces["pair_score"]
-        decided = " + ".join(verdict["decided_by"]) if verdict["decided_by"] else "neither"
+        decided = " + ".join(n.replace("_", " ") for n in verdict["decided_by"]) if verdict["decided_by"] else "neither"
         return (f"by {decided}: {keypoints(kp['inliers'], kp['threshold'], kp['matcher'])}; "
                 f"{pair_score(ps['score'], ps['threshold'], ps['scale'])}")
     if by == "keypoints":
