@@ -40,8 +40,8 @@ KEYPOINTS = "xfeat-lighterglue"
 #: takes milliseconds a pair where LighterGlue takes 0.2 s (docs/performance.md).
 INDEX_KEYPOINTS = ("xfeat", {"max_keypoints": 1024})
 #: The homography inliers of :data:`KEYPOINTS` from which two images are taken to show one rigid thing:
-#: where `segswap align` trusts the keypoint homography (else the backbone-feature stage runs) and `segswap
-#: cosegment --method evidence` leans on SegSwap; the count at which the keypoints alone reach precision 0.95
+#: where `segswap align` trusts the keypoint homography (else the backbone-feature stage runs), and the least
+#: `segswap search` asks of them; the count at which the keypoints alone reach precision 0.95
 #: on verify's calibration pairs (docs/results.md).
 KEYPOINT_MIN_INLIERS = 10
 #: `segswap search`'s match / no-match thresholds, one record per calibrated weights file, written by

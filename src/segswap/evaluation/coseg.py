@@ -161,9 +161,6 @@ METHODS: dict[str, Method] = {
                       _pair_model("segswap"), runs_on_cluster=True),
     "fusion": Method("`segswap cosegment`'s default: the objectness prior and the SegSwap potential, per-pixel "
                      "mean, Otsu level", _pair_model("segswap", "fusion"), runs_on_cluster=True),
-    "evidence": Method("per image, the 'segswap' mask where keypoints confirm its partners (copies), the saliency map "
-                       "where they do not, weighted by their share; Otsu level", _pair_model("segswap", "evidence"),
-                       runs_on_cluster=True),
     "ncnet": Method("the same collection pipeline on the NC-Net variant's pair predictions", _pair_model("ncnet"),
                     runs_on_cluster=True),
     "macosnet": Method("the same collection pipeline on MaCoSNet's pair predictions (masks, warp)", _pair_model("macosnet"),
