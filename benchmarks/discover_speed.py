@@ -137,7 +137,7 @@ def main():
         index, _ = update_index(Path(tmp) / "images", Path(tmp) / "idx", size=args.size, show_progress=False)
         indexing = time.perf_counter() - start
 
-        matcher = segswap.load("correlation", size=args.size)
+        matcher = segswap.load("correlation", size=args.size, backbone=index.backbone)
         start = time.perf_counter()
         found = discover(index, matcher, top_k=args.top_k, show_progress=False)
         discovery = time.perf_counter() - start

@@ -1,6 +1,7 @@
 """Keypoint matchers against the one-view pair model, timed in the same run (2 cores): per 640-px pair,
 extraction of one image, matching a pair (extraction done), and both together; then `segswap verify`'s
-verdicts per pair (pair score over five views; keypoints; fused) and the keypoint check of search's head.
+verdicts per pair (pair score over five views; keypoints; fused); and a search of an index of the 16 sample
+images (``--top 10``: a head of 20 checked by the index's keypoints) with and without its keypoint check.
 
     .venv/bin/python benchmarks/keypoints_speed.py [--repeats 5] [--json out.json]
 
@@ -68,8 +69,29 @@ def main() -> None:
         report[f"verify_{by}_ms"] = round(1000 * seconds, 1)
     if verdicts:
         print_table(["", "per pair (ms)", "× one-view pair"], verdicts)
+    report.update(search_head(pair, args.a, args.repeats))
+    print_table(["", "per query (ms)", "added by the head's keypoint check (ms)"],
+                [["search --no-keypoints", f"{report['search_ms']:.0f}", ""],
+                 ["search (head of 20 checked by keypoints)", f"{report['search_keypoints_ms']:.0f}",
+                  f"{report['search_keypoints_ms'] - report['search_ms']:.0f}"]])
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
+
+
+def search_head(matcher, query: Path, repeats: int) -> dict:
+    """A search of an index of the sample images, whole-image query, with and without the keypoint check
+    of its head (what rule S1 bounds at 1 s)."""
+    import tempfile
+
+    from segswap.collection.search import search
+    from segswap.collection.update import update_index
+
+    with tempfile.TemporaryDirectory() as folder:
+        index, _ = update_index(PAIRS, Path(folder) / "idx", show_progress=False)
+        plain = median_time(lambda: search(index, query, matcher, top=10, keypoints=False), repeats, warmup=1)
+        checked = median_time(lambda: search(index, query, matcher, top=10, keypoints=True), repeats, warmup=1)
+        index.close()
+    return {"search_ms": round(1000 * plain, 1), "search_keypoints_ms": round(1000 * checked, 1)}
 
 
 if __name__ == "__main__":

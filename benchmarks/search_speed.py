@@ -143,7 +143,7 @@ def main():
             queries.append((image.path, (w // 3, h // 3, 2 * w // 3, 2 * h // 3)))
 
         rows = []
-        for matcher, label in (transformer_matcher(args.size), (segswap.load("correlation", size=args.size), "correlation (training-free)")):
+        for matcher, label in (transformer_matcher(args.size), (segswap.load("correlation", size=args.size, backbone=index.backbone), "correlation (training-free)")):
             search(index, queries[0][0], matcher, box=queries[0][1], shortlist=args.shortlist)  # warm-up
             ours, reference, found = [], [], 0
             for path, box in queries:

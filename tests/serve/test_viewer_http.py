@@ -247,7 +247,7 @@ def test_a_discovery_job_runs_the_default_design_and_saves_each_patterns_kind(se
                                headers={"Content-Type": "application/json"})
         return status, json.loads(data)
 
-    for body, refused, words in [({"design": "louvain"}, 400, "--design must be one of regions, spectral"),
+    for body, refused, words in [({"design": "louvain"}, 400, "--design must be one of spectral, regions"),
                                  ({"design": "regions", "clusters": 3}, 400, "--clusters is the spectral design's"),
                                  ({"design": "spectral", "min_evidence": 2}, 400, "--min-evidence is the regions design's"),
                                  ({"min_evidence": 0}, 422, "min_evidence"), ({"top_k": 0}, 422, "top_k")]:
