@@ -33,6 +33,14 @@ def rows(index):
     return {p: s for p, s in index.db.execute("SELECT path, sha1 FROM images")}
 
 
+def append_then_die(writer, entries):
+    """What a process killed inside :meth:`IndexWriter.add` leaves: the features appended, no row committed."""
+    for entry in entries:
+        writer._shards.append(entry.features)
+    writer._shards.flush()
+    raise KeyboardInterrupt
+
+
 def test_first_run_indexes_everything_and_second_run_nothing(tmp_path, make_folder):
     make_folder(tmp_path / "photos", 5)
     (tmp_path / "photos" / "notes.txt").write_text("not an image, not listed")
@@ -98,10 +106,7 @@ def test_a_crash_between_writing_features_and_committing_is_recovered(tmp_path, 
     def add_then_die(self, entries):
         calls.append(len(entries))
         if len(calls) == 2:  # the process dies after appending features, before the rows commit
-            for entry in entries:
-                self._shards.append(entry.features)
-            self._shards.flush()
-            raise KeyboardInterrupt
+            append_then_die(self, entries)
         real_add(self, entries)
 
     monkeypatch.setattr(IndexWriter, "add", add_then_die)
@@ -472,10 +477,7 @@ def test_a_repair_killed_midway_is_finished_by_the_next_run(intact, tmp_path, mo
 
     def add_then_die(self, entries):
         if self.index.db.execute("SELECT COUNT(*) FROM images WHERE crc32 = -1").fetchone()[0] < damaged:
-            for entry in entries:  # the second repair dies after appending its block, before its row commits
-                self._shards.append(entry.features)
-            self._shards.flush()
-            raise KeyboardInterrupt
+            append_then_die(self, entries)  # the second repair dies after appending its block, before its row commits
         real_add(self, entries)
 
     monkeypatch.setattr(IndexWriter, "add", add_then_die)
