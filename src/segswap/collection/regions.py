@@ -31,7 +31,7 @@ from ..models.outputs import matched_fraction
 from ..progress import ProgressReport, report_step, stage
 from .index import CollectionIndex, IndexedImage
 from .pairs import PairPrediction, neighbour_pairs, predict_pairs
-from .search import REGION_THRESHOLD, calibrated_inlier_threshold, calibrated_threshold, region_box
+from .search import REGION_THRESHOLD, calibrated_inlier_threshold, calibrated_threshold, fused_evidence, region_box
 
 #: Regions of one image whose boxes overlap at least this much (IoU) are one region node.
 SAME_REGION = 0.5
@@ -169,15 +169,10 @@ class _Judge:
         inliers, fit = 0, None
         if self.keypointer is not None:
             inliers, fit = self._inliers(pred.a, pred.b)
-        pieces = []
-        if self.matched_threshold is not None:
-            pieces.append(("pair score", matched / self.matched_threshold))
-        if self.inlier_threshold is not None:
-            pieces.append(("keypoints", inliers / self.inlier_threshold))
-        fused = max(value for _, value in pieces)
+        fused, decided = fused_evidence(matched, self.matched_threshold, inliers, self.inlier_threshold,
+                                        at=self.min_evidence)
         if fused < self.min_evidence:
             return
-        decided = tuple(name for name, value in pieces if value >= self.min_evidence)
         if "keypoints" in decided:
             region_a, region_b = (_hull_region(points, image.grid, image.size)
                                   for points, image in zip(fit, (image_a, image_b)))

@@ -229,14 +229,21 @@ def _check_by_keypoints(index: CollectionIndex, keypointer, rgb: np.ndarray, box
         hit.inliers = fitted.count
         if threshold is None or inlier_threshold is None:
             continue
-        hit.fused = max(hit.matched / threshold, hit.inliers / inlier_threshold)
+        hit.fused, hit.decided_by = fused_evidence(hit.matched, threshold, hit.inliers, inlier_threshold)
         hit.match = hit.fused >= 1
-        hit.decided_by = tuple(name for name, passed in (("pair score", hit.matched >= threshold),
-                                                         ("keypoints", hit.inliers >= inlier_threshold)) if passed)
-        if hit.inliers >= inlier_threshold:
+        if "keypoints" in hit.decided_by:
             inliers = pairs[fitted.inliers]
             hit.box = keypoint_box(query["keypoints"][inliers[:, 0]], stored["keypoints"][inliers[:, 1]], box,
                                    hit.image.size)
+
+
+def fused_evidence(matched: float, matched_threshold: float | None, inliers: int, inlier_threshold: float | None,
+                   at: float = 1.0) -> tuple[float, tuple[str, ...]]:
+    """The fused score max(matched / its threshold, inliers / theirs) over the pieces whose threshold is
+    given (at least one), and the names of those at or above ``at`` ("pair score", "keypoints")."""
+    pieces = [(name, value / threshold) for name, value, threshold in
+              (("pair score", matched, matched_threshold), ("keypoints", inliers, inlier_threshold)) if threshold is not None]
+    return max(value for _, value in pieces), tuple(name for name, value in pieces if value >= at)
 
 
 def keypoint_box(sources: np.ndarray, targets: np.ndarray, box, size: tuple[int, int]) -> tuple[int, int, int, int]:
