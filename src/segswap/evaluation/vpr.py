@@ -181,7 +181,7 @@ def evaluate_vpr(root: Path, matcher, shortlist: int = SHORTLIST, keypoints: tup
             rankings[name][q] = reranked(rankings["global"][q], [next(counts) for _ in head], shortlist)
     fused = search_thresholds(matcher)
     if fused is not None:
-        from ..collection.search import HEAD
+        from ..collection.search import HEAD, fused_evidence
 
         keypointer, matched_threshold, inlier_threshold = fused
         counts = iter(inlier_counts(keypointer, pairs, show_progress, desc="vpr search keypoints").tolist())
@@ -189,7 +189,8 @@ def evaluate_vpr(root: Path, matcher, shortlist: int = SHORTLIST, keypoints: tup
         for q, (query, head) in heads.items():
             inliers = [next(counts) for _ in head]
             cells = float(np.prod(features[query].shape[-2:]))
-            fused_scores = [max(score / cells / matched_threshold, n / inlier_threshold) for score, n in zip(scores[q], inliers)]
+            fused_scores = [fused_evidence(score / cells, matched_threshold, n, inlier_threshold)[0]
+                            for score, n in zip(scores[q], inliers)]
             fused_of = dict(zip(rankings["global"][q][:shortlist], fused_scores))  # reference index → fused score
             by_pair = rankings["pair-score"][q]
             top = sorted(by_pair[:min(HEAD, shortlist)], key=lambda r: -fused_of[r])  # stable: ties keep pair order
