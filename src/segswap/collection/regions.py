@@ -189,11 +189,8 @@ class _Judge:
         return self.images[image_id]
 
     def _inliers(self, a: int, b: int) -> tuple[int, tuple[np.ndarray, np.ndarray]]:
-        feats_a, feats_b = self._features(a), self._features(b)
-        pairs, _ = self.keypointer.match_features(feats_a, feats_b)
-        fitted = self.keypointer.geometry(feats_a, feats_b, pairs)
-        kept = pairs[fitted.inliers]
-        return fitted.count, (feats_a["keypoints"][kept[:, 0]], feats_b["keypoints"][kept[:, 1]])
+        found = self.keypointer.match(None, None, feats_a=self._features(a), feats_b=self._features(b))
+        return found["geometry"].count, (found["keypoints_a"][found["inliers"]], found["keypoints_b"][found["inliers"]])
 
     def _features(self, image_id: int) -> dict:
         if image_id not in self._keypoints:

@@ -223,17 +223,14 @@ def _check_by_keypoints(index: CollectionIndex, keypointer, rgb: np.ndarray, box
         query = {**dense, **{key: dense[key][keep] for key in ("keypoints", "descriptors", "scores")}}
     for done, hit in enumerate(hits):
         report_step(report, "checking by keypoints", done, len(hits))
-        stored = index.keypoints(hit.image.id)
-        pairs, _ = keypointer.match_features(query, stored)
-        fitted = keypointer.geometry(query, stored, pairs)
-        hit.inliers = fitted.count
+        found = keypointer.match(None, None, feats_a=query, feats_b=index.keypoints(hit.image.id))
+        hit.inliers = found["geometry"].count
         if threshold is None or inlier_threshold is None:
             continue
         hit.fused, hit.decided_by = fused_evidence(hit.matched, threshold, hit.inliers, inlier_threshold)
         hit.match = hit.fused >= 1
         if "keypoints" in hit.decided_by:
-            inliers = pairs[fitted.inliers]
-            hit.box = keypoint_box(query["keypoints"][inliers[:, 0]], stored["keypoints"][inliers[:, 1]], box,
+            hit.box = keypoint_box(found["keypoints_a"][found["inliers"]], found["keypoints_b"][found["inliers"]], box,
                                    hit.image.size)
 
 
