@@ -34,6 +34,7 @@ from ..grid import cells_to_pixels
 from ..progress import ProgressReport, report_step, stage
 from .graph import Nodes, PartGraph, StreamedPairs, cell_sums, leading_eigenvectors, part_graph, three_cycles
 from .index import CollectionIndex, IndexedImage
+from .methods import DISCOVERY_DESIGNS, check_design
 from .pairs import neighbour_pairs, predict_pairs
 from .partition import pair_links, partition
 
@@ -95,12 +96,11 @@ class Discovery:
     dropped_edges: int = 0  # entries of edges between two parts, not in any matrix
 
 
-def run_discovery(index: CollectionIndex, matcher, *, design: str = "regions", top_k: int | None = None,
+def run_discovery(index: CollectionIndex, matcher, *, design: str = DISCOVERY_DESIGNS[0], top_k: int | None = None,
                   clusters: int | None = None, min_evidence: float = 1.0, flip: bool = False, show_progress: bool = True,
                   report: ProgressReport | None = None, engine=None):
     """`segswap discover`: the patterns of ``index`` by ``design`` (:data:`~segswap.collection.methods.DISCOVERY_DESIGNS`):
     a :class:`~segswap.collection.regions.RegionDiscovery` or a :class:`Discovery`."""
-    from .methods import check_design
     from .regions import discover_regions
 
     check_design(design, clusters, min_evidence)
