@@ -248,9 +248,7 @@ def group_patterns(index: CollectionIndex, edges: list[VerifiedEdge]) -> list[Pa
         regions = nodes.setdefault(image, [])
         for k, known in enumerate(regions):
             if _iou(known.box, region.box) >= SAME_REGION:
-                merged = (min(known.box[0], region.box[0]), min(known.box[1], region.box[1]),
-                          max(known.box[2], region.box[2]), max(known.box[3], region.box[3]))
-                regions[k] = EdgeRegion(merged, known.cells | region.cells)
+                regions[k] = EdgeRegion(_union_box([known.box, region.box]), known.cells | region.cells)
                 return image, k
         regions.append(region)
         return image, len(regions) - 1
@@ -281,6 +279,11 @@ def group_patterns(index: CollectionIndex, edges: list[VerifiedEdge]) -> list[Pa
                                            [str(m.image.path) for m in p.images]))
 
 
+def _union_box(boxes) -> tuple[int, int, int, int]:
+    """The smallest box (x0, y0, x1, y1) holding all of ``boxes``."""
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
 def _pattern(part, nodes, images, group_of) -> Pattern | None:
     """One pattern from a subgraph of region nodes: each image once (its regions merged), near-duplicates
     folded onto the first of their group; None when it spans fewer than two images."""
@@ -296,10 +299,9 @@ def _pattern(part, nodes, images, group_of) -> Pattern | None:
     for group in groups.values():
         first = group[0]
         regions = by_image[first]
-        box = (min(r.box[0] for r in regions), min(r.box[1] for r in regions),
-               max(r.box[2] for r in regions), max(r.box[3] for r in regions))
         cells = np.logical_or.reduce([r.cells for r in regions])
-        members.append(PatternImage(images[first], box, cells, [images[i] for i in group[1:]]))
+        members.append(PatternImage(images[first], _union_box([r.box for r in regions]), cells,
+                                    [images[i] for i in group[1:]]))
     decided: dict[str, int] = {}
     for _, _, data in part.edges(data=True):
         for name in data["decided_by"]:
