@@ -39,6 +39,10 @@ KEYPOINTS = "xfeat-lighterglue"
 #: re-ranked head with: XFeat's, 1024 an image (about 140 kB), matched by mutual nearest neighbours, which
 #: takes milliseconds a pair where LighterGlue takes 0.2 s (docs/performance.md).
 INDEX_KEYPOINTS = ("xfeat", {"max_keypoints": 1024})
+#: The finer keypoint layer an index keeps for detail queries (`segswap index --details`): XFeat's at a long
+#: side of 1600 px, 4096 an image (about 560 kB), chosen by rule G1 (lab/rules.md): a detail a tenth of the
+#: image's width gets a few dozen keypoints there, a handful at INDEX_KEYPOINTS' 640 px.
+DETAIL_KEYPOINTS = ("xfeat", {"resize": 1600, "max_keypoints": 4096})
 #: The homography inliers of :data:`KEYPOINTS` from which two images are taken to show one rigid thing:
 #: where `segswap align` trusts the keypoint homography (else the backbone-feature stage runs), and the least
 #: `segswap search` asks of them; the count at which the keypoints alone reach precision 0.95

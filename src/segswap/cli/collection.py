@@ -59,6 +59,10 @@ def index(
                                              "(XFeat, 1024 an image, about 140 kB), which search's verdicts and boxes "
                                              "use; an index without them gets them on its next update (default: where "
                                              "the keypoint wheels are installed)."),
+    details: Optional[bool] = typer.Option(None, "--details/--no-details", help="Also store a finer layer of "
+                                           "keypoints (XFeat at 1600 px, 4096 an image, about 560 kB) so that `search "
+                                           "--box` finds small details and their boxes (default: keep what the index "
+                                           "has)."),
     parallel: int = typer.Option(4, "--parallel", help="IIIF: requests to the image server at once (each retried "
                                                       "with backoff on a server error)."),
 ):
@@ -79,24 +83,26 @@ def index(
     check_arguments(folders=[] if manifest else [Path(source)], size=size, output_folders=[(index_dir, "--index")],
                     counts=[(parallel, "--parallel")])
     check_engine_options(scheduler, workers)
-    if keypoints:
+    if keypoints or details:
         from ..keypoints import check_installed
-        from ..shipped import INDEX_KEYPOINTS
+        from ..shipped import DETAIL_KEYPOINTS, INDEX_KEYPOINTS
 
         check_installed(INDEX_KEYPOINTS[0])
+        check_installed(DETAIL_KEYPOINTS[0])
     with cluster_engine(scheduler, workers) as engine:
         if manifest:
             from ..iiif.http import Fetcher
             from ..iiif.index import index_manifest
 
             built, summary, fetched = index_manifest(source, index_dir, backbone=backbone, size=size, engine=engine,
-                                                     keypoints=keypoints, fetcher=Fetcher(parallel=parallel))
+                                                     keypoints=keypoints, details=details,
+                                                     fetcher=Fetcher(parallel=parallel))
             typer.echo(fetched.line())
         else:
             from ..collection.update import update_index
 
             built, summary = update_index(Path(source), index_dir, backbone=backbone, size=size, engine=engine,
-                                          keypoints=keypoints)
+                                          keypoints=keypoints, details=details)
     typer.echo(summary.line())
     typer.echo(f"{index_dir}: {len(built)} images ({built.backbone}, {built.size} px)")
 

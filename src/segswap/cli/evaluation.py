@@ -356,5 +356,48 @@ def discover(
     _write_json(json_out, result)
 
 
-COMMANDS = {"discover": discover, "methods": methods, "coseg": coseg, "corr": corr, "synthetic": synthetic, "calibrate-search": calibrate_search,
+def details(
+    root: Path = typer.Argument(..., help="Folder with images/ and truth.json (queries: a box, its copies' boxes)."),
+    work: Path = typer.Option(..., "--work", help="Folder for the collection's index (reused by a later run)."),
+    top: int = typer.Option(10, help="Results per query, as `segswap search --top`."),
+    keypoints: bool = typer.Option(True, "--keypoints/--no-keypoints", help="As `segswap search --keypoints`."),
+    details: Optional[bool] = typer.Option(None, "--details/--no-details", help="As `segswap index --details` "
+                                           "(default: keep what the index in --work has)."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+    weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
+    json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+):
+    """Detail search against known copies: each query's box searched with `segswap search --box`; mAP of
+    the rankings and the share of copies returned with their box (IoU ≥ 0.5, ≥ 0.3), by kind; the
+    collection is indexed (or its index updated) in --work."""
+    check_arguments(folders=[root], weights=weights, output_folders=[(work, "--work")], output_files=[(json_out, "--json")],
+                    counts=[(top, "--top")])
+    from ..evaluation.details import read_detail_truth
+
+    queries = read_detail_truth(root)
+    from ..collection.search import search
+    from ..collection.update import update_index
+    from ..evaluation.details import detail_scores
+    from tqdm import tqdm
+
+    index, _ = update_index(root / "images", work / "index", keypoints=keypoints or None, details=details)
+    matcher = load_matcher(model, weights, backbone=index.backbone, size=index.size)
+    images = (root / "images").resolve()
+    results = []
+    for query in tqdm(queries, desc="searching details", unit="query"):
+        found = search(index, images / query.image, matcher, box=query.box, top=top + 1, keypoints=keypoints)
+        hits = [(str(h.image.path.resolve().relative_to(images)), h.box) for h in found.hits]
+        results.append([(image, box) for image, box in hits if image != query.image][:top])
+    scores = detail_scores(queries, results)
+    typer.echo(f"mAP {scores['map']}; box found (IoU ≥ 0.5) {scores['box_found']}, (≥ 0.3) {scores['box_found_iou_0_3']} "
+               f"of {scores['target_pairs']} copies; mean IoU {scores['mean_iou']}; by kind: "
+               + ", ".join(f"{k} {v}" for k, v in scores["box_found_by_kind"].items()))
+    _write_json(json_out, {"root": str(root), "top": top, "keypoints": keypoints,
+                           "details": index.detail_keypoint_settings is not None, **scores,
+                           "results": [{"query": q.image, "box": list(q.box),
+                                        "hits": [{"image": i, "box": list(b) if b else None} for i, b in r]}
+                                       for q, r in zip(queries, results)]})
+
+
+COMMANDS = {"details": details, "discover": discover, "methods": methods, "coseg": coseg, "corr": corr, "synthetic": synthetic, "calibrate-search": calibrate_search,
             "calibrate-verify": calibrate_verify, "conditions": conditions, "vpr": vpr, "same-place": same_place, "align": align}

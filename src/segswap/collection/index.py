@@ -19,6 +19,9 @@ and, in ``index.sqlite``'s ``keypoints`` table, each image's local features for 
 (:mod:`segswap.keypoints`; the extractor and its settings in the ``keypoints`` setting): N×3 float32
 (x, y in the image's own pixels, score) and N×D float16 descriptors. An index made before keypoints
 were stored has the table empty; `segswap index` adds them (:func:`segswap.collection.update.update_index`).
+With `segswap index --details`, the ``detail_keypoints`` table holds a second, finer layer of them (the
+``detail_keypoints`` setting): a detail a tenth of an image's width has too few keypoints at the first
+layer's scale for a homography (:mod:`segswap.collection.search`).
 
 Writes go through :class:`IndexWriter`: features are appended and flushed, then their rows commit in
 one transaction per batch, which also bumps the index's generation. The FAISS file is derived data
@@ -55,6 +58,15 @@ _IMAGE_COLUMNS = "i.id, i.path, i.width, i.height, i.grid_h, i.grid_w, " + ", ".
 #: The settings copied into settings.json: what indexing the folder again needs when index.sqlite is damaged.
 SETTINGS_COPIED = ("root", "backbone", "size", "channels")
 
+#: Keypoints extracted finer for detail queries (`segswap index --details`): the keypoints table's layout.
+DETAIL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS detail_keypoints (
+    id INTEGER PRIMARY KEY,         -- the same as keypoints, extracted finer for detail queries
+    count INTEGER NOT NULL,
+    points BLOB NOT NULL,
+    descriptors BLOB NOT NULL
+);
+"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS images (
@@ -81,7 +93,7 @@ CREATE TABLE IF NOT EXISTS keypoints (
 CREATE TABLE IF NOT EXISTS unreadable (
     path TEXT PRIMARY KEY, bytes INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, reason TEXT NOT NULL
 );
-""" + CANVAS_SCHEMA
+""" + CANVAS_SCHEMA + DETAIL_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -169,8 +181,12 @@ class CollectionIndex:
         self.channels = int(settings["channels"])
         #: The keypoint extractor the index stores features of: {"matcher": name, "conf": {...}}, or None.
         self.keypoint_settings = json.loads(settings["keypoints"]) if "keypoints" in settings else None
-        self._has_keypoints_table = self.db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'keypoints'").fetchone() is not None
+        #: The same for the finer layer detail queries use (`segswap index --details`), or None.
+        self.detail_keypoint_settings = (json.loads(settings["detail_keypoints"]) if "detail_keypoints" in settings
+                                         else None)
+        tables = {name for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        self._has_keypoints_table = "keypoints" in tables
+        self._has_detail_table = "detail_keypoints" in tables
         #: An index made before canvases were recorded has no such table (and no canvases).
         self._has_canvases_table = self.db.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'canvases'").fetchone() is not None
@@ -254,42 +270,46 @@ class CollectionIndex:
             raise IndexDamagedError(f"{self.path}: the features of {path} are damaged ({err}); repair them with "
                                     f"{_repair_command(self.path, self.root)}") from None
 
-    def keypoints(self, image_id: int) -> dict | None:
+    def _layer(self, layer: str) -> tuple[str, dict | None, bool]:
+        """(table, settings, whether the table exists) of a keypoint ``layer``: "keypoints" or "details"."""
+        if layer == "details":
+            return "detail_keypoints", self.detail_keypoint_settings, self._has_detail_table
+        return "keypoints", self.keypoint_settings, self._has_keypoints_table
+
+    def keypoints(self, image_id: int, layer: str = "keypoints") -> dict | None:
         """The image's stored local features as :meth:`segswap.keypoints.KeypointMatcher.extract` gives
-        them (``keypoints`` N×2, ``scores``, ``descriptors`` N×D float32, ``image_size``, ``scale``), or None."""
-        if not self._has_keypoints_table or self.keypoint_settings is None:
+        them (``keypoints`` N×2, ``scores``, ``descriptors`` N×D float32, ``image_size``, ``scale``), or None.
+        ``layer``: "keypoints" (every index with keypoints) or "details" (the finer ones for detail queries)."""
+        table, settings, exists = self._layer(layer)
+        if not exists or settings is None:
             return None
-        row = self.db.execute("SELECT k.count, k.points, k.descriptors, i.width, i.height FROM keypoints k "
+        row = self.db.execute(f"SELECT k.count, k.points, k.descriptors, i.width, i.height FROM {table} k "
                               "JOIN images i ON i.id = k.id WHERE k.id = ?", (image_id,)).fetchone()
         if row is None:
             return None
         count, points, descriptors, width, height = row
-        dimension = self._keypoint_dimension()
+        dimension = _keypoint_dimension(settings)
         if len(points) != 12 * count or (len(descriptors) != 2 * count * dimension if dimension
                                          else len(descriptors) % max(1, 2 * count)):
             return None  # damaged: as if missing (without_keypoints() lists it, `segswap index` extracts it again)
         points = np.frombuffer(points, np.float32).reshape(count, 3)
-        conf = self.keypoint_settings["conf"]
+        conf = settings["conf"]
         return {"keypoints": points[:, :2], "scores": points[:, 2],
                 "descriptors": np.frombuffer(descriptors, np.float16).reshape(count, -1).astype(np.float32),
                 "image_size": (width, height), "scale": max(width, height) / conf["resize"]}
 
-    def without_keypoints(self) -> list[tuple[int, str]]:
-        """(id, path relative to the indexed folder) of the images whose keypoints are not stored, or are
-        stored damaged (blobs of another length than their count says)."""
-        if not self._has_keypoints_table:
+    def without_keypoints(self, layer: str = "keypoints") -> list[tuple[int, str]]:
+        """(id, path relative to the indexed folder) of the images whose keypoints (of ``layer``) are not
+        stored, or are stored damaged (blobs of another length than their count says)."""
+        table, settings, exists = self._layer(layer)
+        if not exists:
             return self.db.execute("SELECT id, path FROM images ORDER BY id").fetchall()
-        dimension = self._keypoint_dimension()
+        dimension = _keypoint_dimension(settings)
         descriptors_wrong = ("LENGTH(k.descriptors) != 2 * k.count * ?" if dimension else
                              "LENGTH(k.descriptors) % MAX(1, 2 * k.count) != 0")
-        return self.db.execute("SELECT i.id, i.path FROM images i LEFT JOIN keypoints k ON k.id = i.id "
+        return self.db.execute(f"SELECT i.id, i.path FROM images i LEFT JOIN {table} k ON k.id = i.id "
                                f"WHERE k.id IS NULL OR LENGTH(k.points) != 12 * k.count OR {descriptors_wrong} "
                                "ORDER BY i.id", (dimension,) if dimension else ()).fetchall()
-
-    def _keypoint_dimension(self) -> int | None:
-        """The size of the stored keypoint descriptors (the extractor's), or None if this version does not know it."""
-        spec = SPECS.get(self.keypoint_settings["matcher"]) if self.keypoint_settings else None
-        return spec.descriptor_dim if spec else None
 
     def regional_descriptors(self) -> tuple[list[int], list[np.ndarray]]:
         """Image ids and their R×C float32 regional descriptors (whole image first), by id."""
@@ -475,15 +495,20 @@ class IndexWriter:
         self._commit_rows(rows, staged.unreadable,
                           keypoints={e.path: e.keypoints for e in staged.images if e.keypoints is not None})
 
-    def set_keypoint_settings(self, settings: dict) -> None:
-        """Store keypoints of ``settings``' extractor from now on; those of another extractor are dropped
-        (`segswap index` extracts them again)."""
+    def set_keypoint_settings(self, settings: dict, layer: str = "keypoints") -> None:
+        """Store keypoints of ``settings``' extractor in ``layer`` from now on; those of another extractor
+        are dropped (`segswap index` extracts them again)."""
+        table, current, _ = self.index._layer(layer)
         with self.db:
-            if self.index.keypoint_settings != settings:
-                self.db.execute("DELETE FROM keypoints")
-            self.db.execute("INSERT OR REPLACE INTO settings VALUES ('keypoints', ?)", (json.dumps(settings, sort_keys=True),))
-        self.index.keypoint_settings = settings
-        self.index._has_keypoints_table = True
+            if layer == "details":
+                self.db.execute(DETAIL_SCHEMA)  # an index made before the layer
+            if current != settings:
+                self.db.execute(f"DELETE FROM {table}")
+            self.db.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (table, json.dumps(settings, sort_keys=True)))
+        if layer == "details":
+            self.index.detail_keypoint_settings, self.index._has_detail_table = settings, True
+        else:
+            self.index.keypoint_settings, self.index._has_keypoints_table = settings, True
 
     def set_canvases(self, canvases: dict[str, CanvasSource]) -> None:
         """Make the ``canvases`` table hold exactly ``canvases`` (path relative to the indexed folder → its
@@ -495,10 +520,11 @@ class IndexWriter:
                                 [canvas.row(path) for path, canvas in canvases.items()])
         self.index._has_canvases_table = True
 
-    def add_keypoints(self, found: dict[int, dict]) -> None:
-        """Store the keypoints of indexed images (image id → extract()'s output) in one transaction."""
+    def add_keypoints(self, found: dict[int, dict], layer: str = "keypoints") -> None:
+        """Store the keypoints of indexed images (image id → extract()'s output) in ``layer``, in one transaction."""
+        table, _, _ = self.index._layer(layer)
         with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO keypoints VALUES (?, ?, ?, ?)",
+            self.db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?)",
                                 [(image_id, *keypoint_row(kp)) for image_id, kp in found.items()])
 
     def _commit_rows(self, rows: list[tuple], unreadable: list[tuple] = (), keypoints: dict | None = None) -> None:
@@ -517,6 +543,8 @@ class IndexWriter:
             ids = dict(self.db.execute(f"SELECT path, id FROM images WHERE path IN ({','.join('?' * len(rows))})",
                                        [r[0] for r in rows]).fetchall())
             self.db.executemany("DELETE FROM keypoints WHERE id = ?", [(ids[r[0]],) for r in rows])
+            if self.index._has_detail_table:  # extracted again by the pass that adds missing ones
+                self.db.executemany("DELETE FROM detail_keypoints WHERE id = ?", [(ids[r[0]],) for r in rows])
             self.db.executemany("INSERT INTO keypoints VALUES (?, ?, ?, ?)",
                                 [(ids[path], *row) for path, row in (keypoints or {}).items()])
             self._bump_generation()
@@ -534,8 +562,9 @@ class IndexWriter:
     def remove(self, paths: list[str]) -> None:
         """Forget ``paths`` (their feature bytes become dead until :meth:`compact`)."""
         with self.db:
-            self.db.executemany("DELETE FROM keypoints WHERE id IN (SELECT id FROM images WHERE path = ?)",
-                                [(p,) for p in paths])
+            for table in ("keypoints", "detail_keypoints")[:1 + self.index._has_detail_table]:
+                self.db.executemany(f"DELETE FROM {table} WHERE id IN (SELECT id FROM images WHERE path = ?)",
+                                    [(p,) for p in paths])
             self.db.executemany("DELETE FROM images WHERE path = ?", [(p,) for p in paths])
             self.db.executemany("DELETE FROM unreadable WHERE path = ?", [(p,) for p in paths])
             if paths:
@@ -614,6 +643,12 @@ class IndexWriter:
 
     def _committed_ends(self) -> dict[int, int]:
         return {shard: end for shard, (end, _) in self.index._block_ends().items()}
+
+
+def _keypoint_dimension(settings: dict | None) -> int | None:
+    """The size of the descriptors ``settings``' extractor stores, or None if this version does not know it."""
+    spec = SPECS.get(settings["matcher"]) if settings else None
+    return spec.descriptor_dim if spec else None
 
 
 def keypoint_row(found: dict) -> tuple[int, bytes, bytes]:

@@ -60,7 +60,7 @@ BATCH = 16
 QUERY = -1
 #: The most candidates of the pair model's ranking that keypoints check (each costs a match and a fit).
 HEAD = 20
-#: A detail's keypoints: the query image extracted as the index's are, denser, those in the box kept.
+#: The most keypoints a detail query keeps from its box (:func:`box_keypoints`).
 DETAIL_KEYPOINTS = 4096
 #: A box carried by the homography is kept when it stays convex and covers between these fractions of
 #: the inliers' own extent's area (otherwise the inliers' extent is the box).
@@ -212,18 +212,22 @@ def _check_by_keypoints(index: CollectionIndex, keypointer, rgb: np.ndarray, box
                         threshold: float | None, inlier_threshold: float | None, report: ProgressReport | None) -> None:
     """Match the query's keypoints (inside ``box`` for a detail) to each hit's stored ones: its inliers,
     fused score, verdict and, where the keypoints decide, its box."""
-    if box is None:
-        query = keypointer.extract(rgb)
-    else:  # the whole image at the index's scale, denser, then the box: the detail keeps its scale
-        dense = get_matcher(keypointer.name, **{**keypointer.conf, "max_keypoints": DETAIL_KEYPOINTS}).extract(rgb)
-        x0, y0, x1, y1 = box
-        xy = dense["keypoints"]
-        inside = (xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1)
-        keep = np.flatnonzero(inside)[:keypointer.conf["max_keypoints"]]  # extract() sorts them best first
-        query = {**dense, **{key: dense[key][keep] for key in ("keypoints", "descriptors", "scores")}}
+    settings = index.detail_keypoint_settings if box is not None else None
+    detailer = get_matcher(settings["matcher"], **settings["conf"]) if settings and is_installed(settings["matcher"]) else None
+    queries = {}
+
+    def query(layer: str) -> dict:  # extracted once, for the first hit that needs it
+        if layer not in queries:
+            queries[layer] = (keypointer.extract(rgb) if box is None else
+                              box_keypoints(detailer if layer == "details" else keypointer, rgb, box))
+        return queries[layer]
+
     for done, hit in enumerate(hits):
         report_step(report, "checking by keypoints", done, len(hits))
-        found = keypointer.match(None, None, feats_a=query, feats_b=index.keypoints(hit.image.id))
+        stored = index.keypoints(hit.image.id, "details") if detailer is not None else None
+        layer, matcher = ("details", detailer) if stored is not None else ("keypoints", keypointer)
+        found = matcher.match(None, None, feats_a=query(layer),
+                              feats_b=stored if stored is not None else index.keypoints(hit.image.id))
         hit.inliers = found["geometry"].count
         if threshold is None or inlier_threshold is None:
             continue
@@ -232,6 +236,26 @@ def _check_by_keypoints(index: CollectionIndex, keypointer, rgb: np.ndarray, box
         if "keypoints" in hit.decided_by:
             hit.box = keypoint_box(found["keypoints_a"][found["inliers"]], found["keypoints_b"][found["inliers"]], box,
                                    hit.image.size)
+
+
+def box_keypoints(keypointer, rgb: np.ndarray, box) -> dict:
+    """The keypoints inside ``box`` as ``keypointer`` would find them on the whole image (at its ``resize``),
+    all of them: the box and a margin for the detector's windows are extracted at that scale, so a small
+    detail keeps every keypoint it has rather than a share of the whole image's budget."""
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = box
+    margin = max(x1 - x0, y1 - y0) // 4 + 8
+    cx0, cy0, cx1, cy1 = max(0, x0 - margin), max(0, y0 - margin), min(w, x1 + margin), min(h, y1 + margin)
+    crop = rgb[cy0:cy1, cx0:cx1]
+    scale = keypointer.conf["resize"] / max(h, w)
+    side = max(16, round(max(crop.shape[:2]) * scale))
+    found = get_matcher(keypointer.name, **{**keypointer.conf, "resize": side, "max_keypoints": DETAIL_KEYPOINTS}
+                        ).extract(crop)
+    xy = found["keypoints"] + np.array([cx0, cy0], np.float32)
+    keep = (xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1)
+    # in the whole image's pixels and frame, so the geometry's pixel threshold means what it means for it
+    return {"keypoints": xy[keep], "descriptors": found["descriptors"][keep], "scores": found["scores"][keep],
+            "image_size": (w, h), "scale": 1 / scale}
 
 
 def fused_evidence(matched: float, matched_threshold: float | None, inliers: int, inlier_threshold: float | None,

@@ -11,7 +11,10 @@ extracted again, as if changed.
 Each image's keypoints (:data:`~segswap.shipped.INDEX_KEYPOINTS`, where the keypoint wheels are installed)
 are extracted from the same decoded pixels and committed with its row. An index that lacks them (made
 before they were stored, or with ``keypoints=False``) gets them for every image the next time it is
-updated with keypoints, from the image files, in batches that survive a kill.
+updated with keypoints, from the image files, in batches that survive a kill. With ``details=True``
+(`segswap index --details`) a second, finer layer (:data:`~segswap.shipped.DETAIL_KEYPOINTS`) is added the
+same way after the scan, for the detail queries of `segswap search --box`; an index that has the layer keeps
+it up to date.
 
 With an ``engine`` (:mod:`segswap.cluster`) the files to index go out as tasks of ``TASK_IMAGES``: each
 worker writes one staged shard under ``<index>/staging/`` (:func:`stage_features`) and the client
@@ -41,7 +44,7 @@ from ..io import load_image, pixels_to_tensor, resize_for_model
 from ..io.paths import IMAGE_SUFFIXES, check_input_folder, list_images
 from ..keypoints import get_matcher, install_command, is_installed
 from ..progress import stage
-from ..shipped import INDEX_KEYPOINTS, shipped_backbone
+from ..shipped import DETAIL_KEYPOINTS, INDEX_KEYPOINTS, shipped_backbone
 from . import shards
 from .canvases import CanvasSource
 from .features import prefetched
@@ -69,6 +72,7 @@ class UpdateSummary:
     seconds: float = 0.0
     compacted: bool = False
     keypoints_added: int = 0  # images of the index given their keypoints afterwards (an index made without them)
+    detail_keypoints_added: int = 0  # images given the finer keypoint layer for detail queries
     repaired: int = 0  # indexed images extracted again because their features were damaged (changed or not)
     database_set_aside: bool = False  # the database was damaged: set aside, the folder indexed afresh
     descriptor_file_rebuilt: bool = False  # the FAISS file was unreadable: rebuilt from the rows
@@ -83,6 +87,8 @@ class UpdateSummary:
                    if self.database_set_aside else "")
                 + ("; descriptor file rebuilt (it was damaged)" if self.descriptor_file_rebuilt else "")
                 + (f"; keypoints added to {self.keypoints_added} images" if self.keypoints_added else "")
+                + (f"; detail keypoints added to {self.detail_keypoints_added} images"
+                   if self.detail_keypoints_added else "")
                 + ("; shards compacted" if self.compacted else ""))
 
 
@@ -105,14 +111,15 @@ def index_keypoint_extractor(keypoints: bool | None = None):
 
 
 def update_index(root, path, *, backbone: str | None = None, size: int | None = None, runtime: str = "auto",
-                 show_progress: bool = True, engine=None, keypoints: bool | None = None,
+                 show_progress: bool = True, engine=None, keypoints: bool | None = None, details: bool | None = None,
                  canvases: dict[str, CanvasSource] | None = None) -> tuple[CollectionIndex, UpdateSummary]:
     """Create the index at ``path`` for folder ``root``, or bring it up to date; return it and what changed.
 
     ``backbone`` and ``size`` are fixed when the index is created; an existing index keeps its own.
     ``engine``: a :class:`segswap.cluster.DaskEngine` whose workers compute the features (they must see
     ``root`` and ``path`` at the same paths); None computes them here. ``keypoints``: store each image's
-    keypoints (:func:`index_keypoint_extractor`; None: where the wheels are installed). ``canvases``: the IIIF
+    keypoints (:func:`index_keypoint_extractor`; None: where the wheels are installed). ``details``: store the
+    finer keypoint layer for detail queries (None: if the index has it; True requires the wheels). ``canvases``: the IIIF
     canvas of each file of ``root`` (path relative to it → :class:`CanvasSource`), for a folder fetched from a
     manifest (:mod:`segswap.iiif`): recorded before any image is indexed, replacing those recorded before.
     """
@@ -154,6 +161,12 @@ def update_index(root, path, *, backbone: str | None = None, size: int | None = 
             _index_files(index, writer, to_index, summary, runtime, show_progress, keypointer, repairing)
         if keypointer is not None:
             _add_missing_keypoints(index, writer, keypointer, summary, show_progress)
+        if details or (details is None and index.detail_keypoint_settings is not None):
+            detailer = get_matcher(DETAIL_KEYPOINTS[0], **DETAIL_KEYPOINTS[1])
+            detail_settings = {"matcher": detailer.name, "conf": detailer.conf}
+            if index.detail_keypoint_settings != detail_settings:
+                writer.set_keypoint_settings(detail_settings, layer="details")
+            _add_missing_keypoints(index, writer, detailer, summary, show_progress, layer="details")
         if writer.dead_fraction() > COMPACT_ABOVE:
             writer.compact()
             summary.compacted = True
@@ -255,12 +268,13 @@ def _index_files(index: CollectionIndex, writer: IndexWriter, to_index: list, su
 
 
 def _add_missing_keypoints(index: CollectionIndex, writer: IndexWriter, keypointer, summary: UpdateSummary,
-                           show_progress: bool) -> None:
-    """Extract and store the keypoints of the indexed images that have none, from their files."""
-    missing = index.without_keypoints()
+                           show_progress: bool, layer: str = "keypoints") -> None:
+    """Extract and store the keypoints (of ``layer``) of the indexed images that have none, from their files."""
+    missing = index.without_keypoints(layer)
     if not missing:
         return
-    progress = tqdm(total=len(missing), unit="img", desc="keypoints", disable=not show_progress)
+    progress = tqdm(total=len(missing), unit="img", desc="detail keypoints" if layer == "details" else "keypoints",
+                    disable=not show_progress)
 
     def load(item):
         try:
@@ -277,12 +291,19 @@ def _add_missing_keypoints(index: CollectionIndex, writer: IndexWriter, keypoint
             continue
         batch[image_id] = keypointer.extract(*loaded)
         if len(batch) >= COMMIT_EVERY:
-            writer.add_keypoints(batch)
-            summary.keypoints_added += len(batch)
+            writer.add_keypoints(batch, layer)
+            _count_keypoints(summary, layer, len(batch))
             batch = {}
-    writer.add_keypoints(batch)
-    summary.keypoints_added += len(batch)
+    writer.add_keypoints(batch, layer)
+    _count_keypoints(summary, layer, len(batch))
     progress.close()
+
+
+def _count_keypoints(summary: UpdateSummary, layer: str, count: int) -> None:
+    if layer == "details":
+        summary.detail_keypoints_added += count
+    else:
+        summary.keypoints_added += count
 
 
 def _index_files_on(engine, index: CollectionIndex, writer: IndexWriter, to_index: list, summary: UpdateSummary,

@@ -32,7 +32,7 @@ SOURCE_FILE = "iiif.json"
 
 def index_manifest(source: str, index_dir, *, backbone: str | None = None, size: int | None = None,
                    runtime: str = "auto", show_progress: bool = True, engine=None, keypoints: bool | None = None,
-                   fetcher: Fetcher | None = None):
+                   details: bool | None = None, fetcher: Fetcher | None = None):
     """Index (or update the index of) the IIIF manifest or collection at ``source`` (an http(s) URL or a
     JSON file) into ``index_dir``; returns (the index, its :class:`UpdateSummary`, the :class:`FetchSummary`).
     ``fetcher``: the HTTP side (default :class:`Fetcher`: 4 requests at once, 4 tries each)."""
@@ -57,7 +57,7 @@ def index_manifest(source: str, index_dir, *, backbone: str | None = None, size:
         raise SegswapError(f"{source}: no canvas image could be fetched ({len(fetched.missing)} missing, "
                            f"{len(fetched.failed)} failed); nothing indexed")
     index, summary = update_index(cache, index_dir, backbone=backbone, size=size, runtime=runtime,
-                                  show_progress=show_progress, engine=engine, keypoints=keypoints,
+                                  show_progress=show_progress, engine=engine, keypoints=keypoints, details=details,
                                   canvases={path: canvas_source(canvas) for path, canvas in canvases.items()})
     return index, summary, fetched
 

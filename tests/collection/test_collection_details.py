@@ -1,0 +1,106 @@
+"""The finer keypoint layer for detail queries (`segswap index --details`) and `segswap eval details`."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import segswap
+from segswap.collection.search import search
+from segswap.collection.update import update_index
+from segswap.errors import SegswapError
+from segswap.evaluation.details import average_precision, detail_scores, read_detail_truth
+from segswap.io import load_image
+
+
+def _iou(a, b):
+    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+@pytest.fixture(scope="module")
+def small_detail(tmp_path_factory, kit):
+    """Eight 640×480 cluttered images; a 64-px photograph (a tenth of their width, OpenCV's box.png) is
+    pasted into two of them."""
+    from segswap.keypoints import is_installed
+
+    if not is_installed("xfeat"):
+        pytest.skip("keypoint wheels not installed")
+    root = tmp_path_factory.mktemp("details")
+    rng = np.random.default_rng(39)
+    photo = cv2.resize(load_image(Path(segswap.__file__).parent / "data" / "box.png"), (64, 44),
+                       interpolation=cv2.INTER_AREA)
+    boxes = {}
+    for i in range(8):
+        image = cv2.resize(kit.clutter(rng, 240, 320), (640, 480), interpolation=cv2.INTER_LINEAR)
+        if i in (2, 6):
+            x, y = (400, 90) if i == 2 else (120, 330)
+            image[y:y + 44, x:x + 64] = photo
+            boxes[f"{i:02d}.png"] = (x, y, x + 64, y + 44)
+        kit.save(root / "images" / f"{i:02d}.png", image)
+    index, summary = update_index(root / "images", root / "idx", size=kit.SIZE, show_progress=False, details=True)
+    return root, index, summary, boxes
+
+
+def test_the_detail_layer_is_stored_and_kept_up_to_date(small_detail, kit):
+    root, index, summary, _ = small_detail
+    assert summary.detail_keypoints_added == 8 and index.without_keypoints("details") == []
+    stored = index.keypoints(1, "details")
+    coarse = index.keypoints(1)
+    assert index.detail_keypoint_settings["conf"]["resize"] == 1600
+    assert len(stored["keypoints"]) > 1.5 * len(coarse["keypoints"]) and stored["image_size"] == (640, 480)
+    assert stored["scale"] == pytest.approx(640 / 1600)
+    # a copy of the index: a changed image gets its layer again on the next update, without --details
+    import shutil
+
+    copy = root.parent / (root.name + "_copy")
+    shutil.copytree(root, copy)
+    from segswap.collection.index import CollectionIndex
+
+    with CollectionIndex(copy / "idx", snapshot=False) as moved:
+        moved.db.execute("UPDATE settings SET value = ? WHERE key = 'root'", (str(copy / "images"),))
+        moved.db.commit()
+    kit.save(copy / "images" / "00.png", np.ascontiguousarray(load_image(copy / "images" / "00.png")[:, ::-1]))
+    (copy / "images" / "07.png").unlink()
+    updated, summary = update_index(copy / "images", copy / "idx", show_progress=False)
+    assert summary.updated == 1 and summary.removed == 1 and summary.detail_keypoints_added == 1
+    assert updated.without_keypoints("details") == []
+    assert updated.db.execute("SELECT COUNT(*) FROM detail_keypoints").fetchone()[0] == 7
+
+
+def test_a_detail_a_tenth_of_the_width_comes_back_with_its_box(small_detail, matcher, monkeypatch):
+    root, index, _, boxes = small_detail
+    monkeypatch.setattr("segswap.collection.search.calibrated_inlier_threshold", lambda settings, records=None: 10.0)
+    plain = search(index, root / "images" / "02.png", matcher, box=boxes["02.png"], top=4)
+    high = 10 * max(hit.matched for hit in plain.hits)  # a pair-score threshold nothing reaches: keypoints decide
+    result = search(index, root / "images" / "02.png", matcher, box=boxes["02.png"], top=4, threshold=high)
+    (copy,) = [hit for hit in result.hits if hit.image.path.name == "06.png"]
+    assert copy.match and "keypoints" in copy.decided_by and _iou(copy.box, boxes["06.png"]) >= 0.5, copy.box
+    assert all(not hit.match for hit in result.hits if hit.image.path.name not in boxes)
+
+
+def test_detail_scores_count_boxes_and_rankings(tmp_path):
+    assert average_precision(["a", "x", "b"], {"a", "b"}) == pytest.approx((1 + 2 / 3) / 2)
+    assert average_precision(["x", "y"], {"a"}) == 0
+    (tmp_path / "images").mkdir()
+    for name in ("q.png", "t.png", "u.png"):
+        cv2.imwrite(str(tmp_path / "images" / name), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "truth.json").write_text(json.dumps({"queries": [
+        {"image": "q.png", "box": [0, 0, 4, 4], "targets": [{"image": "t.png", "box": [0, 0, 4, 4], "kind": "copy"},
+                                                           {"image": "u.png", "box": [4, 4, 8, 8], "kind": "depiction"}]}]}))
+    queries = read_detail_truth(tmp_path)
+    scores = detail_scores(queries, [[("t.png", (0, 0, 4, 3)), ("u.png", (0, 0, 4, 4))]])
+    assert scores["map"] == 1.0 and scores["box_found"] == 0.5
+    assert scores["box_found_by_kind"] == {"copy": 1.0, "depiction": 0.0}
+    (tmp_path / "truth.json").write_text(json.dumps({"queries": [{"image": "gone.png", "box": [0, 0, 1, 1],
+                                                                  "targets": []}]}))
+    with pytest.raises(SegswapError, match="not in images/"):
+        read_detail_truth(tmp_path)
+
+
+def test_eval_details_refuses_a_folder_without_truth_in_one_line(tmp_path, run_cli):
+    (tmp_path / "images").mkdir()
+    done = run_cli("eval", "details", str(tmp_path), "--work", str(tmp_path / "w"))
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "truth.json" in done.stderr
