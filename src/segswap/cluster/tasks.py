@@ -35,7 +35,13 @@ def cached_matcher(load_arguments: dict):
     key = json.dumps(load_arguments, sort_keys=True, default=str)
     with _lock:
         if key not in _matchers:
-            _matchers[key] = load(**load_arguments)
+            arguments = dict(load_arguments)
+            learned_tail = arguments.pop("learned_tail", None)  # features learned on the collection (`segswap learn`)
+            _matchers[key] = load(**arguments)
+            if learned_tail is not None:
+                from safetensors.torch import load_file
+
+                _matchers[key].model.tail.load_state_dict(load_file(learned_tail))
         return _matchers[key]
 
 
