@@ -14,7 +14,9 @@ features (the pair model's backbone tail over the index's stored features):
    vote did not use) are positives P1 → P2 (P2: the best of the 3×3 cells around the corresponding
    corner), and P1's ``negatives`` most similar cells anywhere in the other image are its hard negatives
    N1 (both directions; the harder is kept). The loss is ArtMiner's
-   ``max(s(P1, N1), 1 − λ) − min(s(P1, P2), λ)`` (up to a constant), s the cosine similarity.
+   ``max(s(P1, N1), 1 − λ) − min(s(P1, P2), λ)`` (up to a constant), s the cosine similarity, plus
+   ``preserve`` × the mean of 1 − cos(f, f₀) over the two images' cells, f₀ the tail's output before
+   learning: the pair model's transformer was trained to read f₀.
 
 Only the tail's weights change (the last ``tail_blocks`` blocks of the backbone, as the shipped pair model
 fine-tunes them); the index's stored features are their input, so no image is decoded. The result is
@@ -55,6 +57,7 @@ DEFAULT_CONF = {
     "batch": 4,  # pairs per update
     "lr": 1e-5,  # Adam, betas (0.5, 0.999), as ArtMiner
     "epochs_per_round": 1,  # passes over a round's pairs before mining again
+    "preserve": 1.0,  # μ: weight of mean(1 − cos(f, f₀)) keeping the features the pair model was trained on
 }
 CHECKPOINT = "checkpoint.safetensors"
 #: Rounds in a row that mine no pair before learning stops early.
@@ -94,6 +97,8 @@ class CollectionFeatures:
         self.ids = [image.id for image in index.images()]
         self.raw = [torch.from_numpy(np.asarray(index.features(i), np.float32)) for i in self.ids]
         self.tail = tail
+        # f₀: what the pair model's transformer was trained to read (copies usable by autograd)
+        self.shipped = [f.clone() for f in self.current()]
 
     @torch.inference_mode()
     def current(self) -> list[torch.Tensor]:
@@ -204,14 +209,15 @@ def learn(index: CollectionIndex, tail: torch.nn.Module, *, minutes: float = 20.
     folder.mkdir(exist_ok=True)
     signature = {"images": images_hash(index), "seed": seed, "conf": conf}
     optimizer = torch.optim.Adam(tail.parameters(), lr=conf["lr"], betas=(0.5, 0.999))
+    data = CollectionFeatures(index, tail)  # before resuming: f₀ is the tail as given
     state = _resume(folder, signature, tail, optimizer)
     done, rounds, mined, spent = state["steps"], state["rounds"], state["pairs"], state["seconds"]
     resumed_from = done
     budget = minutes * 60
-    data = CollectionFeatures(index, tail)
     start = time.perf_counter() - spent
     progress = tqdm(total=steps if steps is not None else int(budget), initial=done if steps is not None else int(spent),
-                    unit="step" if steps is not None else "s", desc="learning", disable=not show_progress)
+                    unit="step" if steps is not None else "s", desc="learning (budget in seconds)" if steps is None
+                    else "learning", disable=not show_progress)
     positive = negative = float("nan")
     empty = 0
     while (steps is None or done < steps) and time.perf_counter() - start < budget:
@@ -239,7 +245,8 @@ def learn(index: CollectionIndex, tail: torch.nn.Module, *, minutes: float = 20.
                     a, region_a, b, region_b, _ = pairs[k]
                     fa, fb = tail(data.raw[a][None])[0], tail(data.raw[b][None])[0]
                     pos, neg = pair_similarities(fa, fb, region_a, region_b, conf)
-                    losses.append(artminer_loss(pos, neg, conf["lam"]))
+                    drift = sum((1 - (f * data.shipped[k]).sum(0)).mean() for f, k in ((fa, a), (fb, b))) / 2
+                    losses.append(artminer_loss(pos, neg, conf["lam"]) + conf["preserve"] * drift)
                     sims.append((float(pos.detach().mean()), float(neg.detach().mean())))
                 loss = torch.stack(losses).mean()
                 optimizer.zero_grad()
@@ -248,7 +255,7 @@ def learn(index: CollectionIndex, tail: torch.nn.Module, *, minutes: float = 20.
                     optimizer.step()
                 done += 1
                 progress.n = done if steps is not None else int(time.perf_counter() - start)
-                progress.refresh()
+                progress.set_postfix_str(f"step {done}, round {rounds}", refresh=True)
         if sims:
             positive, negative = (float(v) for v in np.mean(sims, axis=0))
         _checkpoint(folder, signature, tail, optimizer, {"steps": done, "rounds": rounds, "pairs": mined,
