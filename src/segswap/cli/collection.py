@@ -36,26 +36,13 @@ def check_annotations(index_dir: Path) -> None:
                                "manifest to annotate its canvases: segswap index MANIFEST --index IDX")
 
 
-def index_matcher(model, weights, backbone: str, size: int, index=None, learned: bool | None = None):
-    """The pair model run on an index's features (its backbone and size), or one line saying what to do;
-    with the features learned on that index (`segswap learn`) unless ``learned`` is False."""
+def index_matcher(model, weights, backbone: str, size: int):
+    """The pair model run on an index's features (its backbone and size), or one line saying what to do."""
     try:
-        matcher = load_matcher(model, weights, backbone=backbone, size=size)
+        return load_matcher(model, weights, backbone=backbone, size=size)
     except BackboneMismatchError as err:
         raise SegswapError(f"{err}, and the index holds {backbone} features: index the folder again into a new "
                            f"index with --backbone {err.trained}, or choose a model trained on {backbone}") from None
-    if index is not None:
-        from ..collection.learned import use_learned
-
-        if use_learned(matcher, index, learned):
-            typer.echo(f"note: the pair model reads the features learned on this collection ({index.path}/learned; "
-                       "--no-learned for the shipped ones)", err=True)
-    return matcher
-
-
-def learned_option():
-    return typer.Option(None, "--learned/--no-learned", help="Use the features `segswap learn` learned on this "
-                                                             "index (default: where it has them).")
 
 
 def index(
@@ -141,7 +128,6 @@ def search(
                                              "by the keypoints the index stores: their homography inliers join the "
                                              "verdict (either evidence enough) and give the box where they decide "
                                              "(default: where the index has them)."),
-    learned: Optional[bool] = learned_option(),
 ):
     """Where else does this image, or this detail of it, appear in the collection?
 
@@ -170,13 +156,9 @@ def search(
     if rerank == "ransac" and (model or weights):
         raise SegswapError("--model and --weights choose the pair model that re-ranks; --rerank ransac uses none")
     with CollectionIndex(index_dir) as collection:
-        from ..collection.learned import check_learned
-
-        check_learned(collection, learned)
         # ArtMiner's verification needs only the backbone: the training-free model carries it, no weights.
         name = "correlation" if rerank == "ransac" else model
-        matcher = index_matcher(name, weights, collection.backbone, collection.size, collection,
-                                False if rerank == "ransac" else learned)
+        matcher = index_matcher(name, weights, collection.backbone, collection.size)
         result = run_search(collection, query, matcher, box=query_box, top=top, shortlist=shortlist,
                             rerank=rerank, threshold=threshold, keypoints=keypoints, show_progress=True)
         if result.threshold is None:
@@ -226,7 +208,6 @@ def discover(
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
     scheduler: Optional[str] = scheduler_option(),
     workers: Optional[int] = workers_option(),
-    learned: Optional[bool] = learned_option(),
 ):
     """What repeats across the collection? Patterns found in several images, and where."""
     check_arguments(folders=[index_dir], weights=weights, counts=[(top_k, "--top-k"), (clusters, "--clusters")],
@@ -239,12 +220,8 @@ def discover(
     from ..collection.index import CollectionIndex
     from ..collection.report import write_discovery_report
 
-    from ..collection.learned import check_learned
-
-    with CollectionIndex(index_dir) as collection:
-        check_learned(collection, learned)
     with CollectionIndex(index_dir) as collection, cluster_engine(scheduler, workers) as engine:
-        matcher = index_matcher(model, weights, collection.backbone, collection.size, collection, learned)
+        matcher = index_matcher(model, weights, collection.backbone, collection.size)
         found = run_discovery(collection, matcher, design=design, top_k=top_k, clusters=clusters,
                               min_evidence=min_evidence, flip=flip, engine=engine)
         result = discovery_json(found)
@@ -296,7 +273,6 @@ def cosegment(
     scheduler: Optional[str] = scheduler_option(),
     workers: Optional[int] = workers_option(),
     scratch: Optional[Path] = scratch_option(),
-    learned: Optional[bool] = learned_option(),
 ):
     """Cut out the object common to the images of a folder, as masks. Each sub-folder is a group
     co-segmented on its own (in a co-segmentation layout, images/<group>/), and so are the images
@@ -317,19 +293,11 @@ def cosegment(
         # As `search` does: the model runs at the index's backbone and size, so its features serve as they are.
         from ..collection.index import CollectionIndex
 
-        from ..collection.learned import check_learned
-
         with CollectionIndex(index_dir) as collection:
             backbone, size = backbone or collection.backbone, size or collection.size
-            check_learned(collection, learned)
-    elif learned:
-        raise SegswapError("--learned: features are learned on an index; pass --index IDX")
     with cluster_engine(scheduler, workers, scratch) as engine:
-        if index_dir is not None:
-            with CollectionIndex(index_dir) as collection:
-                matcher = index_matcher(model, weights, backbone, size, collection, learned)
-        else:
-            matcher = load_matcher(model, weights, backbone=backbone, size=size)
+        matcher = index_matcher(model, weights, backbone, size) if index_dir is not None else \
+            load_matcher(model, weights, backbone=backbone, size=size)
         summary = cosegment_folder(directory, out, matcher, top_k=top_k, flip=flip, method=method, index=index_dir,
                                    engine=engine)
     fallback = [flag for group in summary.groups.values() for flag in group["fallback"]]

@@ -17,13 +17,6 @@ from .options import (BACKBONE_HELP, EVAL_SIZE_HELP, FEATURE_SIZE_HELP, JSON_HEL
 HELP = "Benchmarks on real data: co-segmentation, correspondences, place recognition."
 
 
-def learned_used(index, learned: Optional[bool]) -> bool:
-    """Whether a command over ``index`` ran with its learned features (`segswap learn`)."""
-    from ..collection.learned import learned_weights
-
-    return learned is not False and learned_weights(index) is not None
-
-
 def _write_json(path: Optional[Path], result: dict) -> None:
     if path is not None:
         write_json(path, result)
@@ -330,7 +323,6 @@ def discover(
     top_k: Optional[int] = typer.Option(None, help="As `segswap discover --top-k` (default: the design's)."),
     min_evidence: float = typer.Option(1.0, "--min-evidence", help="As `segswap discover --min-evidence`."),
     clusters: Optional[int] = typer.Option(None, help="As `segswap discover --clusters` (spectral)."),
-    learned: Optional[bool] = typer.Option(None, "--learned/--no-learned", help="As `segswap discover --learned`."),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
     json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
@@ -347,17 +339,14 @@ def discover(
     truth = read_discovery_truth(root)
     from ..collection.discover import discovery_json, run_discovery
     from ..collection.update import update_index
-    from ..collection.learned import check_learned
     from ..evaluation.discovery import discovery_scores, relative_patterns
-    from .collection import index_matcher
 
     index, _ = update_index(root / "images", work / "index")
-    check_learned(index, learned)
-    matcher = index_matcher(model, weights, index.backbone, index.size, index, learned)
+    matcher = load_matcher(model, weights, backbone=index.backbone, size=index.size)
     found = discovery_json(run_discovery(index, matcher, design=design, top_k=top_k, clusters=clusters,
                                          min_evidence=min_evidence))
     scores = discovery_scores(relative_patterns(found["patterns"], root / "images"), truth)
-    result = {"root": str(root), "design": design, "learned": learned_used(index, learned), "summary": found["summary"], **scores,
+    result = {"root": str(root), "design": design, "summary": found["summary"], **scores,
               "patterns_found": found["patterns"]}
     typer.echo(found["summary"])
     typer.echo(f"pair recall {scores['pair_recall']} ({scores['pairs_found']}/{scores['true_pairs']}), pair precision "
@@ -374,7 +363,6 @@ def details(
     keypoints: bool = typer.Option(True, "--keypoints/--no-keypoints", help="As `segswap search --keypoints`."),
     details: Optional[bool] = typer.Option(None, "--details/--no-details", help="As `segswap index --details` "
                                            "(default: keep what the index in --work has)."),
-    learned: Optional[bool] = typer.Option(None, "--learned/--no-learned", help="As `segswap search --learned`."),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
     json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
@@ -393,11 +381,7 @@ def details(
     from tqdm import tqdm
 
     index, _ = update_index(root / "images", work / "index", keypoints=keypoints or None, details=details)
-    from ..collection.learned import check_learned
-    from .collection import index_matcher
-
-    check_learned(index, learned)
-    matcher = index_matcher(model, weights, index.backbone, index.size, index, learned)
+    matcher = load_matcher(model, weights, backbone=index.backbone, size=index.size)
     images = (root / "images").resolve()
     results = []
     for query in tqdm(queries, desc="searching details", unit="query"):
@@ -408,7 +392,7 @@ def details(
     typer.echo(f"mAP {scores['map']}; box found (IoU ≥ 0.5) {scores['box_found']}, (≥ 0.3) {scores['box_found_iou_0_3']} "
                f"of {scores['target_pairs']} copies; mean IoU {scores['mean_iou']}; by kind: "
                + ", ".join(f"{k} {v}" for k, v in scores["box_found_by_kind"].items()))
-    _write_json(json_out, {"root": str(root), "top": top, "keypoints": keypoints, "learned": learned_used(index, learned),
+    _write_json(json_out, {"root": str(root), "top": top, "keypoints": keypoints,
                            "details": index.detail_keypoint_settings is not None, **scores,
                            "results": [{"query": q.image, "box": list(q.box),
                                         "hits": [{"image": i, "box": list(b) if b else None} for i, b in r]}

@@ -22,15 +22,11 @@ def serve(
                                                          "page (default: the last discovery run from the page)."),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
-    learned: Optional[bool] = typer.Option(None, "--learned/--no-learned", help="Use the features `segswap learn` "
-                                                                                "learned on this index (default: where "
-                                                                                "it has them)."),
 ):
     """Browse a collection in a web page: thumbnails, "where else does this detail appear?" by drawing a
     box, repeated patterns, co-segmentation masks. Serves on this machine only, unless --host says
     otherwise; only the indexed folder's files are served. Ctrl-C stops it."""
-    run_server(ViewerSettings(index_dir, model=model, weights=weights, cosegment=cosegment, discovery=discovery,
-                              learned=learned),
+    run_server(ViewerSettings(index_dir, model=model, weights=weights, cosegment=cosegment, discovery=discovery),
                host, port, open_message=typer.echo)
 
 

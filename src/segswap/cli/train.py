@@ -64,35 +64,4 @@ def export_command(
                f"recipe {config['recipe']})")
 
 
-def learn_command(
-    index_dir: Path = typer.Option(..., "--index", help="Index folder from `segswap index`: the collection to learn on."),
-    minutes: float = typer.Option(20.0, help="Time budget in minutes (about 20 for 1,000 images on 2 cores)."),
-    steps: Optional[int] = typer.Option(None, help="Stop after this many updates (default: when --minutes is spent)."),
-    seed: int = typer.Option(0, help="Random seed of the mining and the updates (the same seed gives the same weights)."),
-    model: Optional[str] = typer.Option(None, help="The pair model whose backbone tail learns (default: the shipped one)."),
-    weights: Optional[Path] = typer.Option(None, help="Its weights file (default: the shipped weights)."),
-):
-    """Learn features on the collection itself, without labels (ArtMiner, CVPR 2019): repeated regions
-    found by consistent matches teach the pair model's backbone tail what stays the same across the
-    collection's styles. The result is kept in the index and used by search, discover, cosegment --index
-    and the viewer for this collection (--no-learned: the shipped features). Resumes after a kill."""
-    check_arguments(folders=[index_dir], weights=weights, counts=[(steps, "--steps")])
-    if not minutes > 0:
-        raise SegswapError(f"--minutes must be above 0, got {minutes}")
-    from ..collection.index import CollectionIndex
-    from .collection import index_matcher
-
-    with CollectionIndex(index_dir, snapshot=False) as collection:
-        matcher = index_matcher(model, weights, collection.backbone, collection.size)
-        tail = getattr(matcher.model, "tail", None)
-        if tail is None:
-            raise SegswapError(f"the pair model ({matcher.name}) has no backbone tail to learn: use SegSwap weights "
-                               "trained with a tail (the shipped ones are)")
-        from ..train.collection_learning import learn
-
-        summary = learn(collection, tail, minutes=minutes, steps=steps, seed=seed)
-    typer.echo(summary.line())
-    typer.echo(f"wrote {index_dir}/learned/tail.safetensors (used for this index from now on)")
-
-
-COMMANDS = {"train": train_command, "export": export_command, "learn": learn_command}
+COMMANDS = {"train": train_command, "export": export_command}

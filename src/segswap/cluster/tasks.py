@@ -35,13 +35,7 @@ def cached_matcher(load_arguments: dict):
     key = json.dumps(load_arguments, sort_keys=True, default=str)
     with _lock:
         if key not in _matchers:
-            arguments = dict(load_arguments)
-            learned_tail = arguments.pop("learned_tail", None)  # features learned on the collection (`segswap learn`)
-            _matchers[key] = load(**arguments)
-            if learned_tail is not None:
-                from safetensors.torch import load_file
-
-                _matchers[key].model.tail.load_state_dict(load_file(learned_tail))
+            _matchers[key] = load(**load_arguments)
         return _matchers[key]
 
 

@@ -16,7 +16,6 @@ class ViewerSettings:
     weights: Path | None = None
     cosegment: Path | None = None  # an output folder of `segswap cosegment`
     discovery: Path | None = None  # a saved `segswap discover --json`; default: the viewer's own last run
-    learned: bool | None = None  # the index's learned features (`segswap learn`): None where it has them
 
 
 def check_settings(settings: ViewerSettings) -> None:
@@ -35,9 +34,3 @@ def check_settings(settings: ViewerSettings) -> None:
 
         if settings.model not in MODEL_CLASSES:
             raise SegswapError(f"--model must be one of {', '.join(MODEL_CLASSES)}, not {settings.model!r}")
-    if settings.learned is not False and (settings.index / "index.sqlite").is_file():
-        from ..collection.index import CollectionIndex
-        from ..collection.learned import check_learned
-
-        with CollectionIndex(settings.index) as index:
-            check_learned(index, settings.learned)

@@ -71,7 +71,6 @@ class Viewer:
         with self._matcher_lock:
             if self._matcher is None:
                 from ..collection.index import CollectionIndex
-                from ..collection.learned import use_learned
                 from ..pair import DEFAULT_MODEL, load, shipped_weights_path
 
                 model, weights = self.settings.model, self.settings.weights
@@ -79,7 +78,6 @@ class Viewer:
                     model = "correlation"
                 with CollectionIndex(self.settings.index) as index:
                     matcher = load(model, weights, backbone=index.backbone, size=index.size)
-                    use_learned(matcher, index, self.settings.learned)
                 for module in matcher.model.modules():  # a cancelled job stops inside the model
                     module.register_forward_pre_hook(stop_if_cancelled)
                 self._matcher = matcher

@@ -1,4 +1,14 @@
-"""`segswap learn`: ArtMiner's self-supervised feature learning (Shen, Efros, Aubry, CVPR 2019) on an index.
+"""ArtMiner's self-supervised feature learning (Shen, Efros, Aubry, CVPR 2019) on an index — measured, not shipped.
+
+    .venv/bin/python lab/style_collection.py --out W/style_dev
+    segswap eval details W/style_dev --work W/style_work         # before (indexes the collection)
+    segswap eval discover W/style_dev --work W/style_work
+    .venv/bin/python lab/collection_learning.py learn --index W/style_work/index --minutes 10 --seed 0 [--preserve 0]
+    .venv/bin/python lab/collection_learning.py eval W/style_dev --work W/style_work   # after, with the learned tail
+
+Rules L1 and L2 (lab/rules.md): learning on the style collection did not raise detail retrieval (mAP 0.947 →
+0.929 with ArtMiner's loss alone, → 0.948 with the term keeping the pair model's reading) and loosened
+discovery (pair precision 0.684 → 0.287 / 0.443), so `segswap learn` left the library; this is its code.
 
 No labels and no training data: the collection teaches its own invariances. Each round, with the current
 features (the pair model's backbone tail over the index's stored features):
@@ -26,6 +36,7 @@ written into the index (``learned/tail.safetensors`` with the hash of the images
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import time
@@ -37,10 +48,21 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..collection.index import CollectionIndex
-from ..collection.learned import LEARNED_DIR, LEARNED_RECORD, LEARNED_WEIGHTS, images_hash
-from ..errors import SegswapError
-from ..io.files import write_bytes_atomic
+from segswap.collection.index import CollectionIndex
+from segswap.errors import SegswapError
+from segswap.io.files import write_bytes_atomic
+
+LEARNED_DIR = "learned"
+LEARNED_WEIGHTS = "tail.safetensors"
+LEARNED_RECORD = "learned.json"
+
+
+def images_hash(index: CollectionIndex) -> str:
+    """SHA-1 over the index's images (each relative path and content hash, in path order)."""
+    digest = hashlib.sha1()
+    for path, sha1 in index.db.execute("SELECT path, sha1 FROM images ORDER BY path"):
+        digest.update(f"{path}\0{sha1}\n".encode())
+    return digest.hexdigest()
 
 #: The shipped recipe; keyword arguments of :func:`learn` override it. ArtMiner's own values where our
 #: grids allow (its regions are for 20-cell feature maps at its smallest scale, ours are 20–30 cells).
@@ -316,3 +338,69 @@ def _write_learned(folder: Path, signature: dict, tail, record: dict) -> None:
     record = {**record, "images_hash": signature["images"], "seed": signature["seed"], "conf": signature["conf"],
               "weights_sha1": hashlib.sha1((folder / LEARNED_WEIGHTS).read_bytes()).hexdigest()}
     write_bytes_atomic(folder / LEARNED_RECORD, json.dumps(record, indent=1).encode())
+
+
+def load_learned(matcher, index: CollectionIndex) -> None:
+    """Put the index's learned tail into ``matcher``'s pair model (refused if learned on other images)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = index.path / LEARNED_DIR / LEARNED_WEIGHTS
+    with safe_open(str(path), "pt") as f:
+        if (f.metadata() or {}).get("images") != images_hash(index):
+            raise SegswapError(f"{path} was learned on other images than {index.path} now holds")
+    matcher.model.tail.load_state_dict(load_file(str(path)))
+
+
+def evaluate(root: Path, work: Path) -> dict:
+    """`segswap eval details` and `segswap eval discover` (regions design) on ``root`` with the learned tail."""
+    from segswap.collection.discover import discovery_json, run_discovery
+    from segswap.collection.search import search
+    from segswap.evaluation.details import detail_scores, read_detail_truth
+    from segswap.evaluation.discovery import discovery_scores, read_discovery_truth, relative_patterns
+    from segswap.pair import load
+
+    index = CollectionIndex(work / "index")
+    matcher = load(backbone=index.backbone, size=index.size)
+    load_learned(matcher, index)
+    images = (root / "images").resolve()
+    queries, results = read_detail_truth(root), []
+    for query in tqdm(queries, desc="searching details", unit="query"):
+        found = search(index, images / query.image, matcher, box=query.box, top=11)
+        hits = [(str(h.image.path.resolve().relative_to(images)), h.box) for h in found.hits]
+        results.append([(image, box) for image, box in hits if image != query.image][:10])
+    found = discovery_json(run_discovery(index, matcher, design="regions"))
+    return {"details": detail_scores(queries, results),
+            "discover": discovery_scores(relative_patterns(found["patterns"], root / "images"), read_discovery_truth(root))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    learning = commands.add_parser("learn")
+    learning.add_argument("--index", type=Path, required=True)
+    learning.add_argument("--minutes", type=float, default=20.0)
+    learning.add_argument("--steps", type=int)
+    learning.add_argument("--seed", type=int, default=0)
+    learning.add_argument("--preserve", type=float, default=DEFAULT_CONF["preserve"], help="0: ArtMiner's loss alone (L1)")
+    evaluating = commands.add_parser("eval")
+    evaluating.add_argument("root", type=Path)
+    evaluating.add_argument("--work", type=Path, required=True)
+    evaluating.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if args.command == "learn":
+        from segswap.pair import load
+
+        with CollectionIndex(args.index, snapshot=False) as index:
+            tail = load(backbone=index.backbone, size=index.size).model.tail
+            print(learn(index, tail, minutes=args.minutes, steps=args.steps, seed=args.seed,
+                        preserve=args.preserve).line())
+    else:
+        scores = evaluate(args.root, args.work)
+        print(json.dumps(scores, indent=1))
+        if args.json:
+            args.json.write_text(json.dumps(scores, indent=1))
+
+
+if __name__ == "__main__":
+    main()
