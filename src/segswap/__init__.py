@@ -32,12 +32,18 @@ not even inside a function (tests/test_ranks.py reads every import and checks)::
     cli         the `segswap` command: one module per command group
 """
 
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("segswap")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0"
+
+def __getattr__(name):
+    # The version is read on first use: importlib.metadata costs 0.05 s of every command's start.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("segswap")
+        except PackageNotFoundError:  # running from a source tree without installation
+            return "0.0.0"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load(name=None, weights=None, **overrides):

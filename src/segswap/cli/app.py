@@ -10,7 +10,6 @@ import sys
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from .. import __version__
 from ..errors import SegswapError
 from . import backbones, collection, evaluation, pair, serve, synth, train, verify
 
@@ -57,6 +56,8 @@ class App(typer.Typer):
 
 def _version(value: bool):
     if value:
+        from .. import __version__
+
         typer.echo(f"segswap {__version__}")
         raise typer.Exit()
 
