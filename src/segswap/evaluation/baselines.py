@@ -17,7 +17,8 @@ import torch
 from ..backbone import backbone_tokens
 from ..errors import SegswapError
 
-#: Side fraction of the centre box (⅔ of each side, the floor measured in docs/reference.md).
+#: Side fraction of the centre box (⅔ of each side, the floor measured in the shared reference facts,
+#: shared/docs/reference.md beside the repository).
 CENTRE_FRACTION = 2 / 3
 #: GrabCut runs on images at most this long (its cost grows with pixels: ≈0.7 s at full size).
 GRABCUT_SIDE = 320

@@ -26,7 +26,8 @@ from ..models.outputs import cycle_consistent_mask, upsample_mask
 from . import baselines
 from .metrics import BACKGROUND, IGNORE, OBJECT, coseg_scores, image_scores
 
-#: Long side of the images for the feature baselines: the size at which docs/reference.md measured them.
+#: Long side of the images for the feature baselines: the size at which the shared reference facts
+#: (shared/docs/reference.md, beside the repository) measured them.
 FEATURE_SIZE = 448
 
 GroupSegmenter = Callable[[list[Path]], list[np.ndarray]]

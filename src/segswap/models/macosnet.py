@@ -5,7 +5,7 @@ On the two frozen feature maps f_A, f_B (the shared encoder E):
 
 - **Correlation** S_AB: the cosine similarity of every cell of A with every cell of B, after removing
   each image's mean feature (what makes frozen features tell "the object both images show" from
-  "what every photo looks like"; docs/reference.md). S_BA is its transpose.
+  "what every photo looks like"; the shared reference facts, shared/docs/reference.md). S_BA is its transpose.
 - **Transformation predictor G** (Rocco et al. 2017's geometric matching): both maps are resampled to
   a fixed ``grid``×``grid`` so that any pair of image sizes gives the regressor the same
   grid²-channel correlation volume (ReLU, L2-normalised over the channels, as Rocco's). A
