@@ -11,6 +11,8 @@ keypoints, since the correlation model has no calibrated pair score). Reported:
 
 * discovery time of each design, the regions design's as a ratio to the spectral design's, and the
   process's peak resident memory after each (indexing included);
+* the peak resident memory of `segswap discover --model correlation [--design regions]` run on the same index
+  in a fresh process, as a user runs it after `segswap index` (GNU time's maximum resident set size);
 * patterns recovered: planted objects with a reported pattern holding at least half of their copies,
   its box on the object;
 * reference, measured in the same run: the per-pair time on a sample of all-pairs candidates, times
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import resource
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -122,6 +126,20 @@ def per_pair_seconds(matcher, index, pairs) -> float:
     return (time.perf_counter() - start) / len(pairs)
 
 
+def command_peak_gib(index_dir: Path, design: str) -> float | None:
+    """Peak resident memory (GiB) of `segswap discover` on ``index_dir`` in its own process, or None without GNU time."""
+    timer = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+    if timer is None:
+        return None
+    command = [timer, "-f", "peak-kib %M", str(Path(sys.executable).parent / "segswap"), "discover", "--index",
+               str(index_dir), "--model", "correlation", "--design", design, "--json", str(index_dir / f"{design}.json")]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"segswap discover --design {design} failed:\n{done.stderr[-800:]}")
+    kib = next(int(line.split()[1]) for line in reversed(done.stderr.splitlines()) if line.startswith("peak-kib"))
+    return kib / 2**20
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
@@ -154,6 +172,7 @@ def main():
         reference = per_pair_seconds(matcher, index, sample) * all_pairs
         transformer, transformer_label = transformer_matcher(args.size)
         transformer_pair = per_pair_seconds(transformer, index, sample[:48])
+        command_peaks = {design: command_peak_gib(Path(tmp) / "idx", design) for design in ("spectral", "regions")}
 
     print(f"\n{args.count} images at {args.size} px, {args.patterns} planted patterns × {args.copies} copies; "
           f"indexing took {indexing:.0f} s ({args.count / indexing:.1f} images/s)\n")
@@ -168,6 +187,9 @@ def main():
     print(f"\nregions design / spectral design, time: {regions_seconds / discovery:.2f}×; {regions.edges:,} verified edges, "
           f"{sum(p.kind == 'repeat' for p in regions.patterns)} repeated patterns, "
           f"{sum(p.kind != 'repeat' for p in regions.patterns)} near-duplicate groups")
+    print("\n`segswap discover` in a fresh process, peak memory: " + ", ".join(
+        f"{design} {peak:.2f} GiB" if peak is not None else f"{design} not measured (no GNU time)"
+        for design, peak in command_peaks.items()))
     print(f"\ngraph: {found.nodes:,} nodes, {found.edges:,} edges, {len(found.clusters)} patterns reported")
     print(f"{transformer_label}: {transformer_pair * 1e3:.0f} ms per pair → pair stage for these {found.pairs:,} pairs "
           f"≈{transformer_pair * found.pairs:.0f} s")
