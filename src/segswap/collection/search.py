@@ -249,8 +249,9 @@ def box_keypoints(keypointer, rgb: np.ndarray, box) -> dict:
     crop = rgb[cy0:cy1, cx0:cx1]
     scale = keypointer.conf["resize"] / max(h, w)
     side = max(16, round(max(crop.shape[:2]) * scale))
-    found = get_matcher(keypointer.name, **{**keypointer.conf, "resize": side, "max_keypoints": DETAIL_KEYPOINTS}
-                        ).extract(crop)
+    # The crop's own long side as extraction size, through one matcher per setting (not one per box size)
+    dense = get_matcher(keypointer.name, **{**keypointer.conf, "max_keypoints": DETAIL_KEYPOINTS})
+    found = dense.extract(crop, resize=side)
     xy = found["keypoints"] + np.array([cx0, cy0], np.float32)
     keep = (xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1)
     # in the whole image's pixels and frame, so the geometry's pixel threshold means what it means for it

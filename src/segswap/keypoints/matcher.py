@@ -82,14 +82,15 @@ class KeypointMatcher:
         self.glue_model = lightglue.build(spec.family, self.conf) if spec.glue else None
 
     # -- extraction -------------------------------------------------------------------------
-    def extract(self, image, original_size: tuple[int, int] | None = None) -> dict:
+    def extract(self, image, original_size: tuple[int, int] | None = None, *, resize: int | None = None) -> dict:
         """An image (path, PIL image or array) → ``keypoints`` N×2 float32 (x, y in the image's own
         pixels), ``descriptors`` N×D float32, ``scores`` N float32, ``image_size`` (w, h) and
         ``scale`` (the image's pixels per pixel of the extraction frame). ``original_size``: the (w, h)
-        of the image that ``image`` is a resized copy of; the keypoints are then in its pixels."""
+        of the image that ``image`` is a resized copy of; the keypoints are then in its pixels.
+        ``resize``: the long side to extract at, instead of the ``resize`` setting (the same network)."""
         rgb = load_image(image)
         w, h = original_size if original_size is not None else (rgb.shape[1], rgb.shape[0])
-        rgb = self.resized(rgb)
+        rgb = self.resized(rgb, resize)
         scale = w / rgb.shape[1]
         with torch.inference_mode():
             out = self._extract(self.extractor, pixels_to_tensor(rgb), self.conf)
@@ -97,10 +98,10 @@ class KeypointMatcher:
                 "descriptors": out["descriptors"].float().numpy(), "scores": out["scores"].float().numpy(),
                 "image_size": (int(w), int(h)), "scale": float(scale)}
 
-    def resized(self, rgb: np.ndarray) -> np.ndarray:
-        """``rgb`` with its long side at ``resize`` px, as extraction sees it."""
+    def resized(self, rgb: np.ndarray, resize: int | None = None) -> np.ndarray:
+        """``rgb`` with its long side at ``resize`` px (by default the setting), as extraction sees it."""
         h, w = rgb.shape[:2]
-        factor = self.conf["resize"] / max(h, w)
+        factor = (resize or self.conf["resize"]) / max(h, w)
         if factor == 1:
             return rgb
         size = (max(16, round(w * factor)), max(16, round(h * factor)))
