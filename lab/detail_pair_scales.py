@@ -13,7 +13,8 @@ import segswap
 from segswap.io import load_image, pixels_to_tensor, resize_for_model
 from segswap.collection.search import query_pixels, landed_cells, region_box
 from segswap.models.outputs import cycle_consistent_mask, similarity_score
-from segswap.evaluation.details import read_detail_truth, _iou, average_precision
+from segswap.evaluation.details import average_precision, read_detail_truth
+from segswap.grid import box_iou
 MODE = sys.argv[3]; root = Path(sys.argv[1]); factors = [float(f) for f in sys.argv[2].split(",")]
 queries = read_detail_truth(root)
 names = sorted(p.name for p in (root/"images").iterdir())
@@ -48,7 +49,7 @@ for f in factors:
         aps.append(average_precision([n for _, n, _ in scored[:10]], {t[0] for t in q.targets}))
         for image, tb, kind in q.targets:
             s = next(x for x in scored if x[1] == image)
-            ok.append((kind, s[2] is not None and _iou(s[2], tb) >= 0.5, s[2] is not None and _iou(s[2], tb) >= 0.3))
+            ok.append((kind, s[2] is not None and box_iou(s[2], tb) >= 0.5, s[2] is not None and box_iou(s[2], tb) >= 0.3))
     t_q = (time.perf_counter()-t0)/len(queries)
     print(f"factor {f} L {L}: box@0.5 {np.mean([o[1] for o in ok]):.3f} box@0.3 {np.mean([o[2] for o in ok]):.3f} "
           f"mAP {np.mean(aps):.3f} feat {t_feat:.3f}s query {t_q:.2f}s", {k: round(np.mean([o[1] for o in ok if o[0]==k]),3) for k in ("copy","light","depiction")}, flush=True)

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from segswap.collection.search import box_keypoints, keypoint_box
-from segswap.evaluation.details import _iou, average_precision, read_detail_truth
+from segswap.evaluation.details import average_precision, read_detail_truth
+from segswap.grid import box_iou
 from segswap.io import load_image
 from segswap.keypoints import get_matcher
 from segswap.shipped import INDEX_KEYPOINTS, KEYPOINT_MIN_INLIERS
@@ -67,7 +68,7 @@ def main() -> None:
             aps.append(average_precision([n for _, n, _ in scored], {t[0] for t in q.targets}))
             for image, truth_box, kind in q.targets:
                 count, _, box = next(s for s in scored if s[1] == image)
-                ok = count >= KEYPOINT_MIN_INLIERS and box is not None and _iou(box, truth_box) >= 0.5
+                ok = count >= KEYPOINT_MIN_INLIERS and box is not None and box_iou(box, truth_box) >= 0.5
                 found.append(ok)
                 by_kind.setdefault(kind, []).append(ok)
         query_s = (time.perf_counter() - start) / len(queries)

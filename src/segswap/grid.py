@@ -32,3 +32,10 @@ def cells_to_pixels(box: tuple[int, int, int, int], grid: tuple[int, int], size:
     sx, sy = size[0] / grid[1], size[1] / grid[0]
     x0, y0, x1, y1 = box
     return int(x0 * sx), int(y0 * sy), min(size[0], round(x1 * sx)), min(size[1], round(y1 * sy))
+
+
+def box_iou(a, b) -> float:
+    """Intersection over union of two pixel boxes (x0, y0, x1, y1, end exclusive); 0 when both are empty."""
+    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

@@ -11,13 +11,9 @@ import segswap
 from segswap.collection.search import search
 from segswap.collection.update import update_index
 from segswap.errors import SegswapError
+from segswap.grid import box_iou
 from segswap.evaluation.details import average_precision, detail_scores, read_detail_truth
 from segswap.io import load_image
-
-
-def _iou(a, b):
-    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +73,7 @@ def test_a_detail_a_tenth_of_the_width_comes_back_with_its_box(small_detail, mat
     high = 10 * max(hit.matched for hit in plain.hits)  # a pair-score threshold nothing reaches: keypoints decide
     result = search(index, root / "images" / "02.png", matcher, box=boxes["02.png"], top=4, threshold=high)
     (copy,) = [hit for hit in result.hits if hit.image.path.name == "06.png"]
-    assert copy.match and "keypoints" in copy.decided_by and _iou(copy.box, boxes["06.png"]) >= 0.5, copy.box
+    assert copy.match and "keypoints" in copy.decided_by and box_iou(copy.box, boxes["06.png"]) >= 0.5, copy.box
     assert all(not hit.match for hit in result.hits if hit.image.path.name not in boxes)
 
 

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import SegswapError
+from ..grid import box_iou
 from ..keypoints import get_matcher
 from ..models.outputs import matched_fraction
 from ..progress import ProgressReport, report_step, stage
@@ -232,12 +233,6 @@ def _hull_region(points: np.ndarray, grid: tuple[int, int], size: tuple[int, int
     return EdgeRegion(box, cells.astype(bool))
 
 
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def group_patterns(index: CollectionIndex, edges: list[VerifiedEdge]) -> list[Pattern]:
     """Region nodes, their graph, its components and communities, folded near-duplicates → patterns."""
     import networkx as nx
@@ -247,7 +242,7 @@ def group_patterns(index: CollectionIndex, edges: list[VerifiedEdge]) -> list[Pa
     def node_of(image: int, region: EdgeRegion) -> tuple[int, int]:
         regions = nodes.setdefault(image, [])
         for k, known in enumerate(regions):
-            if _iou(known.box, region.box) >= SAME_REGION:
+            if box_iou(known.box, region.box) >= SAME_REGION:
                 regions[k] = EdgeRegion(_union_box([known.box, region.box]), known.cells | region.cells)
                 return image, k
         regions.append(region)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SegswapError
-from .discovery import _iou
+from ..grid import box_iou
 
 BOX_IOU = (0.5, 0.3)
 
@@ -76,7 +76,7 @@ def detail_scores(queries: list[DetailQuery], results: list[list[tuple[str, tupl
         boxes = dict(hits)
         for image, box, kind in query.targets:
             found = boxes.get(image)
-            rows.append((kind, _iou(found, box) if found else 0.0))
+            rows.append((kind, box_iou(found, box) if found else 0.0))
     kinds = sorted({kind for kind, _ in rows})
 
     def share(iou_at, kind=None):

@@ -26,6 +26,7 @@ from itertools import combinations
 from pathlib import Path
 
 from ..errors import SegswapError
+from ..grid import box_iou
 
 REGION_IOU = 0.3
 
@@ -71,12 +72,6 @@ def _groups(pairs) -> dict[str, int]:
     return {x: roots.index(find(x)) for x in parent}
 
 
-def _iou(a, b) -> float:
-    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def discovery_scores(patterns: list[dict], truth: DiscoveryTruth) -> dict:
     """The measures of the module docstring for ``patterns``: each ``{"kind", "images": [{"path", "box",
     "near_duplicates": [...]}]}`` with paths relative to ``images/``."""
@@ -100,7 +95,7 @@ def discovery_scores(patterns: list[dict], truth: DiscoveryTruth) -> dict:
     true_together = [pair for pair in together
                      if all(p in group for p in pair) and len({group[p] for p in pair}) == 1]
     boxed = [(path, box) for path, box in regions if path in truth.boxes]
-    region_hits = [any(_iou(box, t) >= REGION_IOU for t in truth.boxes[path]) for path, box in boxed]
+    region_hits = [any(box_iou(box, t) >= REGION_IOU for t in truth.boxes[path]) for path, box in boxed]
     distinct = len(set(sets))
     return {
         "patterns": len(patterns),
