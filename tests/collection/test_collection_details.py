@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import segswap
-from segswap.collection.search import search
+from segswap.collection.search import BOX_SOURCES, flow_box, search
 from segswap.collection.update import update_index
 from segswap.errors import SegswapError
 from segswap.grid import box_iou
@@ -75,6 +75,30 @@ def test_a_detail_a_tenth_of_the_width_comes_back_with_its_box(small_detail, mat
     (copy,) = [hit for hit in result.hits if hit.image.path.name == "06.png"]
     assert copy.match and "keypoints" in copy.decided_by and box_iou(copy.box, boxes["06.png"]) >= 0.5, copy.box
     assert all(not hit.match for hit in result.hits if hit.image.path.name not in boxes)
+
+
+def test_a_copy_under_the_thresholds_still_gets_its_box_as_a_guess(small_detail, matcher, monkeypatch):
+    root, index, _, boxes = small_detail
+    # thresholds nothing reaches: no verdict says match, yet the copy's box is where it is
+    monkeypatch.setattr("segswap.collection.search.calibrated_inlier_threshold", lambda settings, records=None: 1e6)
+    result = search(index, root / "images" / "02.png", matcher, box=boxes["02.png"], top=4, threshold=1e6)
+    (copy,) = [hit for hit in result.hits if hit.image.path.name == "06.png"]
+    assert not copy.match and copy.decided_by == ()
+    assert copy.box_from == "keypoint inliers" and box_iou(copy.box, boxes["06.png"]) >= 0.5, copy.box
+    assert all(hit.box is not None and hit.box_from in BOX_SOURCES for hit in result.hits)
+
+
+def test_the_flow_guess_carries_the_query_box_to_where_its_cells_land():
+    flow = np.zeros((3, 4, 2), np.float32)
+    flow[...] = (0.9, 0.9)  # cells outside the detail land elsewhere
+    flow[1, 1:3] = (0.25, 0.5)
+    mask = np.zeros((3, 4), np.float32)
+    mask[1, 1:3] = 1
+    # a 40×20 box in a 400×300 query, carried into an 800×600 image: twice the size, centred at (200, 300)
+    assert flow_box(flow, mask, (100, 100, 140, 120), (400, 300), (800, 600)) == (160, 280, 240, 320)
+    # no cell above the threshold: all cells vote (the median of mostly (0.9, 0.9))
+    x0, y0, x1, y1 = flow_box(flow, np.zeros_like(mask), (100, 100, 140, 120), (400, 300), (800, 600))
+    assert (x0 + x1) / 2 == pytest.approx(720, abs=1) and (y0 + y1) / 2 == pytest.approx(540, abs=1)
 
 
 def test_detail_scores_count_boxes_and_rankings(tmp_path):

@@ -87,7 +87,7 @@ def test_search_command_writes_the_json_list(planted_detail, tmp_path, invoke_cl
                      "--top", "3", "--json", str(out), "--model", "correlation")
     assert result.exit_code == 0, result.output
     hits = json.loads(out.read_text())
-    assert [sorted(h) for h in hits] == [["box", "canvas", "decided_by", "fused_score", "inliers", "match",
+    assert [sorted(h) for h in hits] == [["box", "box_from", "canvas", "decided_by", "fused_score", "inliers", "match",
                                           "matched_fraction", "path", "score"]] * 3
     assert all(h["canvas"] is None for h in hits)  # a folder's index: no IIIF canvas
     assert hits[0]["path"] == str(target) and hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]

@@ -165,7 +165,7 @@ def search(
             typer.echo("no calibrated match threshold for these weights: the results are a ranking "
                        "(--threshold gives verdicts)", err=True)
         for rank, hit in enumerate(result.hits, 1):
-            where = ",".join(map(str, hit.box)) if hit.box else "-"
+            where = f"{','.join(map(str, hit.box))} ({hit.box_from})" if hit.box else "-"
             matched = "" if hit.matched is None else f"{100 * hit.matched:6.1f} %"
             inliers = "" if hit.inliers is None else f"  {hit.inliers} keypoint inliers"
             verdict = {True: "match", False: "no match", None: "-"}[hit.match]

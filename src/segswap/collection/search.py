@@ -16,6 +16,12 @@ calibrated (`segswap eval calibrate-search`): the head is ranked by it, "match" 
 1, and where the keypoints decide, the box is theirs (the query box carried by the homography, or the
 inliers' extent for a whole image).
 
+A detail is often too small for either evidence to decide (two or three cells at the index's scale), yet its
+copies are ranked near the top; every such hit still gets a best-guess box, and ``box_from`` says whose:
+the box carried by the keypoint inliers when there are at least :data:`GUESS_MIN_INLIERS` of them, else the
+pair model's matched region, else the query box carried to where the pair model's flow takes the query's
+cells. A guessed box changes no verdict.
+
 With ``rerank="ransac"`` the shortlist is re-ranked instead by ArtMiner's training-free verification
 (:func:`segswap.verify.ransac.verify`): the region is its inlier cells and the box their extent.
 
@@ -62,9 +68,17 @@ QUERY = -1
 HEAD = 20
 #: The most keypoints a detail query keeps from its box (:func:`box_keypoints`).
 DETAIL_KEYPOINTS = 4096
+#: A detail hit the keypoints do not decide still takes the box their inliers carry from this many (a
+#: similarity needs 3; fewer inliers place it no better than the pair model's flow).
+GUESS_MIN_INLIERS = 6
 #: A box carried by the homography is kept when it stays convex and covers between these fractions of
 #: the inliers' own extent's area (otherwise the inliers' extent is the box).
 CARRIED_BOX_AREA = (0.25, 16.0)
+
+
+#: What may place a hit's box: keypoints that decide the match, keypoint inliers below that, the pair
+#: model's matched region, the pair model's flow of a detail's cells (a guess), ArtMiner's inlier cells.
+BOX_SOURCES = ("keypoints", "keypoint inliers", "pair region", "pair flow", "verification")
 
 
 @dataclass
@@ -78,13 +92,14 @@ class SearchHit:
     inliers: int | None = None  # homography inliers of the index's keypoints; None where not checked
     fused: float | None = None  # max(matched / its threshold, inliers / theirs); None where not both calibrated
     decided_by: tuple[str, ...] = ()  # the evidence at or above its threshold: "pair score", "keypoints"
+    box_from: str | None = None  # what placed the box: one of BOX_SOURCES; None without a box
 
     def as_json(self) -> dict:
         return {"path": str(self.image.path), "score": round(self.score, 4),
                 "matched_fraction": None if self.matched is None else round(self.matched, 5),
                 "inliers": self.inliers, "fused_score": None if self.fused is None else round(self.fused, 4),
                 "match": self.match, "decided_by": list(self.decided_by), "box": list(self.box) if self.box else None,
-                "canvas": None if self.image.canvas is None else self.image.canvas.as_json(self.box, self.image.size)}
+                "box_from": self.box_from, "canvas": None if self.image.canvas is None else self.image.canvas.as_json(self.box, self.image.size)}
 
 
 @dataclass
@@ -180,8 +195,11 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
         matched = float(matched_fraction(pred.score_ab, query_feats.shape[1:]))
         verdict = None if threshold is None else bool(matched >= threshold)
         decided = ("pair score",) if verdict else ()
-        hits.append(SearchHit(image, pred.score_ab, region, region_box(region, image.size), matched, verdict,
-                              decided_by=decided))
+        hit_box, box_from = region_box(region, image.size), "pair region"
+        if hit_box is None and box is not None:
+            hit_box, box_from = flow_box(pred.flow_ab, pred.mask_a, box, rgb.shape[1::-1], image.size), "pair flow"
+        hits.append(SearchHit(image, pred.score_ab, region, hit_box, matched, verdict, decided_by=decided,
+                              box_from=box_from if hit_box is not None else None))
     inlier_threshold = None
     if keypointer is not None:
         keypointer, inlier_threshold = keypointer
@@ -229,13 +247,16 @@ def _check_by_keypoints(index: CollectionIndex, keypointer, rgb: np.ndarray, box
         found = matcher.match(None, None, feats_a=query(layer),
                               feats_b=stored if stored is not None else index.keypoints(hit.image.id))
         hit.inliers = found["geometry"].count
+        carried = lambda: keypoint_box(found["keypoints_a"][found["inliers"]],  # noqa: E731
+                                       found["keypoints_b"][found["inliers"]], box, hit.image.size)
+        if box is not None and hit.inliers >= GUESS_MIN_INLIERS:
+            hit.box, hit.box_from = carried(), "keypoint inliers"
         if threshold is None or inlier_threshold is None:
             continue
         hit.fused, hit.decided_by = fused_evidence(hit.matched, threshold, hit.inliers, inlier_threshold)
         hit.match = hit.fused >= 1
         if "keypoints" in hit.decided_by:
-            hit.box = keypoint_box(found["keypoints_a"][found["inliers"]], found["keypoints_b"][found["inliers"]], box,
-                                   hit.image.size)
+            hit.box, hit.box_from = carried(), "keypoints"
 
 
 def box_keypoints(keypointer, rgb: np.ndarray, box) -> dict:
@@ -290,6 +311,22 @@ def keypoint_box(sources: np.ndarray, targets: np.ndarray, box, size: tuple[int,
             int(np.clip(np.ceil(x1), 1, w)), int(np.clip(np.ceil(y1), 1, h)))
 
 
+def flow_box(flow_ab: np.ndarray, mask_a: np.ndarray, box, query_size: tuple[int, int],
+             size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The detail ``box`` (in a query image of ``query_size``, w×h) carried to the median point where the
+    pair model's ``flow_ab`` takes the query's cells (those of ``mask_a`` above ``REGION_THRESHOLD``, else
+    all), its size scaled as the index scales the two images; in an image of ``size`` (w, h)."""
+    cells = mask_a > REGION_THRESHOLD
+    landing = np.median(flow_ab[cells if cells.any() else np.ones_like(cells)], axis=0)
+    w, h = size
+    x0, y0, x1, y1 = box
+    ratio = max(size) / max(query_size)  # the index brings both long sides to one size
+    half_w, half_h = (x1 - x0) * ratio / 2, (y1 - y0) * ratio / 2
+    cx, cy = landing[0] * w, landing[1] * h
+    return (int(np.clip(cx - half_w, 0, w - 1)), int(np.clip(cy - half_h, 0, h - 1)),
+            int(np.clip(np.ceil(cx + half_w), 1, w)), int(np.clip(np.ceil(cy + half_h), 1, h)))
+
+
 def _verified_hits(index: CollectionIndex, query_feats: np.ndarray, candidates, top: int, box,
                    show_progress: bool, report: ProgressReport | None = None) -> list[SearchHit]:
     """The shortlist ranked by ArtMiner's verification, with its tolerance for a region or a whole image."""
@@ -299,7 +336,8 @@ def _verified_hits(index: CollectionIndex, query_feats: np.ndarray, candidates, 
         report_step(report, "verifying", done, len(candidates))
         image = index.image(image_id)
         found = verify(query_feats, index.features(image_id), image.size, tolerance_cells=tolerance)
-        hits.append(SearchHit(image, found.score, found.region, found.box))
+        hits.append(SearchHit(image, found.score, found.region, found.box,
+                              box_from="verification" if found.box is not None else None))
     return sorted(hits, key=lambda hit: -hit.score)[:top]
 
 

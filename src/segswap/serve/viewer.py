@@ -111,7 +111,7 @@ class Viewer:
                               "matched": None if hit.matched is None else round(hit.matched, 4), "match": hit.match,
                               "inliers": hit.inliers, "fused": None if hit.fused is None else round(hit.fused, 4),
                               "decided_by": list(hit.decided_by),
-                              "box": list(hit.box) if hit.box else None, "width": hit.image.size[0],
+                              "box": list(hit.box) if hit.box else None, "box_from": hit.box_from, "width": hit.image.size[0],
                               "height": hit.image.size[1], "mask": np.round(hit.mask.astype(float), 2).tolist(),
                               "canvas": None if hit.image.canvas is None else hit.image.canvas.as_json(hit.box, hit.image.size)}
                              for hit in result.hits]}

@@ -10,6 +10,7 @@ const hitsList = document.getElementById("hits");
 const THUMB = 120;           // result thumbnails, px wide
 const PAIR_HEIGHT = 360;     // each image of the side-by-side view, px high
 const REGION = "rgba(40, 220, 60, 0.35)", OUTLINE = "rgb(40, 220, 60)", QUERY_BOX = "rgb(31, 111, 235)";
+const GUESSED_BOX = ["keypoint inliers", "pair flow"];   // box_from values that are best guesses, drawn dashed
 let image = null;            // this image's record: id, path, width, height
 let box = null;              // the query box in the image's own pixels, or null for the whole image
 let currentJob = 0;          // the search whose answers the page shows; older ones are dropped
@@ -126,6 +127,8 @@ async function drawHit(canvas, hit) {
     const k = canvas.width / hit.width;
     context.strokeStyle = OUTLINE;
     context.lineWidth = 2;
+    // a best guess (evidence under its threshold) is dashed, a box the evidence decided is solid
+    context.setLineDash(GUESSED_BOX.includes(hit.box_from) ? [5, 4] : []);
     context.strokeRect(hit.box[0] * k, hit.box[1] * k, (hit.box[2] - hit.box[0]) * k, (hit.box[3] - hit.box[1]) * k);
     canvas.dataset.region = hit.box.join(",");
   }
