@@ -42,7 +42,7 @@ from _machine import print_machine, print_table  # noqa: E402
 from search_speed import transformer_matcher  # noqa: E402
 
 import segswap  # noqa: E402
-from segswap.collection.discover import discover, run_discovery  # noqa: E402
+from segswap.collection.discover import REGIONS_TOP_K, discover, run_discovery  # noqa: E402
 from segswap.collection.folder import list_images  # noqa: E402
 from segswap.collection.pairs import predict_pairs  # noqa: E402
 from segswap.collection.update import update_index  # noqa: E402
@@ -126,18 +126,22 @@ def per_pair_seconds(matcher, index, pairs) -> float:
     return (time.perf_counter() - start) / len(pairs)
 
 
-def command_peak_gib(index_dir: Path, design: str) -> float | None:
-    """Peak resident memory (GiB) of `segswap discover` on ``index_dir`` in its own process, or None without GNU time."""
+def command_run(index_dir: Path, design: str, top_k: int | None) -> tuple[float | None, float]:
+    """`segswap discover` on ``index_dir`` in its own process: (peak resident memory in GiB, or None without
+    GNU time; seconds, process start included)."""
     timer = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
-    if timer is None:
-        return None
-    command = [timer, "-f", "peak-kib %M", str(Path(sys.executable).parent / "segswap"), "discover", "--index",
-               str(index_dir), "--model", "correlation", "--design", design, "--json", str(index_dir / f"{design}.json")]
-    done = subprocess.run(command, capture_output=True, text=True)
+    command = [str(Path(sys.executable).parent / "segswap"), "discover", "--index", str(index_dir), "--model",
+               "correlation", "--design", design, "--json", str(index_dir / f"{design}.json")]
+    command += ["--top-k", str(top_k)] if top_k else []
+    start = time.perf_counter()
+    done = subprocess.run(([timer, "-f", "peak-kib %M"] if timer else []) + command, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"segswap discover --design {design} failed:\n{done.stderr[-800:]}")
+    if timer is None:
+        return None, seconds
     kib = next(int(line.split()[1]) for line in reversed(done.stderr.splitlines()) if line.startswith("peak-kib"))
-    return kib / 2**20
+    return kib / 2**20, seconds
 
 
 def main():
@@ -146,6 +150,7 @@ def main():
     parser.add_argument("--patterns", type=int, default=50)
     parser.add_argument("--copies", type=int, default=8)
     parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--regions-top-k", type=int, help="the regions design's top-k (default: its default)")
     parser.add_argument("--size", type=int, default=480)
     args = parser.parse_args()
     print_machine()
@@ -161,7 +166,7 @@ def main():
         discovery = time.perf_counter() - start
         peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         start = time.perf_counter()
-        regions = run_discovery(index, matcher, design="regions", show_progress=False)
+        regions = run_discovery(index, matcher, design="regions", top_k=args.regions_top_k, show_progress=False)
         regions_seconds = time.perf_counter() - start
         regions_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
@@ -172,7 +177,8 @@ def main():
         reference = per_pair_seconds(matcher, index, sample) * all_pairs
         transformer, transformer_label = transformer_matcher(args.size)
         transformer_pair = per_pair_seconds(transformer, index, sample[:48])
-        command_peaks = {design: command_peak_gib(Path(tmp) / "idx", design) for design in ("spectral", "regions")}
+        commands = {design: command_run(Path(tmp) / "idx", design, top_k)
+                    for design, top_k in (("spectral", args.top_k), ("regions", args.regions_top_k))}
 
     print(f"\n{args.count} images at {args.size} px, {args.patterns} planted patterns × {args.copies} copies; "
           f"indexing took {indexing:.0f} s ({args.count / indexing:.1f} images/s)\n")
@@ -181,15 +187,16 @@ def main():
          "1.00×", "", ""],
         [f"discover, top-k {args.top_k} (correlation model)", f"{found.pairs:,}", f"{discovery:.0f}",
          f"{discovery / reference:.3f}×", f"{recovered(found, truth)}/{args.patterns}", f"{peak_gib:.2f} GiB"],
-        ["discover --design regions (correlation model, index keypoints)", f"{regions.pairs:,}", f"{regions_seconds:.0f}",
+        [f"discover --design regions, top-k {args.regions_top_k or REGIONS_TOP_K} (correlation model, index keypoints)", f"{regions.pairs:,}", f"{regions_seconds:.0f}",
          f"{regions_seconds / reference:.3f}×", f"{recovered(regions, truth)}/{args.patterns}", f"{regions_peak:.2f} GiB"],
     ])
     print(f"\nregions design / spectral design, time: {regions_seconds / discovery:.2f}×; {regions.edges:,} verified edges, "
           f"{sum(p.kind == 'repeat' for p in regions.patterns)} repeated patterns, "
           f"{sum(p.kind != 'repeat' for p in regions.patterns)} near-duplicate groups")
-    print("\n`segswap discover` in a fresh process, peak memory: " + ", ".join(
-        f"{design} {peak:.2f} GiB" if peak is not None else f"{design} not measured (no GNU time)"
-        for design, peak in command_peaks.items()))
+    print("\n`segswap discover` in a fresh process: " + ", ".join(
+        f"{design} {seconds:.0f} s, peak " + (f"{peak:.2f} GiB" if peak is not None else "not measured (no GNU time)")
+        for design, (peak, seconds) in commands.items())
+        + f"; regions / spectral {commands['regions'][1] / commands['spectral'][1]:.2f}×")
     print(f"\ngraph: {found.nodes:,} nodes, {found.edges:,} edges, {len(found.clusters)} patterns reported")
     print(f"{transformer_label}: {transformer_pair * 1e3:.0f} ms per pair → pair stage for these {found.pairs:,} pairs "
           f"≈{transformer_pair * found.pairs:.0f} s")

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from segswap.collection.discover import default_clusters, discover
@@ -122,3 +124,52 @@ def test_verified_regions_give_one_pattern_per_repeat_and_fold_a_burst(planted_c
     assert discovery_json(found) == discovery_json(again)
     strict = run_discovery(index, matcher, design="regions", min_evidence=1000.0, show_progress=False)
     assert strict.patterns == [] and strict.edges == 0
+
+
+class _Images:
+    """The index's image records, as group_patterns reads them (path and size)."""
+
+    def image(self, image_id):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(id=image_id, path=Path(f"{image_id:02d}.png"), size=(100, 100))
+
+
+def _edge(a, b, fused, box_a=(0, 0, 100, 100), box_b=(0, 0, 100, 100)):
+    import numpy as np
+
+    from segswap.collection.regions import EdgeRegion, VerifiedEdge
+
+    region = lambda box: EdgeRegion(box, np.ones((4, 4), bool))  # noqa: E731
+    return VerifiedEdge(a, b, fused, ("pair score",), 0.1, 0, region(box_a), region(box_b))
+
+
+def test_one_thing_seen_from_many_viewpoints_is_one_pattern():
+    from segswap.collection.regions import group_patterns
+
+    # six views of a wall, most pairs verified; image 2 shows the whole wall to some, a strip of it to others
+    # (the strip's IoU with the whole is 0.3, all of it inside)
+    strip = (40, 0, 70, 100)
+    pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (1, 4), (2, 4), (2, 5), (3, 4), (4, 5), (3, 5)]
+    edges = [_edge(a, b, 3.0, box_b=strip if b == 2 and a % 2 else (0, 0, 100, 100)) for a, b in pairs]
+    (pattern,) = group_patterns(_Images(), edges)
+    assert [m.image.id for m in pattern.images] == [0, 1, 2, 3, 4, 5]
+
+
+def test_two_things_joined_by_a_chance_edge_stay_two_patterns():
+    from itertools import combinations
+
+    from segswap.collection.regions import group_patterns
+
+    edges = [_edge(a, b, 5.0) for group in ((0, 1, 2, 3), (4, 5, 6, 7)) for a, b in combinations(group, 2)]
+    edges.append(_edge(3, 4, 1.0))  # one weak, chance edge between the two
+    patterns = group_patterns(_Images(), edges)
+    assert sorted(sorted(m.image.id for m in p.images) for p in patterns) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def test_box_overlap_is_the_smaller_boxs_share_inside_the_other():
+    from segswap.grid import box_iou, box_overlap
+
+    assert box_overlap((0, 0, 100, 100), (40, 0, 70, 100)) == 1.0 and box_iou((0, 0, 100, 100), (40, 0, 70, 100)) == 0.3
+    assert box_overlap((0, 0, 10, 10), (5, 0, 15, 10)) == 0.5 and box_overlap((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+    assert box_overlap((0, 0, 0, 10), (0, 0, 10, 10)) == 0.0

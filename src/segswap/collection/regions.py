@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import SegswapError
-from ..grid import box_iou
+from ..grid import box_overlap
 from ..keypoints import get_matcher
 from ..models.outputs import matched_fraction
 from ..progress import ProgressReport, report_step, stage
@@ -34,13 +34,17 @@ from .index import CollectionIndex, IndexedImage
 from .pairs import PairPrediction, neighbour_pairs, predict_pairs
 from .search import REGION_THRESHOLD, calibrated_inlier_threshold, calibrated_threshold, fused_evidence, region_box
 
-#: Regions of one image whose boxes overlap at least this much (IoU) are one region node.
+#: Regions of one image are one region node when at least this share of the smaller box lies inside the
+#: other (a viewpoint change shows a wall whole in one pair and a part of it in another: one thing).
 SAME_REGION = 0.5
 #: A verified edge whose region boxes cover at least this fraction of both images joins near-duplicates.
 NEAR_DUPLICATE_AREA = 0.8
-#: Components with more images than this are split into communities (Louvain, networkx) so that a chance
-#: edge between two patterns does not merge them.
+#: Components with more images than this may be split into communities (Louvain, networkx) so that a chance
+#: edge between two patterns does not merge them...
 COMMUNITY_ABOVE = 3
+#: ...when the split's modularity is at least this (Newman's usual mark of real community structure): a
+#: thing seen from many viewpoints is one dense group, and stays one pattern.
+MIN_MODULARITY = 0.3
 #: Louvain's seed: the same collection gives the same patterns.
 SEED = 0
 
@@ -242,7 +246,7 @@ def group_patterns(index: CollectionIndex, edges: list[VerifiedEdge]) -> list[Pa
     def node_of(image: int, region: EdgeRegion) -> tuple[int, int]:
         regions = nodes.setdefault(image, [])
         for k, known in enumerate(regions):
-            if box_iou(known.box, region.box) >= SAME_REGION:
+            if box_overlap(known.box, region.box) >= SAME_REGION:
                 regions[k] = EdgeRegion(_union_box([known.box, region.box]), known.cells | region.cells)
                 return image, k
         regions.append(region)
@@ -265,7 +269,10 @@ def group_patterns(index: CollectionIndex, edges: list[VerifiedEdge]) -> list[Pa
     for component in sorted(nx.connected_components(graph), key=lambda c: sorted(c)):
         parts = [component]
         if len({u[0] for u in component}) > COMMUNITY_ABOVE:
-            parts = nx.community.louvain_communities(graph.subgraph(component), weight="weight", seed=SEED)
+            subgraph = graph.subgraph(component)
+            communities = nx.community.louvain_communities(subgraph, weight="weight", seed=SEED)
+            if nx.community.modularity(subgraph, communities, weight="weight") >= MIN_MODULARITY:
+                parts = communities
         for part in sorted(parts, key=lambda c: sorted(c)):
             pattern = _pattern(graph.subgraph(part), nodes, images, group_of)
             if pattern is not None:
