@@ -4,7 +4,7 @@ Candidate: each mask raised where inlier keypoints lie, m' = max(m, support), su
 (a Gaussian of σ = one 16-px cell at the model's size around each inlier, clipped to 1), only when the pair
 has at least ``--min-inliers`` inliers. Both arms run ``Matcher.match`` with the shipped defaults (five
 views, the objectness prior) and the default keypoint matcher. MSRC pairs and synthetic pairs as
-scripts/pair_prior.py picks them.
+lab/pair_prior.py picks them.
 
     .venv/bin/python lab/pair_keypoint_support.py --synthetic W/test_coco320 W/test_unsup320 --min-inliers N
 """

@@ -20,6 +20,7 @@ The number of patterns follows from the verified edges: no K to choose.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import cv2
@@ -45,6 +46,8 @@ COMMUNITY_ABOVE = 3
 #: ...when the split's modularity is at least this (Newman's usual mark of real community structure): a
 #: thing seen from many viewpoints is one dense group, and stays one pattern.
 MIN_MODULARITY = 0.3
+#: Images whose stored keypoints the judge keeps at a time.
+KEYPOINT_CACHE = 64
 #: Louvain's seed: the same collection gives the same patterns.
 SEED = 0
 
@@ -164,7 +167,9 @@ class _Judge:
         self.index, self.keypointer = index, keypointer
         self.matched_threshold, self.inlier_threshold, self.min_evidence = matched_threshold, inlier_threshold, min_evidence
         self.images: dict[int, IndexedImage] = {}
-        self._keypoints: dict[int, dict] = {}
+        # Pairs come sorted by their first image: a few recent images' keypoints serve most reads, and
+        # keeping every image's (≈0.27 MB each) would hold a 1,000-image collection's in memory.
+        self._features = functools.lru_cache(maxsize=KEYPOINT_CACHE)(index.keypoints)
         self._edges: dict[int, VerifiedEdge] = {}
 
     def __call__(self, position: int, pred: PairPrediction) -> None:
@@ -196,11 +201,6 @@ class _Judge:
     def _inliers(self, a: int, b: int) -> tuple[int, tuple[np.ndarray, np.ndarray]]:
         found = self.keypointer.match(None, None, feats_a=self._features(a), feats_b=self._features(b))
         return found["geometry"].count, (found["keypoints_a"][found["inliers"]], found["keypoints_b"][found["inliers"]])
-
-    def _features(self, image_id: int) -> dict:
-        if image_id not in self._keypoints:
-            self._keypoints[image_id] = self.index.keypoints(image_id)
-        return self._keypoints[image_id]
 
     def edges(self) -> list[VerifiedEdge]:
         return [self._edges[k] for k in sorted(self._edges)]

@@ -18,7 +18,7 @@ Outputs, with ``S`` the image side and ``T = S / stride`` the token grid:
 Why no cell-level round trip: sending a cell to the other image and back through *that* image's cell
 flow returns home for only about one in r² cells when the object is r times larger in one image (many
 cells land in one), so such a check dropped a third of the object cells in a scale-dependent,
-pseudo-random pattern (46 of 75 kept on average at 320 px; scripts/truth_round_trip.py). The
+pseudo-random pattern (46 of 75 kept on average at 320 px; lab/truth_round_trip.py). The
 full-resolution mask is already consistent both ways (a point counts only if its object is visible at both ends); the
 authors' generator, likewise, multiplies soft bilinear masks instead of checking cells.
 """

@@ -1,6 +1,6 @@
 """DINOv2 evidence alone and fused with the multi-view pair score, measured against the rule set before the run.
 
-Reads scripts/dinov2_pair_evidence.py's files for one or more blocks and scripts/verify_multiscale.py's
+Reads lab/dinov2_pair_evidence.py's files for one or more blocks and lab/verify_multiscale.py's
 (the multi-view pair score, `segswap verify`'s verdict today), joined pair by pair (same order). Selection
 uses the calibration pairs only: candidate A is the DINOv2 column with the best calibration AP (a single column needs
 no fit); candidate B is StandardScaler + LogisticRegression on [pair score, that
@@ -8,7 +8,7 @@ column], its AP out-of-fold (5 stratified folds). The better of the two is the c
 the lowest at which "match" reaches precision 0.95 on the calibration pairs (out-of-fold for B). Then: the
 sample pairs' counts, graf1 vs box, and AP per condition of the benchmark, for every column and the candidate.
 
-    .venv/bin/python scripts/dinov2_pair_measure.py --blocks 9 11 --dino /work/scratch/dino_{set}_b{block}.npz \
+    .venv/bin/python lab/dinov2_pair_measure.py --blocks 9 11 --dino /work/scratch/dino_{set}_b{block}.npz \
         --multiscale /work/scratch/multiscale/{set}.npz --json dinov2_measure.json
 """
 

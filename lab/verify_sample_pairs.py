@@ -6,7 +6,7 @@ Non-matching: the first image of one pair with the second image of another (8 ×
 the verifier's calibrated threshold (``--threshold`` to try another); also graffiti vs box, the pair
 the issue names.
 
-    .venv/bin/python scripts/verify_sample_pairs.py [--by scott] [--weights W --threshold T] --json /tmp/sample_pairs.json
+    .venv/bin/python lab/verify_sample_pairs.py [--by scott] [--weights W --threshold T] --json /tmp/sample_pairs.json
 """
 
 from __future__ import annotations

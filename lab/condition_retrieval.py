@@ -1,7 +1,7 @@
 """Whole-image retrieval across conditions (issue 23, item 3): which global descriptor shortlists the
 right image when one side changes condition, and what re-ranking by the pair score adds.
 
-    .venv/bin/python scripts/condition_retrieval.py WORK [--vpr ../shared/data/eval/vpr_corridor] [--json FILE]
+    .venv/bin/python lab/condition_retrieval.py WORK [--vpr ../shared/data/eval/vpr_corridor] [--json FILE]
 
 WORK is a `segswap eval conditions --work WORK` folder: its pairs (seed 201, held out) and their Lite2
 feature caches are reused. Per condition, each pair's image a is a query and the images b of all the

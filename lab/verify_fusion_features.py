@@ -11,11 +11,11 @@ For each pair (a, b), on the images resized to the model size (320 px long side)
 Sets: ``calibration`` (a `segswap synth --conditions all` folder: its pairs against the negatives
 `segswap eval calibrate-verify` draws, seed 0), ``conditions`` (each folder of a `segswap eval conditions`
 work folder, negatives drawn with the benchmark's seed 201), ``samples`` (the 8 sample pairs of
-../shared/data/eval/pairs and the 56 non-matching combinations, as scripts/verify_sample_pairs.py).
+../shared/data/eval/pairs and the 56 non-matching combinations, as lab/verify_sample_pairs.py).
 
-    .venv/bin/python scripts/verify_fusion_features.py calibration /work/scratch/verify_cal_301 --out cal.npz
-    .venv/bin/python scripts/verify_fusion_features.py conditions /work/scratch/conditions --out cond.npz
-    .venv/bin/python scripts/verify_fusion_features.py samples --out samples.npz
+    .venv/bin/python lab/verify_fusion_features.py calibration /work/scratch/verify_cal_301 --out cal.npz
+    .venv/bin/python lab/verify_fusion_features.py conditions /work/scratch/conditions --out cond.npz
+    .venv/bin/python lab/verify_fusion_features.py samples --out samples.npz
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`segswap pair` with and without the objectness prior (`--prior`), on MSRC pairs and held-out synthetic pairs.
 
-    .venv/bin/python scripts/pair_prior.py --synthetic W/test_coco320 W/test_unsup320 [--msrc ../shared/data/eval/msrc_coseg]
+    .venv/bin/python lab/pair_prior.py --synthetic W/test_coco320 W/test_unsup320 [--msrc ../shared/data/eval/msrc_coseg]
 
 Both arms run ``Matcher.match`` with the shipped defaults (views at five scales); the prior arm averages
 each mask with its image's saliency map (foreground at ≥ 0.5, as for every mask), computed once per

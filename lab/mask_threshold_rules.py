@@ -1,9 +1,9 @@
 """Mask IoU of SegSwap weights (the shipped ones unless --weights) on synthetic pairs under other
 binarisation rules: fixed thresholds, cells above a fraction of the image's own maximum (with a floor
 on that maximum), and the cycle-consistent mask (own mask × the other image's mask read through the
-flow). The best threshold per image, by object size: scripts/synthetic_breakdown.py.
+flow). The best threshold per image, by object size: lab/synthetic_breakdown.py.
 
-    .venv/bin/python scripts/mask_threshold_rules.py W/test_coco320 W/test_unsup320 [--weights W.safetensors]
+    .venv/bin/python lab/mask_threshold_rules.py W/test_coco320 W/test_unsup320 [--weights W.safetensors]
 
 Negatives are those of `segswap eval synthetic` (seed 0): image a of one pair with image b of
 another made from other photos; "neg area" is the share of a's cells marked on them.

@@ -9,8 +9,8 @@ the true mask read four ways (soft-argmax over the whole image, as trained; in t
 best cell, the model's own eval-mode read; in the 5×5 window; the best cell), also on the cells the
 model marks.
 
-    .venv/bin/python scripts/synthetic_breakdown.py WEIGHTS W/test_coco320 W/test_unsup320
-    .venv/bin/python scripts/synthetic_breakdown.py WEIGHTS W/coco320 W/unsup320 --held-out 100
+    .venv/bin/python lab/synthetic_breakdown.py WEIGHTS W/test_coco320 W/test_unsup320
+    .venv/bin/python lab/synthetic_breakdown.py WEIGHTS W/coco320 W/unsup320 --held-out 100
 
 Needs the folders' feature caches (`segswap eval synthetic` or `segswap train` writes them).
 Used in docs/training.md.

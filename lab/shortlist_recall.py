@@ -5,7 +5,7 @@ images, seeded) pasted each into one image of the collection at a random place. 
 with the detail's box, as `segswap search QUERY --box` runs it; the rank of the image holding the detail
 in the shortlist (`CollectionIndex.descriptor_index`, before any re-ranking).
 
-    .venv/bin/python scripts/shortlist_recall.py --work /tmp/shortlist \
+    .venv/bin/python lab/shortlist_recall.py --work /tmp/shortlist \
         --backbones efficientnet-lite2 efficientnet-lite2-block12
 """
 

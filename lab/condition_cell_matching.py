@@ -7,7 +7,7 @@ cell (top-1) or among its 5 most similar (top-5), by cosine. Features, all at 32
 EfficientNet-Lite2 (the pair model's; read from the benchmark's feature cache), DINOv2-S after the blocks
 given, and each DINOv2 block concatenated with Lite2 (both L2-normalised: the cosine is their mean).
 
-    .venv/bin/python scripts/condition_cell_matching.py /work/scratch/conditions --blocks 9 11 --json cells.json
+    .venv/bin/python lab/condition_cell_matching.py /work/scratch/conditions --blocks 9 11 --json cells.json
 """
 
 from __future__ import annotations

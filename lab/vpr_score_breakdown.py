@@ -2,7 +2,7 @@
 shortlist, the pair score (Eq. 3) and the predicted mask areas of the correct references against the
 wrong ones, and how far the best correct candidate's score lies above the best wrong one's.
 
-    .venv/bin/python scripts/vpr_score_breakdown.py ../shared/data/eval/vpr_corridor --weights A.safetensors [B ...]
+    .venv/bin/python lab/vpr_score_breakdown.py ../shared/data/eval/vpr_corridor --weights A.safetensors [B ...]
 """
 
 from __future__ import annotations

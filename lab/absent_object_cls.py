@@ -1,6 +1,6 @@
 """Can a group's DINOv2 tokens tell an image without the common object? (docs/results.md, issue 20)
 
-    .venv/bin/python scripts/absent_object_cls.py
+    .venv/bin/python lab/absent_object_cls.py
 
 Each MSRC group is polluted with three images of other MSRC groups ("other category") and three of
 ``../shared/data/eval/pairs`` ("unrelated": graffiti, boxes, aerial views...), drawn with seed 0. Every

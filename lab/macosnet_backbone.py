@@ -8,7 +8,7 @@ pairs, 320 px):
   what the co-segmentation decoder sees before it learns anything;
 - the backbone's time per image.
 
-    .venv/bin/python scripts/macosnet_backbone.py ../shared/data/eval/msrc_coseg [--backbones efficientnet-lite2 dinov2-s]
+    .venv/bin/python lab/macosnet_backbone.py ../shared/data/eval/msrc_coseg [--backbones efficientnet-lite2 dinov2-s]
 
 Used in docs/training.md ("MaCoSNet").
 """

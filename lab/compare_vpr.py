@@ -1,7 +1,7 @@
 """Query-by-query comparison of two `segswap eval vpr --json` results: for each ranking, the queries
 that b finds in its first k and a does not (and the reverse), with the exact McNemar p-value.
 
-    .venv/bin/python scripts/compare_vpr.py shipped.json candidate.json [--k 1]
+    .venv/bin/python lab/compare_vpr.py shipped.json candidate.json [--k 1]
 """
 
 from __future__ import annotations

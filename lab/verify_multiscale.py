@@ -6,16 +6,16 @@ with the most confident masks is kept, and the score is that view's matched frac
 as the query, over a's cells in that view — a is enlarged for scales below 1). The prior changes only the
 image-size masks, not the score, so it is left off.
 
-Sets, as scripts/verify_fusion_features.py: ``calibration`` (a `segswap synth --conditions all` folder:
+Sets, as lab/verify_fusion_features.py: ``calibration`` (a `segswap synth --conditions all` folder:
 its pairs against the negatives `segswap eval calibrate-verify` draws, seed 0), ``conditions`` (each
 folder of a `segswap eval conditions` work folder, negatives with the benchmark's seed 201),
 ``samples`` (the 8 sample pairs, the 56 non-matching combinations, graf1 vs box). ``measure``: the
 threshold at precision 0.95 on the calibration pairs and the counts it gives on the sample pairs.
 
-    .venv/bin/python scripts/verify_multiscale.py calibration /work/scratch/verify_cal_301 --out ms_cal.npz
-    .venv/bin/python scripts/verify_multiscale.py samples --out ms_samples.npz
-    .venv/bin/python scripts/verify_multiscale.py conditions /work/scratch/conditions --out ms_cond.npz
-    .venv/bin/python scripts/verify_multiscale.py measure ms_cal.npz ms_samples.npz [--conditions ms_cond.npz]
+    .venv/bin/python lab/verify_multiscale.py calibration /work/scratch/verify_cal_301 --out ms_cal.npz
+    .venv/bin/python lab/verify_multiscale.py samples --out ms_samples.npz
+    .venv/bin/python lab/verify_multiscale.py conditions /work/scratch/conditions --out ms_cond.npz
+    .venv/bin/python lab/verify_multiscale.py measure ms_cal.npz ms_samples.npz [--conditions ms_cond.npz]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Indexes ``../shared/data/eval/pairs`` (eight pairs of images that share content)
 image of it (its partner is the one match; the other 14 images are not) and with every 40th image of
 MSRC (unrelated to all of them), and counts the verdicts at the calibrated threshold.
 
-    .venv/bin/python scripts/search_verdicts.py --index /tmp/pairs_index
+    .venv/bin/python lab/search_verdicts.py --index /tmp/pairs_index
 """
 
 from __future__ import annotations

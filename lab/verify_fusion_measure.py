@@ -1,13 +1,13 @@
 """Each piece of evidence and their logistic-regression fusion, measured against issue 23 item 4's rule.
 
-Reads the three files of scripts/verify_fusion_features.py. The fusion (StandardScaler + sklearn
+Reads the three files of lab/verify_fusion_features.py. The fusion (StandardScaler + sklearn
 LogisticRegression on SCOTT's logit, the pair score, ArtMiner's score and log(1 + SIFT inliers)) is fitted
 on the calibration pairs only; its threshold is the lowest at which "match" reaches precision 0.95 on the
 calibration pairs' out-of-fold probabilities (5 stratified folds). Single features get the same
 precision-0.95 threshold on the calibration pairs (no fit). Then: the sample pairs' counts at those
 thresholds, graf1 vs box, AP per condition of the benchmark.
 
-    .venv/bin/python scripts/verify_fusion_measure.py cal.npz samples.npz --conditions cond.npz --json fusion.json
+    .venv/bin/python lab/verify_fusion_measure.py cal.npz samples.npz --conditions cond.npz --json fusion.json
 """
 
 from __future__ import annotations

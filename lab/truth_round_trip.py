@@ -5,7 +5,7 @@ For each pair of a format-2 synth folder, the cells of a with token mask ≥ 0.5
 itself. Prints the mean number of object cells, how many would pass, and the IoU of the two masks —
 what a model marking exactly the shared object scored against format-1 ground truth.
 
-    .venv/bin/python scripts/truth_round_trip.py W/coco320 [-n 500]
+    .venv/bin/python lab/truth_round_trip.py W/coco320 [-n 500]
 
 Used in docs/synth.md and docs/training.md.
 """

@@ -9,7 +9,7 @@ It also measures the warp: **label transfer** (the semantic-alignment measure of
 Rocco et al. on Caltech-101), a's ground-truth mask carried into b's frame by T_BA and scored (J)
 against b's ground truth, and b's into a by T_AB, against the identity warp's (the mask resized).
 
-    .venv/bin/python scripts/macosnet_warp_page.py ../shared/data/eval/msrc_coseg --out warp_page.html [--pairs 20] [--png DIR]
+    .venv/bin/python lab/macosnet_warp_page.py ../shared/data/eval/msrc_coseg --out warp_page.html [--pairs 20] [--png DIR]
 
 Used in docs/results.md (MaCoSNet).
 """

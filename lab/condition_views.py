@@ -15,8 +15,8 @@ Per view and condition: mask IoU (threshold 0.5, both images) and correspondence
 and the same / different AP of the matched fraction (paper Eq. 3 over a's cells) against the benchmark's
 negatives. ``max`` combines views: each pair's highest matched fraction over the views.
 
-    .venv/bin/python scripts/condition_views.py /work/scratch/conditions --json views.json
-    .venv/bin/python scripts/condition_views.py /work/scratch/verify_cal_301 --seed 0 --json views_cal.json
+    .venv/bin/python lab/condition_views.py /work/scratch/conditions --json views.json
+    .venv/bin/python lab/condition_views.py /work/scratch/verify_cal_301 --seed 0 --json views_cal.json
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 pasted into eight cluttered backgrounds, off centre, where it need not be the salient thing), mean IoU
 per method of `segswap cosegment`. The counterpart of MSRC, where the common object is the salient one.
 
-    .venv/bin/python scripts/coseg_planted_groups.py [--weights W] [--groups 6]
+    .venv/bin/python lab/coseg_planted_groups.py [--weights W] [--groups 6]
 """
 
 from __future__ import annotations

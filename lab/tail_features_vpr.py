@@ -2,7 +2,7 @@
 and everything downstream — the global descriptor, the pair model, Eq. 3's feature cosine, ArtMiner's
 verification — works on the tail's output instead of the cut backbone's (block-12) features.
 
-    .venv/bin/python scripts/tail_features_vpr.py ../shared/data/eval/vpr_corridor --weights ft.safetensors
+    .venv/bin/python lab/tail_features_vpr.py ../shared/data/eval/vpr_corridor --weights ft.safetensors
 """
 
 from __future__ import annotations

@@ -11,12 +11,12 @@ removed, ``_c`` columns):
 - ``mnn``: mutual nearest neighbours whose cosine is at least 0.5, over a's cells;
 - ``best``: mean over a's cells of the best cosine in b.
 
-Pairs are the ones scripts/verify_fusion_features.py and scripts/verify_multiscale.py score, in the same
+Pairs are the ones lab/verify_fusion_features.py and lab/verify_multiscale.py score, in the same
 order (positives, then the negatives calibrate-verify / eval conditions draw), so columns can be joined.
 
-    .venv/bin/python scripts/dinov2_pair_evidence.py calibration /work/scratch/verify_cal_301 --out dcal.npz
-    .venv/bin/python scripts/dinov2_pair_evidence.py conditions /work/scratch/conditions --out dcond.npz
-    .venv/bin/python scripts/dinov2_pair_evidence.py samples --out dsamples.npz
+    .venv/bin/python lab/dinov2_pair_evidence.py calibration /work/scratch/verify_cal_301 --out dcal.npz
+    .venv/bin/python lab/dinov2_pair_evidence.py conditions /work/scratch/conditions --out dcond.npz
+    .venv/bin/python lab/dinov2_pair_evidence.py samples --out dsamples.npz
 """
 
 from __future__ import annotations
