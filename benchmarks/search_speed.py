@@ -142,8 +142,14 @@ def main():
             w, h = image.size
             queries.append((image.path, (w // 3, h // 3, 2 * w // 3, 2 * h // 3)))
 
+        matchers = [transformer_matcher(args.size)]
+        if getattr(matchers[0][0].model, "tail", None) is not None and matchers[0][0].model.tail.onnx is not None:
+            torch_tail, label = transformer_matcher(args.size)
+            torch_tail.model.tail.onnx = None  # the reference for the tail's runtime, timed in this run
+            matchers.append((torch_tail, label + ", backbone tail on PyTorch"))
+        matchers.append((segswap.load("correlation", size=args.size, backbone=index.backbone), "correlation (training-free)"))
         rows = []
-        for matcher, label in (transformer_matcher(args.size), (segswap.load("correlation", size=args.size, backbone=index.backbone), "correlation (training-free)")):
+        for matcher, label in matchers:
             search(index, queries[0][0], matcher, box=queries[0][1], shortlist=args.shortlist)  # warm-up
             ours, reference, found = [], [], 0
             for path, box in queries:

@@ -124,6 +124,13 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
     if weights is not None:
         matcher = Matcher(model, get_backbone(backbone, runtime), size=size, name=name, weights=provenance,
                           weights_sha256=digest)
+        tail = getattr(model, "tail", None)
+        if tail is not None and matcher.backbone.runtime == "onnx":  # the tail's runtime follows the backbone's
+            try:
+                tail.run_on_onnx(digest)
+            except SegswapError:
+                if runtime == "onnx":
+                    raise
     # What rebuilds this matcher in another process (a cluster's worker): the resolved arguments.
     matcher.load_arguments = {"name": name, "weights": None if weights is None else str(Path(weights).resolve()),
                               "backbone": matcher.backbone.name, "size": matcher.size, "runtime": runtime,

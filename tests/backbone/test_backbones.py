@@ -80,10 +80,10 @@ def test_auto_falls_back_to_torch_when_the_onnx_export_fails(tmp_path, monkeypat
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # no cached export to reuse
     monkeypatch.setattr(backbone_registry, "_instances", {})
 
-    def broken_export(net, path):
+    def broken_export(module, example, path, names):
         raise RuntimeError("exporter crashed")
 
-    monkeypatch.setattr(efficientnet, "_export_onnx", broken_export)
+    monkeypatch.setattr(efficientnet, "export_onnx", broken_export)
     with pytest.raises(SegswapError, match="exporting to ONNX failed"):
         get_backbone("efficientnet-lite0", "onnx")
     assert get_backbone("efficientnet-lite0", "auto").runtime == "torch"

@@ -57,3 +57,27 @@ def test_tails_without_a_backbone_cut_to_feed_them_are_refused():
         BackboneTail("efficientnet-lite2", 1)
     with pytest.raises(ValueError, match="tail_network"):
         BackboneTail("resnet-50", 2)
+
+
+def test_the_shipped_tail_runs_on_onnx_for_inference_and_on_torch_for_training(photo, tmp_path, monkeypatch):
+    import segswap
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # exported here, once
+    matcher = segswap.load()
+    tail = matcher.model.tail
+    assert tail is not None and tail.onnx is not None and matcher.backbone.runtime == "onnx"
+    assert len(list((tmp_path / "segswap").glob("tail-*.onnx"))) == 1
+    feats = get_backbone(tail_input_backbone("efficientnet-lite2", 2), "torch")(torch.cat([photo, photo.flip(-1)]))
+    with torch.inference_mode():
+        on_onnx = tail(feats)
+        session, tail.onnx = tail.onnx, None
+        on_torch = tail(feats)
+        tail.onnx = session
+    torch.testing.assert_close(on_onnx, on_torch, atol=1e-5, rtol=1e-4)
+    # with gradients (training) the PyTorch blocks run, and learn
+    out = tail(feats)
+    out.sum().backward()
+    assert out.requires_grad and tail.log_scale.grad is not None
+    # a second load reuses the exported file; on torch the tail stays in PyTorch
+    assert segswap.load().model.tail.onnx is not None and len(list((tmp_path / "segswap").glob("tail-*.onnx"))) == 1
+    assert segswap.load(runtime="torch").model.tail.onnx is None

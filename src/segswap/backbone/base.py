@@ -91,6 +91,25 @@ def cached_file(filename: str, write: Callable[[Path], None]) -> Path:
     return target
 
 
+#: The ONNX opset of the graphs exported here.
+ONNX_OPSET = 17
+
+
+def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, names: tuple[str, str]) -> None:
+    """Write ``module`` (one B×C×H×W input, one output map; eval mode) to ``path`` as an ONNX graph whose
+    batch and grid sides are free; ``names``: the input's and the output's."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # The exporter warns about constant folding it skips; the graph is correct without it.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (example,), str(path), input_names=[names[0]], output_names=[names[1]],
+                          dynamic_axes={names[0]: {0: "batch", 2: "height", 3: "width"},
+                                        names[1]: {0: "batch", 2: "rows", 3: "cols"}},
+                          opset_version=ONNX_OPSET,
+                          dynamo=False)  # the TorchScript exporter needs no onnxscript and handles these graphs
+
+
 def cached_onnx_model(filename: str, build: Callable[[], object], label: str) -> OnnxModel:
     """A session on the ONNX model that ``build()`` makes (an ``onnx.ModelProto``), saved once as
     ``filename`` in the cache folder; without a writable cache it is built in memory at every start."""
@@ -135,6 +154,8 @@ class OnnxModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = available_cores()
         options.inter_op_num_threads = 1
+        # threads that spin after a run take the cores from the PyTorch work that follows it
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # keep onnxruntime's warnings off the user's terminal
         source = str(model) if isinstance(model, Path) else model
         try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +15,11 @@ import torch
 from torch import nn
 
 from ..errors import BackboneUnavailableError, SegswapError
-from .base import Backbone, OnnxModel, cached_file
+from .base import Backbone, OnnxModel, cached_file, export_onnx
 
 MODEL_CODE_PACKAGE = "efficientnet_lite_pytorch"
 #: Bump when the exported graph changes, so stale cached ONNX files are not reused.
 ONNX_EXPORT_VERSION = 1
-ONNX_OPSET = 17
 
 
 @dataclass(frozen=True)
@@ -109,28 +107,11 @@ def _onnx_filename(name: str, weights: Path) -> str:
     return f"{name}-stride16-{hashlib.sha256(key.encode()).hexdigest()[:12]}.onnx"
 
 
-def _export_onnx(net: EfficientNetStride16, path: Path) -> None:
-    with warnings.catch_warnings():
-        # The exporter warns about constant folding it skips; the graph is correct without it.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net,
-            (torch.rand(1, 3, 64, 96),),
-            str(path),
-            input_names=["images"],
-            output_names=["features"],
-            dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"},
-                          "features": {0: "batch", 2: "rows", 3: "cols"}},
-            opset_version=ONNX_OPSET,
-            dynamo=False,  # the TorchScript exporter needs no onnxscript and handles this graph
-        )
-
-
 def load_onnx_model(name: str, net: EfficientNetStride16) -> OnnxModel:
     """An onnxruntime session of ``net``, exported once to the cache folder."""
     filename = _onnx_filename(name, _weights_path(name))
     try:
-        path = cached_file(filename, lambda p: _export_onnx(net, p))
+        path = cached_file(filename, lambda p: export_onnx(net, torch.rand(1, 3, 64, 96), p, ("images", "features")))
     except Exception as err:  # export failures surface as many types (OSError, RuntimeError, ...)
         raise SegswapError(f"{name}: exporting to ONNX failed ({type(err).__name__}: {err})") from err
     return OnnxModel(path, name)

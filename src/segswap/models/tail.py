@@ -9,13 +9,19 @@ invariances segment swapping teaches (style, scale, background).
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..backbone.base import OnnxModel, cached_file, export_onnx
 from ..backbone.efficientnet import VARIANTS, load_stride16_net
+from ..errors import SegswapError
+
+#: Bumped when the tail's exported graph changes, so stale cached ONNX files are not reused.
+ONNX_EXPORT_VERSION = 1
 
 
 def tail_input_backbone(network: str, blocks: int) -> str:
@@ -46,12 +52,13 @@ class BackboneTail(nn.Module):
 
     def __init__(self, network: str, blocks: int):
         super().__init__()
-        tail_input_backbone(network, blocks)  # refuses tails no backbone cut feeds
+        self.input_channels = VARIANTS[tail_input_backbone(network, blocks)].channels  # refuses tails no cut feeds
         net = load_stride16_net(network)
         last = VARIANTS[network].last_block
         self.blocks = nn.Sequential(*net.blocks[last + 1 - blocks:])
         self.blocks.requires_grad_(True)
         self.log_scale = nn.Parameter(torch.tensor(math.log(self.INPUT_NORM)))
+        self.onnx: OnnxModel | None = None  # set by run_on_onnx
         self.train(False)
 
     def train(self, mode: bool = True) -> "BackboneTail":
@@ -62,4 +69,20 @@ class BackboneTail(nn.Module):
         return self
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        if self.onnx is not None and not self.training and not torch.is_grad_enabled():
+            return self.onnx(feats)
         return F.normalize(self.blocks(feats * self.log_scale.exp()), dim=1)
+
+    def run_on_onnx(self, weights_sha256: str) -> None:
+        """From now on run inference (eval mode, no gradient) on ONNX Runtime: the convolutions of a batch
+        run 3–4× faster there than in PyTorch. The graph of these weights (``weights_sha256``, of the
+        file they came from) is exported once to the cache folder; training still runs in PyTorch."""
+        key = f"{weights_sha256}|{torch.__version__}|{ONNX_EXPORT_VERSION}"
+        filename = f"tail-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
+        self.onnx = None  # the export traces the PyTorch blocks
+        try:
+            path = cached_file(filename, lambda target: export_onnx(
+                self, torch.rand(1, self.input_channels, 8, 12), target, ("features", "tail_features")))
+        except Exception as err:  # export failures surface as many types (OSError, RuntimeError, ...)
+            raise SegswapError(f"the model's backbone tail: exporting to ONNX failed ({type(err).__name__}: {err})") from err
+        self.onnx = OnnxModel(path, "the model's backbone tail")
