@@ -173,3 +173,29 @@ def test_box_overlap_is_the_smaller_boxs_share_inside_the_other():
     assert box_overlap((0, 0, 100, 100), (40, 0, 70, 100)) == 1.0 and box_iou((0, 0, 100, 100), (40, 0, 70, 100)) == 0.3
     assert box_overlap((0, 0, 10, 10), (5, 0, 15, 10)) == 0.5 and box_overlap((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
     assert box_overlap((0, 0, 0, 10), (0, 0, 10, 10)) == 0.0
+
+
+def test_clusters_over_the_same_images_and_regions_are_one_pattern():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from segswap.collection.discover import Cluster, ClusterImage, merged_clusters
+
+    images = {i: SimpleNamespace(id=i, path=Path(f"{i}.png"), grid=(4, 4), size=(64, 64)) for i in range(3)}
+
+    def cluster(strength, cells):  # cells: image -> (row0, col0, row1, col1) of weight 1
+        members = []
+        for i, (r0, c0, r1, c1) in cells.items():
+            weight = np.zeros((4, 4))
+            weight[r0:r1, c0:c1] = 1
+            members.append(ClusterImage(images[i], weight, (16 * c0, 16 * r0, 16 * c1, 16 * r1)))
+        return Cluster(strength, 5, members)
+
+    wall = cluster(3.0, {0: (0, 0, 2, 4), 1: (0, 0, 2, 4)})
+    same_wall = cluster(2.0, {0: (0, 1, 2, 3), 1: (1, 0, 2, 4)})  # inside the first's regions
+    elsewhere = cluster(1.5, {0: (3, 0, 4, 4), 1: (3, 0, 4, 4)})  # the same images, another region
+    other_images = cluster(1.0, {0: (0, 0, 2, 4), 2: (0, 0, 2, 4)})
+    merged = merged_clusters([wall, same_wall, elsewhere, other_images])
+    assert [c.strength for c in merged] == [5.0, 1.5, 1.0] and merged[0].nodes == 10
+    assert merged[0].images[0].weight.sum() == 8 + 4 and merged[0].images[0].box == (0, 0, 64, 32)

@@ -30,13 +30,14 @@ from sklearn.cluster import KMeans
 from tqdm import tqdm
 
 from ..errors import SegswapError
-from ..grid import cells_to_pixels
+from ..grid import box_overlap, cells_to_pixels
 from ..progress import ProgressReport, report_step, stage
 from .graph import Nodes, PartGraph, StreamedPairs, cell_sums, leading_eigenvectors, part_graph, three_cycles
 from .index import CollectionIndex, IndexedImage
 from .methods import DISCOVERY_DESIGNS, check_design
 from .pairs import neighbour_pairs, predict_pairs
 from .partition import pair_links, partition
+from .regions import SAME_REGION, discover_regions
 
 #: Neighbours per image each design runs the pair model against by default.
 SPECTRAL_TOP_K = 5
@@ -101,8 +102,6 @@ def run_discovery(index: CollectionIndex, matcher, *, design: str = DISCOVERY_DE
                   report: ProgressReport | None = None, engine=None):
     """`segswap discover`: the patterns of ``index`` by ``design`` (:data:`~segswap.collection.methods.DISCOVERY_DESIGNS`):
     a :class:`~segswap.collection.regions.RegionDiscovery` or a :class:`Discovery`."""
-    from .regions import discover_regions
-
     check_design(design, clusters, min_evidence)
     if design == "regions":
         return discover_regions(index, matcher, top_k=top_k or REGIONS_TOP_K, min_evidence=min_evidence, flip=flip,
@@ -170,7 +169,7 @@ def discover(index: CollectionIndex, matcher, *, top_k: int = 5, clusters: int |
         members = _members(index, nodes, rows)
         if len(members) >= 2:
             found.append(Cluster(strength, len(rows), members))
-    found.sort(key=lambda c: -c.strength)
+    found = merged_clusters(sorted(found, key=lambda c: -c.strength))
     return Discovery(found, len(ids), len(pairs), len(nodes), patterns.edges, len(patterns.parts), patterns.dropped_edges)
 
 
@@ -239,6 +238,29 @@ def _clusters(graph: PartGraph, eigenvectors: int, k: int, tol: float,
         if strength > 0:
             found.append((strength, graph.rows[rows]))
     return found
+
+
+def merged_clusters(clusters: list[Cluster]) -> list[Cluster]:
+    """``clusters`` (strongest first) with those over the same images whose regions overlap in every one of
+    them (the smaller box at least :data:`SAME_REGION` inside the other) made one: k-means cuts one repeated
+    thing into several clusters over the same images. Strongest first."""
+    kept: list[Cluster] = []
+    for cluster in clusters:
+        boxes = {m.image.id: m.box for m in cluster.images}
+        same = next((k for k in kept if {m.image.id: m.box for m in k.images}.keys() == boxes.keys()
+                     and all(box_overlap(m.box, boxes[m.image.id]) >= SAME_REGION for m in k.images)), None)
+        if same is None:
+            kept.append(cluster)
+            continue
+        weights = {m.image.id: m.weight for m in cluster.images}
+        for member in same.images:
+            member.weight = member.weight + weights[member.image.id]
+            ys, xs = np.nonzero(member.weight)
+            member.box = cells_to_pixels((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), member.image.grid,
+                                         member.image.size)
+        same.strength += cluster.strength
+        same.nodes += cluster.nodes
+    return sorted(kept, key=lambda c: -c.strength)
 
 
 def _members(index: CollectionIndex, nodes: Nodes, rows: np.ndarray) -> list[ClusterImage]:
