@@ -13,7 +13,7 @@ from ..grid import DEFAULT_SIZE, STRIDE
 from ..io.paths import is_image_name
 from ..progress import stage
 from ..cluster.options import check_engine_options
-from ..collection.methods import DISCOVERY_DESIGNS, check_design
+from ..collection.methods import COSEG_METHODS, DEFAULT_METHOD, DISCOVERY_DESIGNS, check_design
 from .options import (BACKBONE_HELP, FLIP_HELP, MODEL_HELP, REPORT_HELP, SIZE_HELP, WEIGHTS_HELP, check_arguments,
                       check_finite, cluster_engine, load_matcher, parse_box, scheduler_option, scratch_option,
                       workers_option, write_json)
@@ -263,9 +263,8 @@ def cosegment(
     backbone: Optional[str] = typer.Option(None, help=BACKBONE_HELP),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
-    method: str = typer.Option("fusion", help="fusion (default): the objectness prior and the SegSwap potential "
-                               "together; segswap: the potential refined by GrabCut (the paper's); saliency: the "
-                               "prior alone, no second image looked at. Measured in docs/results.md."),
+    method: str = typer.Option(DEFAULT_METHOD, help="How the masks are made: " + "; ".join(
+        f"{name}: {spec.description}" for name, spec in COSEG_METHODS.items()) + ". Measured in docs/results.md."),
     index_dir: Optional[Path] = typer.Option(None, "--index", help="An index (`segswap index`) of this folder or "
                                              "one holding it: the model runs at the index's backbone and size, the "
                                              "features of the images it holds up to date are read from it, and their "

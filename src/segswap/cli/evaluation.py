@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ..collection.methods import DEFAULT_METHOD
 from ..errors import SegswapError
 from ..shipped import KEYPOINTS, VERIFY_BY, check_verify_by
 from ..cluster.options import check_engine_options
@@ -25,16 +26,16 @@ def _write_json(path: Optional[Path], result: dict) -> None:
 
 def methods():
     """List the co-segmentation methods of `segswap eval coseg --method`."""
-    from ..evaluation.coseg import METHODS
+    from ..evaluation.coseg import methods as coseg_methods
 
-    for name, method in METHODS.items():
+    for name, method in coseg_methods().items():
         typer.echo(f"{name:<18} {method.description}")
 
 
 def coseg(
     root: Path = typer.Argument(..., help="Folder with images/<group>/* and groundtruth/<group>/<stem>.png."),
     groups: Optional[list[str]] = typer.Option(None, "--groups", help="Groups to run (comma-separated or repeated; default all)."),
-    method: str = typer.Option("segswap", "--method", help="Method (see `segswap eval methods`)."),
+    method: str = typer.Option(DEFAULT_METHOD, "--method", help="Method (see `segswap eval methods`; default: as `segswap cosegment`)."),
     weights: Optional[Path] = typer.Option(None, help="Weights file for the pair-model methods (segswap, ncnet, macosnet) from `segswap export`."),
     backbone: Optional[str] = typer.Option(None, help=BACKBONE_HELP),
     size: Optional[int] = typer.Option(None, help=EVAL_SIZE_HELP),

