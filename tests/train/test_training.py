@@ -414,3 +414,17 @@ def test_a_run_started_from_exported_weights_begins_with_their_tensors(pairs, tm
                 "--init", tmp_path / "first.safetensors", "--model-option", "dim=16")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "differ from the recipe's model in dim" in r.stderr, r.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_shipped_model_is_defined_once():
+    """models.SegSwapTransformer.default_conf is the one source: the default recipe trains exactly it, the
+    shipped weights hold it, and the ablations (measured without the grid context) say so themselves."""
+    from segswap.models import SegSwapTransformer
+    from segswap.shipped import shipped_weights_path
+
+    default = get_recipe("default")["model_conf"]
+    assert default == {k: SegSwapTransformer.default_conf[k] for k in default}
+    shipped = segswap.load(weights=shipped_weights_path("segswap")).model.conf
+    assert {k: shipped[k] for k in default} == default
+    assert get_recipe("plain")["model_conf"]["context_convs"] == 0 == get_recipe("wide")["model_conf"]["consensus_radius"]
+    assert get_recipe("finetune")["model_conf"]["context_convs"] == 1

@@ -108,7 +108,9 @@ class SegSwapTransformer(nn.Module):
     Image a and b may have different grid sizes. Weights are shared between the two directions.
     """
 
-    #: The shipped model's options (docs/training.md says why each differs from :data:`PAPER_CONF`).
+    #: The shipped model's options, the one source of them: training recipes read theirs from here
+    #: (:mod:`segswap.train.base_recipe`); the shipped weights add a two-block tail (``tail_blocks`` 2 on
+    #: block-12 features). docs/training.md says why each differs from :data:`PAPER_CONF`.
     default_conf = {
         "input_dim": 120,  # backbone channels
         "dim": 128,

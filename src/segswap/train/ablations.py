@@ -2,10 +2,10 @@
 all the same): what each one changes, and the number that decided, in one line. The measurements
 and their dates are in docs/training.md."""
 
-from .base_recipe import BASE, EQ2_DICE, GRID_CONTEXT, JACCARD_FP05, TAIL
+from .base_recipe import BASE, EQ2_DICE, GRID_CONTEXT, JACCARD_FP05, TAIL, WITHOUT_GRID_CONTEXT
 from .losses import MACOSNET_LOSS_WEIGHTS
 
-ABLATIONS = {
+_ABLATIONS = {
     # Per-cell attention tokens and per-cell cues only: the default before grid context and patch cues.
     "plain": {},
     "context": {"model_conf": {"context_convs": 1}},
@@ -60,3 +60,9 @@ ABLATIONS = {
                             "model_conf": {"regressor_lr_scale": 1.0},
                             "loss_weights": {**MACOSNET_LOSS_WEIGHTS, "matching": 10.0}},
 }
+
+#: The ablations as run: the transformer's were measured before the grid context joined the default model,
+#: so each runs without it unless it names it (GRID_CONTEXT, TAIL).
+ABLATIONS = {name: spec if spec.get("model", BASE["model"]) != BASE["model"] else
+             {**spec, "model_conf": {**WITHOUT_GRID_CONTEXT, **spec.get("model_conf", {})}}
+             for name, spec in _ABLATIONS.items()}

@@ -4,12 +4,17 @@ A recipe is plain JSON-able data; :mod:`segswap.train.recipes` names the ones th
 :mod:`segswap.train.ablations` the ones measured against them (docs/training.md).
 """
 
+from ..models.transformer import SegSwapTransformer
+
+#: The transformer's options a recipe trains with: the shipped model's, read from its one source,
+#: :attr:`segswap.models.SegSwapTransformer.default_conf` (width 128 and the soft-argmax flow head: what fits
+#: a 2-core CPU budget, docs/training.md). The features' channels come from the backbone, the tail from TAIL.
+TRANSFORMER_OPTIONS = ("dim", "heads", "ffn_dim", "layers", "dropout", "pos_weight", "flow_head", "correlation_prior",
+                       "context_convs", "consensus_radius")
+
 BASE = {
     "model": "segswap",
-    # Width 128 and the soft-argmax flow head: what fits a 2-core CPU budget (docs/training.md). Per-cell
-    # tokens and cues: the default recipe adds GRID_CONTEXT; the ablations were measured without it.
-    "model_conf": {"dim": 128, "heads": 2, "ffn_dim": 128, "layers": "ICICI", "dropout": 0.0, "pos_weight": 0.1,
-                   "flow_head": "match", "correlation_prior": True, "context_convs": 0, "consensus_radius": 0},
+    "model_conf": {key: SegSwapTransformer.default_conf[key] for key in TRANSFORMER_OPTIONS},
     "backbone": "efficientnet-lite2",
     "size": 320,               # pairs are made and cached at this size (20×20 cells); inference may use more
     "steps": 1500,             # held-out IoU stopped rising after ~1200 steps of a 2400-step run (plain model)
@@ -45,8 +50,10 @@ OPTIONAL_RECIPE_OPTIONS = {"ema_decay": 0.0, "geometry_steps": 0}
 #: The paper's Eq. 2 (mask, transported mask, η = 8 × correspondences) plus our batch Dice term.
 EQ2_DICE = {"mask": 1.0, "transported": 1.0, "corr": 8.0, "dice": 1.0}
 
-#: The default model's options beyond BASE: 3×3 grid context and patch-level cues.
-GRID_CONTEXT = {"context_convs": 1, "consensus_radius": 1}
+#: The shipped model's 3×3 grid context and patch-level cues (in BASE); the ablations were measured without
+#: them (WITHOUT_GRID_CONTEXT) and name them where they have them.
+GRID_CONTEXT = {key: SegSwapTransformer.default_conf[key] for key in ("context_convs", "consensus_radius")}
+WITHOUT_GRID_CONTEXT = {"context_convs": 0, "consensus_radius": 0}
 #: ... with Lite2's last two blocks fine-tuned inside it (features cached after block 12).
 TAIL = {**GRID_CONTEXT, "tail_blocks": 2, "tail_lr_scale": 1.0}
 #: BASE's loss with the per-image Jaccard terms as in the 3000-step jaccard-fp0.5 run.

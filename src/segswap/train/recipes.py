@@ -13,14 +13,15 @@ from ..errors import SegswapError
 from ..models import ALL_MODEL_CLASSES, INFERENCE_OPTIONS
 from ..models.tail import tail_input_backbone
 from .ablations import ABLATIONS
-from .base_recipe import BASE, EQ2_DICE, GRID_CONTEXT, JACCARD_FP05, MODEL_RECIPE_OPTIONS, OPTIONAL_RECIPE_OPTIONS, TAIL
+from .base_recipe import (BASE, EQ2_DICE, JACCARD_FP05, MODEL_RECIPE_OPTIONS, OPTIONAL_RECIPE_OPTIONS, TAIL,
+                          WITHOUT_GRID_CONTEXT)
 from .losses import MACOSNET_LOSS_WEIGHTS
 
 RECIPES = {
     # The shipped SegSwap weights (`make weights`): each cell sees its 3×3 neighbourhood (GridContext) and
     # correlation cues of whole 3×3 patches (diagonal_consensus): +0.06 and +0.09 held-out IoU at 500
     # steps (docs/training.md).
-    "default": {"model_conf": GRID_CONTEXT, "steps": 3000},
+    "default": {"steps": 3000},
     # The shipped SegSwap weights' second stage (`make weights`): `segswap train --init` from the default
     # recipe's weights (`segswap verify` keeps those) with Lite2's last two blocks trained inside the model
     # (the tail starts as the pretrained blocks), on the default's folders plus pairs where one image is
@@ -62,7 +63,8 @@ RECIPES = {
                                                         "decoder_dim": 8},
                       "steps": 4, "positives": 2, "negatives": 2, "warmup": 2, "val_pairs": 2, "val_every": 2,
                       "checkpoint_every": 2, "loss_weights": MACOSNET_LOSS_WEIGHTS},
-    "tiny": {"model_conf": {"dim": 32, "heads": 2, "ffn_dim": 32, "layers": "ICI", "dropout": 0.0}, "steps": 6,
+    "tiny": {"model_conf": {"dim": 32, "heads": 2, "ffn_dim": 32, "layers": "ICI", "dropout": 0.0, **WITHOUT_GRID_CONTEXT},
+             "steps": 6,
              "positives": 2, "negatives": 2, "warmup": 2, "val_pairs": 2, "val_every": 3, "checkpoint_every": 2,
              "hard_negatives": {"steps": 2, "pool": 4, "threshold": 0.0, "lr": 1e-5}},
 }
