@@ -29,8 +29,8 @@ SEARCH_SCALES = (0.5, 0.7, 1.0, 1.4, 2.0)
 #: The relative scales a view may have (`--scales`, ``Matcher.match(scales=...)``).
 SCALE_RANGE = (0.1, 10.0)
 #: Whether `segswap pair` and ``Matcher.match`` average each mask with the objectness prior by default
-#: (``--prior/--no-prior``): on, by the rule in docs/results.md ("`segswap pair` with the objectness
-#: prior"): J +0.11 on MSRC pairs, held-out synthetic pairs' IoU unchanged (+0.004).
+#: (``--prior/--no-prior``): on, by the rule and the measurements in docs/results.md ("`segswap pair` with
+#: the objectness prior").
 PAIR_PRIOR = True
 #: The keypoint matcher (:mod:`segswap.keypoints`) whose matches and geometry `segswap pair`, ``Matcher.match``,
 #: `segswap verify` and `segswap align` use by default (``--keypoints``), by the rule in docs/results.md.

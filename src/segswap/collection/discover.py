@@ -11,7 +11,7 @@ magnitudes say which pattern a node belongs to, and the eigenvalues let the stro
 the many weak ones. Nodes outside every pattern embed near the origin; the clusters whose centre lies
 there (below ``BACKGROUND`` × the farthest centre's norm) are not patterns and are dropped.
 
-Memory is bounded (issue 26): predictions are reduced as they arrive to their nodes and their flows
+Memory is bounded: predictions are reduced as they arrive to their nodes and their flows
 (a temporary file in the index folder, read back by the 3-cycles), and a graph of more than
 ``NODE_BUDGET`` nodes is split into parts of at most that many (:mod:`segswap.collection.partition`);
 each part gets its eigenvectors and k-means, with shares of ``N_EIG`` and K in proportion to its nodes.
@@ -49,18 +49,15 @@ BACKGROUND = 0.1
 #: An image belongs to a pattern when the pattern's node weight there is at least this fraction of its
 #: weight in its strongest image: a lone node (one endpoint of a stray match) does not make a member.
 MEMBER_FRACTION = 0.25
-#: Nodes per part of the graph (its eigenvectors are taken a part at a time). At MSRC's density (58
-#: edges per node) a part of 400,000 nodes is ≈23 M edges: assembling its matrix, ARPACK's 201 Lanczos
-#: vectors for 100 eigenvectors (0.6 GB) and the embedding stay near 2 GB, which with the node list
-#: of 100,000 images (0.3 GB) keeps the client under 4 GB; and every collection measured so far
-#: (MSRC's 500 images with the shipped model: 62,623 nodes; benchmarks/discover_speed.py's 1,000
-#: images: 67,806; ≈3,000 images at MSRC's density) is one part, with the answers of the unsplit graph.
+#: Nodes per part of the graph (its eigenvectors are taken a part at a time): sized so that a part's matrix,
+#: ARPACK's Lanczos vectors and the embedding stay near 2 GB at a co-segmentation collection's density, and
+#: the client of a 100,000-image collection under 4 GB; collections of a few thousand images are one part,
+#: with the answers of the unsplit graph (docs/scale.md).
 NODE_BUDGET = 400_000
 #: The fewest eigenvectors a part of a split graph gets (a part gets N_EIG × its share of the nodes).
 PART_EIGENVECTORS = 10
-#: ARPACK's tolerance for the parts of a split graph: on a simulated part of 394,568 nodes it halved
-#: the time of 10 eigenvectors (27 → 14 s), the eigenvalues within 1e-10. An unsplit graph keeps
-#: machine precision, and so the answers it always had.
+#: ARPACK's tolerance for the parts of a split graph: half the time of machine precision on a part near
+#: NODE_BUDGET, the eigenvalues unchanged to 1e-10 (docs/scale.md). An unsplit graph keeps machine precision.
 PART_TOLERANCE = 1e-6
 
 

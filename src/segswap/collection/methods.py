@@ -81,9 +81,8 @@ def check_reranker(rerank: str) -> None:
         raise SegswapError(f"--rerank must be one of {', '.join(RERANKERS)}, not {rerank!r}")
 
 
-#: How `segswap discover` finds patterns; the first is the default. By rule D1 (lab/rules.md) the regions
-#: design, better on the development collection, had to stay within the spectral design's time on 1,000
-#: images to become the default; it took 2.0× (docs/results.md, "Discovery on a mixed collection").
+#: How `segswap discover` finds patterns; the first is the default (chosen by the rules in lab/rules.md, measured
+#: in docs/results.md, "Discovery on a mixed collection").
 DISCOVERY_DESIGNS = ("spectral", "regions")
 
 

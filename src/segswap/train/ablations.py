@@ -46,7 +46,7 @@ _ABLATIONS = {
     # The paper's width (256) on the default loss: is the model too small for the data?
     "wide": {"model_conf": {"dim": 256, "ffn_dim": 256}},
     # The frozen-feature weights (`segswap verify`'s) fine-tuned (`segswap train --init`) with a third pairs
-    # folder where one image of each pair is under a condition (night, haze, engraving, ...; issue 23):
+    # folder where one image of each pair is under a condition (night, haze, engraving, ...):
     # night + depictions pair-score AP 0.671 → 0.707, short of the +0.05 its rule asked.
     "conditions": {"model_conf": GRID_CONTEXT, "steps": 1000, "lr": 1e-4, "warmup": 50},
     # MaCoSNet with full supervision: the weak recipe plus the SegSwap terms (mask BCE, 8 × flow L1, Dice)
