@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _machine import machine_summary, print_table  # noqa: E402
 
 from segswap.collection.folder import image_groups  # noqa: E402
-from segswap.collection.methods import DEFAULT_METHOD, METHODS  # noqa: E402
+from segswap.collection.methods import COSEG_METHODS as METHODS, DEFAULT_METHOD  # noqa: E402
 from segswap.shipped import shipped_input_size  # noqa: E402
 
 MSRC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval" / "msrc_coseg"

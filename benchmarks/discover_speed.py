@@ -44,7 +44,7 @@ from search_speed import transformer_matcher  # noqa: E402
 import segswap  # noqa: E402
 from segswap.collection.discover import REGIONS_TOP_K, discover, run_discovery  # noqa: E402
 from segswap.collection.folder import list_images  # noqa: E402
-from segswap.collection.pairs import predict_pairs  # noqa: E402
+from segswap.collection.predictions import predict_pairs  # noqa: E402
 from segswap.collection.update import update_index  # noqa: E402
 from segswap.io import load_image  # noqa: E402
 

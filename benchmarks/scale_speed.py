@@ -114,7 +114,7 @@ def simulated_predictions(images: int, nodes_per_pair: float, grid: list[int], t
     per pair (real flows are not perfectly consistent: the shift sets how many 3-cycle edges survive)."""
     from scipy.spatial import cKDTree
 
-    from segswap.collection.pairs import PairPrediction
+    from segswap.collection.predictions import PairPrediction
 
     rng = np.random.default_rng(seed)
     h, w = grid

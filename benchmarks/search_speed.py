@@ -40,7 +40,7 @@ from segswap.collection.descriptor import pooled  # noqa: E402
 from segswap.collection.features import model_input  # noqa: E402
 from segswap.io import pixels_to_tensor  # noqa: E402
 from segswap.collection.index import CollectionIndex, IndexEntry, IndexWriter, create_index  # noqa: E402
-from segswap.collection.pairs import predict_pairs  # noqa: E402
+from segswap.collection.predictions import predict_pairs  # noqa: E402
 from segswap.collection.search import BATCH, query_pixels, search  # noqa: E402
 from segswap.collection.update import update_index  # noqa: E402
 from segswap.io import load_image  # noqa: E402

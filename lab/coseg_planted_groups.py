@@ -19,7 +19,7 @@ from conftest import planted_group  # noqa: E402  (the generator the tests plant
 
 import segswap  # noqa: E402
 from segswap.collection.cosegment import cosegment_images  # noqa: E402
-from segswap.collection.methods import METHODS  # noqa: E402
+from segswap.collection.methods import COSEG_METHODS as METHODS  # noqa: E402
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segswap.cli.options import load_matcher
+from segswap.cli.common import load_matcher
 from segswap.collection import search as search_module
 from segswap.collection.search import box_keypoints, keypoint_box
 from segswap.collection.update import update_index

@@ -16,7 +16,7 @@ import numpy as np
 
 import segswap
 from segswap.collection.index import CollectionIndex
-from segswap.collection.pairs import neighbour_pairs, predict_pairs
+from segswap.collection.predictions import neighbour_pairs, predict_pairs
 from segswap.evaluation.discovery import _groups, read_discovery_truth
 from segswap.keypoints import get_matcher
 from segswap.models.outputs import matched_fraction

@@ -24,7 +24,7 @@ import numpy as np
 
 import segswap
 from segswap.collection import search as search_module
-from segswap.collection.pairs import predict_pairs
+from segswap.collection.predictions import predict_pairs
 from segswap.collection.update import update_index
 
 BATCH = 16

@@ -187,8 +187,8 @@ def test_trained_weights_accept_inference_options_only(tmp_path, monkeypatch):
     assert segswap.load(dim=64, allow_untrained=True).weights == "untrained"
 
 def test_the_cli_default_scales_are_the_search_scales():
-    from segswap.cli.pair import SCALES_OPTION_DEFAULT
-    from segswap.cli.options import parse_scales
+    from segswap.cli.two_images import SCALES_OPTION_DEFAULT
+    from segswap.cli.common import parse_scales
     from segswap.pair import SEARCH_SCALES
     assert parse_scales(SCALES_OPTION_DEFAULT) == SEARCH_SCALES
 

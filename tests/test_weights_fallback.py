@@ -1,4 +1,4 @@
-"""The one weights policy of the command line (segswap.cli.options.load_matcher): without shipped SegSwap
+"""The one weights policy of the command line (segswap.cli.common.load_matcher): without shipped SegSwap
 weights and with neither --model nor --weights, a pair-model command runs the training-free
 correlation model and says so; SCOTT, which has no training-free stand-in, is an error."""
 

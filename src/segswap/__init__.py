@@ -26,7 +26,7 @@ not even inside a function (tests/test_ranks.py reads every import and checks)::
     cluster     collections on a Dask cluster: engine, worker tasks, the --scheduler/--workers options
     evaluation  benchmarks and metrics; validation on held-out synthetic and co-segmentation pairs
     train       recipes and ablations, losses, the training loop (pair models, SCOTT), export
-    report      a pair result written to disk (masks, overlay, result.json)
+    pair_files  a pair result written to disk (masks, overlay, result.json)
     segswap     this module: load()
     serve       the local web viewer over an index (`segswap serve`): pages, JSON API, background jobs
     cli         the `segswap` command: one module per command group

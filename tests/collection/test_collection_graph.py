@@ -4,7 +4,7 @@ import scipy.sparse
 from segswap.collection.descriptor import DescriptorIndex, mean_descriptor, region_boxes, regional_descriptors
 from segswap.collection.graph import (MIN_EDGE, NODE_THRESHOLD, correspondence_graph, graph_nodes,
                                       leading_eigenvectors, prediction_flows)
-from segswap.collection.pairs import PairPrediction
+from segswap.collection.predictions import PairPrediction
 
 GRID = (6, 7)  # h, w
 

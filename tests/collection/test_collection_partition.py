@@ -12,7 +12,7 @@ from segswap.collection import discover as discover_module
 from segswap.collection.discover import discover, find_patterns
 from segswap.collection.graph import (StreamedPairs, correspondence_graph, graph_nodes, part_graph,
                                       prediction_flows)
-from segswap.collection.pairs import PairPrediction, neighbour_pairs, predict_pairs
+from segswap.collection.predictions import PairPrediction, neighbour_pairs, predict_pairs
 from segswap.collection.partition import pair_links, partition
 
 

@@ -7,7 +7,7 @@ import pytest
 
 import segswap
 
-from segswap.cli.options import parse_box
+from segswap.cli.common import parse_box
 from segswap.collection.search import query_pixels, search
 from segswap.collection.update import update_index
 from segswap.errors import SegswapError

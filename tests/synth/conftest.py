@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from segswap.synth.pairs import PairMaker, Settings, Sources
+from segswap.synth.swapping import PairMaker, Settings, Sources
 from segswap.synth.segments import scan_sources
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -1,6 +1,6 @@
 """The ``segswap`` command: :mod:`~segswap.cli.app` registers the commands of one module per command
-group (``pair``, ``backbones``, ``train``, ``synth``, ``collection``, ``verify``, ``evaluation``);
-:mod:`~segswap.cli.options` holds what they share. Commands are thin: they check their arguments, then
+group (``two_images``, ``backbones``, ``train``, ``synth``, ``collection``, ``verify``, ``evaluation``);
+:mod:`~segswap.cli.common` holds what they share. Commands are thin: they check their arguments, then
 call the package's functions.
 """
 

@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from ..errors import SegswapError
-from . import backbones, collection, evaluation, pair, serve, synth, train, verify
+from . import backbones, collection, evaluation, serve, synth, train, two_images, verify
 
 
 def _plain_help(params: list) -> list:
@@ -62,7 +62,7 @@ def _version(value: bool):
         raise typer.Exit()
 
 
-app = App({name: function for module in (pair, backbones, train, synth, collection, serve, verify)
+app = App({name: function for module in (two_images, backbones, train, synth, collection, serve, verify)
            for name, function in module.COMMANDS.items()},
           help="Find what images have in common: co-segmentation masks and dense correspondences.")
 app.add_typer(App(evaluation.COMMANDS, help=evaluation.HELP), name="eval")

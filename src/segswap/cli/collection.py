@@ -12,9 +12,9 @@ from ..errors import BackboneMismatchError, SegswapError
 from ..grid import DEFAULT_SIZE, STRIDE
 from ..io.paths import is_image_name
 from ..progress import stage
-from ..cluster.options import check_engine_options
+from ..cluster.engine_options import check_engine_options
 from ..collection.methods import COSEG_METHODS, DEFAULT_METHOD, DISCOVERY_DESIGNS, check_design
-from .options import (BACKBONE_HELP, FLIP_HELP, MODEL_HELP, REPORT_HELP, SIZE_HELP, WEIGHTS_HELP, check_arguments,
+from .common import (BACKBONE_HELP, FLIP_HELP, MODEL_HELP, REPORT_HELP, SIZE_HELP, WEIGHTS_HELP, check_arguments,
                       check_finite, cluster_engine, load_matcher, parse_box, scheduler_option, scratch_option,
                       workers_option, write_json)
 
@@ -150,7 +150,7 @@ def search(
 
     check_reranker(rerank)
     from ..collection.index import CollectionIndex
-    from ..collection.report import write_search_report
+    from ..collection.html_report import write_search_report
     from ..collection.search import search as run_search
 
     if rerank == "ransac" and (model or weights):
@@ -218,7 +218,7 @@ def discover(
     check_design(design, clusters, min_evidence)
     from ..collection.discover import discovery_json, run_discovery
     from ..collection.index import CollectionIndex
-    from ..collection.report import write_discovery_report
+    from ..collection.html_report import write_discovery_report
 
     with CollectionIndex(index_dir) as collection, cluster_engine(scheduler, workers) as engine:
         matcher = index_matcher(model, weights, collection.backbone, collection.size)
@@ -286,7 +286,7 @@ def cosegment(
 
     if index_dir is not None and (scheduler or workers):
         raise SegswapError(INDEX_AND_CLUSTER)
-    from ..collection.report import fallback_note, write_cosegment_report
+    from ..collection.html_report import fallback_note, write_cosegment_report
 
     if index_dir is not None:
         # As `search` does: the model runs at the index's backbone and size, so its features serve as they are.

@@ -10,8 +10,8 @@ import typer
 from ..collection.methods import DEFAULT_METHOD
 from ..errors import SegswapError
 from ..shipped import KEYPOINTS, VERIFY_BY, check_verify_by
-from ..cluster.options import check_engine_options
-from .options import (BACKBONE_HELP, EVAL_SIZE_HELP, FEATURE_SIZE_HELP, JSON_HELP, MODEL_HELP, WEIGHTS_HELP, check_arguments,
+from ..cluster.engine_options import check_engine_options
+from .common import (BACKBONE_HELP, EVAL_SIZE_HELP, FEATURE_SIZE_HELP, JSON_HELP, MODEL_HELP, WEIGHTS_HELP, check_arguments,
                       cluster_engine, load_matcher, scheduler_option, scratch_option, workers_option,
                       write_json)
 
@@ -230,7 +230,7 @@ def conditions(
         raise SegswapError(f"-n must be at least 4 pairs per condition (got {n})")
     check_verify_by(verify_by, "--verify-by")
     matchers = _check_keypoint_names(keypoints)
-    from ..evaluation.conditions import conditions_table, evaluate_conditions
+    from ..evaluation.condition_benchmark import conditions_table, evaluate_conditions
     from ..synth.conditions import parse_conditions
     from ..verify.same_object import load_same_object_verifier
 
@@ -309,7 +309,7 @@ def align(
     keypoint matcher, beside SIFT + RANSAC."""
     check_arguments(folders=[root], size=size, output_files=[(json_out, "--json")])
     matchers = _check_keypoint_names(keypoints)
-    from ..evaluation.align import alignment_table, evaluate_alignment
+    from ..evaluation.homography import alignment_table, evaluate_alignment
 
     result = evaluate_alignment(root, backbone=backbone, scale_counts=tuple(scales), keypoints=matchers,
                                 **({} if size is None else {"size": size}))

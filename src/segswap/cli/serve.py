@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..serve import DEFAULT_HOST, DEFAULT_PORT, ViewerSettings, serve as run_server
-from .options import MODEL_HELP, WEIGHTS_HELP
+from .common import MODEL_HELP, WEIGHTS_HELP
 
 
 def serve(

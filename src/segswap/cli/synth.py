@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import SegswapError
-from .options import check_arguments
+from .common import check_arguments
 
 
 def synth(

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import SegswapError
-from .options import check_arguments
+from .common import check_arguments
 
 
 def train_command(

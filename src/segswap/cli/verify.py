@@ -10,7 +10,7 @@ import typer
 
 from ..errors import SegswapError
 from ..shipped import KEYPOINTS, VERIFY_BY, check_verify_by
-from .options import BACKBONE_HELP, FEATURE_SIZE_HELP, MODEL_HELP, WEIGHTS_HELP, check_arguments, load_matcher, write_json
+from .common import BACKBONE_HELP, FEATURE_SIZE_HELP, MODEL_HELP, WEIGHTS_HELP, check_arguments, load_matcher, write_json
 
 
 def align(

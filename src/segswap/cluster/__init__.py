@@ -1,6 +1,6 @@
 """Collections on a Dask cluster: `segswap index|discover|cosegment|eval coseg --scheduler/--workers`.
 
-* :mod:`segswap.cluster.options` — the command-line options checked before anything starts (no Dask
+* :mod:`segswap.cluster.engine_options` — the command-line options checked before anything starts (no Dask
   import: without --scheduler or --workers the single-process path never imports Dask).
 * :mod:`segswap.cluster.engine` — :func:`open_engine` connects to a scheduler or starts a local
   cluster; :class:`DaskEngine` is what the collection functions take as ``engine=``: it splits their

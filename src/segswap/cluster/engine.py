@@ -6,7 +6,7 @@ over image pairs (discover, co-segmentation) and the masks (GrabCut, the objectn
 the clustering and every write to the index or the output folder stay on the client.
 
 Same answer: tasks rebuild the client's matcher from its load arguments; pair tasks take whole batches
-of :func:`~segswap.collection.pairs.predict_pairs` (:func:`~segswap.collection.pairs.pair_chunks`);
+of :func:`~segswap.collection.predictions.predict_pairs` (:func:`~segswap.collection.predictions.pair_chunks`);
 results are put back in the order a single process produces them. The floats can still differ in
 their last bits from a single process's where torch or onnxruntime uses another number of threads.
 
@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from ..collection.features import FolderFeatures
 from ..collection.index import CollectionIndex, StagedShard
-from ..collection.pairs import PairPrediction, PredictionSink, pair_chunks
+from ..collection.predictions import PairPrediction, PredictionSink, pair_chunks
 from ..errors import ImageError, SegswapError
 from . import tasks
 
@@ -69,7 +69,7 @@ def open_engine(scheduler: str | None = None, workers: int | None = None, scratc
                 show_progress: bool = True) -> Iterator["DaskEngine"]:
     """Connect to the scheduler at ``scheduler`` (tcp://HOST:PORT), or start ``workers`` local worker
     processes on 127.0.0.1; close (and stop) them on exit. Options are checked by
-    :func:`segswap.cluster.options.check_engine_options` first."""
+    :func:`segswap.cluster.engine_options.check_engine_options` first."""
     cluster = client = None
     own_scratch = scratch is None
     scratch = Path(tempfile.mkdtemp(prefix="segswap-scratch-")) if own_scratch else Path(scratch)
@@ -144,7 +144,7 @@ class DaskEngine:
     def predict_pairs(self, matcher, locations: dict[int, tasks.FeatureLocation], pairs: Sequence[tuple[int, int]], *,
                       flip: bool = False, batch_size: int = 16, show_progress: bool = True,
                       sink: PredictionSink | None = None) -> list[PairPrediction]:
-        """As :func:`segswap.collection.pairs.predict_pairs` (``sink`` too: each task's predictions go to
+        """As :func:`segswap.collection.predictions.predict_pairs` (``sink`` too: each task's predictions go to
         it as they arrive), on the workers; ``locations``: where each image's features lie in the shared
         folder."""
         arguments = _load_arguments(matcher)

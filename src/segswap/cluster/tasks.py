@@ -18,7 +18,7 @@ from ..collection.cosegment import make_masks
 from ..collection.descriptor import regional_descriptors
 from ..collection.features import extract_features
 from ..collection.index import StagedShard
-from ..collection.pairs import PairPrediction, predict_pairs
+from ..collection.predictions import PairPrediction, predict_pairs
 from ..collection.update import stage_features
 from ..keypoints import get_matcher
 from ..pair import load

@@ -45,7 +45,7 @@ from .features import FolderFeatures, extract_features
 from .folder import image_groups
 from .methods import COSEG_METHODS, DEFAULT_METHOD, WITHOUT_PRIOR, check_method
 from .graph import cell_sums, correspondence_graph, graph_nodes, leading_eigenvectors, prediction_flows
-from .pairs import PairPrediction, neighbour_pairs, predict_pairs
+from .predictions import PairPrediction, neighbour_pairs, predict_pairs
 from .priors import PriorMaps, PriorStore
 
 #: Descriptor neighbours per image that the pair model scores, as a multiple of top_k.

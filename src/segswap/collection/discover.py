@@ -35,7 +35,7 @@ from ..progress import ProgressReport, report_step, stage
 from .graph import Nodes, PartGraph, StreamedPairs, cell_sums, leading_eigenvectors, part_graph, three_cycles
 from .index import CollectionIndex, IndexedImage
 from .methods import DISCOVERY_DESIGNS, check_design
-from .pairs import neighbour_pairs, predict_pairs
+from .predictions import neighbour_pairs, predict_pairs
 from .partition import pair_links, partition
 from .regions import SAME_REGION, discover_regions
 

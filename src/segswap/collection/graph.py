@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
-from .pairs import PairPrediction
+from .predictions import PairPrediction
 
 #: A cell becomes a node when its predicted mask is above this (the authors' value).
 NODE_THRESHOLD = 0.85
@@ -156,7 +156,7 @@ def prediction_flows(predictions: Sequence[PairPrediction]) -> FlowLookup:
 
 class StreamedPairs:
     """What the graph reads of the pair predictions, taken from each as it is made (a
-    :data:`~segswap.collection.pairs.PredictionSink`): its nodes, and its two flows for the 3-cycles,
+    :data:`~segswap.collection.predictions.PredictionSink`): its nodes, and its two flows for the 3-cycles,
     written to an unnamed temporary file in ``folder`` and read back as needed. No prediction is kept:
     at 100,000 images their masks and flows alone are ≈2.6 GB, the nodes ≈0.3 GB."""
 

@@ -32,7 +32,7 @@ from ..keypoints import get_matcher
 from ..models.outputs import matched_fraction
 from ..progress import ProgressReport, report_step, stage
 from .index import CollectionIndex, IndexedImage
-from .pairs import PairPrediction, neighbour_pairs, predict_pairs
+from .predictions import PairPrediction, neighbour_pairs, predict_pairs
 from .search import REGION_THRESHOLD, calibrated_inlier_threshold, calibrated_threshold, fused_evidence, region_box
 
 #: Regions of one image are one region node when at least this share of the smaller box lies inside the

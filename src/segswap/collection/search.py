@@ -53,7 +53,7 @@ from ..verify.ransac import TOLERANCE_CELLS_IMAGE, TOLERANCE_CELLS_REGION, verif
 from .descriptor import pooled
 from .index import CollectionIndex, IndexedImage
 from .methods import check_reranker
-from .pairs import predict_pairs
+from .predictions import predict_pairs
 
 #: A box query is cut out at the index's scale but never smaller than this on its short side (the
 #: authors' detail queries are 64-px crops): below 4 cells the pair model has too little to attend to.

@@ -125,7 +125,7 @@ class Viewer:
         box = inside(box, query.size) if box else None
 
         def work(space: Workspace) -> dict:
-            from ..collection.pairs import predict_pairs
+            from ..collection.predictions import predict_pairs
 
             features = self._query_features(space, query, box)
             (pred,) = predict_pairs(space.matcher, lambda i: features if i < 0 else space.index.features(i),

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from ..errors import SegswapError
-from .pairs import Pair
+from .swapping import Pair
 
 JPEG_QUALITY = 92
 FILES = ("a.jpg", "b.jpg", "mask_a.png", "mask_b.png", "gt.npz", "meta.json")

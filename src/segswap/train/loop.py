@@ -35,7 +35,7 @@ from ..models.weights import build_model, check_shapes, load_weights, read_confi
 from ..synth.cache import FeatureCache, build_cache
 from .macosnet_training import MacosnetTraining
 from .mining import mine_hard_negatives
-from .pair_training import PairTraining
+from .matcher_training import PairTraining
 from .recipes import get_recipe, recipe_hash
 from .scott_training import ScottTraining
 

@@ -1,7 +1,7 @@
 """What the training loop does for SCOTT, the same-object classifier (paper §4.3): a first stage of
 segmentation on matching pairs only, then everything, with half the negatives showing another object
 of the same class; validated by same-object precision and recall. The pair models' counterpart is
-:mod:`segswap.train.pair_training`."""
+:mod:`segswap.train.matcher_training`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ..evaluation.synthetic import validate_scott
 from ..synth.cache import FeatureCache
 from ..synth.negatives import object_classes, random_negatives, same_class_negatives
 from .losses import scott_loss
-from .pair_training import PositivesAndNegatives
+from .matcher_training import PositivesAndNegatives
 
 
 class ScottTraining(PositivesAndNegatives):

@@ -16,7 +16,7 @@ from typing import Optional
 import typer
 
 from ..grid import DEFAULT_SIZE, MAX_INPUT_SIZE, STRIDE, check_input_size
-from ..cluster.options import SCHEDULER_HELP, SCRATCH_HELP, WORKERS_HELP
+from ..cluster.engine_options import SCHEDULER_HELP, SCRATCH_HELP, WORKERS_HELP
 from ..io.files import write_bytes_atomic
 from ..errors import SegswapError
 from ..io.paths import check_input_file, check_input_folder, check_output_file, check_output_folder

@@ -10,7 +10,7 @@ import typer
 
 from ..errors import SegswapError
 from ..shipped import KEYPOINTS, PAIR_PRIOR, SEARCH_SCALES
-from .options import BACKBONE_HELP, MODEL_HELP, SIZE_HELP, WEIGHTS_HELP, check_arguments, load_matcher, parse_scales
+from .common import BACKBONE_HELP, MODEL_HELP, SIZE_HELP, WEIGHTS_HELP, check_arguments, load_matcher, parse_scales
 
 #: `segswap pair --scales` default: the same views as ``Matcher.match``'s.
 SCALES_OPTION_DEFAULT = ",".join(f"{scale:g}" for scale in SEARCH_SCALES)
@@ -42,7 +42,7 @@ def pair(
     from ..keypoints import resolve_keypoints
 
     resolve_keypoints(keypoints)  # a wrong name or a missing wheel: one line, before the model loads
-    from ..report import write_pair_outputs
+    from ..pair_files import write_pair_outputs
 
     if prior:
         from ..backbone.objectness import INSTALL, prior_installed
@@ -58,7 +58,7 @@ def pair(
 def demo(out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Folder for the results.")):
     """Match the two sample images shipped with segswap (a box, and the box in a cluttered scene)."""
     check_arguments(output_folders=[(out, "--out")])
-    from ..report import write_pair_outputs
+    from ..pair_files import write_pair_outputs
 
     data = resources.files("segswap") / "data"
     image_a, image_b = Path(str(data / "box.png")), Path(str(data / "box_in_scene.png"))
