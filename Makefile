@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test browser
+.PHONY: install demo test browser docs
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -27,6 +27,11 @@ browser:
 .PHONY: iiif-loader
 iiif-loader:
 	@test -d tests/iiif/loader/node_modules/@iiif/parser || npm ci --prefix tests/iiif/loader --no-audit --no-fund --silent
+
+# The documentation site in site/ (MkDocs, warnings as errors); docs/cli.md is generated from the commands.
+docs: install
+	$(BIN)/python -m segswap.cli.reference docs/cli.md
+	$(BIN)/mkdocs build --strict
 
 demo: install
 	$(BIN)/segswap demo --out demo_out
