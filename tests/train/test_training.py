@@ -7,7 +7,7 @@ import torch
 
 import segswap
 from segswap.errors import SegswapError
-from segswap.train import pair_training
+from segswap.train import matcher_training
 from segswap.synth.cache import FeatureCache, build_cache
 from segswap.train.loop import export, train
 from segswap.train.mining import mine_hard_negatives
@@ -36,7 +36,7 @@ def test_cache_holds_features_and_truth(pairs):
 
 def train_killed_then_resumed(pairs, run_dir, overrides, monkeypatch) -> None:
     """A tiny run killed after its step-4 checkpoint, refused a fresh start there, then resumed."""
-    real_loss, calls = pair_training.segswap_loss, {"n": 0}
+    real_loss, calls = matcher_training.segswap_loss, {"n": 0}
 
     def dying_loss(*args, **kwargs):
         calls["n"] += 1
@@ -44,10 +44,10 @@ def train_killed_then_resumed(pairs, run_dir, overrides, monkeypatch) -> None:
             raise KeyboardInterrupt
         return real_loss(*args, **kwargs)
 
-    monkeypatch.setattr(pair_training, "segswap_loss", dying_loss)
+    monkeypatch.setattr(matcher_training, "segswap_loss", dying_loss)
     with pytest.raises(KeyboardInterrupt):
         train([pairs], run_dir, config="tiny", show_progress=False, overrides=overrides)
-    monkeypatch.setattr(pair_training, "segswap_loss", real_loss)
+    monkeypatch.setattr(matcher_training, "segswap_loss", real_loss)
     with pytest.raises(SegswapError, match="--resume"):
         train([pairs], run_dir, config="tiny", show_progress=False, overrides=overrides)
     train([pairs], run_dir, resume=True, show_progress=False)
@@ -103,7 +103,7 @@ def test_hard_negatives_are_mined_from_predictions(pairs):
 
 def test_one_step_decreases_the_loss_on_a_fixed_batch(pairs):
     cache = FeatureCache([build_cache(pairs, "efficientnet-lite2", 64, show_progress=False)])
-    inputs, target = pair_training.make_batch(cache, np.array([0, 1, 2]), np.array([[0, 1], [2, 3]]))
+    inputs, target = matcher_training.make_batch(cache, np.array([0, 1, 2]), np.array([[0, 1], [2, 3]]))
     loss = segswap.train.losses.segswap_loss
     # Each term alone, then the default recipe's weighted total: one SGD step on it lowers it.
     terms = ("mask", "transported", "corr", "dice", "jaccard", "false_positive", "match_nll")

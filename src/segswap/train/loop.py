@@ -1,6 +1,6 @@
 """The training loop of every model: positives and negatives from the feature cache, Adam with warm-up
 and cosine decay, then a hard-negative stage; atomic checkpoints, resume, CSV logs and validation.
-What differs between models (batches, loss, validation) is a :class:`~.pair_training.PairTraining`,
+What differs between models (batches, loss, validation) is a :class:`~.matcher_training.PairTraining`,
 a :class:`~.scott_training.ScottTraining` or a :class:`~.macosnet_training.MacosnetTraining`.
 
 A run folder holds ``recipe.json``, ``checkpoint.pt`` (model, optimiser, step and random states, and
