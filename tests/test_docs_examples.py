@@ -1,6 +1,6 @@
 """The examples users copy run as written: every command of the quick starts (README, the docs' home page)
-and every Python block of the README and the docs' pages, on the package's demo images in place of the
-placeholder names (A.jpg, PHOTOS, IDX, ...)."""
+and every Python block of the pages a user starts from (README, home page, guide), on the package's demo
+images in place of the placeholder names (A.jpg, PHOTOS, IDX, ...)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = Path(str(files("segswap") / "data"))
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", ROOT / "docs" / "index.md", ROOT / "docs" / "guide.md"]
 #: Commands a test cannot run as a user would: a server that waits for a browser, installers.
 NOT_RUN = ("segswap serve",)
 
