@@ -41,6 +41,11 @@ def test_the_documentation_site_builds_with_no_warning(tmp_path):
                                                                                      "NO_MKDOCS_2_WARNING": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
     assert "WARNING" not in r.stderr, r.stderr[-2000:]
+    # the Benchmarks page: one table and its command per JSON marker, no marker left
+    markers = re.findall(r"<!-- benchmark: (\S+) -->", (ROOT / "docs" / "benchmarks.md").read_text())
+    page = (tmp_path / "site" / "benchmarks" / "index.html").read_text()
+    assert len(markers) >= 3 and page.count("<table>") == len(markers) and "<!-- benchmark:" not in page
+    assert all(Path(marker).name in page for marker in markers)  # each table's command names its JSON
     api = (tmp_path / "site" / "api" / "index.html").read_text()
     for name in ("segswap.load", "Matcher", "update_index", "search", "run_discovery", "cosegment_folder",
                  "register_coseg_method"):

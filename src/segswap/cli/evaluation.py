@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
+
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ..collection.methods import DEFAULT_METHOD
+from ..collection.methods import DEFAULT_METHOD, DISCOVERY_DESIGNS
 from ..errors import SegswapError
 from ..shipped import KEYPOINTS, VERIFY_BY, check_verify_by
 from ..cluster.engine_options import check_engine_options
@@ -19,8 +22,9 @@ HELP = "Benchmarks on real data: co-segmentation, correspondences, place recogni
 
 
 def _write_json(path: Optional[Path], result: dict) -> None:
+    """``result`` as JSON, with the command line that made it (what the docs' benchmark tables show)."""
     if path is not None:
-        write_json(path, result)
+        write_json(path, {"command": shlex.join(["segswap", *sys.argv[1:]]), **result})
         typer.echo(f"wrote {path}", err=True)
 
 
@@ -320,7 +324,7 @@ def align(
 def discover(
     root: Path = typer.Argument(..., help="Folder with images/ and truth.json (the true pairs, their kinds, boxes)."),
     work: Path = typer.Option(..., "--work", help="Folder for the collection's index (reused by a later run)."),
-    design: str = typer.Option("regions", help="Discovery design, as `segswap discover --design`."),
+    design: str = typer.Option(DISCOVERY_DESIGNS[0], help="Discovery design, as `segswap discover --design` (default: its default)."),
     top_k: Optional[int] = typer.Option(None, help="As `segswap discover --top-k` (default: the design's)."),
     min_evidence: float = typer.Option(1.0, "--min-evidence", help="As `segswap discover --min-evidence`."),
     clusters: Optional[int] = typer.Option(None, help="As `segswap discover --clusters` (spectral)."),

@@ -1,4 +1,5 @@
-"""Markdown tables of evaluation results, as printed by ``segswap eval`` and pasted into docs/results.md."""
+"""Markdown tables of evaluation results: as ``segswap eval`` prints them, and as the docs' Benchmarks page
+renders them from the JSON the commands write (:func:`table_for`)."""
 
 from __future__ import annotations
 
@@ -55,3 +56,33 @@ def synthetic_table(result: dict) -> str:
     columns = ["iou", "corr_err_cells", "corr_err_median", "within_1_cell", "negative_area"]
     return _table(["model", "weights", "pairs", "mask IoU", "corr. error (cells)", "median", "≤ 1 cell", "negative area"],
                   [[result["model"], result["weights"], str(result["pairs"])] + [_number(result[c]) for c in columns]])
+
+
+def details_table(result: dict) -> str:
+    """`segswap eval details`: mAP and the share of copies returned with their box, overall and by kind."""
+    kinds = list(result["box_found_by_kind"])
+    header = ["queries", "copies", "mAP", "boxed (IoU ≥ 0.5)", "boxed (IoU ≥ 0.3)", *(f"boxed: {k}" for k in kinds)]
+    row = [str(result["queries"]), str(result["target_pairs"]), _number(result["map"]), _number(result["box_found"]),
+           _number(result["box_found_iou_0_3"]), *(_number(result["box_found_by_kind"][k]) for k in kinds)]
+    return _table(header, [row])
+
+
+def discovery_table(result: dict) -> str:
+    """`segswap eval discover`: patterns, pair recall and precision, distinct patterns, recall by kind."""
+    kinds = list(result["recall_by_kind"])
+    header = ["design", "patterns", "pair recall", "pair precision", "distinct", *(f"recall: {k}" for k in kinds)]
+    row = [result["design"], str(result["patterns"]), f"{_number(result['pair_recall'])} "
+           f"({result['pairs_found']}/{result['true_pairs']})", _number(result["pair_precision"]),
+           _number(result["distinct_patterns"]), *(_number(result["recall_by_kind"][k]) for k in kinds)]
+    return _table(header, [row])
+
+
+def table_for(result: dict) -> str:
+    """The table of any ``segswap eval`` JSON this module knows, recognised by its keys."""
+    if "box_found" in result:
+        return details_table(result)
+    if "pair_recall" in result:
+        return discovery_table(result)
+    if "groups" in result and "mean" in result:
+        return coseg_table(result)
+    raise ValueError(f"no table for a result with keys {sorted(result)[:8]}")
