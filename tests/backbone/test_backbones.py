@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 
 import segswap.backbone as backbone_registry
+import segswap.backbone.base as backbone_base
 from segswap.backbone import DEFAULT_BACKBONE, get_backbone, list_backbones
-from segswap.backbone import dinov2, efficientnet
+from segswap.backbone import dinov2
 from segswap.backbone.base import cache_dir, cached_file
 from segswap.errors import BackboneUnavailableError, SegswapError
 from segswap.io import load_image
@@ -83,7 +84,7 @@ def test_auto_falls_back_to_torch_when_the_onnx_export_fails(tmp_path, monkeypat
     def broken_export(module, example, path, names):
         raise RuntimeError("exporter crashed")
 
-    monkeypatch.setattr(efficientnet, "export_onnx", broken_export)
+    monkeypatch.setattr(backbone_base, "export_onnx", broken_export)
     with pytest.raises(SegswapError, match="exporting to ONNX failed"):
         get_backbone("efficientnet-lite0", "onnx")
     assert get_backbone("efficientnet-lite0", "auto").runtime == "torch"

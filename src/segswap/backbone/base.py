@@ -110,6 +110,17 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, name
                           dynamo=False)  # the TorchScript exporter needs no onnxscript and handles these graphs
 
 
+def exported_onnx_model(filename: str, module: torch.nn.Module, example: torch.Tensor, names: tuple[str, str],
+                        label: str) -> OnnxModel:
+    """A session on ``module`` exported by :func:`export_onnx` once, as ``filename`` in the cache folder; a
+    failed export is one :class:`~segswap.errors.SegswapError` naming ``label``."""
+    try:
+        path = cached_file(filename, lambda target: export_onnx(module, example, target, names))
+    except Exception as err:  # export failures surface as many types (OSError, RuntimeError, ...)
+        raise SegswapError(f"{label}: exporting to ONNX failed ({type(err).__name__}: {err})") from err
+    return OnnxModel(path, label)
+
+
 def cached_onnx_model(filename: str, build: Callable[[], object], label: str) -> OnnxModel:
     """A session on the ONNX model that ``build()`` makes (an ``onnx.ModelProto``), saved once as
     ``filename`` in the cache folder; without a writable cache it is built in memory at every start."""

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import BackboneUnavailableError, SegswapError
-from .base import Backbone, OnnxModel, cached_file, export_onnx
+from .base import Backbone, OnnxModel, exported_onnx_model
 
 MODEL_CODE_PACKAGE = "efficientnet_lite_pytorch"
 #: Bump when the exported graph changes, so stale cached ONNX files are not reused.
@@ -109,12 +109,8 @@ def _onnx_filename(name: str, weights: Path) -> str:
 
 def load_onnx_model(name: str, net: EfficientNetStride16) -> OnnxModel:
     """An onnxruntime session of ``net``, exported once to the cache folder."""
-    filename = _onnx_filename(name, _weights_path(name))
-    try:
-        path = cached_file(filename, lambda p: export_onnx(net, torch.rand(1, 3, 64, 96), p, ("images", "features")))
-    except Exception as err:  # export failures surface as many types (OSError, RuntimeError, ...)
-        raise SegswapError(f"{name}: exporting to ONNX failed ({type(err).__name__}: {err})") from err
-    return OnnxModel(path, name)
+    return exported_onnx_model(_onnx_filename(name, _weights_path(name)), net, torch.rand(1, 3, 64, 96),
+                               ("images", "features"), name)
 
 
 class EfficientNetBackbone(Backbone):

@@ -16,9 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..backbone.base import OnnxModel, cached_file, export_onnx
+from ..backbone.base import OnnxModel, exported_onnx_model
 from ..backbone.efficientnet import VARIANTS, load_stride16_net
-from ..errors import SegswapError
 
 #: Bumped when the tail's exported graph changes, so stale cached ONNX files are not reused.
 ONNX_EXPORT_VERSION = 1
@@ -80,9 +79,5 @@ class BackboneTail(nn.Module):
         key = f"{weights_sha256}|{torch.__version__}|{ONNX_EXPORT_VERSION}"
         filename = f"tail-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
         self.onnx = None  # the export traces the PyTorch blocks
-        try:
-            path = cached_file(filename, lambda target: export_onnx(
-                self, torch.rand(1, self.input_channels, 8, 12), target, ("features", "tail_features")))
-        except Exception as err:  # export failures surface as many types (OSError, RuntimeError, ...)
-            raise SegswapError(f"the model's backbone tail: exporting to ONNX failed ({type(err).__name__}: {err})") from err
-        self.onnx = OnnxModel(path, "the model's backbone tail")
+        self.onnx = exported_onnx_model(filename, self, torch.rand(1, self.input_channels, 8, 12),
+                                        ("features", "tail_features"), "the model's backbone tail")
