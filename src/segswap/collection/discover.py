@@ -252,9 +252,7 @@ def merged_clusters(clusters: list[Cluster]) -> list[Cluster]:
         weights = {m.image.id: m.weight for m in cluster.images}
         for member in same.images:
             member.weight = member.weight + weights[member.image.id]
-            ys, xs = np.nonzero(member.weight)
-            member.box = cells_to_pixels((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), member.image.grid,
-                                         member.image.size)
+            member.box = _weight_box(member.weight, member.image)
         same.strength += cluster.strength
         same.nodes += cluster.nodes
     return sorted(kept, key=lambda c: -c.strength)
@@ -267,10 +265,13 @@ def _members(index: CollectionIndex, nodes: Nodes, rows: np.ndarray) -> list[Clu
     weights = cell_sums(cluster, cluster.mask, {i: image.grid for i, image in images.items()})
     members = []
     for image_id, image in images.items():
-        weight = weights[image_id]
-        ys, xs = np.nonzero(weight)
-        box = cells_to_pixels((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), image.grid, image.size)
-        members.append(ClusterImage(image, weight, box))
+        members.append(ClusterImage(image, weights[image_id], _weight_box(weights[image_id], image)))
     strongest = max(float(m.weight.sum()) for m in members)
     members = [m for m in members if float(m.weight.sum()) >= MEMBER_FRACTION * strongest]
     return sorted(members, key=lambda m: -float(m.weight.sum()))
+
+
+def _weight_box(weight: np.ndarray, image: IndexedImage) -> tuple[int, int, int, int]:
+    """The pixel box around the cells of ``image``'s token grid where ``weight`` is not zero."""
+    ys, xs = np.nonzero(weight)
+    return cells_to_pixels((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), image.grid, image.size)
