@@ -106,3 +106,23 @@ def test_symlinked_group_folders_are_read(kit, tmp_path):
         os.symlink(real / part, tmp_path / "coseg" / part / "cow")
     (source,) = scan_sources([tmp_path / "coseg"], unsupervised=False).sources
     assert source.path.endswith("c1.jpg") and len(source.segments) == 1
+
+
+def test_a_run_that_finds_nothing_to_paste_leaves_its_output_folder_as_it_was(tmp_path):
+    """A first run that finds no segment is one line and leaves no half-made output: the same --out then
+    takes a run with other inputs (it was refused as 'made with other settings')."""
+    empty = tmp_path / "empty"  # a YOLO-seg folder whose one label has no polygon
+    (empty / "images").mkdir(parents=True)
+    (empty / "labels").mkdir()
+    cv2.imwrite(str(empty / "images" / "a.png"), np.zeros((64, 64, 3), np.uint8))
+    (empty / "labels" / "a.txt").write_text("")
+    backgrounds = tmp_path / "backgrounds"
+    backgrounds.mkdir()
+    cv2.imwrite(str(backgrounds / "plain.png"), np.full((64, 64, 3), 127, np.uint8))
+    out = tmp_path / "out"
+    with pytest.raises(SegswapError, match="no usable segments"):
+        generate([empty], backgrounds, out, 2, size=96, workers=1, progress=False)
+    assert not out.exists()
+    (empty / "labels" / "a.txt").write_text("0 0.2 0.2 0.8 0.2 0.8 0.8 0.2 0.8\n")  # now a segment, other settings
+    cv2.imwrite(str(empty / "images" / "a.png"), np.full((64, 64, 3), (20, 200, 60), np.uint8))
+    assert generate([empty], backgrounds, out, 2, size=64, workers=1, progress=False).written == 2

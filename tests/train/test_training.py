@@ -428,3 +428,14 @@ def test_the_shipped_model_is_defined_once():
     assert {k: shipped[k] for k in default} == default
     assert get_recipe("plain")["model_conf"]["context_convs"] == 0 == get_recipe("wide")["model_conf"]["consensus_radius"]
     assert get_recipe("finetune")["model_conf"]["context_convs"] == 1
+
+
+def test_a_folder_without_pairs_is_refused_before_the_run_folder_is_claimed(tmp_path):
+    """Training on a folder that holds no pairs is one line, and the run folder stays free for the next try
+    (it used to keep a recipe.json, and the retry was told to --resume)."""
+    empty = tmp_path / "pairs"
+    empty.mkdir()
+    for _ in range(2):
+        with pytest.raises(SegswapError, match="manifest"):
+            train([empty], tmp_path / "run", config="tiny", show_progress=False)
+        assert not (tmp_path / "run").exists()

@@ -106,15 +106,20 @@ def generate(
         "backgrounds": str(bg_dir),
         "styles": str(style_dir) if style_dir else None,
     }
-    writer.prepare(out, config)
-    sources, scan_warnings = _load_or_scan(out, seg_dirs, bg_dir, style_dir, unsupervised)
+    resuming = writer.prepare(out, config)
+    try:
+        sources, scan_warnings = _load_or_scan(out, seg_dirs, bg_dir, style_dir, unsupervised)
+        if not sources.images:
+            raise SegswapError(f"no usable segments in {', '.join(map(str, seg_dirs))}")
+        if not sources.backgrounds:
+            raise SegswapError(f"{bg_dir}: no readable background photos")
+    except SegswapError:
+        if not resuming:  # nothing was made: leave --out as it was, so a run with other inputs may use it
+            writer.unclaim(out)
+        raise
     summary = Summary(out=out, requested=n, source_images=len(sources.images),
                       segments=sum(len(s.segments) for s in sources.images),
                       backgrounds=len(sources.backgrounds), styles=len(sources.styles), warnings=list(scan_warnings))
-    if not sources.images:
-        raise SegswapError(f"no usable segments in {', '.join(map(str, seg_dirs))}")
-    if not sources.backgrounds:
-        raise SegswapError(f"{bg_dir}: no readable background photos")
 
     writer.remove_partial(out)
     done = set(writer.rebuild_manifest(out))

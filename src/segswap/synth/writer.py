@@ -105,6 +105,14 @@ def prepare(out: Path, config: dict) -> bool:
     return False
 
 
+def unclaim(out: Path) -> None:
+    """Undo :func:`prepare` and the segment catalogue of a fresh run that made nothing."""
+    for name in ("config.json", "segments.json"):
+        (out / name).unlink(missing_ok=True)
+    if not any(out.iterdir()):
+        out.rmdir()
+
+
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """``np.savez_compressed`` with fixed zip timestamps, so equal arrays give equal bytes."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:

@@ -33,6 +33,7 @@ from ..models.tail import tail_input_backbone
 from ..models.transformer import SegSwapTransformer
 from ..models.weights import build_model, check_shapes, load_weights, read_config, weights_digest
 from ..synth.cache import FeatureCache, build_cache
+from ..synth.reader import listed_pairs
 from .macosnet_training import MacosnetTraining
 from .mining import mine_hard_negatives
 from .matcher_training import PairTraining
@@ -174,6 +175,9 @@ def train(pairs_dirs, run_dir, config: str = "default", steps: int | None = None
         if (run_dir / "checkpoint.pt").exists() or recipe_path.exists():
             raise SegswapError(f"{run_dir}: already holds a run; pass --resume to continue it, or choose a new folder")
         recipe = get_recipe(config, **{**(overrides or {}), "steps": steps})
+        for folder in pairs_dirs:  # before the run folder is claimed: a wrong folder leaves nothing behind
+            if not listed_pairs(folder):
+                raise SegswapError(f"{folder}: holds no pairs (did its `segswap synth` run fail?)")
         recipe["pairs"] = sorted(str(Path(p).resolve()) for p in pairs_dirs)
         if init is not None:
             recipe["init"] = initial_weights_record(init, recipe)
