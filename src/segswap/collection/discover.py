@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from ..errors import SegswapError
 from ..grid import box_overlap, cells_to_pixels
-from ..progress import ProgressReport, report_step, stage
+from ..progress import ProgressCallback, report_step, stage
 from .graph import Nodes, PartGraph, StreamedPairs, cell_sums, leading_eigenvectors, part_graph, three_cycles
 from .index import CollectionIndex, IndexedImage
 from .methods import DISCOVERY_DESIGNS, check_design
@@ -96,15 +96,15 @@ class Discovery:
 
 def run_discovery(index: CollectionIndex, matcher, *, design: str = DISCOVERY_DESIGNS[0], top_k: int | None = None,
                   clusters: int | None = None, min_evidence: float = 1.0, flip: bool = False, show_progress: bool = True,
-                  report: ProgressReport | None = None, engine=None):
+                  on_progress: ProgressCallback | None = None, engine=None):
     """`segswap discover`: the patterns of ``index`` by ``design`` (:data:`~segswap.collection.methods.DISCOVERY_DESIGNS`):
     a :class:`~segswap.collection.regions.RegionDiscovery` or a :class:`Discovery`."""
     check_design(design, clusters, min_evidence)
     if design == "regions":
         return discover_regions(index, matcher, top_k=top_k or REGIONS_TOP_K, min_evidence=min_evidence, flip=flip,
-                                show_progress=show_progress, report=report, engine=engine)
+                                show_progress=show_progress, on_progress=on_progress, engine=engine)
     return discover(index, matcher, top_k=top_k or SPECTRAL_TOP_K, clusters=clusters, flip=flip,
-                    show_progress=show_progress, report=report, engine=engine)
+                    show_progress=show_progress, on_progress=on_progress, engine=engine)
 
 
 def discovery_json(found) -> dict:
@@ -134,9 +134,9 @@ def default_clusters(n_images: int) -> int:
 
 
 def discover(index: CollectionIndex, matcher, *, top_k: int = 5, clusters: int | None = None, flip: bool = False,
-             show_progress: bool = True, report: ProgressReport | None = None, engine=None) -> Discovery:
-    """Find the patterns that repeat across the images of ``index``. ``report`` hears each step (it may
-    cancel; see :data:`segswap.progress.ProgressReport`). With an ``engine``
+             show_progress: bool = True, on_progress: ProgressCallback | None = None, engine=None) -> Discovery:
+    """Find the patterns that repeat across the images of ``index``. ``on_progress`` hears each step (it may
+    cancel; see :data:`segswap.progress.ProgressCallback`). With an ``engine``
     (:class:`segswap.cluster.DaskEngine`) its workers run the pair model, reading the index's shards;
     the graph and the clustering stay here."""
     if top_k < 1:
@@ -145,7 +145,7 @@ def discover(index: CollectionIndex, matcher, *, top_k: int = 5, clusters: int |
         raise SegswapError(f"--clusters must be at least 1, got {clusters}")
     if matcher.backbone.name != index.backbone:
         raise SegswapError(f"{index.path} holds {index.backbone} features; the model runs on {matcher.backbone.name}")
-    report_step(report, "shortlisting neighbours by descriptor")
+    report_step(on_progress, "shortlisting neighbours by descriptor")
     with stage("shortlisting neighbours by descriptor", show_progress):
         ids, regional = index.regional_descriptors()
         pairs = neighbour_pairs(index.descriptor_index(), regional, ids, top_k)
@@ -154,13 +154,13 @@ def discover(index: CollectionIndex, matcher, *, top_k: int = 5, clusters: int |
     spill = index.path if os.access(index.path, os.W_OK) else None
     with StreamedPairs(pairs, folder=spill) as streamed:
         if engine is None:
-            predict_pairs(matcher, index.features, pairs, flip=flip, show_progress=show_progress, report=report,
+            predict_pairs(matcher, index.features, pairs, flip=flip, show_progress=show_progress, on_progress=on_progress,
                           sink=streamed)
         else:
             engine.predict_pairs(matcher, index.feature_locations(), pairs, flip=flip, show_progress=show_progress,
                                  sink=streamed)
         nodes = streamed.nodes()
-        patterns = find_patterns(nodes, pairs, streamed, clusters or default_clusters(len(ids)), show_progress, report)
+        patterns = find_patterns(nodes, pairs, streamed, clusters or default_clusters(len(ids)), show_progress, on_progress)
     found = []
     for strength, rows in patterns.clusters:
         members = _members(index, nodes, rows)
@@ -181,7 +181,7 @@ class Patterns:
 
 
 def find_patterns(nodes: Nodes, pair_images: Sequence[tuple[int, int]], streamed: StreamedPairs, k: int,
-                  show_progress: bool = False, report: ProgressReport | None = None,
+                  show_progress: bool = False, on_progress: ProgressCallback | None = None,
                   budget: int | None = None) -> Patterns:
     """The clusters of the correspondence graph over ``nodes`` (made from the pairs ``pair_images``, their
     flows in ``streamed``), into ``k`` clusters in all; the graph is split into parts of at most
@@ -191,7 +191,7 @@ def find_patterns(nodes: Nodes, pair_images: Sequence[tuple[int, int]], streamed
     if len(nodes) <= budget:
         parts = [np.flatnonzero(mass)]
     else:
-        report_step(report, "partitioning the graph")
+        report_step(on_progress, "partitioning the graph")
         with stage(f"partitioning the graph ({len(nodes)} nodes) into parts of at most {budget}", show_progress):
             linked = np.fromiter((p for cycle in three_cycles(nodes, pair_images, streamed.ran) for p in cycle),
                                  np.int64).reshape(-1, 2)
@@ -203,10 +203,10 @@ def find_patterns(nodes: Nodes, pair_images: Sequence[tuple[int, int]], streamed
     for part in parts:
         share = mass[part].sum() / max(len(nodes), 1)
         eigenvectors = min(N_EIG, max(PART_EIGENVECTORS, round(N_EIG * share)))
-        report_step(report, "building the correspondence graph", progress.n, len(nodes))
+        report_step(on_progress, "building the correspondence graph", progress.n, len(nodes))
         with stage("building the correspondence graph", one and show_progress):
             graph = part_graph(nodes, pair_images, streamed.flow, part)
-        report_step(report, "clustering the graph", progress.n, len(nodes))
+        report_step(on_progress, "clustering the graph", progress.n, len(nodes))
         if len(graph.rows):
             clusters += _clusters(graph, eigenvectors, max(1, round(k * share)), 0.0 if one else PART_TOLERANCE,
                                   one and show_progress)

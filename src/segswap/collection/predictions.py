@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from ..models.outputs import similarity_score
-from ..progress import ProgressReport, report_step
+from ..progress import ProgressCallback, report_step
 from .descriptor import DescriptorIndex
 
 #: Features of one image: a C×h×w array (float16 or float32).
@@ -48,11 +48,11 @@ PredictionSink = Callable[[int, PairPrediction], None]
 
 def predict_pairs(matcher, features: FeatureLookup, pairs: Sequence[tuple[int, int]], *, flip: bool = False,
                   batch_size: int = 16, show_progress: bool = True, desc: str = "pairs",
-                  report: ProgressReport | None = None, sink: PredictionSink | None = None) -> list[PairPrediction]:
+                  on_progress: ProgressCallback | None = None, sink: PredictionSink | None = None) -> list[PairPrediction]:
     """Run ``matcher``'s pair model on every ``(a, b)`` of ``pairs``; predictions in the order given.
 
     ``features(i)`` gives image i's C×h×w features (a memory-mapped view is fine: only its shape is
-    read until its batch runs). Pairs whose two grids have the same shapes run as batches. ``report``
+    read until its batch runs). Pairs whose two grids have the same shapes run as batches. ``on_progress``
     hears ``(desc, pairs done, pairs)`` after each batch. With a ``sink``, each prediction goes to
     ``sink(position in pairs, prediction)`` as soon as its batch is done, nothing is kept, and the list
     returned is empty: memory then holds one batch, not every pair's masks and flows.
@@ -62,7 +62,7 @@ def predict_pairs(matcher, features: FeatureLookup, pairs: Sequence[tuple[int, i
         groups.setdefault((features(a).shape[1:], features(b).shape[1:]), []).append(k)
     results: list[PairPrediction | None] = [None] * len(pairs)
     progress = tqdm(total=len(pairs), unit="pair", desc=desc, disable=not show_progress)
-    report_step(report, desc, 0, len(pairs))
+    report_step(on_progress, desc, 0, len(pairs))
     for ((ha, wa), (hb, wb)), members in groups.items():
         # Results go into arrays allocated once per group: kept small arrays allocated between the
         # model's large temporaries fragment the heap (with glibc, peak memory grew ≈40 MB per batch).
@@ -83,7 +83,7 @@ def predict_pairs(matcher, features: FeatureLookup, pairs: Sequence[tuple[int, i
                 for j, k in enumerate(chunk):
                     sink(k, _prediction(pairs[k], store, j))
             progress.update(len(chunk))
-            report_step(report, desc, progress.n, len(pairs))
+            report_step(on_progress, desc, progress.n, len(pairs))
         if kept is not None:
             for j, k in enumerate(members):
                 results[k] = _prediction(pairs[k], kept, j)

@@ -30,7 +30,7 @@ from ..errors import SegswapError
 from ..grid import box_overlap
 from ..keypoints import get_matcher
 from ..models.outputs import matched_fraction
-from ..progress import ProgressReport, report_step, stage
+from ..progress import ProgressCallback, report_step, stage
 from .index import CollectionIndex, IndexedImage
 from .predictions import PairPrediction, neighbour_pairs, predict_pairs
 from .search import REGION_THRESHOLD, calibrated_inlier_threshold, calibrated_threshold, fused_evidence, region_box
@@ -114,7 +114,7 @@ class RegionDiscovery:
 
 
 def discover_regions(index: CollectionIndex, matcher, *, top_k: int = 10, min_evidence: float = 1.0,
-                     flip: bool = False, show_progress: bool = True, report: ProgressReport | None = None,
+                     flip: bool = False, show_progress: bool = True, on_progress: ProgressCallback | None = None,
                      engine=None) -> RegionDiscovery:
     """The patterns of ``index`` by verified regions (see the module docstring). ``min_evidence``: the fused
     score an edge needs (1: the calibrated thresholds; higher asks for more)."""
@@ -129,19 +129,19 @@ def discover_regions(index: CollectionIndex, matcher, *, top_k: int = 10, min_ev
     if matched_threshold is None and inlier_threshold is None:
         raise SegswapError(f"neither the pair model's weights ({matcher.weights}) nor {index.path}'s keypoints are "
                            "calibrated: verified regions need one (`segswap eval calibrate-search`), or run --design spectral")
-    report_step(report, "shortlisting neighbours by descriptor")
+    report_step(on_progress, "shortlisting neighbours by descriptor")
     with stage("shortlisting neighbours by descriptor", show_progress):
         ids, regional = index.regional_descriptors()
         pairs = neighbour_pairs(index.descriptor_index(), regional, ids, top_k)
     judge = _Judge(index, keypointer, matched_threshold, inlier_threshold, min_evidence)
     if engine is None:
-        predict_pairs(matcher, index.features, pairs, flip=flip, show_progress=show_progress, report=report,
+        predict_pairs(matcher, index.features, pairs, flip=flip, show_progress=show_progress, on_progress=on_progress,
                       sink=judge, desc="pair model")
     else:
         engine.predict_pairs(matcher, index.feature_locations(), pairs, flip=flip, show_progress=show_progress,
                              sink=judge)
     edges = judge.edges()
-    report_step(report, "grouping verified regions")
+    report_step(on_progress, "grouping verified regions")
     with stage(f"grouping {len(edges)} verified regions into patterns", show_progress):
         patterns = group_patterns(index, edges)
     return RegionDiscovery(patterns, len(ids), len(pairs), len(edges),

@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from ..errors import SegswapError
 from ..grid import STRIDE, cells_to_pixels
-from ..progress import ProgressReport, report_step, stage
+from ..progress import ProgressCallback, report_step, stage
 from ..io import load_image, pixels_to_tensor, resize_for_model
 from ..models.outputs import cycle_consistent_mask, matched_fraction
 from ..keypoints import get_matcher, is_installed
@@ -134,7 +134,7 @@ def calibrated_inlier_threshold(settings: dict | None, records: list[dict] | Non
     the calibrated precision (`segswap eval calibrate-search`), never below
     :data:`~segswap.shipped.KEYPOINT_MIN_INLIERS`; None if not calibrated. The floor because the calibration
     pairs are 320 px: full-size photographs give mutual neighbours more chance agreement (unrelated real
-    images reach 7-8 homography inliers where the synthetic negatives stay under 7; docs/results.md)."""
+    images reach 7-8 homography inliers where the synthetic negatives stay under 7; lab/results.md)."""
     if settings is None:
         return None
     for record in search_calibrations() if records is None else records:
@@ -146,13 +146,13 @@ def calibrated_inlier_threshold(settings: dict | None, records: list[dict] | Non
 def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, int] | None = None, top: int = 10,
            shortlist: int = 100, rerank: str = "model", threshold: float | None = None,
            keypoints: bool | None = None, show_progress: bool = False,
-           report: ProgressReport | None = None) -> SearchResult:
+           on_progress: ProgressCallback | None = None) -> SearchResult:
     """Find the ``top`` images of ``index`` that best share content with ``query`` (a path), or with the
     ``box`` (x0, y0, x1, y1 in its pixels) of it; best first. ``rerank``: one of :data:`RERANKERS`.
     ``threshold``: what a hit needs for "match" (see the module docstring); by default the calibrated
     one of the pair model's weights, if any. ``keypoints``: check the head by the index's keypoints (None:
-    where the index has them and the wheels are installed; True: required). ``report`` hears each step
-    (it may cancel; see :data:`segswap.progress.ProgressReport`)."""
+    where the index has them and the wheels are installed; True: required). ``on_progress`` hears each step
+    (it may cancel; see :data:`segswap.progress.ProgressCallback`)."""
     if top < 1 or shortlist < 1:
         raise SegswapError("--top and --shortlist must be at least 1")
     check_reranker(rerank)
@@ -166,7 +166,7 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
         threshold = calibrated_threshold(matcher)
         source = "calibrated" if threshold is not None else None
     keypointer = _index_keypointer(index, keypoints) if rerank == "model" else None
-    report_step(report, "shortlisting by descriptor")
+    report_step(on_progress, "shortlisting by descriptor")
     rgb = load_image(query)
     box = _checked_box(box, rgb.shape[1], rgb.shape[0]) if box is not None else None
     with stage(f"shortlisting {len(index)} images by descriptor", show_progress):
@@ -176,13 +176,13 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
     if not candidates:
         return SearchResult(Path(query), box, 0, [], rerank, threshold, source)
     if rerank == "ransac":
-        hits = _verified_hits(index, query_feats, candidates, top, box, show_progress, report)
+        hits = _verified_hits(index, query_feats, candidates, top, box, show_progress, on_progress)
         for hit in hits:
             hit.match = None if threshold is None else bool(hit.score >= threshold)
         return SearchResult(Path(query), box, len(candidates), hits, rerank, threshold, source)
     features = lambda i: query_feats if i == QUERY else index.features(i)
     predictions = predict_pairs(matcher, features, [(QUERY, image_id) for image_id, _ in candidates],
-                                batch_size=BATCH, show_progress=show_progress, desc="re-ranking", report=report)
+                                batch_size=BATCH, show_progress=show_progress, desc="re-ranking", on_progress=on_progress)
     ranked = sorted(predictions, key=lambda p: -p.score_ab)
     head = min(len(ranked), HEAD, 2 * top) if keypointer is not None else min(len(ranked), top)
     hits = []
@@ -203,7 +203,7 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
     inlier_threshold = None
     if keypointer is not None:
         keypointer, inlier_threshold = keypointer
-        _check_by_keypoints(index, keypointer, rgb, box, hits[:head], threshold, inlier_threshold, report)
+        _check_by_keypoints(index, keypointer, rgb, box, hits[:head], threshold, inlier_threshold, on_progress)
         order = sorted(range(head), key=lambda k: (-(hits[k].fused if hits[k].fused is not None else -1), k))
         hits = [hits[k] for k in order] + hits[head:]
     return SearchResult(Path(query), box, len(candidates), hits[:top], rerank, threshold, source, inlier_threshold)
@@ -227,7 +227,7 @@ def _index_keypointer(index: CollectionIndex, keypoints: bool | None):
 
 
 def _check_by_keypoints(index: CollectionIndex, keypointer, rgb: np.ndarray, box, hits: list[SearchHit],
-                        threshold: float | None, inlier_threshold: float | None, report: ProgressReport | None) -> None:
+                        threshold: float | None, inlier_threshold: float | None, on_progress: ProgressCallback | None) -> None:
     """Match the query's keypoints (inside ``box`` for a detail) to each hit's stored ones: its inliers,
     fused score, verdict and, where the keypoints decide, its box."""
     settings = index.detail_keypoint_settings if box is not None else None
@@ -241,7 +241,7 @@ def _check_by_keypoints(index: CollectionIndex, keypointer, rgb: np.ndarray, box
         return queries[layer]
 
     for done, hit in enumerate(hits):
-        report_step(report, "checking by keypoints", done, len(hits))
+        report_step(on_progress, "checking by keypoints", done, len(hits))
         stored = index.keypoints(hit.image.id, "details") if detailer is not None else None
         layer, matcher = ("details", detailer) if stored is not None else ("keypoints", keypointer)
         found = matcher.match(None, None, feats_a=query(layer),
@@ -328,12 +328,12 @@ def flow_box(flow_ab: np.ndarray, mask_a: np.ndarray, box, query_size: tuple[int
 
 
 def _verified_hits(index: CollectionIndex, query_feats: np.ndarray, candidates, top: int, box,
-                   show_progress: bool, report: ProgressReport | None = None) -> list[SearchHit]:
+                   show_progress: bool, on_progress: ProgressCallback | None = None) -> list[SearchHit]:
     """The shortlist ranked by ArtMiner's verification, with its tolerance for a region or a whole image."""
     tolerance = TOLERANCE_CELLS_REGION if box is not None else TOLERANCE_CELLS_IMAGE
     hits = []
     for done, (image_id, _) in enumerate(tqdm(candidates, desc="verifying", unit="img", disable=not show_progress)):
-        report_step(report, "verifying", done, len(candidates))
+        report_step(on_progress, "verifying", done, len(candidates))
         image = index.image(image_id)
         found = verify(query_feats, index.features(image_id), image.size, tolerance_cells=tolerance)
         hits.append(SearchHit(image, found.score, found.region, found.box,

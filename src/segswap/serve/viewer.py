@@ -101,7 +101,7 @@ class Viewer:
             from ..collection.search import search
 
             result = search(space.index, self.catalog.absolute(image), space.matcher, box=box, top=top,
-                            shortlist=SHORTLIST, report=job.report)
+                            shortlist=SHORTLIST, on_progress=job.report)
             job.report("done", len(result.hits), len(result.hits))
             return {"query": image.id, "box": list(result.query_box) if result.query_box else None,
                     "shortlisted": result.shortlisted, "threshold": result.threshold,
@@ -167,7 +167,7 @@ class Viewer:
 
             found = discovery_json(run_discovery(space.index, space.matcher, design=design, top_k=top_k,
                                                  clusters=clusters, min_evidence=min_evidence, show_progress=False,
-                                                 report=job.report))
+                                                 on_progress=job.report))
             target = self.folder / DISCOVERY_FILE
             write_bytes_atomic(target, (json.dumps(found, indent=1) + "\n").encode())
             self.settings.discovery = None  # the page now shows this run, not a file given at start
