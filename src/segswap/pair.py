@@ -2,45 +2,27 @@
 
 ``segswap.load()`` returns a :class:`Matcher`; ``Matcher.match(a, b)`` returns a dict:
 
-===================== ======================= ===============================================
-key                   type / shape            meaning
-===================== ======================= ===============================================
-``mask_a``            float32 H_a×W_a          cycle-consistent mask of a at a's input size
-``mask_b``            float32 H_b×W_b          the same for b
-``mask_a_tokens``     float32 h_a×w_a          the model's own mask of a on the token grid
-``mask_b_tokens``     float32 h_b×w_b          the same for b
-``cycle_mask_a_tokens`` float32 h_a×w_a        own mask × b's mask read through ``flow_ab``
-``cycle_mask_b_tokens`` float32 h_b×w_b        own mask × a's mask read through ``flow_ba``
-``flow_ab``           float32 h_a×w_a×2        per a-cell, (x, y) in [0, 1] of its match in b
-``flow_ba``           float32 h_b×w_b×2        per b-cell, (x, y) in [0, 1] of its match in a
-``score``             float                    paper Eq. 3 with a as the query: S(a → b)
-``score_ba``          float                    S(b → a); S is not symmetric, see :func:`~segswap.models.outputs.similarity_score`
-``correspondences``   float32 N×5              ``[xa, ya, xb, yb, confidence]`` in input pixels,
-                                               best first, confidence ≥ ``min_confidence``
-``size_a``/``size_b`` (width, height)          the input images' sizes
-``model``, ``backbone``, ``input_size``      what produced the result
-``weights``           str                      the weights file's name, ``"training-free"`` or
-                                               ``"untrained"`` (random, only with ``allow_untrained``)
-``trained``           bool                     False only for ``"untrained"``
-``prior``             bool                     whether each mask is averaged with the image's
-                                               objectness prior (``match(..., prior=True)``)
-``view``              dict                     the view of the pair behind the result: ``scale``
-                                               (b's content relative to a's), ``rotation_deg``
-                                               (b turned before matching), ``confidence``
-                                               (:func:`view_confidence`), ``views_tried``
-``keypoints``         dict or None             the keypoint matcher's evidence (``match(...,
-                                               keypoints=...)``, :mod:`segswap.keypoints`):
-                                               ``matcher``, ``matches`` K×5 ``[xa, ya, xb, yb,
-                                               score]`` in input pixels, ``inliers`` K bools,
-                                               ``geometry`` (:class:`~segswap.keypoints.Geometry`:
-                                               the homography a → b and its inlier count),
-                                               ``num_keypoints`` (N_a, N_b); None when off
-``affine_ab`` …       float32 2×3, K×2         MaCoSNet only (:data:`~segswap.models.WARP_MODELS`),
-                                               unless b was turned: ``affine_ab``/``affine_ba``
-                                               and ``tps_ab``/``tps_ba``, its warp's parameters in
-                                               coordinates normalised to [-1, 1]
-                                               (:func:`segswap.models.macosnet.transform_points`)
-===================== ======================= ===============================================
+| key | type / shape | meaning |
+|---|---|---|
+| ``mask_a`` | float32 H_a×W_a | cycle-consistent mask of a at a's input size |
+| ``mask_b`` | float32 H_b×W_b | the same for b |
+| ``mask_a_tokens`` | float32 h_a×w_a | the model's own mask of a on the token grid |
+| ``mask_b_tokens`` | float32 h_b×w_b | the same for b |
+| ``cycle_mask_a_tokens`` | float32 h_a×w_a | own mask × b's mask read through ``flow_ab`` |
+| ``cycle_mask_b_tokens`` | float32 h_b×w_b | own mask × a's mask read through ``flow_ba`` |
+| ``flow_ab`` | float32 h_a×w_a×2 | per a-cell, (x, y) in [0, 1] of its match in b |
+| ``flow_ba`` | float32 h_b×w_b×2 | per b-cell, (x, y) in [0, 1] of its match in a |
+| ``score`` | float | paper Eq. 3 with a as the query: S(a → b) |
+| ``score_ba`` | float | S(b → a); S is not symmetric, see :func:`~segswap.models.outputs.similarity_score` |
+| ``correspondences`` | float32 N×5 | ``[xa, ya, xb, yb, confidence]`` in input pixels, best first, confidence ≥ ``min_confidence`` |
+| ``size_a``, ``size_b`` | (width, height) | the input images' sizes |
+| ``model``, ``backbone``, ``input_size`` | str, str, int | what produced the result |
+| ``weights`` | str | the weights file's name, ``"training-free"`` or ``"untrained"`` (random, only with ``allow_untrained``) |
+| ``trained`` | bool | False only for ``"untrained"`` |
+| ``prior`` | bool | whether each mask is averaged with the image's objectness prior (``match(..., prior=True)``) |
+| ``view`` | dict | the view of the pair behind the result: ``scale`` (b's content relative to a's), ``rotation_deg`` (b turned before matching), ``confidence`` (:func:`view_confidence`), ``views_tried`` |
+| ``keypoints`` | dict or None | the keypoint matcher's evidence (``match(..., keypoints=...)``, :mod:`segswap.keypoints`): ``matcher``, ``matches`` K×5 ``[xa, ya, xb, yb, score]`` in input pixels, ``inliers`` K bools, ``geometry`` (:class:`~segswap.keypoints.Geometry`: the homography a → b and its inlier count), ``num_keypoints`` (N_a, N_b); None when off |
+| ``affine_ab`` … | float32 2×3, K×2 | MaCoSNet only (:data:`~segswap.models.WARP_MODELS`), unless b was turned: ``affine_ab``/``affine_ba`` and ``tps_ab``/``tps_ba``, its warp's parameters in coordinates normalised to [-1, 1] (:func:`segswap.models.macosnet.transform_points`) |
 
 h×w is the token grid: the image resized so its long side is ``size`` px, divided by 16.
 """

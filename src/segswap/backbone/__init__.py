@@ -118,6 +118,17 @@ def _fastest(name: str, entry: _Entry) -> Backbone:
     return _built(name, entry, entry.runtimes[-1])
 
 
+def register_backbone(name: str, build: Callable[[], Backbone], channels: int, description: str,
+                      modules: tuple[str, ...] = (), install: str = "") -> None:
+    """Make a feature extractor available by ``name`` (``get_backbone``, ``segswap.load(backbone=name)``, the
+    collection functions, ``list_backbones``). ``build()`` returns a :class:`Backbone` (built once per process);
+    ``modules`` are the import names it needs, and ``install`` says how to get them when they are missing."""
+    if name in _REGISTRY:
+        raise SegswapError(f"a backbone named {name!r} exists")
+    _REGISTRY[name] = _Entry(channels=channels, runtimes=("torch",), description=description, install=install,
+                             modules=tuple(modules), build=lambda runtime: build())
+
+
 def list_backbones() -> list[dict]:
     """One dict per backbone, then the objectness prior: name, kind ("features" or "prior"), channels,
     installed, runtimes, description, install command."""
@@ -136,4 +147,4 @@ def list_backbones() -> list[dict]:
           "runtimes": ["onnx"], "description": objectness.DESCRIPTION, "install": objectness.INSTALL}]
 
 
-__all__ = ["DEFAULT_BACKBONE", "Backbone", "backbone_tokens", "check_backbone_name", "get_backbone", "list_backbones"]
+__all__ = ["DEFAULT_BACKBONE", "Backbone", "backbone_tokens", "check_backbone_name", "get_backbone", "list_backbones", "register_backbone"]

@@ -30,5 +30,20 @@ WARP_MODELS = {"macosnet"}
 #: training recipes leave them out (training does not read them).
 INFERENCE_OPTIONS = frozenset({"eval_flow_radius"})
 
+
+def register_model(name: str, model_class: type, trainable: bool = False) -> None:
+    """Make ``model_class`` a pair model named ``name``: ``segswap.load(name)``, ``--model NAME`` in the Python
+    API's collection functions, and, with ``trainable``, training recipes (``"model": name``) and weights
+    files. The class follows :class:`~segswap.models.transformer.SegSwapTransformer`'s contract: a
+    ``default_conf`` dict merged with keyword options, and ``forward({"feats_a", "feats_b"})`` returning
+    ``mask_a``, ``mask_b`` (B×H×W in [0, 1]) and ``flow_ab``, ``flow_ba`` (B×H×W×2, the partner cell's centre
+    in [0, 1] coordinates of the other image)."""
+    if name in ALL_MODEL_CLASSES:
+        raise ValueError(f"a model named {name!r} exists")
+    MODEL_CLASSES[name] = ALL_MODEL_CLASSES[name] = model_class
+    if trainable:
+        TRAINABLE.add(name)
+
+
 __all__ = ["ALL_MODEL_CLASSES", "INFERENCE_OPTIONS", "MODEL_CLASSES", "TRAINABLE", "WARP_MODELS", "CorrelationMatcher", "MaCoSNet", "NCNetMatcher",
-           "ScottMatcher", "SegSwapTransformer"]
+           "ScottMatcher", "SegSwapTransformer", "register_model"]
