@@ -1,7 +1,8 @@
-"""MkDocs hook: the Benchmarks page's tables are rendered from the JSON that `segswap eval ... --json` wrote
-(docs/benchmarks/*.json), each with the command that wrote it; no number on that page is typed by hand.
-A marker ``<!-- benchmark: benchmarks/FILE.json -->`` on a line of its own becomes the table and the command;
-a missing or unknown file fails the build."""
+"""MkDocs hook: the benchmark tables are rendered from the JSON that wrote them, each with the command that
+wrote it; no number in them is typed by hand. A marker ``<!-- benchmark: PATH.json -->`` on a line of its own
+(PATH relative to docs/) becomes the tables and the command: the JSON of a ``segswap eval ... --json`` run
+(docs/benchmarks/), or of a ``benchmarks/*.py --json`` run (docs/performance/), which carries its tables and
+the machine it ran on. A missing or unknown file fails the build."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import re
 from pathlib import Path
 
-from segswap.evaluation.tables import table_for
+from segswap.evaluation.tables import markdown_table, table_for
 
 MARKER = re.compile(r"^<!-- benchmark: (\S+) -->$", re.M)
 
@@ -19,6 +20,11 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
 
     def render(match: re.Match) -> str:
         result = json.loads((docs / match.group(1)).read_text())
+        if "tables" in result:  # a benchmarks/ script's record
+            tables = "\n\n".join((f"*{t['title']}*\n\n" if t["title"] else "") + markdown_table(t["header"], t["rows"])
+                                 for t in result["tables"])
+            where = f"\n\n*{result['machine']}; load average {result['load_average']} at the end.*"
+            return f"{tables}{where}\n\n```bash\n{result['command']}\n```"
         return f"{table_for(result)}\n\n```bash\n{result['command']}\n```"
 
     return MARKER.sub(render, markdown)

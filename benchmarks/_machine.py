@@ -21,6 +21,44 @@ def add_image_folder_arguments(parser, workdir: bool = True) -> None:
         parser.add_argument("--workdir", type=Path, help="keep the indexes here instead of a temporary folder")
 
 
+#: What a script adds to its ``--json`` record beside the tables (e.g. raw timings).
+RECORD_EXTRA: dict = {}
+_PARSERS: list = []
+
+
+def add_json_argument(parser) -> None:
+    """``--json FILE``: also write the run's tables, command and machine there (:func:`run_and_record`)."""
+    parser.add_argument("--json", type=Path, help="also write the tables, the command and the machine here as JSON "
+                                                  "(the docs' performance page is rendered from such files)")
+    _PARSERS.append(parser)
+
+
+def run_and_record(main) -> None:
+    """Run the script's ``main()``, then write its ``--json`` record if one was asked for."""
+    main()
+    for parser in _PARSERS:
+        args, _ = parser.parse_known_args()
+        write_json(args.json, **RECORD_EXTRA)
+
+
+def write_json(path: Path | None, **extra) -> None:
+    """Write what this run printed with :func:`print_table` to ``path`` (nothing when None): the command that
+    ran, the machine, the load average at the end, the tables, and ``extra``."""
+    if path is None:
+        return
+    import json
+    import shlex
+    import sys
+
+    command = shlex.join([".venv/bin/python", *sys.argv])
+    record = {"command": command, "machine": machine_summary(), "load_average": round(os.getloadavg()[0], 2),
+              "tables": PRINTED_TABLES, **extra}
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
 def print_machine() -> None:
     """The machine summary and the load average when the run starts (other work skews the times)."""
     print(machine_summary())
@@ -69,7 +107,16 @@ def matmul_gflops(n: int = 2048) -> float:
     return 2 * n**3 / median_time(lambda: a @ b, repeats=9) / 1e9
 
 
-def print_table(headers: list[str], rows: list[list]) -> None:
+#: Every table printed in this run, in order: what ``--json`` writes (:func:`write_json`).
+PRINTED_TABLES: list[dict] = []
+
+
+def print_table(headers: list[str], rows: list[list], title: str | None = None) -> None:
+    """Print a Markdown table, and keep it for :func:`write_json`."""
+    PRINTED_TABLES.append({"title": title, "header": [str(h) for h in headers],
+                           "rows": [[str(c) for c in row] for row in rows]})
+    if title:
+        print(f"\n{title}")
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     line = lambda r: "| " + " | ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) + " |"

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import machine_summary, print_table  # noqa: E402
+from _machine import add_json_argument, machine_summary, print_table, run_and_record  # noqa: E402
 
 from segswap.collection.folder import image_groups  # noqa: E402
 from segswap.collection.methods import COSEG_METHODS as METHODS, DEFAULT_METHOD  # noqa: E402
@@ -61,6 +61,7 @@ def main() -> None:
                         help="comma-separated; the reference is timed even if not listed")
     parser.add_argument("--reference", default=REFERENCE, help="the method the ratios are to")
     parser.add_argument("--no-index", action="store_true", help="skip the runs from an index")
+    add_json_argument(parser)
     args = parser.parse_args()
     if not (args.root / "images").is_dir():
         raise SystemExit(f"{args.root}: no images/ folder (the co-segmentation layout); pass --root")
@@ -100,4 +101,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main)

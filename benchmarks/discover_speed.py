@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import print_machine, print_table  # noqa: E402
+from _machine import add_json_argument, print_machine, print_table, run_and_record  # noqa: E402
 from search_speed import transformer_matcher  # noqa: E402
 
 import segswap  # noqa: E402
@@ -152,6 +152,7 @@ def main():
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--regions-top-k", type=int, help="the regions design's top-k (default: its default)")
     parser.add_argument("--size", type=int, default=480)
+    add_json_argument(parser)
     args = parser.parse_args()
     print_machine()
     with tempfile.TemporaryDirectory() as tmp:
@@ -203,4 +204,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main)

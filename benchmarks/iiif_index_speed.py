@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import add_image_folder_arguments, print_machine, print_table  # noqa: E402
+from _machine import add_image_folder_arguments, add_json_argument, print_machine, print_table, run_and_record  # noqa: E402
 
 from PIL import Image  # noqa: E402
 
@@ -93,6 +93,7 @@ def main():
     add_image_folder_arguments(parser, workdir=False)
     parser.add_argument("--canvases", type=int, default=24)
     parser.add_argument("--parallel", type=int, default=4)
+    add_json_argument(parser)
     args = parser.parse_args()
     print_machine()
     sources = [p for folder in args.images for p in list_images(folder) if p.suffix.lower() in (".jpg", ".jpeg")]
@@ -139,4 +140,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main)

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import add_image_folder_arguments, print_machine, print_table  # noqa: E402
+from _machine import add_image_folder_arguments, add_json_argument, print_machine, print_table, run_and_record  # noqa: E402
 
 from segswap.backbone import DEFAULT_BACKBONE, get_backbone  # noqa: E402
 from segswap.collection.features import model_input  # noqa: E402
@@ -50,6 +50,7 @@ def main():
     add_image_folder_arguments(parser, workdir=False)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--size", type=int, default=480)
+    add_json_argument(parser)
     args = parser.parse_args()
     print_machine()
     sources = [p for folder in args.images for p in list_images(folder)]
@@ -89,4 +90,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main)

@@ -12,12 +12,11 @@ pair (``segswap.load().match(a, b, scales=(1,), prior=False, keypoints=False)``)
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import print_machine, median_time, print_table  # noqa: E402
+from _machine import RECORD_EXTRA, add_json_argument, median_time, print_machine, print_table, run_and_record  # noqa: E402
 
 import segswap  # noqa: E402
 from segswap.errors import SegswapError  # noqa: E402
@@ -33,7 +32,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--a", type=Path, default=PAIRS / "graf1.png")
     parser.add_argument("--b", type=Path, default=PAIRS / "graf3.png")
-    parser.add_argument("--json", type=Path)
+    add_json_argument(parser)
     args = parser.parse_args()
     print_machine()
     a, b = load_image(args.a), load_image(args.b)
@@ -74,8 +73,7 @@ def main() -> None:
                 [["search --no-keypoints", f"{report['search_ms']:.0f}", ""],
                  ["search (head of 20 checked by keypoints)", f"{report['search_keypoints_ms']:.0f}",
                   f"{report['search_keypoints_ms'] - report['search_ms']:.0f}"]])
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    RECORD_EXTRA.update(report)
 
 
 def search_head(matcher, query: Path, repeats: int) -> dict:
@@ -95,4 +93,4 @@ def search_head(matcher, query: Path, repeats: int) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import machine_summary, median_time, print_table  # noqa: E402
+from _machine import add_json_argument, machine_summary, median_time, print_table, run_and_record  # noqa: E402
 
 import segswap
 from segswap.backbone import get_backbone
@@ -33,6 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[320, 480])
     parser.add_argument("--repeats", type=int, default=7)
+    add_json_argument(parser)
     args = parser.parse_args()
     print(machine_summary())
     backbone = get_backbone("efficientnet-lite2")
@@ -68,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main)

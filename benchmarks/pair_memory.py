@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import SHARED_TRAIN, print_machine, print_table  # noqa: E402
+from _machine import SHARED_TRAIN, add_json_argument, print_machine, print_table, run_and_record  # noqa: E402
 
 
 def write_images(folder: Path) -> dict[str, Path]:
@@ -54,6 +54,7 @@ def run_pair(image_a: Path, image_b: Path, out: Path) -> tuple[float, int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, help="keep the test images here instead of a temporary folder")
+    add_json_argument(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.workdir or Path(scratch)
@@ -74,4 +75,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main)

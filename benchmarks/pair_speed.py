@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import machine_summary, matmul_gflops, median_time, print_table  # noqa: E402
+from _machine import add_json_argument, machine_summary, matmul_gflops, median_time, print_table, run_and_record  # noqa: E402
 
 from segswap.backbone import get_backbone, list_backbones
 from segswap.models import SegSwapTransformer
@@ -109,10 +109,11 @@ def end_to_end_row(size: int, repeats: int, reference_total: float, peak: float,
             path = f"{tmp}/{name}"
             cv2.imwrite(path, (rng.random((size, size, 3)) * 255).astype(np.uint8))
             paths.append(path)
-        # one view without the objectness prior: the model's own cost (`segswap pair` adds views and the prior)
-        total = median_time(lambda: matcher.match(*paths, scales=(1.0,), prior=False), repeats)
+        # one view without the objectness prior and the keypoint matches: the model's own cost (`segswap pair`
+        # adds views, the prior and the keypoints; benchmarks/view_search_speed.py and keypoints_speed.py time them)
+        total = median_time(lambda: matcher.match(*paths, scales=(1.0,), prior=False, keypoints=False), repeats)
     label = f"segswap.load(weights={Path(weights).name})" if weights else "segswap.load()"
-    return [f"end to end: {label}.match(file, file, scales=(1,), prior=False), {matcher.backbone.name}", matcher.backbone.runtime,
+    return [f"end to end: {label}.match(file, file, scales=(1,), prior=False, keypoints=False), {matcher.backbone.name}", matcher.backbone.runtime,
             matcher.backbone.channels, "", "", f"{1e3 * total:.0f}", "", "", f"{reference_total / total:.2f}×"]
 
 
@@ -121,6 +122,7 @@ def main():
     parser.add_argument("--size", type=int, default=480)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--weights", type=Path, help="also time segswap.load(weights=...) end to end")
+    add_json_argument(parser)
     args = parser.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     print(machine_summary())
@@ -174,4 +176,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main)

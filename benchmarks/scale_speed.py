@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import machine_summary, print_table  # noqa: E402
+from _machine import add_json_argument, machine_summary, print_table, run_and_record  # noqa: E402
 
 MSRC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval" / "msrc_coseg" / "images"
 SIZE = 320
@@ -173,6 +173,7 @@ def main() -> None:
     parser.add_argument("--memory-only", action="store_true",
                         help="only the client-memory simulation, sized from the run recorded in docs/scale.md")
     parser.add_argument("--simulate-only", help=argparse.SUPPRESS)  # JSON sizes: the child process's work
+    add_json_argument(parser)
     args = parser.parse_args()
     if args.simulate_only:
         # A shared machine: past the limit the simulation fails alone instead of swapping everyone out.
@@ -184,8 +185,7 @@ def main() -> None:
         return
     print(machine_summary())
     if args.memory_only:
-        for images in args.simulate:
-            simulate_client(images, RECORDED)
+        print_memory_table([simulate_client(images, RECORDED) for images in args.simulate])
         return
     if not MSRC.is_dir():
         sys.exit(f"needs {MSRC}")
@@ -215,6 +215,9 @@ def main() -> None:
     table.append(["total + starting the cluster", f"{total_1:.1f}", f"{total_n + startup:.1f}",
                   f"{(total_n + startup) / total_1:.2f}×"])
     print_table(["stage", "single process (s)", f"{args.workers} local workers (s)", "ratio"], table)
+    print_table(["", "images", "pairs", "nodes", "edges", "clusters", "same index rows", "same clusters"],
+                [["single process and workers", found.images, f"{found.pairs:,}", f"{found.nodes:,}", f"{found.edges:,}",
+                  len(found.clusters), "yes" if same_rows else "**no**", "yes" if same_clusters else "**no**"]])
     print(f"same index rows: {same_rows}; same clusters: {same_clusters} ({len(found.clusters)} clusters); "
           f"{found.images} images, {found.pairs} pairs, {found.nodes} nodes, {found.edges} edges")
     per_image, per_pair = single["index"] / found.images, single["pairs"] / found.pairs
@@ -222,13 +225,37 @@ def main() -> None:
           f"(pair model), {found.pairs / found.images:.2f} pairs per image, {found.nodes / found.pairs:.1f} nodes per "
           f"pair, {found.edges / max(found.nodes, 1):.1f} edges per node, client stage of discover "
           f"{single['discover: the rest (client)']:.1f} s")
+    # The cost model: the work that spreads over W workers (one core each), per image, from the workers' run.
+    worker_index = spread["index"] * args.workers / found.images
+    worker_pair = spread["pairs"] * args.workers / found.pairs
+    per_image_cost = worker_index + found.pairs / found.images * worker_pair
+    print_table(["images", "worker-hours", *(f"W = {w}" for w in COST_WORKERS)],
+                [[f"{n:,}", f"{n * per_image_cost / 3600:.2f}", *(_duration(n * per_image_cost / w) for w in COST_WORKERS)]
+                 for n in COST_IMAGES],
+                title=f"Cost model: {1000 * worker_index:.0f} worker-ms an image to index, {found.pairs / found.images:.2f} "
+                      f"pairs an image at top-k {args.top_k}, {1000 * worker_pair:.0f} worker-ms a pair: "
+                      f"{per_image_cost:.3f} worker-seconds an image; the time on W workers, T = N × that / W "
+                      "(plus the cluster's start and the discovery's client part)")
     sizes = {"nodes_per_pair": found.nodes / found.pairs, "grid": single["grid"]}
-    for images in args.simulate:
-        simulate_client(images, sizes)
+    print_memory_table([simulate_client(images, sizes) for images in args.simulate])
 
 
-def simulate_client(images: int, sizes: dict) -> None:
-    """Run :func:`simulate` in a fresh process (its own peak memory) and print what it measured."""
+#: The cost model's collection sizes and worker counts.
+COST_IMAGES, COST_WORKERS = (10_000, 100_000, 1_000_000), (16, 64, 256)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def print_memory_table(rows: list[list[str]]) -> None:
+    print_table(["images (simulated)", "pairs", "nodes", "edges", "parts", "edges between parts dropped",
+                 "client peak memory (GiB)", "seconds"], rows, title="Client memory of discovery (target ≤ 4 GiB at 100,000 images)")
+
+
+def simulate_client(images: int, sizes: dict) -> list[str]:
+    """Run :func:`simulate` in a fresh process (its own peak memory), print what it measured and return it as a
+    table row."""
     task = {"images": images, **sizes, "top_k": SIMULATED_NEIGHBOURS, "jitter": SIMULATED_JITTER}
     try:
         # stderr passes through: the stages' progress, with ETA
@@ -236,19 +263,21 @@ def simulate_client(images: int, sizes: dict) -> None:
                                stdout=subprocess.PIPE, text=True, timeout=SIMULATION_SECONDS)
     except subprocess.TimeoutExpired:
         print(f"client memory, discovery at {images:,} images: the simulation took more than {SIMULATION_SECONDS} s")
-        return
+        return [f"{images:,}", *["–"] * 5, "–", f"> {SIMULATION_SECONDS}"]
     if child.returncode:
         sys.exit(f"the simulation at {images:,} images failed (exit status {child.returncode}; its stderr is above)")
     memory = json.loads(child.stdout.strip().splitlines()[-1])
     if "error" in memory:
         print(f"client memory, discovery at {images:,} images: {memory['error']}")
-        return
+        return [f"{images:,}", *["–"] * 5, memory["error"], "–"]
     print(f"client memory, discovery at {images:,} images (simulated: {memory['pairs']:,} pairs of "
           f"{sizes['grid'][0]}×{sizes['grid'][1]} cells, {memory['nodes']:,} nodes, {memory['edges']:,} edges in "
           f"{memory['parts']} part(s), {memory['dropped']:,} between parts dropped, {memory['clusters']} clusters): "
           f"peak RSS **{memory['peak_rss_gib']:.2f} GiB** (target ≤ 4 at 100,000); seconds "
           + ", ".join(f"{k} {v:.0f}" for k, v in memory["seconds"].items()), flush=True)
+    return [f"{images:,}", f"{memory['pairs']:,}", f"{memory['nodes']:,}", f"{memory['edges']:,}", str(memory["parts"]),
+            f"{memory['dropped']:,}", f"{memory['peak_rss_gib']:.2f}", f"{sum(memory['seconds'].values()):.0f}"]
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main)

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import add_image_folder_arguments, print_machine, print_table  # noqa: E402
+from _machine import add_image_folder_arguments, add_json_argument, print_machine, print_table, run_and_record  # noqa: E402
 
 import segswap  # noqa: E402
 from segswap.collection.descriptor import pooled  # noqa: E402
@@ -125,6 +125,7 @@ def main():
     parser.add_argument("--queries", type=int, default=5)
     parser.add_argument("--shortlist", type=int, default=100)
     parser.add_argument("--size", type=int, default=480)
+    add_json_argument(parser)
     args = parser.parse_args()
     print_machine()
     with tempfile.TemporaryDirectory() as tmp:
@@ -168,4 +169,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main)

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import add_image_folder_arguments, print_machine, print_table  # noqa: E402
+from _machine import add_image_folder_arguments, add_json_argument, print_machine, print_table, run_and_record  # noqa: E402
 from search_speed import real_index, synthetic_index  # noqa: E402
 
 from segswap.collection.index import CollectionIndex  # noqa: E402
@@ -146,6 +146,7 @@ def main():
     parser.add_argument("--page-index", type=int, default=10_000, help="images in the index whose page is loaded")
     parser.add_argument("--queries", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5, help="collection page loads timed (median)")
+    add_json_argument(parser)
     args = parser.parse_args()
     print_machine()
     with tempfile.TemporaryDirectory() as tmp:
@@ -202,4 +203,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main)

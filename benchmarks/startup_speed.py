@@ -11,7 +11,6 @@ must do at the least). Each row is the median wall time of ``--repeats`` fresh p
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import machine_summary, print_table  # noqa: E402
+from _machine import RECORD_EXTRA, add_json_argument, machine_summary, print_table, run_and_record  # noqa: E402
 
 import segswap  # noqa: E402
 
@@ -43,7 +42,7 @@ def timed(command: list[str], repeats: int, expect: int = 0) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", type=Path)
+    add_json_argument(parser)
     args = parser.parse_args()
     print(machine_summary())
     python, cli = str(BIN / "python"), str(BIN / "segswap")
@@ -61,10 +60,8 @@ def main() -> None:
     table = [[name, f"{seconds:.2f}", f"{seconds / torch_s:.2f}×", f"{seconds / floor:.2f}×"]
              for name, seconds in rows.items()]
     print_table(["process", "seconds (median)", "vs import torch", "vs torch + one pair"], table)
-    if args.json:
-        args.json.write_text(json.dumps({"machine": machine_summary(), "repeats": args.repeats,
-                                         "seconds": {k: round(v, 3) for k, v in rows.items()}}, indent=1))
+    RECORD_EXTRA.update(repeats=args.repeats, seconds={k: round(v, 3) for k, v in rows.items()})
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main)

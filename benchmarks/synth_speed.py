@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import machine_summary, print_table  # noqa: E402
+from _machine import add_json_argument, machine_summary, print_table, run_and_record  # noqa: E402
 
 from segswap.synth import STAGES, generate  # noqa: E402
 
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--segments", type=Path, default=SHARED / "coco128_seg")
     parser.add_argument("--backgrounds", type=Path, default=SHARED / "photos")
     parser.add_argument("--styles", type=Path, default=SHARED / "styles")
+    add_json_argument(parser)
     args = parser.parse_args()
     print(machine_summary())
     print(f"{args.n} pairs at {args.size} px from {args.segments.name}, backgrounds {args.backgrounds.name}\n")
@@ -61,4 +62,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main)

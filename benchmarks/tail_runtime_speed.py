@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import print_machine, print_table  # noqa: E402
+from _machine import add_json_argument, print_machine, print_table, run_and_record  # noqa: E402
 
 import segswap  # noqa: E402
 
@@ -28,6 +28,7 @@ import segswap  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
+    add_json_argument(parser)
     args = parser.parse_args()
     print_machine()
     matcher = segswap.load(size=480)
@@ -58,4 +59,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main)

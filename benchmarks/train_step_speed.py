@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import machine_summary, median_time, print_table  # noqa: E402
+from _machine import add_json_argument, machine_summary, median_time, print_table, run_and_record  # noqa: E402
 
 from segswap.backbone.efficientnet import load_stride16_net  # noqa: E402
 from segswap.models.transformer import SegSwapTransformer  # noqa: E402
@@ -63,6 +63,7 @@ def backbone_blocks_step(net, first_block: int, cells: int = 20):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    add_json_argument(parser)
     args = parser.parse_args()
     print(machine_summary())
     print(f"{PAIRS} pairs per step (the recipe's 6 + 6); median of {args.repeats}\n")
@@ -81,4 +82,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main)

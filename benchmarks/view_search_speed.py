@@ -4,9 +4,9 @@ view, timed in the same run on the demo pair with the shipped weights.
     .venv/bin/python benchmarks/view_search_speed.py [--repeats 5]
 
 Prints the machine and, per set of views, the median wall time of one ``Matcher.match`` (image decoding,
-features of every view, the model on every view) and its ratio to the plain view. The objectness prior
-(once per pair, whatever the views) is left out of the view sets and timed as a last row with the
-default views, as `segswap pair` runs them.
+features of every view, the model on every view) and its ratio to the plain view. The objectness prior and
+the keypoint matches (once per pair each, whatever the views) are left out of the view sets and timed in
+the last rows with the default views, the last as `segswap pair` runs it.
 """
 
 from __future__ import annotations
@@ -17,23 +17,26 @@ from importlib import resources
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import machine_summary, median_time, print_table  # noqa: E402
+from _machine import add_json_argument, machine_summary, median_time, print_table, run_and_record  # noqa: E402
 
 import segswap  # noqa: E402
 from segswap.pair import SEARCH_SCALES  # noqa: E402
 
 VIEW_SETS = {
-    "plain view": dict(scales=(1.0,), rotations=False, prior=False),
-    "scales 0.7–1.4": dict(scales=(0.7, 1.0, 1.4), rotations=False, prior=False),
-    "SEARCH_SCALES (default of `segswap pair`)": dict(scales=SEARCH_SCALES, rotations=False, prior=False),
-    "SEARCH_SCALES + rotations": dict(scales=SEARCH_SCALES, rotations=True, prior=False),
-    "SEARCH_SCALES + the objectness prior (`segswap pair`)": dict(scales=SEARCH_SCALES, rotations=False, prior=True),
+    "plain view": dict(scales=(1.0,), rotations=False, prior=False, keypoints=False),
+    "scales 0.7–1.4": dict(scales=(0.7, 1.0, 1.4), rotations=False, prior=False, keypoints=False),
+    "SEARCH_SCALES (default of `segswap pair`)": dict(scales=SEARCH_SCALES, rotations=False, prior=False, keypoints=False),
+    "SEARCH_SCALES + rotations": dict(scales=SEARCH_SCALES, rotations=True, prior=False, keypoints=False),
+    "SEARCH_SCALES + the objectness prior": dict(scales=SEARCH_SCALES, rotations=False, prior=True, keypoints=False),
+    "SEARCH_SCALES + the prior + keypoint matches (`segswap pair`)": dict(scales=SEARCH_SCALES, rotations=False,
+                                                                         prior=True, keypoints=None),
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    add_json_argument(parser)
     args = parser.parse_args()
     data = resources.files("segswap") / "data"
     image_a, image_b = str(data / "box.png"), str(data / "box_in_scene.png")
@@ -51,4 +54,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_record(main)

@@ -4,7 +4,8 @@ import json
 from pathlib import Path
 
 import segswap
-from segswap.evaluation.condition_benchmark import REFERENCE, conditions_table, evaluate_conditions
+from segswap.evaluation.condition_benchmark import REFERENCE, evaluate_conditions
+from segswap.evaluation.tables import conditions_table
 from segswap.verify.same_object import load_same_object_verifier
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from segswap.errors import SegswapError
-from segswap.evaluation.homography import alignment_table, corner_error, evaluate_alignment
+from segswap.evaluation.homography import corner_error, evaluate_alignment
+from segswap.evaluation.tables import alignment_table
 from segswap.verify.align import Aligned, align, scale_factors, write_alignment
 from segswap.verify.ransac import CoarseAlignment
 

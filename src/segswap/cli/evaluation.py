@@ -234,7 +234,8 @@ def conditions(
         raise SegswapError(f"-n must be at least 4 pairs per condition (got {n})")
     check_verify_by(verify_by, "--verify-by")
     matchers = _check_keypoint_names(keypoints)
-    from ..evaluation.condition_benchmark import conditions_table, evaluate_conditions
+    from ..evaluation.condition_benchmark import evaluate_conditions
+    from ..evaluation.tables import conditions_table
     from ..synth.conditions import parse_conditions
     from ..verify.same_object import load_same_object_verifier
 
@@ -313,7 +314,8 @@ def align(
     keypoint matcher, beside SIFT + RANSAC."""
     check_arguments(folders=[root], size=size, output_files=[(json_out, "--json")])
     matchers = _check_keypoint_names(keypoints)
-    from ..evaluation.homography import alignment_table, evaluate_alignment
+    from ..evaluation.homography import evaluate_alignment
+    from ..evaluation.tables import alignment_table
 
     result = evaluate_alignment(root, backbone=backbone, scale_counts=tuple(scales), keypoints=matchers,
                                 **({} if size is None else {"size": size}))

@@ -131,18 +131,3 @@ def _announce(k: int, total: int, name: str, start: float) -> None:
     elapsed = time.perf_counter() - start
     eta = f", about {elapsed / k * (total - k) / 60:.0f} min left" if k else ""
     print(f"conditions: {k + 1}/{total} {name}{eta}", file=sys.stderr, flush=True)
-
-
-def conditions_table(result: dict) -> str:
-    """The benchmark as a Markdown table, one row per condition; a column per keypoint matcher (AP of its
-    inliers)."""
-    matchers = result.get("keypoints", [])
-    lines = ["| condition | group | mask IoU | IoU drop | corr. err. (cells) | pair-score AP | "
-             + "".join(f"{m} AP | " for m in matchers) + f"verify ({result['verifier']['by']}) AP | verify P / R |",
-             "|---" * (8 + len(matchers)) + "|"]
-    for name, row in result["conditions"].items():
-        lines.append(f"| {name} | {row['group']} | {row['mask_iou']:.3f} | {row['iou_drop']:+.3f} | "
-                     f"{row['corr_err_cells']:.2f} | {row['pair_score_ap']:.3f} | "
-                     + "".join(f"{row['keypoints'][m]['inliers_ap']:.3f} | " for m in matchers)
-                     + f"{row['verify_ap']:.3f} | {row['verify_precision']:.2f} / {row['verify_recall']:.2f} |")
-    return "\n".join(lines)

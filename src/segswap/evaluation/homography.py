@@ -96,19 +96,3 @@ def evaluate_alignment(root: Path, *, backbone: str | None = None, size: int = D
 def _entry(homography, truth, size_a, inliers: int, start: float) -> dict:
     return {"corner_error": corner_error(homography, truth, size_a), "inliers": inliers,
             "seconds": round(time.perf_counter() - start, 3)}
-
-
-def alignment_table(result: dict) -> str:
-    """Markdown: corner error in px (inliers) per pair and method, then the mean seconds per pair."""
-    methods = result["methods"]
-    lines = ["| pair | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
-    for row in result["pairs"]:
-        cells = []
-        for method in methods:
-            entry = row[method]
-            error = entry["corner_error"]
-            cells.append("failed" if error is None else f"{error:.1f} ({entry['inliers']})")
-        lines.append(f"| {row['pair']} | " + " | ".join(cells) + " |")
-    seconds = [np.mean([row[m]["seconds"] for row in result["pairs"]]) for m in methods]
-    lines.append("| seconds per pair | " + " | ".join(f"{s:.2f}" for s in seconds) + " |")
-    return "\n".join(lines)

@@ -3,12 +3,15 @@ renders them from the JSON the commands write (:func:`table_for`)."""
 
 from __future__ import annotations
 
+import statistics
+
 
 def _number(value, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table of ``header`` and ``rows`` (cells already formatted)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
@@ -18,7 +21,7 @@ def coseg_table(result: dict) -> str:
     rows = [[group, str(row["n"]), _number(row["P"]), _number(row["J"])] for group, row in result["groups"].items()]
     n = sum(row["n"] for row in result["groups"].values())
     rows.append(["**mean**", str(n), _number(result["mean"]["P"]), _number(result["mean"]["J"])])
-    return _table(["group", "n", "P", "J"], rows)
+    return markdown_table(["group", "n", "P", "J"], rows)
 
 
 def corr_table(result: dict) -> str:
@@ -30,7 +33,7 @@ def corr_table(result: dict) -> str:
             accuracy = pair[method]
             thresholds = list(accuracy["within"])
             rows.append([pair["pair"], method, str(accuracy["n"])] + [_number(v) for v in accuracy["within"].values()])
-    return _table(["pair", "method", "matches"] + [f"≤{t} px" for t in thresholds], rows)
+    return markdown_table(["pair", "method", "matches"] + [f"≤{t} px" for t in thresholds], rows)
 
 
 def vpr_table(result: dict) -> str:
@@ -41,20 +44,20 @@ def vpr_table(result: dict) -> str:
              "artminer-ransac": "re-ranked by ArtMiner verification", "sift-ransac": "re-ranked by SIFT + RANSAC inliers",
              "search": "as `segswap search` ranks (pair score, head by fused keypoint evidence)"}
     rows = [[names.get(name, f"re-ranked by {name} inliers")] + [_number(r[k]) for k in ks] for name, r in recalls.items()]
-    return _table(["ranking"] + [f"R@{k}" for k in ks], rows)
+    return markdown_table(["ranking"] + [f"R@{k}" for k in ks], rows)
 
 
 def same_place_table(result: dict) -> str:
     """One row per pair classifier: precision, recall, F1 at its threshold, and average precision."""
     rows = [[name, row["threshold_kind"], _number(row["threshold"]), _number(row["precision"]), _number(row["recall"]),
              _number(row["f1"]), _number(row["average_precision"])] for name, row in result["classifiers"].items()]
-    return _table(["classifier", "threshold from", "threshold", "precision", "recall", "F1", "AP"], rows)
+    return markdown_table(["classifier", "threshold from", "threshold", "precision", "recall", "F1", "AP"], rows)
 
 
 def synthetic_table(result: dict) -> str:
     """One row: mask IoU, correspondence error (cells) and false-positive area on held-out synthetic pairs."""
     columns = ["iou", "corr_err_cells", "corr_err_median", "within_1_cell", "negative_area"]
-    return _table(["model", "weights", "pairs", "mask IoU", "corr. error (cells)", "median", "≤ 1 cell", "negative area"],
+    return markdown_table(["model", "weights", "pairs", "mask IoU", "corr. error (cells)", "median", "≤ 1 cell", "negative area"],
                   [[result["model"], result["weights"], str(result["pairs"])] + [_number(result[c]) for c in columns]])
 
 
@@ -64,7 +67,7 @@ def details_table(result: dict) -> str:
     header = ["queries", "copies", "mAP", "boxed (IoU ≥ 0.5)", "boxed (IoU ≥ 0.3)", *(f"boxed: {k}" for k in kinds)]
     row = [str(result["queries"]), str(result["target_pairs"]), _number(result["map"]), _number(result["box_found"]),
            _number(result["box_found_iou_0_3"]), *(_number(result["box_found_by_kind"][k]) for k in kinds)]
-    return _table(header, [row])
+    return markdown_table(header, [row])
 
 
 def discovery_table(result: dict) -> str:
@@ -74,7 +77,38 @@ def discovery_table(result: dict) -> str:
     row = [result["design"], str(result["patterns"]), f"{_number(result['pair_recall'])} "
            f"({result['pairs_found']}/{result['true_pairs']})", _number(result["pair_precision"]),
            _number(result["distinct_patterns"]), *(_number(result["recall_by_kind"][k]) for k in kinds)]
-    return _table(header, [row])
+    return markdown_table(header, [row])
+
+
+def conditions_table(result: dict) -> str:
+    """The benchmark as a Markdown table, one row per condition; a column per keypoint matcher (AP of its
+    inliers)."""
+    matchers = result.get("keypoints", [])
+    lines = ["| condition | group | mask IoU | IoU drop | corr. err. (cells) | pair-score AP | "
+             + "".join(f"{m} AP | " for m in matchers) + f"verify ({result['verifier']['by']}) AP | verify P / R |",
+             "|---" * (8 + len(matchers)) + "|"]
+    for name, row in result["conditions"].items():
+        lines.append(f"| {name} | {row['group']} | {row['mask_iou']:.3f} | {row['iou_drop']:+.3f} | "
+                     f"{row['corr_err_cells']:.2f} | {row['pair_score_ap']:.3f} | "
+                     + "".join(f"{row['keypoints'][m]['inliers_ap']:.3f} | " for m in matchers)
+                     + f"{row['verify_ap']:.3f} | {row['verify_precision']:.2f} / {row['verify_recall']:.2f} |")
+    return "\n".join(lines)
+
+
+def alignment_table(result: dict) -> str:
+    """Markdown: corner error in px (inliers) per pair and method, then the mean seconds per pair."""
+    methods = result["methods"]
+    lines = ["| pair | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for row in result["pairs"]:
+        cells = []
+        for method in methods:
+            entry = row[method]
+            error = entry["corner_error"]
+            cells.append("failed" if error is None else f"{error:.1f} ({entry['inliers']})")
+        lines.append(f"| {row['pair']} | " + " | ".join(cells) + " |")
+    seconds = [statistics.fmean([row[m]["seconds"] for row in result["pairs"]]) for m in methods]
+    lines.append("| seconds per pair | " + " | ".join(f"{s:.2f}" for s in seconds) + " |")
+    return "\n".join(lines)
 
 
 def table_for(result: dict) -> str:
@@ -85,4 +119,15 @@ def table_for(result: dict) -> str:
         return discovery_table(result)
     if "groups" in result and "mean" in result:
         return coseg_table(result)
+    if result.get("benchmark") == "conditions":
+        return conditions_table(result)
+    if "recall" in result:
+        return vpr_table(result)
+    if "classifiers" in result:
+        return same_place_table(result)
+    if "pairs" in result and "methods" in result:
+        first = result["pairs"][0][result["methods"][0]] if result["pairs"] else {}
+        return corr_table(result) if "within" in first else alignment_table(result)
+    if "corr_err_cells" in result:
+        return synthetic_table(result)
     raise ValueError(f"no table for a result with keys {sorted(result)[:8]}")
