@@ -43,7 +43,7 @@ test: install browser iiif-loader
 # `make weights` (SegSwap) takes about 2 h 10 min on 2 quiet cores (45 min the first stage), `weights-scott` about 15 more and
 # `weights-ncnet` about 30 more, `weights-macosnet` about 20 more. `weights-coseg` (about 70 more)
 # trains the recipe that co-segments collections best, not shipped because it recognises places worse
-# (docs/training.md). Generated pairs, the runs and weights-coseg's weights go to $(WORK), outside the
+# (lab/training.md). Generated pairs, the runs and weights-coseg's weights go to $(WORK), outside the
 # repository; `segswap synth` and the feature caches resume, so a second target reuses the pairs.
 SHARED ?= ../shared/data
 WORK ?= ../segswap-train

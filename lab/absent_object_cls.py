@@ -1,4 +1,4 @@
-"""Can a group's DINOv2 tokens tell an image without the common object? (docs/results.md, issue 20)
+"""Can a group's DINOv2 tokens tell an image without the common object? (lab/results.md, issue 20)
 
     .venv/bin/python lab/absent_object_cls.py
 

@@ -10,7 +10,7 @@ pairs, 320 px):
 
     .venv/bin/python lab/macosnet_backbone.py ../shared/data/eval/msrc_coseg [--backbones efficientnet-lite2 dinov2-s]
 
-Used in docs/training.md ("MaCoSNet").
+Used in lab/training.md ("MaCoSNet").
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ against b's ground truth, and b's into a by T_AB, against the identity warp's (t
 
     .venv/bin/python lab/macosnet_warp_page.py ../shared/data/eval/msrc_coseg --out warp_page.html [--pairs 20] [--png DIR]
 
-Used in docs/results.md (MaCoSNet).
+Used in lab/results.md (MaCoSNet).
 """
 
 from __future__ import annotations

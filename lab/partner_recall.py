@@ -11,7 +11,7 @@ the stride-16 activations LAYER (e.g. ``Relu_39:0``, the last of conv4) of the h
 
     .venv/bin/python lab/partner_recall.py W/coco320 [-n 300] [--stride8] [--multiscale] [--resnet Relu_39:0]
 
-Needs the folder's feature cache (written by `segswap train`). Used in docs/training.md.
+Needs the folder's feature cache (written by `segswap train`). Used in lab/training.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""How `segswap search`'s match / no-match verdicts fare on real pairs (docs/results.md).
+"""How `segswap search`'s match / no-match verdicts fare on real pairs (lab/results.md).
 
 Indexes ``../shared/data/eval/pairs`` (eight pairs of images that share content), searches with every
 image of it (its partner is the one match; the other 14 images are not) and with every 40th image of

@@ -13,7 +13,7 @@ model marks.
     .venv/bin/python lab/synthetic_breakdown.py WEIGHTS W/coco320 W/unsup320 --held-out 100
 
 Needs the folders' feature caches (`segswap eval synthetic` or `segswap train` writes them).
-Used in docs/training.md.
+Used in lab/training.md.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ what a model marking exactly the shared object scored against format-1 ground tr
 
     .venv/bin/python lab/truth_round_trip.py W/coco320 [-n 500]
 
-Used in docs/synth.md and docs/training.md.
+Used in docs/synth.md and lab/training.md.
 """
 
 from __future__ import annotations

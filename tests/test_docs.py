@@ -9,8 +9,10 @@ SOURCES = [p for p in (ROOT / "src" / "segswap").rglob("*") if p.suffix in {".py
 
 
 def test_every_docs_file_the_code_points_to_exists():
-    pointers = {(path.relative_to(ROOT), match) for path in SOURCES
-                for match in re.findall(r"(?<![\w/.])docs/[\w/.-]+\.md", path.read_text())}
+    """Pointers into the user docs (docs/) and the lab notebook (lab/), from the code and from the pages."""
+    pages = [*(ROOT / "docs").rglob("*.md"), ROOT / "README.md"]
+    pointers = {(path.relative_to(ROOT), match) for path in [*SOURCES, *pages]
+                for match in re.findall(r"(?<![\w/.])(?:docs|lab)/[\w/.-]+\.(?:md|py)", path.read_text())}
     assert pointers, "the pattern finds nothing: it is wrong"
     missing = sorted((str(path), target) for path, target in pointers if not (ROOT / target).is_file())
     assert missing == []

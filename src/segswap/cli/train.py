@@ -15,7 +15,7 @@ from .common import check_arguments
 def train_command(
     pairs: list[Path] = typer.Option(..., "--pairs", help="A `segswap synth` output folder (repeatable)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: recipe, checkpoint, logs, curves."),
-    config: str = typer.Option("default", help="Training recipe name (see docs/training.md)."),
+    config: str = typer.Option("default", help="Training recipe name (docs/training.md lists them)."),
     steps: Optional[int] = typer.Option(None, help="Main-stage steps (overrides the recipe)."),
     size: Optional[int] = typer.Option(None, help="Input size the pairs were made at (overrides the recipe)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),

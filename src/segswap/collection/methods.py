@@ -82,7 +82,7 @@ def check_reranker(rerank: str) -> None:
 
 
 #: How `segswap discover` finds patterns; the first is the default (chosen by the rules in lab/rules.md, measured
-#: in docs/results.md, "Discovery on a mixed collection").
+#: in lab/results.md, "Discovery on a mixed collection").
 DISCOVERY_DESIGNS = ("spectral", "regions")
 
 

@@ -25,11 +25,11 @@ class MatcherSpec:
 
 SPECS: dict[str, MatcherSpec] = {
     # The ratio test (both ways, as hloc's and kornia's "smnn") keeps distinctive matches only: without it
-    # unrelated photographs reached 10–20 homography inliers (docs/results.md, "Discovery").
+    # unrelated photographs reached 10–20 homography inliers (lab/results.md, "Discovery").
     "xfeat": MatcherSpec("xfeat", False, {"min_cosine": 0.0, "ratio": 0.95}, 64, XFEAT_WHEEL,
                          "XFeat (CVPR 2024) keypoints, mutual nearest neighbours passing a ratio test; the fastest"),
     # 1024 keypoints: LighterGlue's attention grows with their square (on 2 cores a 640-px pair takes
-    # 0.22 s at 1024, 0.78 s at 2048, 4.9 s at 4096; docs/performance.md).
+    # 0.22 s at 1024, 0.78 s at 2048, 4.9 s at 4096; lab/performance.md).
     "xfeat-lighterglue": MatcherSpec("xfeat", True, {"filter_threshold": 0.1, "max_keypoints": 1024}, 64, XFEAT_WHEEL,
                                      "XFeat keypoints (1024) matched by LighterGlue"),
     "aliked-lightglue": MatcherSpec("aliked", True, {"filter_threshold": 0.1}, 128, LIGHTGLUE_WHEEL,

@@ -17,7 +17,7 @@
   statistics of those two maps (their maximum and the mean best match of each side). The CODER mixes
   the other image into each branch, which makes its descriptors alike for any pair; the frozen
   similarity says whether the two regions actually look alike. Without these the classifier stayed
-  near chance (docs/training.md).
+  near chance (lab/training.md).
 
 The twin branches and the two heads share their weights (a Siamese CODER), which is what makes the
 model symmetric; the paper does not say whether its ψ^A and ψ^B share weights.

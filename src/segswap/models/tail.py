@@ -3,7 +3,7 @@
 The frozen backbone is cut early (e.g. ``efficientnet-lite2-block12``) and its L2-normalised output
 goes through the remaining blocks here, initialised from the pretrained network. Frozen Lite2
 features put the true partner of a synthetic pair's cell among the other image's 5 most similar cells
-only 39 % of the time (docs/training.md); the blocks that make those features are what can learn the
+only 39 % of the time (lab/training.md); the blocks that make those features are what can learn the
 invariances segment swapping teaches (style, scale, background).
 """
 

@@ -11,7 +11,7 @@ Two ways to read the correspondences off the last layer (``flow_head``):
 - ``"match"``: each cell's match is the soft-argmax over the other image's cells of the cosine
   similarity of the two cells' final tokens (after a learned projection, with a learned temperature).
   The geometry then comes from attention rather than from decoding coordinates, which trains in far
-  fewer steps; see docs/training.md for the measured difference.
+  fewer steps; see lab/training.md for the measured difference.
 
 With ``correlation_prior``, three cues from the frozen features' correlation are appended to each
 cell's features before the input projection: its best and second-best cosine similarity to the other
@@ -47,7 +47,7 @@ def diagonal_consensus(sim: torch.Tensor, grid_a: tuple[int, int], grid_b: tuple
     """Patch-level similarity from a cell-level one (B×Na×Nb): the mean of ``sim`` over the
     (2r+1)² pairs of cells displaced together, (a + d, b + d). A locally rigid match keeps its score,
     an isolated coincidence is averaged away (on synthetic pairs the true partner is among the 5 best
-    cells 62 % of the time with r = 1, against 48 % for the cell similarity; docs/training.md)."""
+    cells 62 % of the time with r = 1, against 48 % for the cell similarity; lab/training.md)."""
     (ha, wa), (hb, wb), r = grid_a, grid_b, radius
     volume = sim.reshape(-1, ha, wa, hb, wb)
     total = torch.zeros_like(volume)
@@ -110,7 +110,7 @@ class SegSwapTransformer(nn.Module):
 
     #: The shipped model's options, the one source of them: training recipes read theirs from here
     #: (:mod:`segswap.train.base_recipe`); the shipped weights add a two-block tail (``tail_blocks`` 2 on
-    #: block-12 features). docs/training.md says why each differs from :data:`PAPER_CONF`.
+    #: block-12 features). lab/training.md says why each differs from :data:`PAPER_CONF`.
     default_conf = {
         "input_dim": 120,  # backbone channels
         "dim": 128,

@@ -1,6 +1,6 @@
 """Recipes measured against the shipped ones and not kept (``segswap train --config NAME`` runs them
 all the same): what each one changes, and the number that decided, in one line. The measurements
-and their dates are in docs/training.md."""
+and their dates are in lab/training.md."""
 
 from .base_recipe import BASE, EQ2_DICE, GRID_CONTEXT, JACCARD_FP05, TAIL, WITHOUT_GRID_CONTEXT
 from .losses import MACOSNET_LOSS_WEIGHTS
@@ -11,7 +11,7 @@ _ABLATIONS = {
     "context": {"model_conf": {"context_convs": 1}},
     "context2": {"model_conf": {"context_convs": 2}},
     # In the spirit of the paper's Table 3. They were measured against the paper's full Eq. 2 + Dice
-    # ("with-transported-loss") and keep its loss, so they reproduce docs/training.md's table.
+    # ("with-transported-loss") and keep its loss, so they reproduce lab/training.md's table.
     "with-transported-loss": {"loss_weights": EQ2_DICE},
     "no-corr-loss": {"loss_weights": {**EQ2_DICE, "corr": 0.0}},
     "hard-negatives": {"hard_negatives": {"steps": 100}, "loss_weights": EQ2_DICE},

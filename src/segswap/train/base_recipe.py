@@ -1,14 +1,14 @@
 """The recipe every named recipe overrides, and the pieces several of them share.
 
 A recipe is plain JSON-able data; :mod:`segswap.train.recipes` names the ones that are run and
-:mod:`segswap.train.ablations` the ones measured against them (docs/training.md).
+:mod:`segswap.train.ablations` the ones measured against them (lab/training.md).
 """
 
 from ..models.transformer import SegSwapTransformer
 
 #: The transformer's options a recipe trains with: the shipped model's, read from its one source,
 #: :attr:`segswap.models.SegSwapTransformer.default_conf` (width 128 and the soft-argmax flow head: what fits
-#: a 2-core CPU budget, docs/training.md). The features' channels come from the backbone, the tail from TAIL.
+#: a 2-core CPU budget, lab/training.md). The features' channels come from the backbone, the tail from TAIL.
 TRANSFORMER_OPTIONS = ("dim", "heads", "ffn_dim", "layers", "dropout", "pos_weight", "flow_head", "correlation_prior",
                        "context_convs", "consensus_radius")
 
@@ -25,11 +25,11 @@ BASE = {
     "warmup": 100,
     "betas": [0.5, 0.999],
     # The paper's terms plus a batch Dice term: with BCE alone ~90 % empty cells keep probabilities
-    # under 0.5 (IoU at 0.5 of 0.05 where the best threshold gives 0.23; docs/training.md). Without
+    # under 0.5 (IoU at 0.5 of 0.05 where the best threshold gives 0.23; lab/training.md). Without
     # the transported-mask term: held-out IoU 0.253 vs 0.199 at 1500 steps, the same flow error.
     "loss_weights": {"mask": 1.0, "transported": 0.0, "corr": 8.0, "dice": 1.0},
     # The hard-negative stage is off: both times it ran (150 and 100 steps after the main stage) it
-    # lowered held-out IoU and MSRC J (docs/training.md). The "hard-negatives" ablation turns it on.
+    # lowered held-out IoU and MSRC J (lab/training.md). The "hard-negatives" ablation turns it on.
     "hard_negatives": {"steps": 0, "pool": 500, "threshold": 0.04, "lr": 1e-5},
     "val_pairs": 100,          # held-out synthetic pairs (never trained on)
     "val_every": 150,

@@ -15,7 +15,7 @@ from ..models.layers import read_through_flow
 from ..models.macosnet import transform_points
 
 #: Weight of each term; a weight of 0 switches the term off (ablations). ``corr`` is the paper's η;
-#: ``dice``, ``jaccard``, ``false_positive`` and ``match_nll`` are ours, not the paper's (docs/training.md).
+#: ``dice``, ``jaccard``, ``false_positive`` and ``match_nll`` are ours, not the paper's (lab/training.md).
 DEFAULT_LOSS_WEIGHTS = {"mask": 1.0, "transported": 1.0, "corr": 8.0, "dice": 0.0, "jaccard": 0.0,
                         "false_positive": 0.0, "match_nll": 0.0}
 
@@ -152,7 +152,7 @@ def scott_loss(out: dict, target: dict, weights: dict | None = None) -> dict:
 #: MaCoSNet's terms (slides' Eq. 12: L_matching + λ_cycle L_cycle + λ_trans L_trans + λ_contrast
 #: L_contrast + λ_task L_task), plus ours, ``presence``: each image's few most confident mask cells
 #: should say whether the pair shares an object (multiple-instance BCE: 1 on the triplets' pairs, 0 on
-#: negatives). Without it both masks saturate to all ones or to nothing (docs/training.md). A weight of
+#: negatives). Without it both masks saturate to all ones or to nothing (lab/training.md). A weight of
 #: 0 switches a term off. With ``supervision: full`` (an
 #: ablation) the terms of :data:`DEFAULT_LOSS_WEIGHTS` can be added on the pairs with ground truth.
 MACOSNET_LOSS_WEIGHTS = {"matching": 1.0, "cycle": 1.0, "transitivity": 1.0, "contrast": 1.0, "task": 1.0, "presence": 1.0}
@@ -241,7 +241,7 @@ def perceptual_contrast(out: dict, feats_a: torch.Tensor, feats_b: torch.Tensor,
     d+ pulls the two objects together; the hinge d− pushes each image's object away from its own
     background. Both are blind to how much the masks cover (normalised descriptors): the descriptors
     of the masked image itself (cells outside adding nothing) let every mask shrink to nothing, which
-    our second run did within 150 steps (docs/training.md); normalised, a vanishing background gets a
+    our second run did within 150 steps (lab/training.md); normalised, a vanishing background gets a
     descriptor like the object's and d− pushes back."""
     mask_a, mask_b = out["mask_a"], out["mask_b"]
     object_a, object_b = _pooled(feats_a, mask_a), _pooled(feats_b, mask_b)
@@ -260,7 +260,7 @@ def task_consistency(out: dict) -> torch.Tensor:
     """Slides' Eqs. 10–11: M_A carried into B's frame by the warp (read where T_BA sends each cell of
     B) against M_B, and the other way round. The carried mask is a target: its values are held fixed
     (the warp still learns where to read them). Left free, both masks learn to agree by saturating
-    to all ones, which our first run did within 100 steps (docs/training.md)."""
+    to all ones, which our first run did within 100 steps (lab/training.md)."""
     carried_a = transported_mask(out["mask_a"].detach(), out["flow_ba"])  # on B's grid
     carried_b = transported_mask(out["mask_b"].detach(), out["flow_ab"])
     return _bce(carried_a, out["mask_b"]) + _bce(carried_b, out["mask_a"])

@@ -20,18 +20,18 @@ from .losses import MACOSNET_LOSS_WEIGHTS
 RECIPES = {
     # The shipped SegSwap weights (`make weights`): each cell sees its 3×3 neighbourhood (GridContext) and
     # correlation cues of whole 3×3 patches (diagonal_consensus): +0.06 and +0.09 held-out IoU at 500
-    # steps (docs/training.md).
+    # steps (lab/training.md).
     "default": {"steps": 3000},
     # The shipped SegSwap weights' second stage (`make weights`): `segswap train --init` from the default
     # recipe's weights (`segswap verify` keeps those) with Lite2's last two blocks trained inside the model
     # (the tail starts as the pretrained blocks), on the default's folders plus pairs where one image is
     # under a condition (night, haze, engraving, ...); run twice, 1000 then 2000 steps with a fourth
     # folder: night + depictions pair-score AP 0.671 → 0.737, same-condition and MSRC numbers up too
-    # (docs/training.md).
+    # (lab/training.md).
     "conditions-tail": {"backbone": "efficientnet-lite2-block12", "model_conf": TAIL, "steps": 1000, "lr": 1e-4,
                         "warmup": 50},
     # `make weights-coseg`: the fine-tuned Lite2 tail and the per-image Jaccard terms; co-segments
-    # collections best, recognises places worse, so not shipped (docs/training.md).
+    # collections best, recognises places worse, so not shipped (lab/training.md).
     "finetune-jaccard": {"backbone": "efficientnet-lite2-block12", "steps": 3000,
                          "model_conf": TAIL,
                          "loss_weights": JACCARD_FP05},
@@ -40,17 +40,17 @@ RECIPES = {
     "ncnet": {"model": "ncnet", "model_conf": {"channels": [16, 1], "kernel": 3, "temperature": 0.05}, "steps": 300,
               "loss_weights": EQ2_DICE},
     # MaCoSNet (segswap.models.macosnet), weakly supervised: triplets of images showing one object, the
-    # slides' Eq. 12 with every λ = 1; no mask or flow of the pairs is read (docs/training.md).
+    # slides' Eq. 12 with every λ = 1; no mask or flow of the pairs is read (lab/training.md).
     "macosnet": {"model": "macosnet", "steps": 2000, "positives": 4, "negatives": 4, "supervision": "weak",
                  "loss_weights": MACOSNET_LOSS_WEIGHTS},
     # The shipped MaCoSNet's second run (`segswap train --init` from the `macosnet` run's weights, `make
     # weights-macosnet`): Rocco et al.'s geometry stage alone, the regressors learning random warps of
-    # single training images; the decoder is untouched and keeps its masks (docs/training.md).
+    # single training images; the decoder is untouched and keeps its masks (lab/training.md).
     "macosnet-warp": {"model": "macosnet", "steps": 1500, "geometry_steps": 1500, "positives": 4, "negatives": 4,
                       "loss_weights": MACOSNET_LOSS_WEIGHTS},
     # SCOTT (segswap.models.scott), the same-object classifier behind `segswap verify`: first
     # segmentation on matching pairs only, then everything; half the negatives show another object
-    # of the same class (docs/training.md).
+    # of the same class (lab/training.md).
     "scott": {"model": "scott", "steps": 1500, "segmentation_steps": 300, "positives": 8, "negatives": 8,
               "same_class_negatives": 0.5, "loss_weights": {"seg": 1.0, "match": 1.0}, "val_every": 250,
               "val_pairs": 200},

@@ -12,7 +12,7 @@ Every verdict decides at a threshold from the calibration file written by `segsw
 input size and keypoint matcher): the lowest score at which "match" reaches the stated precision on
 held-out synthetic pairs across conditions (night, haze, engraving, ...) against as many non-matching
 pairs, half of them the same class of object. Which verdict is the default, and why, is in
-docs/results.md ("`segswap verify`").
+lab/results.md ("`segswap verify`").
 
 SCOTT's weights without such a record fall back to the threshold their training recorded (best F1 on
 same-condition held-out pairs; ``segswap export`` stores it), and the verdict says which
