@@ -84,31 +84,26 @@ def conditions_table(result: dict) -> str:
     """The benchmark as a Markdown table, one row per condition; a column per keypoint matcher (AP of its
     inliers)."""
     matchers = result.get("keypoints", [])
-    lines = ["| condition | group | mask IoU | IoU drop | corr. err. (cells) | pair-score AP | "
-             + "".join(f"{m} AP | " for m in matchers) + f"verify ({result['verifier']['by']}) AP | verify P / R |",
-             "|---" * (8 + len(matchers)) + "|"]
-    for name, row in result["conditions"].items():
-        lines.append(f"| {name} | {row['group']} | {row['mask_iou']:.3f} | {row['iou_drop']:+.3f} | "
-                     f"{row['corr_err_cells']:.2f} | {row['pair_score_ap']:.3f} | "
-                     + "".join(f"{row['keypoints'][m]['inliers_ap']:.3f} | " for m in matchers)
-                     + f"{row['verify_ap']:.3f} | {row['verify_precision']:.2f} / {row['verify_recall']:.2f} |")
-    return "\n".join(lines)
+    header = ["condition", "group", "mask IoU", "IoU drop", "corr. err. (cells)", "pair-score AP",
+              *(f"{m} AP" for m in matchers), f"verify ({result['verifier']['by']}) AP", "verify P / R"]
+    rows = [[name, row["group"], f"{row['mask_iou']:.3f}", f"{row['iou_drop']:+.3f}", f"{row['corr_err_cells']:.2f}",
+             f"{row['pair_score_ap']:.3f}", *(f"{row['keypoints'][m]['inliers_ap']:.3f}" for m in matchers),
+             f"{row['verify_ap']:.3f}", f"{row['verify_precision']:.2f} / {row['verify_recall']:.2f}"]
+            for name, row in result["conditions"].items()]
+    return markdown_table(header, rows)
 
 
 def alignment_table(result: dict) -> str:
     """Markdown: corner error in px (inliers) per pair and method, then the mean seconds per pair."""
     methods = result["methods"]
-    lines = ["| pair | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
-    for row in result["pairs"]:
-        cells = []
-        for method in methods:
-            entry = row[method]
-            error = entry["corner_error"]
-            cells.append("failed" if error is None else f"{error:.1f} ({entry['inliers']})")
-        lines.append(f"| {row['pair']} | " + " | ".join(cells) + " |")
-    seconds = [statistics.fmean([row[m]["seconds"] for row in result["pairs"]]) for m in methods]
-    lines.append("| seconds per pair | " + " | ".join(f"{s:.2f}" for s in seconds) + " |")
-    return "\n".join(lines)
+
+    def cell(entry: dict) -> str:
+        return "failed" if entry["corner_error"] is None else f"{entry['corner_error']:.1f} ({entry['inliers']})"
+
+    rows = [[row["pair"], *(cell(row[m]) for m in methods)] for row in result["pairs"]]
+    rows.append(["seconds per pair", *(f"{statistics.fmean(row[m]['seconds'] for row in result['pairs']):.2f}"
+                                       for m in methods)])
+    return markdown_table(["pair", *methods], rows)
 
 
 def table_for(result: dict) -> str:
