@@ -53,10 +53,9 @@ def write_json(path: Path | None, **extra) -> None:
     command = shlex.join([".venv/bin/python", *sys.argv])
     record = {"command": command, "machine": machine_summary(), "load_average": round(os.getloadavg()[0], 2),
               "tables": PRINTED_TABLES, **extra}
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    from segswap.io.files import write_bytes_atomic
+
+    write_bytes_atomic(path, (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode())
 
 
 def print_machine() -> None:
