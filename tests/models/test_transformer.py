@@ -71,6 +71,23 @@ def test_windowed_soft_argmax_reads_the_peak_where_the_global_one_averages_two_m
     assert local_ba.shape == (1, 5, 5, 2) and torch.allclose(local_ba, torch.full_like(local_ba, 0.5))
 
 
+@pytest.mark.parametrize("grid_b, radius", [((7, 5), 1), ((3, 8), 2), ((1, 4), 1)])
+def test_windowed_soft_argmax_is_the_softmax_over_the_cells_near_each_rows_best(grid_b, radius):
+    h, w = grid_b
+    torch.manual_seed(0)
+    logits = 5 * torch.randn(2, 6, h * w)
+    logits[0, 0, 0] = logits[0, 1, h * w - 1] = 100.0  # best cells in the corners: windows cut by the grid's edge
+    flow_ab, _ = soft_argmax_flows(logits, (2, 3), grid_b, radius=radius)
+    centres = cell_centres(h, w)
+    for b in range(2):
+        for n in range(6):
+            best = int(logits[b, n].argmax())
+            near = ((centres[:, 1] * h - 0.5 - best // w).abs() <= radius + 1e-4) & \
+                   ((centres[:, 0] * w - 0.5 - best % w).abs() <= radius + 1e-4)
+            expected = logits[b, n][near].softmax(0) @ centres[near]
+            assert torch.allclose(flow_ab.reshape(2, 6, 2)[b, n], expected, atol=1e-6)
+
+
 def test_transformer_decodes_flows_locally_in_eval_mode_only():
     model = SegSwapTransformer(input_dim=16, dim=32, flow_head="match", dropout=0.0)
     fa, fb = _random_feats(1, 16, 6, 6, 4), _random_feats(1, 16, 7, 5, 5)
