@@ -15,6 +15,11 @@ same run:
 * reference: the same shortlist, but each candidate's features recomputed from its image file
   (decode, resize, backbone) before the pair model runs — what a system without the feature cache pays.
 
+Then the floor under the pair model's share: the FLOPs one query's re-ranking does (counted by torch's
+FlopCounterMode on the PyTorch graph, the backbone tail on PyTorch so that it is counted), over the machine's
+fp32 matmul rate measured in the same run — the time re-ranking the shortlist would take if every operation
+ran at that rate.
+
 Target: ≤ 10 s per query at 10,000 images on 2 cores.
 """
 
@@ -33,7 +38,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import add_image_folder_arguments, add_json_argument, print_machine, print_table, run_and_record  # noqa: E402
+from _machine import (add_image_folder_arguments, add_json_argument, matmul_gflops, print_machine,  # noqa: E402
+                      print_table, run_and_record)
 
 import segswap  # noqa: E402
 from segswap.collection.descriptor import pooled  # noqa: E402
@@ -118,6 +124,22 @@ def reference_search(index: CollectionIndex, origin: dict[int, Path], query: Pat
     return sorted(predictions, key=lambda p: -p.score_ab)
 
 
+def re_ranking_floor(index: CollectionIndex, queries: list, shortlist: int, size: int) -> list:
+    """The pair model's FLOPs in one box query's re-ranking (the first query, the tail run in PyTorch so that it
+    is counted) and the seconds they take at the machine's fp32 matmul rate."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    matcher, label = transformer_matcher(size)
+    if getattr(matcher.model, "tail", None) is not None:
+        matcher.model.tail.onnx = None
+    path, box = queries[0]
+    with FlopCounterMode(display=False) as counter:
+        search(index, path, matcher, box=box, shortlist=shortlist, keypoints=False)
+    gflops = counter.get_total_flops() / 1e9
+    rate = matmul_gflops()
+    return [label, f"{gflops:.0f}", f"{rate:.0f}", f"{gflops / rate:.2f}"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_image_folder_arguments(parser)
@@ -163,9 +185,12 @@ def main():
                 reference.append(time.perf_counter() - start)
             mine, theirs = statistics.median(ours), statistics.median(reference)
             rows.append([label, f"{mine:.2f}", f"{theirs:.2f}", f"{theirs / mine:.1f}×", f"{found}/{len(queries)}"])
+        floor = re_ranking_floor(index, queries, args.shortlist, args.size)  # while the index's folder exists
     print(f"\n{len(queries)} box queries, shortlist {args.shortlist}, median seconds per query\n")
     print_table(["model", "search (cached features)", "reference (recompute features)", "speed-up",
                  "query's image (or a copy) at rank 1"], rows)
+    print_table(["model", "GFLOP a query (re-ranking)", "fp32 matmul rate (GFLOP/s)", "seconds at that rate"], [floor],
+                title="The floor: the re-ranking's FLOPs at the machine's matmul rate")
 
 
 if __name__ == "__main__":
