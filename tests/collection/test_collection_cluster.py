@@ -197,6 +197,24 @@ def test_more_local_workers_than_cores_are_capped_with_a_warning(capsys):
     assert len(warning) == 1 and warning[0].startswith(f"warning: --workers {3 * cores}: this machine has {cores} cores"), warning
 
 
+def _environment(names):
+    return {name: os.environ.get(name) for name in names}
+
+
+def test_local_workers_start_without_dasks_malloc_trim_threshold(engine):
+    """With Dask's MALLOC_TRIM_THRESHOLD_ (64 kB) the pair model ran 1.5× slower on a worker than in a plain
+    process (lab/performance.md); the rest of Dask's worker environment (one BLAS/OpenMP thread) stays."""
+    import dask.config
+
+    names = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")
+    seen = engine.client.run(_environment, names)
+    assert len(seen) == 2
+    for environment in seen.values():
+        assert environment == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1"}
+    # and the setting is the local cluster's own: Dask's configuration outside it is left as it was
+    assert dask.config.get("distributed.nanny.pre-spawn-environ")["MALLOC_TRIM_THRESHOLD_"] == 65536
+
+
 def test_without_the_options_dask_is_never_imported(tmp_path, kit):
     import subprocess
 

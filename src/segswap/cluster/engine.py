@@ -27,6 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import dask.config
 import numpy as np
 from distributed import Client, KilledWorker, LocalCluster, WorkerPlugin, as_completed
 from tqdm import tqdm
@@ -94,8 +95,9 @@ def open_engine(scheduler: str | None = None, workers: int | None = None, scratc
                       file=sys.stderr, flush=True)
                 workers = cores
             threads = max(1, cores // workers)
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   dashboard_address=":0", silence_logs=logging.ERROR)
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environment()}):
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address=":0", silence_logs=logging.ERROR)
             client = Client(cluster, set_as_default=False)
             client.register_plugin(ThreadLimit(threads))
         scratch.mkdir(parents=True, exist_ok=True)
@@ -107,6 +109,14 @@ def open_engine(scheduler: str | None = None, workers: int | None = None, scratc
             cluster.close()
         if own_scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def worker_environment() -> dict:
+    """Dask's environment for new worker processes, without its ``MALLOC_TRIM_THRESHOLD_`` (64 kB by default):
+    setting it turns off glibc's adaptive mmap threshold, so every tensor above 128 kB is mapped and unmapped
+    again, page faults and all, and the pair model ran 1.5× slower on a worker than in a plain process
+    (lab/performance.md, "The Dask path's overhead"). None unsets a variable in Dask's configuration."""
+    return {**dask.config.get("distributed.nanny.pre-spawn-environ"), "MALLOC_TRIM_THRESHOLD_": None}
 
 
 def available_cores() -> int:
