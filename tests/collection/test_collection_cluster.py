@@ -215,6 +215,18 @@ def test_local_workers_start_without_dasks_malloc_trim_threshold(engine):
     assert dask.config.get("distributed.nanny.pre-spawn-environ")["MALLOC_TRIM_THRESHOLD_"] == 65536
 
 
+def test_a_threshold_left_in_this_process_does_not_reach_new_local_workers(monkeypatch):
+    """Dask's nannies write their pre-spawn environment into the spawning process's own: a cluster started
+    earlier with Dask's defaults leaves MALLOC_TRIM_THRESHOLD_ there, and later workers would inherit it."""
+    from segswap.cluster.engine import open_engine
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    with open_engine(workers=1, show_progress=False) as opened:
+        seen = opened.client.run(_environment, ("MALLOC_TRIM_THRESHOLD_",))
+    assert list(seen.values()) == [{"MALLOC_TRIM_THRESHOLD_": None}]
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # this process's own environment is given back
+
+
 def test_without_the_options_dask_is_never_imported(tmp_path, kit):
     import subprocess
 

@@ -41,6 +41,8 @@ from . import tasks
 #: Seconds to reach a scheduler, and then to see at least one worker.
 CONNECT_SECONDS = 10
 WORKER_SECONDS = 60
+#: The glibc variable Dask sets for its workers and local clusters start without (:func:`worker_environment`).
+TRIM_THRESHOLD = "MALLOC_TRIM_THRESHOLD_"
 #: Pairs per task: 4 batches of 16 (≈1 MB of predictions back at 320 px).
 PAIRS_PER_TASK = 64
 #: Images per co-segmentation feature task.
@@ -71,7 +73,7 @@ def open_engine(scheduler: str | None = None, workers: int | None = None, scratc
     """Connect to the scheduler at ``scheduler`` (tcp://HOST:PORT), or start ``workers`` local worker
     processes on 127.0.0.1; close (and stop) them on exit. Options are checked by
     :func:`segswap.cluster.engine_options.check_engine_options` first."""
-    cluster = client = None
+    cluster = client = trim_threshold = None
     own_scratch = scratch is None
     scratch = Path(tempfile.mkdtemp(prefix="segswap-scratch-")) if own_scratch else Path(scratch)
     try:
@@ -95,6 +97,9 @@ def open_engine(scheduler: str | None = None, workers: int | None = None, scratc
                       file=sys.stderr, flush=True)
                 workers = cores
             threads = max(1, cores // workers)
+            # Dask's nannies write their pre-spawn environment into this process's own before each spawn, so an
+            # earlier cluster (or the shell) can have left the variable here, and new workers would inherit it.
+            trim_threshold = os.environ.pop(TRIM_THRESHOLD, None)
             with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environment()}):
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                        dashboard_address=":0", silence_logs=logging.ERROR)
@@ -109,6 +114,8 @@ def open_engine(scheduler: str | None = None, workers: int | None = None, scratc
             cluster.close()
         if own_scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+        if trim_threshold is not None:
+            os.environ[TRIM_THRESHOLD] = trim_threshold
 
 
 def worker_environment() -> dict:
@@ -116,7 +123,7 @@ def worker_environment() -> dict:
     setting it turns off glibc's adaptive mmap threshold, so every tensor above 128 kB is mapped and unmapped
     again, page faults and all, and the pair model ran 1.5× slower on a worker than in a plain process
     (lab/performance.md, "The Dask path's overhead"). None unsets a variable in Dask's configuration."""
-    return {**dask.config.get("distributed.nanny.pre-spawn-environ"), "MALLOC_TRIM_THRESHOLD_": None}
+    return {**dask.config.get("distributed.nanny.pre-spawn-environ"), TRIM_THRESHOLD: None}
 
 
 def available_cores() -> int:
