@@ -5,7 +5,9 @@ with int8 dynamic quantisation (onnxruntime.quantization.quantize_dynamic), in o
     .venv/bin/python lab/transformer_runtime.py
 
 Prints, for one 30×30-token pair and for a batch of 16 search-sized pairs (22×30 tokens), the median
-milliseconds and the largest difference of each runtime's outputs from PyTorch's. Results: lab/performance.md.
+milliseconds and the largest difference of each runtime's outputs from PyTorch's; then the rate (GFLOP/s)
+of scaled-dot-product attention and of a plain matmul-softmax-matmul on the shapes a pair and a search batch
+give it. Results: lab/performance.md.
 """
 
 from __future__ import annotations
@@ -88,5 +90,21 @@ def main() -> None:
                       f"largest difference from pytorch {diff:.2g}")
 
 
+def attention_rates() -> None:
+    import torch.nn.functional as F
+
+    def plain(q, k, v):
+        return ((q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5).softmax(-1) @ v
+
+    with torch.inference_mode():
+        for batch, queries, keys in ((1, 900, 900), (16, 660, 660), (16, 130, 660), (16, 660, 130)):
+            q, k, v = torch.randn(batch, 2, queries, 64), torch.randn(batch, 2, keys, 64), torch.randn(batch, 2, keys, 64)
+            gflop = 4 * batch * 2 * queries * keys * 64 / 1e9
+            sdpa, manual = median_ms(lambda: F.scaled_dot_product_attention(q, k, v)), median_ms(lambda: plain(q, k, v))
+            print(f"attention {batch}× {queries}×{keys} tokens, 2 heads of 64: scaled_dot_product_attention "
+                  f"{1e3 * gflop / sdpa:.0f} GFLOP/s, matmul-softmax-matmul {1e3 * gflop / manual:.0f} GFLOP/s")
+
+
 if __name__ == "__main__":
     main()
+    attention_rates()
