@@ -12,8 +12,8 @@ give it. Results: lab/performance.md.
 
 from __future__ import annotations
 
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,9 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from segswap.models.layers import sine_position_encoding
 from segswap.pair import load
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _machine import median_time  # noqa: E402
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "segswap" / "data" / "segswap.safetensors"
 NAMES = ("fa", "fb", "pos_a", "pos_b")
@@ -49,14 +52,7 @@ class Core(torch.nn.Module):
 
 
 def median_ms(fn, repeats: int = 15) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * sorted(times)[repeats // 2]
+    return 1e3 * median_time(fn, repeats=repeats, warmup=3)
 
 
 def main() -> None:
