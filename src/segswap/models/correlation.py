@@ -41,7 +41,7 @@ def _expected_centre(logits: torch.Tensor, grid: tuple[int, int], radius: int | 
     if radius is None:
         return logits.softmax(dim=2) @ centres
     # Only the window's (2r+1)² logits are read: masking the whole N×M matrix to -inf instead cost
-    # 30 ms of a 480-px pair's 200 (benchmarks/pair_speed.py).
+    # 30 ms of a 480-px pair's 200 (lab/pair_profile.py).
     h, w = grid
     best = logits.argmax(dim=2)
     offsets = torch.arange(-radius, radius + 1, device=logits.device)
