@@ -124,14 +124,12 @@ def reference_search(index: CollectionIndex, origin: dict[int, Path], query: Pat
     return sorted(predictions, key=lambda p: -p.score_ab)
 
 
-def re_ranking_floor(index: CollectionIndex, queries: list, shortlist: int, size: int) -> list:
-    """The pair model's FLOPs in one box query's re-ranking (the first query, the tail run in PyTorch so that it
-    is counted) and the seconds they take at the machine's fp32 matmul rate."""
+def re_ranking_floor(index: CollectionIndex, queries: list, shortlist: int, matcher, label: str) -> list:
+    """The pair model's FLOPs in one box query's re-ranking (the first query; ``matcher`` runs its whole model in
+    PyTorch, the tail included, so that every operation is counted) and the seconds they take at the machine's
+    fp32 matmul rate."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    matcher, label = transformer_matcher(size)
-    if getattr(matcher.model, "tail", None) is not None:
-        matcher.model.tail.onnx = None
     path, box = queries[0]
     with FlopCounterMode(display=False) as counter:
         search(index, path, matcher, box=box, shortlist=shortlist, keypoints=False)
@@ -166,10 +164,12 @@ def main():
             queries.append((image.path, (w // 3, h // 3, 2 * w // 3, 2 * h // 3)))
 
         matchers = [transformer_matcher(args.size)]
+        counted = matchers[0]  # the model whose FLOPs the floor counts: every operation of it in PyTorch
         if getattr(matchers[0][0].model, "tail", None) is not None and matchers[0][0].model.tail.onnx is not None:
             torch_tail, label = transformer_matcher(args.size)
             torch_tail.model.tail.onnx = None  # the reference for the tail's runtime, timed in this run
             matchers.append((torch_tail, label + ", backbone tail on PyTorch"))
+            counted = matchers[-1]
         matchers.append((segswap.load("correlation", size=args.size, backbone=index.backbone), "correlation (training-free)"))
         rows = []
         for matcher, label in matchers:
@@ -185,7 +185,7 @@ def main():
                 reference.append(time.perf_counter() - start)
             mine, theirs = statistics.median(ours), statistics.median(reference)
             rows.append([label, f"{mine:.2f}", f"{theirs:.2f}", f"{theirs / mine:.1f}×", f"{found}/{len(queries)}"])
-        floor = re_ranking_floor(index, queries, args.shortlist, args.size)  # while the index's folder exists
+        floor = re_ranking_floor(index, queries, args.shortlist, *counted)  # while the index's folder exists
     print(f"\n{len(queries)} box queries, shortlist {args.shortlist}, median seconds per query\n")
     print_table(["model", "search (cached features)", "reference (recompute features)", "speed-up",
                  "query's image (or a copy) at rank 1"], rows)
