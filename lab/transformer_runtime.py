@@ -41,13 +41,7 @@ class Core(torch.nn.Module):
     def forward(self, fa, fb, pos_a, pos_b):
         m = self.model
         (ha, wa), (hb, wb) = fa.shape[2:], fb.shape[2:]
-        xa, xb = m._tokens(fa), m._tokens(fb)
-        for kind, block in zip(m.conf["layers"], m.blocks):
-            if kind == "I":
-                ya, yb = xa + pos_a, xb + pos_b
-                xa, xb = block(ya, ya), block(yb, yb)
-            else:
-                xa, xb = block(xa, xb), block(xb, xa)
+        xa, xb = m._attend(m._tokens(fa), m._tokens(fb), pos_a, pos_b)
         return m._head(xa, ha, wa), m._head(xb, hb, wb), m._match_logits(xa, xb)
 
 

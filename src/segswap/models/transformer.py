@@ -165,12 +165,7 @@ class SegSwapTransformer(nn.Module):
         xb = self._tokens(fb)
         pos_a = self.conf["pos_weight"] * sine_position_encoding(ha, wa, self.conf["dim"]).to(xa)
         pos_b = self.conf["pos_weight"] * sine_position_encoding(hb, wb, self.conf["dim"]).to(xb)
-        for kind, block in zip(self.conf["layers"], self.blocks):
-            if kind == "I":
-                ya, yb = xa + pos_a, xb + pos_b
-                xa, xb = block(ya, ya), block(yb, yb)
-            else:
-                xa, xb = block(xa, xb), block(xb, xa)
+        xa, xb = self._attend(xa, xb, pos_a, pos_b)
         mask_a, flow_ab = split_head_output(self._head(xa, ha, wa))
         mask_b, flow_ba = split_head_output(self._head(xb, hb, wb))
         out = {"mask_a": mask_a, "mask_b": mask_b, "flow_ab": flow_ab, "flow_ba": flow_ba}
@@ -187,6 +182,16 @@ class SegSwapTransformer(nn.Module):
         tail = {id(p) for p in self.tail.parameters()}
         return [{"params": [p for p in self.parameters() if id(p) not in tail], "lr_scale": 1.0},
                 {"params": list(self.tail.parameters()), "lr_scale": self.conf["tail_lr_scale"]}]
+
+    def _attend(self, xa: torch.Tensor, xb: torch.Tensor, pos_a: torch.Tensor, pos_b: torch.Tensor):
+        """The attention layers: inside each image ("I", with the position encoding) or across ("C")."""
+        for kind, block in zip(self.conf["layers"], self.blocks):
+            if kind == "I":
+                ya, yb = xa + pos_a, xb + pos_b
+                xa, xb = block(ya, ya), block(yb, yb)
+            else:
+                xa, xb = block(xa, xb), block(xb, xa)
+        return xa, xb
 
     def _match_logits(self, xa, xb):
         qa = F.normalize(self.match_projection(xa), dim=-1)
