@@ -11,8 +11,10 @@ keypoints, since the correlation model has no calibrated pair score). Reported:
 
 * discovery time of each design, the regions design's as a ratio to the spectral design's, and the
   process's peak resident memory after each (indexing included);
-* the peak resident memory of `segswap discover --model correlation [--design regions]` run on the same index
-  in a fresh process, as a user runs it after `segswap index` (GNU time's maximum resident set size);
+* the time and peak resident memory of `segswap discover [--design regions]` run on the same index in a fresh
+  process, as a user runs it after `segswap index` (GNU time's maximum resident set size), with the pair model
+  of ``--command-model``: the correlation model (default) or the shipped SegSwap weights, the model
+  `segswap discover` runs when none is named;
 * patterns recovered: planted objects with a reported pattern holding at least half of their copies,
   its box on the object;
 * reference, measured in the same run: the per-pair time on a sample of all-pairs candidates, times
@@ -42,9 +44,10 @@ from _machine import add_json_argument, print_machine, print_table, run_and_reco
 from search_speed import transformer_matcher  # noqa: E402
 
 import segswap  # noqa: E402
-from segswap.collection.discover import REGIONS_TOP_K, discover, run_discovery  # noqa: E402
+from segswap.collection.discover import discover, run_discovery  # noqa: E402
 from segswap.collection.folder import list_images  # noqa: E402
 from segswap.collection.predictions import predict_pairs  # noqa: E402
+from segswap.collection.methods import DISCOVERY_TOP_K  # noqa: E402
 from segswap.collection.update import update_index  # noqa: E402
 from segswap.io import load_image  # noqa: E402
 
@@ -126,12 +129,13 @@ def per_pair_seconds(matcher, index, pairs) -> float:
     return (time.perf_counter() - start) / len(pairs)
 
 
-def command_run(index_dir: Path, design: str, top_k: int | None) -> tuple[float | None, float]:
-    """`segswap discover` on ``index_dir`` in its own process: (peak resident memory in GiB, or None without
-    GNU time; seconds, process start included)."""
+def command_run(index_dir: Path, design: str, top_k: int | None, model: str) -> tuple[float | None, float]:
+    """`segswap discover` on ``index_dir`` in its own process, with ``model`` ("shipped": no --model, as a user
+    runs it): (peak resident memory in GiB, or None without GNU time; seconds, process start included)."""
     timer = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
-    command = [str(Path(sys.executable).parent / "segswap"), "discover", "--index", str(index_dir), "--model",
-               "correlation", "--design", design, "--json", str(index_dir / f"{design}.json")]
+    command = [str(Path(sys.executable).parent / "segswap"), "discover", "--index", str(index_dir), "--design", design,
+               "--json", str(index_dir / f"{design}.json")]
+    command += [] if model == "shipped" else ["--model", model]
     command += ["--top-k", str(top_k)] if top_k else []
     start = time.perf_counter()
     done = subprocess.run(([timer, "-f", "peak-kib %M"] if timer else []) + command, capture_output=True, text=True)
@@ -152,6 +156,8 @@ def main():
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--regions-top-k", type=int, help="the regions design's top-k (default: its default)")
     parser.add_argument("--size", type=int, default=480)
+    parser.add_argument("--command-model", choices=("correlation", "shipped"), default="correlation",
+                        help="the pair model of the fresh-process `segswap discover` runs (shipped: the default weights)")
     add_json_argument(parser)
     args = parser.parse_args()
     print_machine()
@@ -178,8 +184,9 @@ def main():
         reference = per_pair_seconds(matcher, index, sample) * all_pairs
         transformer, transformer_label = transformer_matcher(args.size)
         transformer_pair = per_pair_seconds(transformer, index, sample[:48])
-        commands = {design: command_run(Path(tmp) / "idx", design, top_k)
-                    for design, top_k in (("spectral", args.top_k), ("regions", args.regions_top_k))}
+        top_ks = {"spectral": args.top_k, "regions": args.regions_top_k or DISCOVERY_TOP_K}
+        commands = {design: command_run(Path(tmp) / "idx", design, top_k, args.command_model)
+                    for design, top_k in top_ks.items()}
 
     print(f"\n{args.count} images at {args.size} px, {args.patterns} planted patterns × {args.copies} copies; "
           f"indexing took {indexing:.0f} s ({args.count / indexing:.1f} images/s)\n")
@@ -188,16 +195,21 @@ def main():
          "1.00×", "", ""],
         [f"discover, top-k {args.top_k} (correlation model)", f"{found.pairs:,}", f"{discovery:.0f}",
          f"{discovery / reference:.3f}×", f"{recovered(found, truth)}/{args.patterns}", f"{peak_gib:.2f} GiB"],
-        [f"discover --design regions, top-k {args.regions_top_k or REGIONS_TOP_K} (correlation model, index keypoints)", f"{regions.pairs:,}", f"{regions_seconds:.0f}",
+        [f"discover --design regions, top-k {args.regions_top_k or DISCOVERY_TOP_K} (correlation model, index keypoints)", f"{regions.pairs:,}", f"{regions_seconds:.0f}",
          f"{regions_seconds / reference:.3f}×", f"{recovered(regions, truth)}/{args.patterns}", f"{regions_peak:.2f} GiB"],
     ])
     print(f"\nregions design / spectral design, time: {regions_seconds / discovery:.2f}×; {regions.edges:,} verified edges, "
           f"{sum(p.kind == 'repeat' for p in regions.patterns)} repeated patterns, "
           f"{sum(p.kind != 'repeat' for p in regions.patterns)} near-duplicate groups")
-    print("\n`segswap discover` in a fresh process: " + ", ".join(
-        f"{design} {seconds:.0f} s, peak " + (f"{peak:.2f} GiB" if peak is not None else "not measured (no GNU time)")
-        for design, (peak, seconds) in commands.items())
-        + f"; regions / spectral {commands['regions'][1] / commands['spectral'][1]:.2f}×")
+    model = "shipped SegSwap weights" if args.command_model == "shipped" else "correlation model"
+    print(f"\n`segswap discover` in a fresh process ({model}):")
+    spectral_seconds, spectral_peak = commands["spectral"][1], commands["spectral"][0]
+    print_table(["design", "top-k", "seconds", "time vs spectral", "peak memory", "memory vs spectral"], [
+        [design, str(top_ks[design]), f"{seconds:.0f}",
+         f"{seconds / spectral_seconds:.2f}×",
+         f"{peak:.2f} GiB" if peak is not None else "not measured (no GNU time)",
+         f"{peak / spectral_peak:.2f}×" if peak is not None and spectral_peak else ""]
+        for design, (peak, seconds) in commands.items()])
     print(f"\ngraph: {found.nodes:,} nodes, {found.edges:,} edges, {len(found.clusters)} patterns reported")
     print(f"{transformer_label}: {transformer_pair * 1e3:.0f} ms per pair → pair stage for these {found.pairs:,} pairs "
           f"≈{transformer_pair * found.pairs:.0f} s")

@@ -52,12 +52,12 @@ def test_every_stage_of_discover_and_search_reports_progress(repeats, run_cli):
     """Item 12 of issue 21: `discover` was silent before its bar and after it reached 100 %, and `search`
     showed no progress at all."""
     index, truth = repeats
-    r = run_cli("discover", "--index", index.path, "--model", "correlation")
+    r = run_cli("discover", "--index", index.path, "--model", "correlation", "--design", "spectral")
     assert r.returncode == 0, r.stderr
     for stage in ("shortlisting neighbours", "pairs", "building the correspondence graph", "leading eigenvectors",
                   "k-means"):
         assert stage in r.stderr, stage
-    r = run_cli("discover", "--index", index.path, "--model", "correlation", "--design", "regions")
+    r = run_cli("discover", "--index", index.path, "--model", "correlation")  # the default design: regions
     assert r.returncode == 0, r.stderr
     for stage in ("shortlisting neighbours", "pair model", "100%", "grouping", "verified regions into patterns"):
         assert stage in r.stderr, stage

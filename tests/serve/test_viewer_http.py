@@ -247,14 +247,14 @@ def test_a_discovery_job_runs_the_default_design_and_saves_each_patterns_kind(se
                                headers={"Content-Type": "application/json"})
         return status, json.loads(data)
 
-    for body, refused, words in [({"design": "louvain"}, 400, "--design must be one of spectral, regions"),
+    for body, refused, words in [({"design": "louvain"}, 400, "--design must be one of regions, spectral"),
                                  ({"design": "regions", "clusters": 3}, 400, "--clusters is the spectral design's"),
                                  ({"design": "spectral", "min_evidence": 2}, 400, "--min-evidence is the regions design's"),
                                  ({"min_evidence": 0}, 422, "min_evidence"), ({"top_k": 0}, 422, "top_k")]:
         status, data = post(body)
         assert status == refused and words in json.dumps(data), (body, status, data)
     assert server["viewer"].discovery_lane.active("discover") is None
-    status, job = post({"top_k": 3})  # the design's 10 neighbours would take longer than the test needs
+    status, job = post({"top_k": 3})  # fewer than the default neighbours: the test needs no more
     assert status == 200
     deadline = time.monotonic() + 120
     while job["state"] in ("queued", "running"):

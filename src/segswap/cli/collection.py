@@ -196,7 +196,7 @@ def discover(
                                "into patterns, near-duplicates folded (the number of patterns follows from the data); "
                                "spectral: SegSwap's correspondence graph, its eigenvectors and k-means."),
     top_k: Optional[int] = typer.Option(None, help="Neighbours per image (by descriptor) the pair model is run against "
-                                        "(default: 10 for regions, 5 for spectral)."),
+                                        "(default: 5)."),
     min_evidence: float = typer.Option(1.0, "--min-evidence", help="regions: the fused score an edge needs (1: the "
                                        "pair score or the keypoints at their calibrated precision; higher asks more)."),
     clusters: Optional[int] = typer.Option(None, help="spectral: k-means clusters (default: one per five images, 3 to 500)."),

@@ -34,14 +34,11 @@ from ..grid import box_overlap, cells_to_pixels
 from ..progress import ProgressCallback, report_step, stage
 from .graph import Nodes, PartGraph, StreamedPairs, cell_sums, leading_eigenvectors, part_graph, three_cycles
 from .index import CollectionIndex, IndexedImage
-from .methods import DISCOVERY_DESIGNS, check_design
+from .methods import DISCOVERY_DESIGNS, DISCOVERY_TOP_K, check_design
 from .predictions import neighbour_pairs, predict_pairs
 from .partition import pair_links, partition
 from .regions import SAME_REGION, discover_regions
 
-#: Neighbours per image each design runs the pair model against by default.
-SPECTRAL_TOP_K = 5
-REGIONS_TOP_K = 10
 #: Eigenvectors embedding the nodes (the authors used 100, with 500 clusters, on 900k nodes).
 N_EIG = 100
 #: A cluster whose centre's norm is below this fraction of the largest is the "no pattern" cluster.
@@ -101,9 +98,9 @@ def run_discovery(index: CollectionIndex, matcher, *, design: str = DISCOVERY_DE
     a :class:`~segswap.collection.regions.RegionDiscovery` or a :class:`Discovery`."""
     check_design(design, clusters, min_evidence)
     if design == "regions":
-        return discover_regions(index, matcher, top_k=top_k or REGIONS_TOP_K, min_evidence=min_evidence, flip=flip,
+        return discover_regions(index, matcher, top_k=top_k or DISCOVERY_TOP_K, min_evidence=min_evidence, flip=flip,
                                 show_progress=show_progress, on_progress=on_progress, engine=engine)
-    return discover(index, matcher, top_k=top_k or SPECTRAL_TOP_K, clusters=clusters, flip=flip,
+    return discover(index, matcher, top_k=top_k or DISCOVERY_TOP_K, clusters=clusters, flip=flip,
                     show_progress=show_progress, on_progress=on_progress, engine=engine)
 
 
@@ -133,7 +130,7 @@ def default_clusters(n_images: int) -> int:
     return int(np.clip(n_images // 5, 3, 500))
 
 
-def discover(index: CollectionIndex, matcher, *, top_k: int = 5, clusters: int | None = None, flip: bool = False,
+def discover(index: CollectionIndex, matcher, *, top_k: int = DISCOVERY_TOP_K, clusters: int | None = None, flip: bool = False,
              show_progress: bool = True, on_progress: ProgressCallback | None = None, engine=None) -> Discovery:
     """Find the patterns that repeat across the images of ``index``. ``on_progress`` hears each step (it may
     cancel; see :data:`segswap.progress.ProgressCallback`). With an ``engine``

@@ -83,7 +83,9 @@ def check_reranker(rerank: str) -> None:
 
 #: How `segswap discover` finds patterns; the first is the default (chosen by the rules in lab/rules.md, measured
 #: in lab/results.md, "Discovery on a mixed collection").
-DISCOVERY_DESIGNS = ("spectral", "regions")
+DISCOVERY_DESIGNS = ("regions", "spectral")
+#: Neighbours per image (by descriptor) either design runs the pair model against by default (the paper's 5).
+DISCOVERY_TOP_K = 5
 
 
 def check_design(design: str, clusters: int | None = None, min_evidence: float = 1.0) -> None:

@@ -32,6 +32,7 @@ from ..keypoints import get_matcher
 from ..models.outputs import matched_fraction
 from ..progress import ProgressCallback, report_step, stage
 from .index import CollectionIndex, IndexedImage
+from .methods import DISCOVERY_TOP_K
 from .predictions import PairPrediction, neighbour_pairs, predict_pairs
 from .search import REGION_THRESHOLD, calibrated_inlier_threshold, calibrated_threshold, fused_evidence, region_box
 
@@ -113,7 +114,7 @@ class RegionDiscovery:
     thresholds: dict  # the matched fraction's and the inliers' (None where not calibrated)
 
 
-def discover_regions(index: CollectionIndex, matcher, *, top_k: int = 10, min_evidence: float = 1.0,
+def discover_regions(index: CollectionIndex, matcher, *, top_k: int = DISCOVERY_TOP_K, min_evidence: float = 1.0,
                      flip: bool = False, show_progress: bool = True, on_progress: ProgressCallback | None = None,
                      engine=None) -> RegionDiscovery:
     """The patterns of ``index`` by verified regions (see the module docstring). ``min_evidence``: the fused
