@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from ..collection.features import FolderFeatures
 from ..collection.index import CollectionIndex, StagedShard
-from ..collection.predictions import PairPrediction, PredictionSink, pair_chunks
+from ..collection.predictions import PAIR_BATCH, PairPrediction, PredictionSink, pair_chunks
 from ..errors import ImageError, SegswapError
 from . import tasks
 
@@ -159,12 +159,13 @@ class DaskEngine:
 
     # -- pairs ------------------------------------------------------------------------------------
     def predict_pairs(self, matcher, locations: dict[int, tasks.FeatureLocation], pairs: Sequence[tuple[int, int]], *,
-                      flip: bool = False, batch_size: int = 16, show_progress: bool = True,
+                      flip: bool = False, batch_size: int | None = None, show_progress: bool = True,
                       sink: PredictionSink | None = None) -> list[PairPrediction]:
         """As :func:`segswap.collection.predictions.predict_pairs` (``sink`` too: each task's predictions go to
         it as they arrive), on the workers; ``locations``: where each image's features lie in the shared
         folder."""
         arguments = _load_arguments(matcher)
+        batch_size = batch_size or PAIR_BATCH  # the client's: the workers then run a single process's batches
         chunks = pair_chunks(lambda i: locations[i][2][1:], pairs, PAIRS_PER_TASK, batch_size)
         run = uuid.uuid4().hex[:8]
         futures = []
