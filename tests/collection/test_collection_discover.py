@@ -199,3 +199,15 @@ def test_clusters_over_the_same_images_and_regions_are_one_pattern():
     merged = merged_clusters([wall, same_wall, elsewhere, other_images])
     assert [c.strength for c in merged] == [5.0, 1.5, 1.0] and merged[0].nodes == 10
     assert merged[0].images[0].weight.sum() == 8 + 4 and merged[0].images[0].box == (0, 0, 64, 32)
+
+
+def test_the_default_design_without_calibrated_evidence_is_one_line_naming_the_other_design(tmp_path, kit, run_cli):
+    """The regions design (the default) verifies edges by a calibrated pair score or the index's keypoints: the
+    training-free model on an index without keypoints has neither, which is said in one line, exit 2, before
+    any pair runs; `--design spectral` then runs."""
+    kit.planted_repeats(tmp_path / "images", seed=0, copies=2, plain=1)
+    update_index(tmp_path / "images", tmp_path / "idx", size=kit.SIZE, keypoints=False, show_progress=False)
+    r = run_cli("discover", "--index", tmp_path / "idx", "--model", "correlation")
+    assert r.returncode == 2 and "--design spectral" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1  # no progress bar: nothing ran
+    assert run_cli("discover", "--index", tmp_path / "idx", "--model", "correlation", "--design", "spectral").returncode == 0
