@@ -211,3 +211,37 @@ def test_the_default_design_without_calibrated_evidence_is_one_line_naming_the_o
     assert r.returncode == 2 and "--design spectral" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1  # no progress bar: nothing ran
     assert run_cli("discover", "--index", tmp_path / "idx", "--model", "correlation", "--design", "spectral").returncode == 0
+
+
+def test_the_same_photograph_saved_again_is_one_near_duplicate_group_although_its_borders_are_flat(tmp_path, kit, matcher,
+                                                                                                  monkeypatch):
+    """Rule D5: a photograph whose detail lies in its middle, saved again smaller, has its keypoints' hull well
+    short of the frame; nearly every keypoint matching under one homography still makes the two one
+    near-duplicate group. Without that criterion the same input gives a repeated pattern."""
+    import cv2
+    import numpy as np
+
+    from segswap.collection.discover import run_discovery
+    from segswap.keypoints import is_installed
+
+    if not is_installed("xfeat"):
+        pytest.skip("keypoint wheels not installed")
+    rng = np.random.default_rng(5)
+    photo = np.full((180, 240, 3), 128, np.uint8)
+    photo[45:135, 60:180] = kit.clutter(rng, 90, 120)  # the middle quarter holds every keypoint
+    original = kit.save(tmp_path / "images" / "photo.png", photo)
+    again = kit.save(tmp_path / "images" / "photo_again.png", cv2.resize(photo, None, fx=0.9, fy=0.9,
+                                                                          interpolation=cv2.INTER_AREA))
+    for k in range(4):
+        kit.save(tmp_path / "images" / f"plain_{k}.png", kit.clutter(rng, 180, 240))
+    index, _ = update_index(tmp_path / "images", tmp_path / "idx", size=kit.SIZE, show_progress=False)
+    monkeypatch.setattr("segswap.collection.regions.calibrated_inlier_threshold", lambda settings: 12.0)
+    found = run_discovery(index, matcher, show_progress=False)
+    groups = [p for p in found.patterns if p.kind == "near-duplicates"]
+    assert len(groups) == 1 and len(groups[0].images) == 1
+    member = groups[0].images[0]
+    assert {member.image.path, *(n.path for n in member.near_duplicates)} == {original, again}
+    assert all(m.box[2] - m.box[0] < 0.9 * 240 for m in groups[0].images)  # the region is not the whole frame
+    monkeypatch.setattr("segswap.collection.regions.SAME_PHOTOGRAPH_INLIERS", 2.0)  # the area criterion alone
+    alone = run_discovery(index, matcher, show_progress=False)
+    assert [p.kind for p in alone.patterns] == ["repeat"]

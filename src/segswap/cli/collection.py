@@ -227,11 +227,15 @@ def discover(
         result = discovery_json(found)
         typer.echo(result["summary"])
         for number, pattern in enumerate(result["patterns"], 1):
+            if pattern.get("kind") == "near-duplicates":  # one group: its image and the ones folded onto it
+                group = [pattern["images"][0]["path"], *pattern["images"][0]["near_duplicates"]]
+                typer.echo(f"  near-duplicates {number}: {len(group)} near-identical images (strength "
+                           f"{pattern['strength']:.1f}): {', '.join(Path(p).name for p in group)}")
+                continue
             names = ", ".join(Path(m["path"]).name + (f" (+{len(m['near_duplicates'])} near-identical)"
                                                       if m.get("near_duplicates") else "") for m in pattern["images"][:6])
             more = f" and {len(pattern['images']) - 6} more" if len(pattern["images"]) > 6 else ""
-            label = "near-duplicates" if pattern.get("kind") == "near-duplicates" else "pattern"
-            typer.echo(f"  {label} {number}: {len(pattern['images'])} images (strength {pattern['strength']:.1f}): "
+            typer.echo(f"  pattern {number}: {len(pattern['images'])} images (strength {pattern['strength']:.1f}): "
                        f"{names}{more}")
             for member in pattern["images"][:6]:
                 canvas = member.get("canvas")

@@ -10,7 +10,8 @@
 3. In each image, regions of its edges that overlap (IoU ≥ :data:`SAME_REGION`) are one **region node**.
    Verified edges join region nodes into a graph (networkx); each connected component, split by Louvain
    community detection when it is large, is a **pattern**: the same thing, in each of its images' region.
-4. Images whose edge regions cover nearly all of both (≥ :data:`NEAR_DUPLICATE_AREA` of each image) are
+4. Images whose edge regions cover nearly all of both (≥ :data:`NEAR_DUPLICATE_AREA` of each image), or
+   whose keypoints nearly all match under one homography (:data:`SAME_PHOTOGRAPH_INLIERS`), are
    **near-duplicates** (the same photograph twice, burst frames): such a group counts once, a pattern made
    of one group only is labelled ``near-duplicates``, and a pattern's members carry their group's other
    images folded beside them.
@@ -39,8 +40,12 @@ from .search import REGION_THRESHOLD, calibrated_inlier_threshold, calibrated_th
 #: Regions of one image are one region node when at least this share of the smaller box lies inside the
 #: other (a viewpoint change shows a wall whole in one pair and a part of it in another: one thing).
 SAME_REGION = 0.5
-#: A verified edge whose region boxes cover at least this fraction of both images joins near-duplicates.
+#: A verified edge whose region boxes cover at least this fraction of both images joins near-duplicates...
 NEAR_DUPLICATE_AREA = 0.8
+#: ...as does one whose homography inliers are at least this fraction of the keypoints of the image with fewer:
+#: the same photograph, nearly every keypoint found again, even where flat borders leave its hull short of the
+#: frame (a shared object or another viewpoint leaves most keypoints unmatched; lab/rules.md, D5).
+SAME_PHOTOGRAPH_INLIERS = 0.5
 #: Components with more images than this may be split into communities (Louvain, networkx) so that a chance
 #: edge between two patterns does not merge them...
 COMMUNITY_ABOVE = 3
@@ -177,9 +182,9 @@ class _Judge:
         image_a, image_b = self.image(pred.a), self.image(pred.b)
         matched = max(float(matched_fraction(pred.score_ab, pred.mask_a.shape)),
                       float(matched_fraction(pred.score_ba, pred.mask_b.shape)))
-        inliers, fit = 0, None
+        inliers, fit, fewest = 0, None, 0
         if self.keypointer is not None:
-            inliers, fit = self._inliers(pred.a, pred.b)
+            inliers, fit, fewest = self._inliers(pred.a, pred.b)
         fused, decided = fused_evidence(matched, self.matched_threshold, inliers, self.inlier_threshold,
                                         at=self.min_evidence)
         if fused < self.min_evidence:
@@ -190,8 +195,9 @@ class _Judge:
         else:
             region_a, region_b = _pair_regions(pred, image_a, image_b)
         edge = VerifiedEdge(pred.a, pred.b, fused, decided, matched, inliers, region_a, region_b)
-        edge.near_duplicate = (region_a.area_fraction(image_a.size) >= NEAR_DUPLICATE_AREA
-                               and region_b.area_fraction(image_b.size) >= NEAR_DUPLICATE_AREA)
+        edge.near_duplicate = ((region_a.area_fraction(image_a.size) >= NEAR_DUPLICATE_AREA
+                                and region_b.area_fraction(image_b.size) >= NEAR_DUPLICATE_AREA)
+                               or ("keypoints" in decided and inliers >= SAME_PHOTOGRAPH_INLIERS * fewest))
         self._edges[position] = edge
 
     def image(self, image_id: int) -> IndexedImage:
@@ -199,9 +205,12 @@ class _Judge:
             self.images[image_id] = self.index.image(image_id)
         return self.images[image_id]
 
-    def _inliers(self, a: int, b: int) -> tuple[int, tuple[np.ndarray, np.ndarray]]:
-        found = self.keypointer.match(None, None, feats_a=self._features(a), feats_b=self._features(b))
-        return found["geometry"].count, (found["keypoints_a"][found["inliers"]], found["keypoints_b"][found["inliers"]])
+    def _inliers(self, a: int, b: int) -> tuple[int, tuple[np.ndarray, np.ndarray], int]:
+        """The homography's inliers, their points in each image, and the keypoints of the image with fewer."""
+        feats_a, feats_b = self._features(a), self._features(b)
+        found = self.keypointer.match(None, None, feats_a=feats_a, feats_b=feats_b)
+        return (found["geometry"].count, (found["keypoints_a"][found["inliers"]], found["keypoints_b"][found["inliers"]]),
+                min(len(feats_a["keypoints"]), len(feats_b["keypoints"])))
 
     def edges(self) -> list[VerifiedEdge]:
         return [self._edges[k] for k in sorted(self._edges)]
