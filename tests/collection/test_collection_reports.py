@@ -108,3 +108,29 @@ def test_cosegment_report(collection, tmp_path, kit, invoke_cli):
 def test_text_is_escaped():
     html = render_report("<b>&", [Row("a<script>", [Tile(np.zeros((20, 30, 3), np.uint8), 'x"<y>')])], ["1 < 2"])
     assert "<script>" not in html and "&lt;b&gt;&amp;" in html and 'alt="x&quot;&lt;y&gt;"' in html
+
+
+def test_a_near_duplicate_group_is_one_row_naming_its_folded_images(tmp_path, kit):
+    """Issue 37, item 6: the report shows a group of near-identical images as one row, its first image shown and
+    the others named as folded; a repeat row counts its images and edges."""
+    from types import SimpleNamespace
+
+    from segswap.collection.html_report import write_discovery_report
+    from segswap.collection.index import IndexedImage
+    from segswap.collection.regions import Pattern, PatternImage, RegionDiscovery
+
+    rng = np.random.default_rng(0)
+    images = [IndexedImage(k, kit.save(tmp_path / f"im{k}.png", kit.clutter(rng, 60, 80)), (80, 60), (4, 5))
+              for k in range(4)]
+    cells = np.ones((4, 5), bool)
+    repeat = Pattern("repeat", 3.0, 1, [PatternImage(images[0], (0, 0, 40, 30), cells),
+                                         PatternImage(images[1], (10, 10, 50, 40), cells)], {"keypoints": 1})
+    group = Pattern("near-duplicates", 9.0, 2, [PatternImage(images[2], (0, 0, 80, 60), cells, [images[3]])],
+                    {"keypoints": 2, "pair score": 2})
+    found = RegionDiscovery([repeat, group], images=4, pairs=3, edges=3, thresholds={})
+    matcher = SimpleNamespace(name="segswap", trained=True, backbone=SimpleNamespace(name="efficientnet-lite2-block12"))
+    write_discovery_report(tmp_path / "report.html", found, matcher)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (tmp_path / "report.html").read_text()))
+    assert "Pattern 1: 2 images, 1 verified edge (1 by keypoints)" in text
+    assert "Near-duplicates: 2 near-identical images, shown as one, 2 verified edges" in text
+    assert "folded: im3.png" in text and "im2.png (+1 near-identical)" in text

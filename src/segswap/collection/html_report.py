@@ -76,9 +76,14 @@ def _write_region_report(path: Path, found, matcher) -> None:
                                member.box))
         notes = [f"and {len(pattern.images) - len(shown)} more images"] if len(pattern.images) > len(shown) else []
         evidence = ", ".join(f"{n} by {name}" for name, n in sorted(pattern.decided_by.items()))
-        title = "Near-duplicates" if pattern.kind == "near-duplicates" else f"Pattern {number}"
-        rows.append(Row(f"{title}: {len(pattern.images)} images, {pattern.edges} verified edges ({evidence}), "
-                        f"strength {pattern.strength:.1f}", tiles, notes))
+        edges = f"{pattern.edges} verified edge{'s' if pattern.edges != 1 else ''} ({evidence})"
+        if pattern.kind == "near-duplicates":  # one group: the first image shown, the others folded beside it
+            group = [pattern.images[0].image, *pattern.images[0].near_duplicates]
+            title = f"Near-duplicates: {len(group)} near-identical images, shown as one"
+            notes.append("folded: " + ", ".join(image.path.name for image in group[1:]))
+        else:
+            title = f"Pattern {number}: {len(pattern.images)} images"
+        rows.append(Row(f"{title}, {edges}, strength {pattern.strength:.1f}", tiles, notes))
     repeats = sum(p.kind == "repeat" for p in found.patterns)
     summary = [f"{found.images} images, {found.pairs} pairs judged, {found.edges} verified; {repeats} repeated patterns, "
                f"{len(found.patterns) - repeats} groups of near-duplicates"
