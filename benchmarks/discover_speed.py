@@ -195,7 +195,7 @@ def main():
          "1.00×", "", ""],
         [f"discover, top-k {args.top_k} (correlation model)", f"{found.pairs:,}", f"{discovery:.0f}",
          f"{discovery / reference:.3f}×", f"{recovered(found, truth)}/{args.patterns}", f"{peak_gib:.2f} GiB"],
-        [f"discover --design regions, top-k {args.regions_top_k or DISCOVERY_TOP_K} (correlation model, index keypoints)", f"{regions.pairs:,}", f"{regions_seconds:.0f}",
+        [f"discover --design regions, top-k {top_ks['regions']} (correlation model, index keypoints)", f"{regions.pairs:,}", f"{regions_seconds:.0f}",
          f"{regions_seconds / reference:.3f}×", f"{recovered(regions, truth)}/{args.patterns}", f"{regions_peak:.2f} GiB"],
     ])
     print(f"\nregions design / spectral design, time: {regions_seconds / discovery:.2f}×; {regions.edges:,} verified edges, "

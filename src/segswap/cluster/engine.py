@@ -43,7 +43,7 @@ CONNECT_SECONDS = 10
 WORKER_SECONDS = 60
 #: The glibc variable Dask sets for its workers and local clusters start without (:func:`worker_environment`).
 TRIM_THRESHOLD = "MALLOC_TRIM_THRESHOLD_"
-#: Pairs per task: 4 batches of 16 (≈1 MB of predictions back at 320 px).
+#: Pairs per task: whole batches of predict_pairs' PAIR_BATCH (≈1 MB of predictions back at 320 px).
 PAIRS_PER_TASK = 64
 #: Images per co-segmentation feature task.
 FEATURE_TASK_IMAGES = 32

@@ -97,10 +97,11 @@ def run_discovery(index: CollectionIndex, matcher, *, design: str = DISCOVERY_DE
     """`segswap discover`: the patterns of ``index`` by ``design`` (:data:`~segswap.collection.methods.DISCOVERY_DESIGNS`):
     a :class:`~segswap.collection.regions.RegionDiscovery` or a :class:`Discovery`."""
     check_design(design, clusters, min_evidence)
+    top_k = top_k or DISCOVERY_TOP_K
     if design == "regions":
-        return discover_regions(index, matcher, top_k=top_k or DISCOVERY_TOP_K, min_evidence=min_evidence, flip=flip,
+        return discover_regions(index, matcher, top_k=top_k, min_evidence=min_evidence, flip=flip,
                                 show_progress=show_progress, on_progress=on_progress, engine=engine)
-    return discover(index, matcher, top_k=top_k or DISCOVERY_TOP_K, clusters=clusters, flip=flip,
+    return discover(index, matcher, top_k=top_k, clusters=clusters, flip=flip,
                     show_progress=show_progress, on_progress=on_progress, engine=engine)
 
 

@@ -7,7 +7,8 @@
    ``min_evidence`` (1: either piece at its calibrated precision) is a **verified edge**; its region in
    each image is the keypoint inliers' hull where the keypoints decide, else the pair model's matched
    region (its cycle-consistent mask's strongest blob).
-3. In each image, regions of its edges that overlap (IoU ≥ :data:`SAME_REGION`) are one **region node**.
+3. In each image, regions of its edges that overlap (the smaller box at least :data:`SAME_REGION` inside the
+   other) are one **region node**.
    Verified edges join region nodes into a graph (networkx); each connected component, split by Louvain
    community detection when it is large, is a **pattern**: the same thing, in each of its images' region.
 4. Images whose edge regions cover nearly all of both (≥ :data:`NEAR_DUPLICATE_AREA` of each image), or
