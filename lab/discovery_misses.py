@@ -25,13 +25,18 @@ from segswap.models.outputs import matched_fraction
 from segswap.shipped import KEYPOINTS
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def read_collection(description: str) -> tuple[Path, dict, CollectionIndex]:
+    """The development collection named on the command line (ROOT --work WORK): its root, its truth and the index
+    `segswap eval discover` made of it."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("root", type=Path)
     parser.add_argument("--work", type=Path, required=True, help="`segswap eval discover`'s --work (its index/)")
     args = parser.parse_args()
-    truth = json.loads((args.root / "truth.json").read_text())
-    index = CollectionIndex(args.work / "index")
+    return args.root, json.loads((args.root / "truth.json").read_text()), CollectionIndex(args.work / "index")
+
+
+def main() -> None:
+    root, truth, index = read_collection(__doc__.splitlines()[0])
     matcher = load_matcher(None, None, backbone=index.backbone, size=index.size)
     judged = {}
     judge = regions._Judge.__call__
@@ -47,7 +52,7 @@ def main() -> None:
     regions._Judge.__call__ = judge
     matched_threshold, inlier_threshold = found.thresholds["matched_fraction"], found.thresholds["inliers"]
     print(f"thresholds: matched fraction {matched_threshold:.4f}, inliers {inlier_threshold:g}")
-    images = (args.root / "images").resolve()
+    images = (root / "images").resolve()
     ids = {str(image.path.resolve().relative_to(images)): image.id for image in index.images()}
     paths = {image.id: image.path for image in index.images()}
     true_pairs = {frozenset((ids[p["a"]], ids[p["b"]])): p for p in truth["pairs"]}

@@ -10,8 +10,6 @@ shortlist holds with each descriptor.
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,8 @@ import torch
 
 from segswap.cli.common import load_matcher
 from segswap.collection.descriptor import DescriptorIndex, regional_descriptors
-from segswap.collection.index import CollectionIndex
+
+from discovery_misses import read_collection
 
 
 def partner_ranks(index: DescriptorIndex, ids: list[int], regional: list[np.ndarray]) -> dict[tuple[int, int], int]:
@@ -28,13 +27,8 @@ def partner_ranks(index: DescriptorIndex, ids: list[int], regional: list[np.ndar
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", type=Path)
-    parser.add_argument("--work", type=Path, required=True, help="`segswap eval discover`'s --work (its index/)")
-    args = parser.parse_args()
-    truth = json.loads((args.root / "truth.json").read_text())
-    index = CollectionIndex(args.work / "index")
-    images = (args.root / "images").resolve()
+    root, truth, index = read_collection(__doc__.splitlines()[0])
+    images = (root / "images").resolve()
     by_name = {str(Path(im.path).resolve().relative_to(images)): im.id for im in index.images()}
     ids, stored = index.regional_descriptors()
     tail = load_matcher(None, None, backbone=index.backbone, size=index.size).model.tail
