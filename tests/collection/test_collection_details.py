@@ -9,6 +9,7 @@ import pytest
 
 import segswap
 from segswap.collection.search import BOX_SOURCES, flow_box, search
+from segswap.collection.template import DetailTemplate, template_sizes
 from segswap.collection.update import update_index
 from segswap.errors import SegswapError
 from segswap.grid import box_iou
@@ -124,3 +125,59 @@ def test_eval_details_refuses_a_folder_without_truth_in_one_line(tmp_path, run_c
     (tmp_path / "images").mkdir()
     done = run_cli("eval", "details", str(tmp_path), "--work", str(tmp_path / "w"))
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "truth.json" in done.stderr
+
+
+def test_template_sizes_run_from_three_cells_to_the_whole_image():
+    sizes = template_sizes(48)
+    assert sizes[0] == 3 and sizes[-1] <= 48 and sizes[-1] * 1.25 > 48
+    assert sizes == sorted(set(sizes)) and all(b / a <= 1.34 for a, b in zip(sizes, sizes[1:]))
+
+
+@pytest.mark.parametrize("condition", ["none", "line_engraving"])
+def test_the_template_finds_a_detail_at_another_size_in_a_redrawn_picture(kit, condition):
+    from segswap.synth.conditions import apply_condition
+
+    rng = np.random.default_rng(7)
+    photo = load_image(Path(segswap.__file__).parent / "data" / "box.png")
+    query = cv2.resize(kit.clutter(rng, 240, 320), (640, 480), interpolation=cv2.INTER_LINEAR)
+    query[100:144, 300:364] = cv2.resize(photo, (64, 44), interpolation=cv2.INTER_AREA)
+    other = cv2.resize(kit.clutter(rng, 240, 320), (800, 600), interpolation=cv2.INTER_LINEAR)
+    other[380:450, 150:252] = cv2.resize(photo, (102, 70), interpolation=cv2.INTER_AREA)  # 1.6× the size
+    if condition != "none":
+        other, _ = apply_condition(other, condition, np.random.default_rng(0))
+    score, found = DetailTemplate(query, (300, 100, 364, 144)).locate(other)
+    assert box_iou(found, (150, 380, 252, 450)) >= 0.5, found
+    if condition != "none":
+        return
+    # where the detail is not, its best fit is lower
+    empty, _ = DetailTemplate(query, (300, 100, 364, 144)).locate(
+        cv2.resize(kit.clutter(rng, 240, 320), (800, 600), interpolation=cv2.INTER_LINEAR))
+    assert empty < score
+
+
+def test_a_detail_neither_evidence_places_is_boxed_by_its_template(small_detail, matcher, monkeypatch):
+    root, index, _, boxes = small_detail
+    # no keypoints, and the pair model's region empty, as on a 2×3-cell detail: only the last resort is left
+    monkeypatch.setattr("segswap.collection.search.region_box", lambda mask, size: None)
+    result = search(index, root / "images" / "02.png", matcher, box=boxes["02.png"], top=4, keypoints=False)
+    (copy,) = [hit for hit in result.hits if hit.image.path.name == "06.png"]
+    assert all(hit.box_from == "template" for hit in result.hits)
+    assert copy.box_from == "template" and box_iou(copy.box, boxes["06.png"]) >= 0.5, (copy.box_from, copy.box)
+
+
+def test_a_hit_whose_image_no_longer_loads_keeps_the_flow_guess(small_detail, matcher, monkeypatch):
+    from segswap.errors import ImageError
+
+    root, index, _, boxes = small_detail
+    query = root / "images" / "02.png"
+    monkeypatch.setattr("segswap.collection.search.region_box", lambda mask, size: None)
+
+    def only_the_query(path, *args, **kwargs):
+        if Path(path) != query:
+            raise ImageError(f"{path}: cannot identify image file")
+        return load_image(path)
+
+    monkeypatch.setattr("segswap.collection.search.load_image", only_the_query)
+    result = search(index, query, matcher, box=boxes["02.png"], top=4, keypoints=False)
+    others = [hit for hit in result.hits if hit.image.path != query]  # the query's own image still loads
+    assert others and all(hit.box_from == "pair flow" and hit.box is not None for hit in others)

@@ -19,8 +19,8 @@ inliers' extent for a whole image).
 A detail is often too small for either evidence to decide (two or three cells at the index's scale), yet its
 copies are ranked near the top; every such hit still gets a best-guess box, and ``box_from`` says whose:
 the box carried by the keypoint inliers when there are at least :data:`GUESS_MIN_INLIERS` of them, else the
-pair model's matched region, else the query box carried to where the pair model's flow takes the query's
-cells. A guessed box changes no verdict.
+pair model's matched region, else where the detail's features, slid over the hit at several sizes, fit
+best (ArtMiner's one-shot detection, :mod:`.template`). A guessed box changes no verdict.
 
 With ``rerank="ransac"`` the shortlist is re-ranked instead by ArtMiner's training-free verification
 (:func:`segswap.verify.ransac.verify`): the region is its inlier cells and the box their extent.
@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..errors import SegswapError
+from ..errors import ImageError, SegswapError
 from ..grid import STRIDE, cells_to_pixels
 from ..progress import ProgressCallback, report_step, stage
 from ..io import load_image, pixels_to_tensor, resize_for_model
@@ -54,6 +54,7 @@ from .descriptor import pooled
 from .index import CollectionIndex, IndexedImage
 from .methods import check_reranker
 from .predictions import predict_pairs
+from .template import DetailTemplate
 
 #: A box query is cut out at the index's scale but never smaller than this on its short side (the
 #: authors' detail queries are 64-px crops): below 4 cells the pair model has too little to attend to.
@@ -77,8 +78,9 @@ CARRIED_BOX_AREA = (0.25, 16.0)
 
 
 #: What may place a hit's box: keypoints that decide the match, keypoint inliers below that, the pair
-#: model's matched region, the pair model's flow of a detail's cells (a guess), ArtMiner's inlier cells.
-BOX_SOURCES = ("keypoints", "keypoint inliers", "pair region", "pair flow", "verification")
+#: model's matched region, the detail's template slid over the hit (a guess), the pair model's flow of a
+#: detail's cells (a guess, where the hit's image no longer loads), ArtMiner's inlier cells.
+BOX_SOURCES = ("keypoints", "keypoint inliers", "pair region", "template", "pair flow", "verification")
 
 
 @dataclass
@@ -206,7 +208,30 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
         _check_by_keypoints(index, keypointer, rgb, box, hits[:head], threshold, inlier_threshold, on_progress)
         order = sorted(range(head), key=lambda k: (-(hits[k].fused if hits[k].fused is not None else -1), k))
         hits = [hits[k] for k in order] + hits[head:]
-    return SearchResult(Path(query), box, len(candidates), hits[:top], rerank, threshold, source, inlier_threshold)
+    hits = hits[:top]
+    if box is not None:
+        _place_last_resort_boxes(rgb, box, hits, show_progress, on_progress)
+    return SearchResult(Path(query), box, len(candidates), hits, rerank, threshold, source, inlier_threshold)
+
+
+def _place_last_resort_boxes(rgb: np.ndarray, box, hits: list[SearchHit], show_progress: bool,
+                             on_progress: ProgressCallback | None) -> None:
+    """A detail hit whose box would be the pair model's flow guess gets the detail's template's instead
+    (:mod:`.template`; rule G6 in lab/rules.md); where its image no longer loads, the flow's guess stays."""
+    guessed = [hit for hit in hits if hit.box_from in ("pair flow", None)]
+    if not guessed:
+        return
+    detail = DetailTemplate(rgb, box)
+    with stage(f"placing {len(guessed)} detail boxes by template", show_progress):
+        for done, hit in enumerate(guessed):
+            report_step(on_progress, "placing the detail", done, len(guessed))
+            try:
+                pixels = load_image(hit.image.path)
+            except ImageError:
+                continue
+            found = detail.locate(pixels)
+            if found is not None:
+                hit.box, hit.box_from = found[1], "template"
 
 
 def _index_keypointer(index: CollectionIndex, keypoints: bool | None):

@@ -10,7 +10,7 @@ const hitsList = document.getElementById("hits");
 const THUMB = 120;           // result thumbnails, px wide
 const PAIR_HEIGHT = 360;     // each image of the side-by-side view, px high
 const REGION = "rgba(40, 220, 60, 0.35)", OUTLINE = "rgb(40, 220, 60)", QUERY_BOX = "rgb(31, 111, 235)";
-const GUESSED_BOX = ["keypoint inliers", "pair flow"];   // box_from values that are best guesses, drawn dashed
+const GUESSED_BOX = ["keypoint inliers", "template", "pair flow"];   // box_from values that are best guesses, drawn dashed
 let image = null;            // this image's record: id, path, width, height
 let box = null;              // the query box in the image's own pixels, or null for the whole image
 let currentJob = 0;          // the search whose answers the page shows; older ones are dropped
