@@ -46,44 +46,52 @@ def template_sizes(longest: int) -> list[int]:
 
 class DetailTemplate:
     """The detail ``box`` (x0, y0, x1, y1 in pixels) of ``image`` (H×W×3 uint8 RGB), ready to be found in
-    other images. Its templates are computed at the first :meth:`locate`."""
+    other images. Each template is computed the first time it fits in an image :meth:`locate` searches."""
 
     def __init__(self, image: np.ndarray, box, *, target_side: int = TARGET_SIDE):
         self.image, self.box, self.target_side = image, tuple(int(v) for v in box), target_side
         self._backbone = None
-        self._templates: list[tuple[torch.Tensor, float]] | None = None
+        self._templates: dict[int, torch.Tensor] = {}  # by long side in cells, built when one first fits
 
     def _features(self, pixels: np.ndarray) -> torch.Tensor:
         if self._backbone is None:
             self._backbone = get_backbone(TEMPLATE_BACKBONE)
         return self._backbone(pixels_to_tensor(pixels))[0]
 
-    def _template(self, cells: int) -> tuple[torch.Tensor, float]:
-        """(C×h×w features of the box warped so its long side spans ``cells`` cells, the warp's scale)."""
+    def _geometry(self, cells: int) -> tuple[float, int, int]:
+        """(scale, rows, cols) of the template whose long side spans ``cells`` cells."""
         x0, y0, x1, y1 = self.box
         scale = cells * STRIDE / max(x1 - x0, y1 - y0)
         cols, rows = (max(1, round(side * scale / STRIDE)) for side in (x1 - x0, y1 - y0))
+        return scale, rows, cols
+
+    def _template(self, cells: int) -> torch.Tensor:
+        """C×rows×cols features of the box warped so its long side spans ``cells`` cells."""
+        if cells in self._templates:
+            return self._templates[cells]
+        x0, y0, x1, y1 = self.box
+        scale, rows, cols = self._geometry(cells)
         size = ((cols + 2 * CONTEXT_CELLS) * STRIDE, (rows + 2 * CONTEXT_CELLS) * STRIDE)
         shift = CONTEXT_CELLS * STRIDE
         warp = np.float32([[scale, 0, shift - x0 * scale], [0, scale, shift - y0 * scale]])
         pixels = cv2.warpAffine(self.image, warp, size, flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REFLECT)
         feats = self._features(pixels)
-        return feats[:, CONTEXT_CELLS:CONTEXT_CELLS + rows, CONTEXT_CELLS:CONTEXT_CELLS + cols], scale
+        self._templates[cells] = feats[:, CONTEXT_CELLS:CONTEXT_CELLS + rows, CONTEXT_CELLS:CONTEXT_CELLS + cols]
+        return self._templates[cells]
 
     def locate(self, image: np.ndarray) -> tuple[float, tuple[int, int, int, int]] | None:
         """(mean cosine, box in ``image``'s pixels) of the best place and size of the detail in ``image``
         (H×W×3 uint8 RGB); None if no template fits in it."""
-        if self._templates is None:
-            self._templates = [self._template(cells) for cells in template_sizes(self.target_side // STRIDE)]
         resized = resize_for_model(image, self.target_side)
         feats = self._features(resized)
         factor = resized.shape[1] / image.shape[1]  # searched image's pixels → resized pixels
         best = None
-        for tmpl, scale in self._templates:
-            _, rows, cols = tmpl.shape
+        for cells in template_sizes(self.target_side // STRIDE):
+            scale, rows, cols = self._geometry(cells)
             if rows > feats.shape[1] or cols > feats.shape[2]:
-                continue
+                continue  # not built unless some image fits it: the largest cost the most
+            tmpl = self._template(cells)
             scores = F.conv2d(feats[None], tmpl[None])[0, 0] / (rows * cols)
             value, flat = scores.flatten().max(0)
             if best is None or value.item() > best[0]:
