@@ -11,6 +11,12 @@ engraving, halftone, ink wash, watercolour, pen on aged paper and a painting's p
 region of the scene (a mosaic's photograph, or the central 40 % of a sample photograph) with its box; its
 targets: the same region in the scene's two other drawings. Pairs (for `eval discover`): the three
 drawings of a scene, two by two, kind "depiction" (every pair crosses a change of drawing).
+
+With ``--details`` (issue 39's detail across a depiction, with room above today's retrieval): each scene's
+query is a textured square 15 % of its long side, and each view a 60–100 % crop that keeps it (so the detail
+comes at up to 1.7× another view's size).
+
+    .venv/bin/python lab/style_collection.py --details --out W/style_detail_dev
 """
 
 from __future__ import annotations
@@ -54,6 +60,22 @@ def scenes(rng: np.random.Generator) -> list[tuple[np.ndarray, tuple[int, int, i
     return found
 
 
+def detail_box(image: np.ndarray, rng: np.random.Generator, side: float) -> tuple[int, int, int, int]:
+    """A square window ``side`` × the scene's long side, the most textured (variance of the Laplacian) of 20
+    random places away from the borders: a detail worth looking for, not a patch of sky."""
+    h, w = image.shape[:2]
+    size = int(side * max(h, w))
+    energy = np.abs(cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F))
+    best = None
+    for _ in range(20):
+        x0 = int(rng.integers(int(0.2 * w), int(0.8 * w) - size))
+        y0 = int(rng.integers(int(0.2 * h), int(0.8 * h) - size))
+        value = float(energy[y0:y0 + size, x0:x0 + size].mean())
+        if best is None or value > best[0]:
+            best = (value, (x0, y0, x0 + size, y0 + size))
+    return best[1]
+
+
 def drawn(image: np.ndarray, kind: str, rng: np.random.Generator, styles: list[np.ndarray]) -> np.ndarray:
     if kind == "photograph":
         return image
@@ -66,18 +88,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=391)
+    parser.add_argument("--details", action="store_true",
+                        help="queries a textured square 15 %% of the scene's long side, views cropped to 60-100 %% of it")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     styles = [read(p) for p in sorted((DATA / "train" / "styles").iterdir())]
     (args.out / "images").mkdir(parents=True, exist_ok=True)
     queries, pairs = [], []
+    low = 0.6 if args.details else 0.85
     for s, (image, box) in enumerate(scenes(rng)):
+        if args.details:
+            box = detail_box(image, rng, 0.15)
         kinds = ["photograph", *rng.choice(DRAWINGS, 2, replace=False)]
         views = []
         for kind in kinds:
             h, w = image.shape[:2]
-            cw, ch = int(w * rng.uniform(0.85, 1.0)), int(h * rng.uniform(0.85, 1.0))
-            x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+            cw, ch = int(w * rng.uniform(low, 1.0)), int(h * rng.uniform(low, 1.0))
+            if args.details:  # the crop keeps the whole detail
+                cw, ch = max(cw, box[2] - box[0] + 1), max(ch, box[3] - box[1] + 1)
+                x0 = int(rng.integers(max(0, box[2] - cw), min(box[0], w - cw) + 1))
+                y0 = int(rng.integers(max(0, box[3] - ch), min(box[1], h - ch) + 1))
+            else:
+                x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
             crop = image[y0:y0 + ch, x0:x0 + cw]
             factor = 640 / max(cw, ch)
             out = cv2.resize(crop, (round(cw * factor), round(ch * factor)), interpolation=cv2.INTER_AREA
