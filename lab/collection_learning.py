@@ -290,6 +290,138 @@ def learn(index: CollectionIndex, tail: torch.nn.Module, *, minutes: float = 20.
     return LearnSummary(done, rounds, mined, seconds, resumed_from, positive, negative)
 
 
+ADAPTED_WEIGHTS = "transformer.safetensors"
+ADAPT_CHECKPOINT = "adapt_checkpoint.safetensors"
+#: Rule L4: Adam's rate (SegSwap's hard-negative stage), mined pairs and negatives an update.
+ADAPT_CONF = {"lr": 1e-5, "positives": 4, "negatives": 4}
+
+
+@torch.no_grad()
+def pair_targets(fa: torch.Tensor, fb: torch.Tensor, region_a, region_b) -> dict[str, torch.Tensor]:
+    """Rule L4's target of a mined pair: cells whose best match in the other image lies within one cell of
+    where the pair's translation puts them and comes back within one cell (mask 1, flow to that match)."""
+    (_, ha, wa), (_, hb, wb) = fa.shape, fb.shape
+    shift = (region_b[0] - region_a[0], region_b[1] - region_a[1])
+    sim = fa.flatten(1).T @ fb.flatten(1)  # (ha·wa)×(hb·wb)
+    ab, ba = sim.argmax(1), sim.argmax(0)
+    rows_a, cols_a = torch.div(torch.arange(ha * wa), wa, rounding_mode="floor"), torch.arange(ha * wa) % wa
+    rb, cb = torch.div(ab, wb, rounding_mode="floor"), ab % wb
+    back = ba[ab]
+    ok_a = ((rb - rows_a - shift[0]).abs() <= 1) & ((cb - cols_a - shift[1]).abs() <= 1) & \
+        ((torch.div(back, wa, rounding_mode="floor") - rows_a).abs() <= 1) & ((back % wa - cols_a).abs() <= 1)
+    rows_b, cols_b = torch.div(torch.arange(hb * wb), wb, rounding_mode="floor"), torch.arange(hb * wb) % wb
+    ra, ca = torch.div(ba, wa, rounding_mode="floor"), ba % wa
+    forth = ab[ba]
+    ok_b = ((rows_b - ra - shift[0]).abs() <= 1) & ((cols_b - ca - shift[1]).abs() <= 1) & \
+        ((torch.div(forth, wb, rounding_mode="floor") - rows_b).abs() <= 1) & ((forth % wb - cols_b).abs() <= 1)
+    flow_ab = torch.stack([(cb + 0.5) / wb, (rb + 0.5) / hb], dim=-1).float().reshape(ha, wa, 2)
+    flow_ba = torch.stack([(ca + 0.5) / wa, (ra + 0.5) / ha], dim=-1).float().reshape(hb, wb, 2)
+    return {"mask_a": ok_a.float().reshape(ha, wa), "mask_b": ok_b.float().reshape(hb, wb),
+            "flow_ab": flow_ab, "flow_ba": flow_ba}
+
+
+def adapt(index: CollectionIndex, model: torch.nn.Module, *, minutes: float = 10.0, seed: int = 0,
+          show_progress: bool = True) -> dict:
+    """Rule L4: fine-tune ``model``'s transformer (its tail holds the index's learned weights, frozen) on pairs
+    mined from ``index`` with the learned features, each beside a negative; written into the index."""
+    from segswap.train.base_recipe import BASE
+    from segswap.train.losses import segswap_loss
+
+    conf = {**DEFAULT_CONF}
+    folder = index.path / LEARNED_DIR
+    model.tail.requires_grad_(False)
+    params = [p for name, p in model.named_parameters() if not name.startswith("tail.")]
+    optimizer = torch.optim.Adam(params, lr=ADAPT_CONF["lr"], betas=(0.5, 0.999))
+    data = CollectionFeatures(index, model.tail)
+    signature = {"images": images_hash(index), "seed": seed, "conf": conf, "adapt": ADAPT_CONF,
+                 "tail": hashlib.sha1((folder / LEARNED_WEIGHTS).read_bytes()).hexdigest()}
+    state = _resume_adapt(folder, signature, model, optimizer)
+    done, rounds, spent = state["steps"], state["rounds"], state["seconds"]
+    partners = {tuple(p) for p in state.get("partners", [])}
+    start = time.perf_counter() - spent
+    budget = minutes * 60
+    progress = tqdm(total=int(budget), initial=int(spent), unit="s", desc="adapting (budget in seconds)",
+                    disable=not show_progress)
+    feats = [f.clone() for f in data.current()]  # outside inference mode: targets are built from them
+    n = len(feats)
+    while time.perf_counter() - start < budget:
+        rng = np.random.default_rng([seed, 7, rounds])
+        pairs = mine_pairs(feats, conf, rng)
+        rounds += 1
+        partners |= {(a, b) for a, _, b, _, _ in pairs} | {(b, a) for a, _, b, _, _ in pairs}
+        for first in range(0, len(pairs), ADAPT_CONF["positives"]):
+            if time.perf_counter() - start >= budget:
+                break
+            model.train()
+            model.tail.train(False)
+            losses = []
+            for a, region_a, b, region_b, _ in pairs[first:first + ADAPT_CONF["positives"]]:
+                target = pair_targets(feats[a], feats[b], region_a, region_b)
+                strangers = [c for c in range(n) if c != a and (a, c) not in partners]
+                c = int(rng.choice(strangers)) if strangers else None
+                for other, tgt in ((b, target), (c, None)):
+                    if other is None:
+                        continue
+                    out = model({"feats_a": data.raw[a][None], "feats_b": data.raw[other][None]})
+                    if tgt is None:
+                        hb, wb = data.raw[other].shape[1:]
+                        ha, wa = data.raw[a].shape[1:]
+                        tgt = {"mask_a": torch.zeros(ha, wa), "mask_b": torch.zeros(hb, wb),
+                               "flow_ab": torch.zeros(ha, wa, 2), "flow_ba": torch.zeros(hb, wb, 2)}
+                    batch_target = {k: v[None] for k, v in tgt.items()}
+                    out = {k: v for k, v in out.items() if k != "match_logits"}
+                    losses.append(segswap_loss(out, batch_target, BASE["loss_weights"])["total"])
+            loss = torch.stack(losses).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            done += 1
+            progress.n = int(time.perf_counter() - start)
+            progress.set_postfix_str(f"step {done}, round {rounds}, loss {loss.item():.3f}", refresh=True)
+        _checkpoint_adapt(folder, signature, model, optimizer, {"steps": done, "rounds": rounds,
+                                                                "seconds": time.perf_counter() - start,
+                                                                "partners": sorted(partners)})
+    progress.close()
+    from safetensors.torch import save
+
+    weights = {k: v.detach().contiguous() for k, v in model.state_dict().items() if not k.startswith("tail.")}
+    write_bytes_atomic(folder / ADAPTED_WEIGHTS, save(weights, metadata={"images": signature["images"]}))
+    return {"steps": done, "rounds": rounds, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def _checkpoint_adapt(folder: Path, signature: dict, model, optimizer, progress: dict) -> None:
+    from safetensors.torch import save
+
+    tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items() if not k.startswith("tail.")}
+    params = [p for name, p in model.named_parameters() if not name.startswith("tail.")]
+    for k, param in enumerate(params):
+        for name, value in optimizer.state.get(param, {}).items():
+            tensors[f"adam.{k}.{name}"] = torch.as_tensor(value).detach().clone().contiguous()
+    metadata = {"signature": json.dumps(signature, sort_keys=True), "progress": json.dumps(progress)}
+    write_bytes_atomic(folder / ADAPT_CHECKPOINT, save(tensors, metadata=metadata))
+
+
+def _resume_adapt(folder: Path, signature: dict, model, optimizer) -> dict:
+    from safetensors import safe_open
+
+    fresh = {"steps": 0, "rounds": 0, "seconds": 0.0}
+    path = folder / ADAPT_CHECKPOINT
+    if not path.is_file():
+        return fresh
+    with safe_open(str(path), "pt") as f:
+        metadata = f.metadata() or {}
+        if metadata.get("signature") != json.dumps(signature, sort_keys=True):
+            return fresh
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=False)
+    params = [p for name, p in model.named_parameters() if not name.startswith("tail.")]
+    for k, param in enumerate(params):
+        slot = {name.split(".", 2)[2]: v for name, v in tensors.items() if name.startswith(f"adam.{k}.")}
+        if slot:
+            optimizer.state[param] = slot
+    return json.loads(metadata["progress"])
+
+
 def _tensors(tail: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     found = {f"tail.{k}": v.detach().clone().contiguous() for k, v in tail.state_dict().items()}
     for k, param in enumerate(tail.parameters()):  # Adam's state is keyed by parameter: stored by its position
@@ -350,6 +482,13 @@ def load_learned(matcher, index: CollectionIndex) -> None:
         if (f.metadata() or {}).get("images") != images_hash(index):
             raise SegswapError(f"{path} was learned on other images than {index.path} now holds")
     matcher.model.tail.load_state_dict(load_file(str(path)))
+    adapted = index.path / LEARNED_DIR / ADAPTED_WEIGHTS
+    if adapted.is_file():  # rule L4: the transformer adapted to the learned features
+        matcher.model.load_state_dict(load_file(str(adapted)), strict=False)
+    # The shipped tail runs on an ONNX graph exported from its own weights: export the learned ones (without
+    # this the learned weights are loaded but never run).
+    if matcher.model.tail.onnx is not None:
+        matcher.model.tail.run_on_onnx(hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 def evaluate(root: Path, work: Path) -> dict:
@@ -383,6 +522,10 @@ def main() -> None:
     learning.add_argument("--steps", type=int)
     learning.add_argument("--seed", type=int, default=0)
     learning.add_argument("--preserve", type=float, default=DEFAULT_CONF["preserve"], help="0: ArtMiner's loss alone (L1)")
+    adapting = commands.add_parser("adapt")
+    adapting.add_argument("--index", type=Path, required=True)
+    adapting.add_argument("--minutes", type=float, default=10.0)
+    adapting.add_argument("--seed", type=int, default=0)
     evaluating = commands.add_parser("eval")
     evaluating.add_argument("root", type=Path)
     evaluating.add_argument("--work", type=Path, required=True)
@@ -395,6 +538,14 @@ def main() -> None:
             tail = load(backbone=index.backbone, size=index.size).model.tail
             print(learn(index, tail, minutes=args.minutes, steps=args.steps, seed=args.seed,
                         preserve=args.preserve).line())
+    elif args.command == "adapt":
+        from segswap.pair import load
+
+        with CollectionIndex(args.index, snapshot=False) as index:
+            matcher = load(backbone=index.backbone, size=index.size)
+            load_learned(matcher, index)
+            matcher.model.tail.onnx = None  # training runs the PyTorch blocks
+            print(adapt(index, matcher.model, minutes=args.minutes, seed=args.seed))
     else:
         scores = evaluate(args.root, args.work)
         print(json.dumps(scores, indent=1))

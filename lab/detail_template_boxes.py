@@ -25,6 +25,7 @@ from detail_template import Features, locate, template
 
 from segswap.cli.common import load_matcher
 from segswap.collection import search as search_module
+from segswap.collection.template import template_sizes
 from segswap.collection.update import update_index
 from segswap.grid import box_iou
 from segswap.evaluation.details import detail_scores, read_detail_truth
@@ -40,12 +41,7 @@ def template_cells(side: int, to_target: bool) -> list[int]:
     """G4: 3 to 12 cells. G5: 3 cells, then x1.25 (rounded, distinct) up to the target's long side."""
     if not to_target:
         return [3, 4, 5, 6, 8, 10, 12]
-    cells, c = [], 3.0
-    while round(c) <= side // 16:
-        if round(c) not in cells:
-            cells.append(round(c))
-        c *= 1.25
-    return cells
+    return template_sizes(side // 16)  # the library's (collection/template.py), as shipped by G6
 
 
 def main() -> None:
