@@ -29,6 +29,8 @@ h×w is the token grid: the image resized so its long side is ``size`` px, divid
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -52,8 +54,13 @@ UNTRAINED = "untrained"
 WARP_KEYS = ("affine_ab", "affine_ba", "tps_ab", "tps_ba")
 
 
+#: The files `segswap learn` writes into an index's ``learned/`` folder: the backbone tail after ArtMiner's
+#: feature learning, the pair model's other weights adapted to it, and the record of what they came from.
+LEARNED_TAIL, LEARNED_TRANSFORMER, LEARNED_RECORD = "tail.safetensors", "transformer.safetensors", "learned.json"
+
+
 def load(name: str | None = None, weights=None, *, backbone: str | None = None, size: int | None = None,
-         runtime: str = "auto", allow_untrained: bool = False, **conf) -> "Matcher":
+         runtime: str = "auto", allow_untrained: bool = False, learned=None, **conf) -> "Matcher":
     """Return a ready :class:`Matcher`.
 
     ``name``: a model in :data:`segswap.models.MODEL_CLASSES` (default ``"segswap"``, the cross-image
@@ -63,7 +70,10 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
     (tests, benchmarks), in which case results carry ``trained=False``. ``backbone`` and ``size``
     default to those the weights were trained with. ``conf`` overrides model options; with trained
     weights only the :data:`~segswap.models.INFERENCE_OPTIONS` (``eval_flow_radius=None`` reads flows
-    as the whole-image soft-argmax the models were trained with).
+    as the whole-image soft-argmax the models were trained with). ``learned``: an index's ``learned/`` folder
+    (`segswap learn`): the weights learned on that collection replace the tail's and the transformer's; they
+    must have been learned from these weights (:func:`segswap.collection.learned.checked_learned` also checks
+    that they fit the index's images).
     """
     if weights is not None:
         model, config = load_weights(weights)
@@ -91,7 +101,7 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
         shipped = shipped_weights_path(name)
         # other options need an untrained model; without allow_untrained the weights file names the clash
         if shipped is not None and (set(conf) <= INFERENCE_OPTIONS or not allow_untrained):
-            return load(name, shipped, backbone=backbone, size=size, runtime=runtime, **conf)
+            return load(name, shipped, backbone=backbone, size=size, runtime=runtime, learned=learned, **conf)
         if name in TRAINABLE and not allow_untrained:
             raise UntrainedModelError(
                 f"no trained weights for model {name!r} are installed; pass weights=PATH (--weights) from "
@@ -113,11 +123,38 @@ def load(name: str | None = None, weights=None, *, backbone: str | None = None, 
             except SegswapError:
                 if runtime == "onnx":
                     raise
+    if learned is not None:
+        _load_learned(matcher, Path(learned))
     # What rebuilds this matcher in another process (a cluster's worker): the resolved arguments.
     matcher.load_arguments = {"name": name, "weights": None if weights is None else str(Path(weights).resolve()),
                               "backbone": matcher.backbone.name, "size": matcher.size, "runtime": runtime,
-                              "allow_untrained": allow_untrained, **conf}
+                              "allow_untrained": allow_untrained,
+                              "learned": None if learned is None else str(Path(learned).resolve()), **conf}
     return matcher
+
+
+def _load_learned(matcher: "Matcher", folder: Path) -> None:
+    """Put the weights `segswap learn` wrote into ``folder`` into ``matcher``'s model."""
+    from safetensors.torch import load_file
+
+    tail = getattr(matcher.model, "tail", None)
+    if tail is None or matcher.weights_sha256 is None:
+        raise SegswapError(f"{folder}: learned weights replace a trained model's backbone tail; {matcher.name} "
+                           f"({matcher.weights}) has none")
+    files = [folder / name for name in (LEARNED_TAIL, LEARNED_TRANSFORMER, LEARNED_RECORD)]
+    missing = [path.name for path in files if not path.is_file()]
+    if missing:
+        raise SegswapError(f"{folder}: no learned weights ({', '.join(missing)} missing); run segswap learn")
+    record = json.loads(files[2].read_text())
+    if record.get("base_weights_sha256") != matcher.weights_sha256:
+        raise SegswapError(f"{folder}: learned from other weights than {matcher.weights}; learn again")
+    tail.load_state_dict(load_file(str(files[0])))
+    result = matcher.model.load_state_dict(load_file(str(files[1])), strict=False)
+    if result.unexpected_keys or any(not key.startswith("tail.") for key in result.missing_keys):
+        raise SegswapError(f"{files[1]}: does not fit the {matcher.name} model")
+    if tail.onnx is not None:  # the graph exported from the base weights would run instead
+        tail.run_on_onnx(hashlib.sha256(files[0].read_bytes()).hexdigest())
+    matcher.learned = str(folder)
 
 
 class Matcher:
@@ -133,6 +170,7 @@ class Matcher:
         self.weights = weights
         self.weights_sha256 = weights_sha256  # of the weights file, None without one
         self.load_arguments: dict | None = None  # set by load(): how another process rebuilds this matcher
+        self.learned: str | None = None  # the index's learned/ folder whose weights it runs (`segswap learn`)
 
     @property
     def trained(self) -> bool:

@@ -14,6 +14,7 @@ from ..collection.methods import DEFAULT_METHOD, DISCOVERY_DESIGNS
 from ..errors import SegswapError
 from ..shipped import KEYPOINTS, VERIFY_BY, check_verify_by
 from ..cluster.engine_options import check_engine_options
+from .collection import SHIPPED_HELP, index_matcher
 from .common import (BACKBONE_HELP, EVAL_SIZE_HELP, FEATURE_SIZE_HELP, JSON_HELP, MODEL_HELP, WEIGHTS_HELP, check_arguments,
                       cluster_engine, load_matcher, scheduler_option, scratch_option, workers_option,
                       write_json)
@@ -332,6 +333,7 @@ def discover(
     clusters: Optional[int] = typer.Option(None, help="As `segswap discover --clusters` (spectral)."),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
+    shipped: bool = typer.Option(False, "--shipped", help=SHIPPED_HELP),
     json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
 ):
     """Discovery against known repeats: pair recall (overall and per kind), pair precision, distinct
@@ -349,7 +351,7 @@ def discover(
     from ..evaluation.discovery import discovery_scores, relative_patterns
 
     index, _ = update_index(root / "images", work / "index")
-    matcher = load_matcher(model, weights, backbone=index.backbone, size=index.size)
+    matcher = index_matcher(model, weights, index.backbone, index.size, index, shipped)
     found = discovery_json(run_discovery(index, matcher, design=design, top_k=top_k, clusters=clusters,
                                          min_evidence=min_evidence))
     scores = discovery_scores(relative_patterns(found["patterns"], root / "images"), truth)
@@ -372,6 +374,7 @@ def details(
                                            "(default: keep what the index in --work has)."),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
+    shipped: bool = typer.Option(False, "--shipped", help=SHIPPED_HELP),
     json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
 ):
     """Detail search against known copies: each query's box searched with `segswap search --box`; mAP of
@@ -388,7 +391,7 @@ def details(
     from tqdm import tqdm
 
     index, _ = update_index(root / "images", work / "index", keypoints=keypoints or None, details=details)
-    matcher = load_matcher(model, weights, backbone=index.backbone, size=index.size)
+    matcher = index_matcher(model, weights, index.backbone, index.size, index, shipped)
     images = (root / "images").resolve()
     results = []
     for query in tqdm(queries, desc="searching details", unit="query"):

@@ -22,11 +22,14 @@ def serve(
                                                          "page (default: the last discovery run from the page)."),
     model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, help=WEIGHTS_HELP),
+    shipped: bool = typer.Option(False, "--shipped", help="Run the shipped pair model even where the index holds "
+                                                          "weights learned on its images (`segswap learn`)."),
 ):
     """Browse a collection in a web page: thumbnails, "where else does this detail appear?" by drawing a
     box, repeated patterns, co-segmentation masks. Serves on this machine only, unless --host says
     otherwise; only the indexed folder's files are served. Ctrl-C stops it."""
-    run_server(ViewerSettings(index_dir, model=model, weights=weights, cosegment=cosegment, discovery=discovery),
+    run_server(ViewerSettings(index_dir, model=model, weights=weights, cosegment=cosegment, discovery=discovery,
+                              shipped=shipped),
                host, port, open_message=typer.echo)
 
 

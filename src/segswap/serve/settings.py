@@ -16,6 +16,7 @@ class ViewerSettings:
     weights: Path | None = None
     cosegment: Path | None = None  # an output folder of `segswap cosegment`
     discovery: Path | None = None  # a saved `segswap discover --json`; default: the viewer's own last run
+    shipped: bool = False  # the shipped pair model even where the index holds weights learned on it (`segswap learn`)
 
 
 def check_settings(settings: ViewerSettings) -> None:
@@ -34,3 +35,9 @@ def check_settings(settings: ViewerSettings) -> None:
 
         if settings.model not in MODEL_CLASSES:
             raise SegswapError(f"--model must be one of {', '.join(MODEL_CLASSES)}, not {settings.model!r}")
+    if settings.model is None and settings.weights is None and not settings.shipped:
+        from ..collection.index import CollectionIndex
+        from ..collection.learned import checked_learned
+
+        with CollectionIndex(settings.index) as index:
+            checked_learned(index)  # weights learned on other images: one line now, not a failed job later

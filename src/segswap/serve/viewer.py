@@ -71,13 +71,17 @@ class Viewer:
         with self._matcher_lock:
             if self._matcher is None:
                 from ..collection.index import CollectionIndex
+                from ..collection.learned import checked_learned
                 from ..pair import DEFAULT_MODEL, load, shipped_weights_path
 
                 model, weights = self.settings.model, self.settings.weights
                 if model is None and weights is None and shipped_weights_path(DEFAULT_MODEL) is None:
                     model = "correlation"
                 with CollectionIndex(self.settings.index) as index:
-                    matcher = load(model, weights, backbone=index.backbone, size=index.size)
+                    learned = None
+                    if model is None and weights is None and not self.settings.shipped:
+                        learned = checked_learned(index)  # the weights `segswap learn` learned on this collection
+                    matcher = load(model, weights, backbone=index.backbone, size=index.size, learned=learned)
                 for module in matcher.model.modules():  # a cancelled job stops inside the model
                     module.register_forward_pre_hook(stop_if_cancelled)
                 self._matcher = matcher
