@@ -81,8 +81,9 @@ def objects(rng: np.random.Generator, count: int) -> list[np.ndarray]:
     return patches
 
 
-def make_collection(folder: Path, count: int, patterns: int, copies: int, seed: int = 0) -> dict[int, list[tuple[str, tuple]]]:
-    """Write the images; return, per pattern, ``(file name, box)`` of its copies."""
+def make_collection(folder: Path, count: int, patterns: int, copies: int, seed: int = 0,
+                    sides: tuple[int, int] = (110, 170)) -> dict[int, list[tuple[str, tuple]]]:
+    """Write the images; return, per pattern, ``(file name, box)`` of its copies (each ``sides`` px square)."""
     rng = np.random.default_rng(seed)
     patches = objects(rng, patterns)
     holders = rng.permutation(count)[: patterns * copies].reshape(patterns, copies)
@@ -93,7 +94,7 @@ def make_collection(folder: Path, count: int, patterns: int, copies: int, seed: 
         image = background(rng)
         if i in pattern_of:
             patch = patches[pattern_of[i]]
-            side = int(rng.integers(110, 170))
+            side = int(rng.integers(*sides))
             patch = cv2.resize(patch, (side, side), interpolation=cv2.INTER_AREA)
             mask = np.zeros((side, side), np.uint8)
             cv2.ellipse(mask, (side // 2, side // 2), (side // 2 - 1, side // 2 - 1), 0, 0, 360, 1, -1)

@@ -33,7 +33,9 @@ PYTHON_PAGES = [ROOT / "README.md", DOCS / "index.md", DOCS / "guide" / "two-ima
 #: scheduler) is parsed only.
 NOT_HERE = re.compile(r"\.\./shared|(^|\s)W/|https?://|tcp://|/archive|IDX/iiif-cache|src/segswap/data/\w+\.json|MY_")
 #: A server waits for a browser; a test cannot run it as a user does (tests/serve drive it with chromium).
-NOT_RUN = ("segswap serve",)
+#: Learning spends its budget (20 minutes) on a collection with repeats the demo images do not have
+#: (tests/collection/test_collection_learning.py runs it on one, by --steps).
+NOT_RUN = ("segswap serve", "segswap learn")
 #: Pages whose commands work on what a test does not have: an index made from a IIIF manifest on the web
 #: (tests/iiif serve one on loopback).
 PARSED_ONLY = {DOCS / "iiif.md"}
