@@ -44,10 +44,10 @@ def index_matcher(model, weights, backbone: str, size: int, collection=None, shi
     """The pair model run on an index's features (its backbone and size), or one line saying what to do. With
     the default model, the weights `segswap learn` learned on ``collection`` (an open index) unless ``shipped``."""
     learned = None
-    if collection is not None and not shipped and model is None and weights is None:
-        from ..collection.learned import checked_learned
+    if collection is not None:
+        from ..collection.learned import learned_for
 
-        learned = checked_learned(collection)
+        learned = learned_for(collection, model, weights, shipped)
         if learned is not None:
             typer.echo(f"using the weights learned on this collection ({learned}; --shipped: the shipped ones)", err=True)
     try:
@@ -76,11 +76,10 @@ def learn(
     if not minutes > 0:
         raise SegswapError(f"--minutes must be above 0, got {minutes}")
     from ..collection.index import CollectionIndex
-    from ..train.collection_learning import check_learnable, learn_collection
+    from ..train.collection_learning import learn_collection  # which refuses, before any work, what it cannot learn on
 
     with CollectionIndex(index_dir, snapshot=False) as collection:
         matcher = load_matcher(None, None, backbone=collection.backbone, size=collection.size)
-        check_learnable(collection, matcher)
         summary = learn_collection(collection, matcher, minutes=minutes, steps=steps, seed=seed)
     typer.echo(summary.line())
     typer.echo(f"{index_dir}: learned weights written (search, discover, cosegment --index and serve use them)")

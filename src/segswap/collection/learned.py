@@ -50,3 +50,11 @@ def checked_learned(index: CollectionIndex) -> Path | None:
         raise SegswapError(f"{index.path} holds weights learned on other images than it now holds: learn again "
                            f"(segswap learn --index {index.path}) or pass --shipped")
     return learned_folder(index)
+
+
+def learned_for(index: CollectionIndex, model: str | None, weights, shipped: bool) -> Path | None:
+    """What a command's default pair model runs with on ``index``: its learned weights' folder
+    (:func:`checked_learned`) unless a model or weights were chosen or ``shipped`` was asked for; else None."""
+    if shipped or model is not None or weights is not None:
+        return None
+    return checked_learned(index)

@@ -35,9 +35,9 @@ def check_settings(settings: ViewerSettings) -> None:
 
         if settings.model not in MODEL_CLASSES:
             raise SegswapError(f"--model must be one of {', '.join(MODEL_CLASSES)}, not {settings.model!r}")
-    if settings.model is None and settings.weights is None and not settings.shipped:
+    if settings.model is None and settings.weights is None and not settings.shipped:  # the index is opened only then
         from ..collection.index import CollectionIndex
-        from ..collection.learned import checked_learned
+        from ..collection.learned import learned_for
 
-        with CollectionIndex(settings.index) as index:
-            checked_learned(index)  # weights learned on other images: one line now, not a failed job later
+        with CollectionIndex(settings.index) as index:  # weights learned on other images: one line now, not a failed job
+            learned_for(index, settings.model, settings.weights, settings.shipped)

@@ -71,16 +71,14 @@ class Viewer:
         with self._matcher_lock:
             if self._matcher is None:
                 from ..collection.index import CollectionIndex
-                from ..collection.learned import checked_learned
+                from ..collection.learned import learned_for
                 from ..pair import DEFAULT_MODEL, load, shipped_weights_path
 
                 model, weights = self.settings.model, self.settings.weights
                 if model is None and weights is None and shipped_weights_path(DEFAULT_MODEL) is None:
                     model = "correlation"
                 with CollectionIndex(self.settings.index) as index:
-                    learned = None
-                    if model is None and weights is None and not self.settings.shipped:
-                        learned = checked_learned(index)  # the weights `segswap learn` learned on this collection
+                    learned = learned_for(index, model, weights, self.settings.shipped)  # `segswap learn`'s, if any
                     matcher = load(model, weights, backbone=index.backbone, size=index.size, learned=learned)
                 for module in matcher.model.modules():  # a cancelled job stops inside the model
                     module.register_forward_pre_hook(stop_if_cancelled)
