@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +12,12 @@ from segswap.collection.index import CollectionIndex
 from segswap.collection.learned import checked_learned, images_hash
 from segswap.collection.update import update_index
 from segswap.errors import SegswapError
-from segswap.train.collection_learning import CollectionFeatures, DEFAULT_CONF, learn_collection, mine_pairs
+from segswap.collection.search import calibrated_threshold
+from segswap.train.collection_learning import (CollectionFeatures, DEFAULT_CONF, learn_collection, learned_threshold,
+                                               mine_pairs)
 
 PLANTED = ("00.png", "01.png", "02.png")
+PLACES = ((0, 0), (96, 40), (50, 96))  # where each planted image holds the 192-px square (x, y)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +30,7 @@ def learnable(tmp_path_factory, kit):
     for i in range(6):
         image = kit.clutter(rng, 288, 288)
         if i < 3:
-            x, y = ((0, 0), (96, 40), (50, 96))[i]
+            x, y = PLACES[i]
             image[y:y + 192, x:x + 192] = square
         kit.save(root / "images" / f"{i:02d}.png", image)
     index, _ = update_index(root / "images", root / "idx", size=kit.SIZE, show_progress=False, keypoints=False)
@@ -41,6 +45,20 @@ def _shipped(size):
 def _copy(learnable, tmp_path):
     shutil.copytree(learnable / "idx", tmp_path / "idx")
     return CollectionIndex(tmp_path / "idx", snapshot=False)
+
+
+def test_the_learned_threshold_says_match_as_often_as_the_shipped_one_did():
+    rng = np.random.default_rng(0)
+    shipped = rng.gamma(2.0, 0.01, 200)
+    learned = 0.4 * shipped + rng.normal(0, 0.002, 200)  # another scale, mostly the same order
+    threshold = learned_threshold(shipped, learned, 0.02)
+    assert abs(np.mean(learned >= threshold) - np.mean(shipped >= 0.02)) <= 1 / 200
+    assert threshold < 0.02  # on the learned model's scale
+    assert learned_threshold(shipped, learned, None) is None
+    # every neighbour above the shipped threshold (frames of one place): the scale ratio carries it over
+    assert learned_threshold(shipped, learned, shipped.min() / 2) == pytest.approx(
+        shipped.min() / 2 * np.median(learned / shipped))
+    assert learned_threshold(shipped, np.zeros(200), 0.02) is None  # no positive threshold: no verdicts from it
 
 
 def test_mining_finds_the_planted_copies_and_none_of_the_other_images(learnable, kit):
@@ -96,6 +114,10 @@ def test_the_learned_weights_are_used_and_refused_once_the_images_change(learnab
         folder = checked_learned(index)
     matcher = segswap.pair.load(size=kit.SIZE, learned=folder)
     assert matcher.learned == str(folder)
+    # its own match threshold, calibrated on the collection, not the shipped weights'
+    calibration = json.loads((folder / "learned.json").read_text())["calibration"]
+    assert calibration["pairs"] > 0 and calibration["shipped_threshold"] == calibrated_threshold(_shipped(kit.SIZE))
+    assert calibrated_threshold(matcher) == calibration["matched_threshold"] is not None
     assert matcher.load_arguments["learned"] == str(folder.resolve())  # a cluster's workers load the same
     query = images / "00.png"
     found = invoke_cli("search", query, "--index", tmp_path / "idx", "--top", 2)
@@ -146,3 +168,76 @@ def test_a_killed_learn_resumes_where_its_last_round_ended(learnable, tmp_path, 
     done = run_cli("learn", "--index", tmp_path / "idx", "--steps", 30, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "resumed" in done.stdout and (tmp_path / "idx" / "learned" / "learned.json").exists()
+
+
+def _learned_index(images, index_dir, kit):
+    index, _ = update_index(images, index_dir, size=kit.SIZE, show_progress=False, keypoints=False)
+    with index:
+        learn_collection(index, _shipped(kit.SIZE), steps=1, seed=0, show_progress=False)
+
+
+def _spy_on_load(monkeypatch):
+    """The ``learned`` folder of every pair model the benchmark loads."""
+    seen, load = [], segswap.pair.load
+
+    def spied(*args, **kwargs):
+        seen.append(kwargs.get("learned"))
+        return load(*args, **kwargs)
+    monkeypatch.setattr(segswap.pair, "load", spied)
+    return seen
+
+
+def test_eval_coseg_and_vpr_run_the_weights_learned_on_the_benchmark(learnable, kit, tmp_path, invoke_cli, monkeypatch):
+    from PIL import Image
+
+    coseg = tmp_path / "coseg"
+    for name, (x, y) in zip(PLANTED, PLACES):  # the planted square is the group's common object
+        (coseg / "images" / "square").mkdir(parents=True, exist_ok=True)
+        shutil.copy(learnable / "images" / name, coseg / "images" / "square" / name)
+        (coseg / "groundtruth" / "square").mkdir(parents=True, exist_ok=True)
+        truth = np.zeros((288, 288), np.uint8)
+        truth[y:y + 192, x:x + 192] = 255
+        Image.fromarray(truth).save(coseg / "groundtruth" / "square" / name)
+    _learned_index(coseg / "images", tmp_path / "coseg_idx", kit)
+    seen = _spy_on_load(monkeypatch)
+    done = invoke_cli("eval", "coseg", coseg, "--method", "segswap", "--index", tmp_path / "coseg_idx",
+                      "--json", tmp_path / "coseg.json")
+    assert done.exit_code == 0, done.output
+    learned = (tmp_path / "coseg_idx" / "learned").resolve()
+    assert {Path(s).resolve() for s in seen if s is not None} == {learned}
+    record = json.loads((tmp_path / "coseg.json").read_text())["learned"]
+    assert record["benchmark_images"] == record["benchmark_images_in_index"] == record["index_images"] == 3
+
+    vpr = tmp_path / "vpr"
+    for folder, names in (("query", PLANTED[:1]), ("ref", ("01.png", "03.png", "04.png"))):
+        (vpr / folder).mkdir(parents=True)
+        for name in names:
+            shutil.copy(learnable / "images" / name, vpr / folder / name)
+    truth = np.empty((1, 2), dtype=object)
+    truth[0, 0], truth[0, 1] = 0, [0]
+    np.save(vpr / "ground_truth_new.npy", truth, allow_pickle=True)
+    _learned_index(vpr, tmp_path / "vpr_idx", kit)
+    seen.clear()
+    done = invoke_cli("eval", "vpr", vpr, "--keypoints", "none", "--index", tmp_path / "vpr_idx",
+                      "--json", tmp_path / "vpr.json")
+    assert done.exit_code == 0, done.output
+    assert {Path(s).resolve() for s in seen if s is not None} == {(tmp_path / "vpr_idx" / "learned").resolve()}
+    result = json.loads((tmp_path / "vpr.json").read_text())
+    assert result["learned"]["benchmark_images_in_index"] == 4 and result["recall"]["pair-score"]["1"] == 1.0
+
+
+def test_eval_index_without_learned_weights_or_with_other_weights_is_refused(learnable, tmp_path, run_cli):
+    coseg = tmp_path / "coseg"
+    (coseg / "images" / "g").mkdir(parents=True)
+    (coseg / "groundtruth" / "g").mkdir(parents=True)
+    from PIL import Image
+
+    for name in PLANTED[:2]:
+        shutil.copy(learnable / "images" / name, coseg / "images" / "g" / name)
+        Image.fromarray(np.zeros((288, 288), np.uint8)).save(coseg / "groundtruth" / "g" / name)
+    for args, words in (((), "holds no learned weights"),
+                        (("--method", "centre-box"), "runs none"),
+                        (("--weights", learnable / "images" / "00.png"), "drop --model/--weights")):
+        refused = run_cli("eval", "coseg", coseg, "--index", learnable / "idx", *args)
+        assert refused.returncode == 2 and words in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1

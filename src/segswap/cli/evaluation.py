@@ -29,6 +29,26 @@ def _write_json(path: Optional[Path], result: dict) -> None:
         typer.echo(f"wrote {path}", err=True)
 
 
+LEARNED_INDEX_HELP = ("An index (`segswap index`) on which `segswap learn` ran: the pair model runs with the weights "
+                      "learned there (learn on the benchmark's own images to measure as ArtMiner does, transductively).")
+
+
+def _learned_weights(index_dir: Optional[Path], model: Optional[str], weights: Optional[Path], images: list[Path]):
+    """``--index``'s learned weights for a benchmark on ``images``: (their folder, what they were learned on) or
+    (None, None) without --index; one line when they cannot be used."""
+    if index_dir is None:
+        return None, None
+    if weights is not None or model not in (None, "segswap"):
+        raise SegswapError("--index runs the SegSwap pair model with the weights learned on that index: drop "
+                           "--model/--weights, or --index")
+    from ..collection.learned import benchmark_learned
+
+    folder, record = benchmark_learned(index_dir, images)
+    typer.echo(f"using the weights learned on {index_dir} ({record['benchmark_images_in_index']} of the benchmark's "
+               f"{record['benchmark_images']} images are among its {record['index_images']})", err=True)
+    return folder, record
+
+
 def methods():
     """List the co-segmentation methods of `segswap eval coseg --method`."""
     from ..evaluation.coseg import methods as coseg_methods
@@ -46,13 +66,15 @@ def coseg(
     size: Optional[int] = typer.Option(None, help=EVAL_SIZE_HELP),
     flip: bool = typer.Option(False, help="Mirrored test-time augmentation (pair-model methods)."),
     top_k: int = typer.Option(5, "--top-k", help="Partners per image in the collection graph (pair-model methods)."),
+    index_dir: Optional[Path] = typer.Option(None, "--index", help=LEARNED_INDEX_HELP + " `segswap cosegment`'s "
+                                             "methods that run pairs only."),
     json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
     scheduler: Optional[str] = scheduler_option(),
     workers: Optional[int] = workers_option(),
     scratch: Optional[Path] = scratch_option(),
 ):
     """Co-segmentation P and J per group and their mean."""
-    check_arguments(folders=[root], weights=weights, size=size, output_files=[(json_out, "--json")],
+    check_arguments(folders=[root, index_dir], weights=weights, size=size, output_files=[(json_out, "--json")],
                     counts=[(top_k, "--top-k")])
     check_engine_options(scheduler, workers, scratch, needs_scratch=True)
     from ..evaluation.coseg import MethodOptions, check_cluster_method, evaluate_coseg
@@ -61,9 +83,23 @@ def coseg(
     if scheduler or workers:
         check_cluster_method(method)
     names = [g.strip() for item in groups or [] for g in item.split(",") if g.strip()]
+    learned, record = None, None
+    if index_dir is not None:
+        from ..collection.cosegment import resolve_method
+        from ..collection.methods import COSEG_METHODS
+        from ..evaluation.coseg import read_coseg_benchmark
+
+        if method not in COSEG_METHODS or not COSEG_METHODS[resolve_method(method)].pairs:
+            raise SegswapError(f"--index runs the pair model with learned weights; method {method!r} runs none (these "
+                               f"do: {', '.join(n for n, m in COSEG_METHODS.items() if m.pairs)})")
+        items = [item.image for group in read_coseg_benchmark(root, names or None).values() for item in group]
+        learned, record = _learned_weights(index_dir, None, weights, items)
     with cluster_engine(scheduler, workers, scratch) as engine:
-        options = MethodOptions(weights=weights, backbone=backbone, size=size, flip=flip, top_k=top_k, engine=engine)
+        options = MethodOptions(weights=weights, learned=learned, backbone=backbone, size=size, flip=flip, top_k=top_k,
+                                engine=engine)
         result = evaluate_coseg(root, method, names or None, options)
+    if record is not None:
+        result["learned"] = record
     typer.echo(coseg_table(result))
     _write_json(json_out, result)
 
@@ -262,17 +298,29 @@ def vpr(
                                                        "reorders (default 20)."),
     keypoints: str = typer.Option(KEYPOINTS, "--keypoints", help="Keypoint matchers whose inliers re-rank too: names "
                                   "separated by commas, 'all' (every installed one) or 'none'."),
+    index_dir: Optional[Path] = typer.Option(None, "--index", help=LEARNED_INDEX_HELP),
     json_out: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
 ):
     """Recall@1/5/10: global descriptor, re-ranked by the pair score, by each keypoint matcher's inliers and
     by SIFT + RANSAC inliers."""
-    check_arguments(folders=[root], weights=weights, size=size, output_files=[(json_out, "--json")])
+    check_arguments(folders=[root, index_dir], weights=weights, size=size, output_files=[(json_out, "--json")])
     matchers = _check_keypoint_names(keypoints)
     from ..evaluation.tables import vpr_table
-    from ..evaluation.vpr import evaluate_vpr
+    from ..evaluation.vpr import evaluate_vpr, read_vpr_benchmark
 
-    matcher = load_matcher(model, weights, backbone=backbone, size=size)
+    learned, record = None, None
+    if index_dir is not None:
+        bench = read_vpr_benchmark(root)
+        learned, record = _learned_weights(index_dir, model, weights, bench.queries + bench.references)
+    if learned is not None:
+        from ..pair import load
+
+        matcher = load(backbone=backbone, size=size, learned=learned)
+    else:
+        matcher = load_matcher(model, weights, backbone=backbone, size=size)
     result = evaluate_vpr(root, matcher, keypoints=matchers, **({} if shortlist is None else {"shortlist": shortlist}))
+    if record is not None:
+        result["learned"] = record
     typer.echo(vpr_table(result))
     _write_json(json_out, result)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import SegswapError
 from ..pair import LEARNED_RECORD, LEARNED_TAIL, LEARNED_TRANSFORMER
 from .index import CollectionIndex
+from .update import file_sha1
 
 LEARNED_DIR = "learned"
 
@@ -50,6 +51,23 @@ def checked_learned(index: CollectionIndex) -> Path | None:
         raise SegswapError(f"{index.path} holds weights learned on other images than it now holds: learn again "
                            f"(segswap learn --index {index.path}) or pass --shipped")
     return learned_folder(index)
+
+
+def benchmark_learned(index_dir: Path, images: list[Path]) -> tuple[Path, dict]:
+    """For a benchmark run with the weights `segswap learn` learned on the index at ``index_dir`` (``segswap eval
+    vpr|coseg --index``): their folder, and a record of what they were learned on (the index, its image count,
+    how many of the benchmark's ``images`` it holds: all of them when learning ran on the benchmark itself, as
+    ArtMiner's transductive protocol does). One line instead when the index holds no learned weights or holds
+    them for other images than it now holds."""
+    with CollectionIndex(index_dir) as index:
+        folder = checked_learned(index)
+        if folder is None:
+            raise SegswapError(f"{index_dir} holds no learned weights: run segswap learn --index {index_dir} first")
+        held = {sha1 for _, _, _, sha1 in index.listing()}
+        record = learned_record(index)
+    return folder, {"index": str(index_dir), "images_hash": record["images_hash"], "index_images": len(held),
+                    "benchmark_images": len(images),
+                    "benchmark_images_in_index": sum(file_sha1(path) in held for path in images)}
 
 
 def learned_for(index: CollectionIndex, model: str | None, weights, shipped: bool) -> Path | None:

@@ -210,7 +210,7 @@ def _scan(index: CollectionIndex, files: list[Path], writer: IndexWriter, summar
         on_disk.add(rel)
         signature = (st.st_size, st.st_mtime_ns)
         if rel in known:
-            sha1 = known[rel][2] if known[rel][:2] == signature else _sha1(file)
+            sha1 = known[rel][2] if known[rel][:2] == signature else file_sha1(file)
             if sha1 == known[rel][2] and known[rel][:2] != signature:
                 touched.append((rel, *signature))
             if rel in damaged:
@@ -234,7 +234,7 @@ def decoded(path: Path, size: int, keypointer=None, sha1: str | None = None):
     (w, h), its pixels at the keypoint extractor's size or None, its SHA-1). Raises :class:`ImageError`."""
     try:
         rgb = load_image(path)
-        sha1 = sha1 or _sha1(path)
+        sha1 = sha1 or file_sha1(path)
     except OSError as err:  # e.g. the file vanished or became unreadable after it was listed
         raise ImageError(f"{path}: {err.strerror or err}") from None
     small = keypointer.resized(rgb) if keypointer is not None else None
@@ -385,7 +385,7 @@ def _commit(writer: IndexWriter, batch: list[IndexEntry], known: set, summary: U
             known.add(entry.path)
 
 
-def _sha1(path: Path) -> str:
+def file_sha1(path: Path) -> str:
     digest = hashlib.sha1()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -45,6 +45,7 @@ class MethodOptions:
     """What a method may be configured with; each method uses only the options that concern it."""
 
     weights: Path | None = None
+    learned: Path | None = None  # an index's learned/ folder (`segswap learn`), for the segswap pair model
     backbone: str | None = None
     size: int | None = None
     flip: bool = False
@@ -108,7 +109,7 @@ def _collection(method: str, model: str = "segswap") -> Callable[[MethodOptions]
         from ..pair import load
 
         resolved = resolve_method(method)  # once, so a missing prior is noted once, not per group
-        matcher = (load(model, options.weights, backbone=options.backbone, size=options.size)
+        matcher = (load(model, options.weights, backbone=options.backbone, size=options.size, learned=options.learned)
                    if COSEG_METHODS[resolved].pairs else None)
         return lambda paths: cosegment_images(paths, matcher, top_k=options.top_k, flip=options.flip,
                                               show_progress=options.show_progress, method=resolved,
