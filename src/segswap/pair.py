@@ -155,7 +155,6 @@ def _load_learned(matcher: "Matcher", folder: Path) -> None:
     if tail.onnx is not None:  # the graph exported from the base weights would run instead
         tail.run_on_onnx(hashlib.sha256(files[0].read_bytes()).hexdigest())
     matcher.learned = str(folder)
-    matcher.learned_threshold = (record.get("calibration") or {}).get("matched_threshold")
 
 
 class Matcher:
@@ -172,8 +171,6 @@ class Matcher:
         self.weights_sha256 = weights_sha256  # of the weights file, None without one
         self.load_arguments: dict | None = None  # set by load(): how another process rebuilds this matcher
         self.learned: str | None = None  # the index's learned/ folder whose weights it runs (`segswap learn`)
-        # the matched fraction at which those weights say "match", calibrated on that collection (rule L7)
-        self.learned_threshold: float | None = None
 
     @property
     def trained(self) -> bool:

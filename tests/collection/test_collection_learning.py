@@ -12,9 +12,7 @@ from segswap.collection.index import CollectionIndex
 from segswap.collection.learned import checked_learned, images_hash
 from segswap.collection.update import update_index
 from segswap.errors import SegswapError
-from segswap.collection.search import calibrated_threshold
-from segswap.train.collection_learning import (CollectionFeatures, DEFAULT_CONF, learn_collection, learned_threshold,
-                                               mine_pairs)
+from segswap.train.collection_learning import CollectionFeatures, DEFAULT_CONF, learn_collection, mine_pairs
 
 PLANTED = ("00.png", "01.png", "02.png")
 PLACES = ((0, 0), (96, 40), (50, 96))  # where each planted image holds the 192-px square (x, y)
@@ -45,20 +43,6 @@ def _shipped(size):
 def _copy(learnable, tmp_path):
     shutil.copytree(learnable / "idx", tmp_path / "idx")
     return CollectionIndex(tmp_path / "idx", snapshot=False)
-
-
-def test_the_learned_threshold_says_match_as_often_as_the_shipped_one_did():
-    rng = np.random.default_rng(0)
-    shipped = rng.gamma(2.0, 0.01, 200)
-    learned = 0.4 * shipped + rng.normal(0, 0.002, 200)  # another scale, mostly the same order
-    threshold = learned_threshold(shipped, learned, 0.02)
-    assert abs(np.mean(learned >= threshold) - np.mean(shipped >= 0.02)) <= 1 / 200
-    assert threshold < 0.02  # on the learned model's scale
-    assert learned_threshold(shipped, learned, None) is None
-    # every neighbour above the shipped threshold (frames of one place): the scale ratio carries it over
-    assert learned_threshold(shipped, learned, shipped.min() / 2) == pytest.approx(
-        shipped.min() / 2 * np.median(learned / shipped))
-    assert learned_threshold(shipped, np.zeros(200), 0.02) is None  # no positive threshold: no verdicts from it
 
 
 def test_mining_finds_the_planted_copies_and_none_of_the_other_images(learnable, kit):
@@ -114,10 +98,6 @@ def test_the_learned_weights_are_used_and_refused_once_the_images_change(learnab
         folder = checked_learned(index)
     matcher = segswap.pair.load(size=kit.SIZE, learned=folder)
     assert matcher.learned == str(folder)
-    # its own match threshold, calibrated on the collection, not the shipped weights'
-    calibration = json.loads((folder / "learned.json").read_text())["calibration"]
-    assert calibration["pairs"] > 0 and calibration["shipped_threshold"] == calibrated_threshold(_shipped(kit.SIZE))
-    assert calibrated_threshold(matcher) == calibration["matched_threshold"] is not None
     assert matcher.load_arguments["learned"] == str(folder.resolve())  # a cluster's workers load the same
     query = images / "00.png"
     found = invoke_cli("search", query, "--index", tmp_path / "idx", "--top", 2)

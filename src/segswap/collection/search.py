@@ -119,12 +119,9 @@ class SearchResult:
 def calibrated_threshold(matcher, records: list[dict] | None = None) -> float | None:
     """The match threshold on the matched fraction for ``matcher``'s weights file and inference
     options in ``records`` (by default the package's calibrations), or None if they were not
-    calibrated (retrained weights, another model). Weights `segswap learn` learned on a collection have their
-    own, calibrated on that collection when they were learned."""
+    calibrated (retrained weights, another model)."""
     if matcher.weights_sha256 is None:
         return None
-    if getattr(matcher, "learned", None) is not None:
-        return matcher.learned_threshold
     for record in search_calibrations() if records is None else records:
         if "inference" not in record:  # a keypoints record
             continue

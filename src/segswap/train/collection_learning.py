@@ -27,18 +27,8 @@ Measured (lab/rules.md L3, L4; a style collection of 48 images, 10 + 10 minutes 
 mAP 0.712 → 0.759, boxes found 0.552 → 0.667, discovery pair precision 0.636 → 1.0 at the same recall; the
 learned features alone (stage 1) lost discovery precision (0.636 → 0.447).
 
-**Calibration (rule L7).** The threshold on the matched fraction at which the shipped weights say "match" was
-calibrated on held-out synthetic pairs; the learned weights score on another scale, and a user has no such
-pairs. So the shipped model scores a sample of the pairs discovery examines (each image's nearest others by
-descriptor) before learning, the learned one the same pairs after, and the learned threshold is the learned
-matched fraction at the quantile where the shipped threshold sits among the shipped model's: on the
-collection's neighbours the learned model says "match" as often as the shipped one did. Where the sample
-does not surround the shipped threshold (a collection whose neighbours all match, as frames of one place do),
-the quantile says nothing, and the median ratio of the two models' fractions on the same pairs carries it.
-
-The budget (``minutes``, or ``steps`` updates a stage) is split evenly between the stages, less a share for
-the calibration; a checkpoint after every round lets a killed run resume; the weights go into the index
-(:mod:`segswap.collection.learned`).
+The budget (``minutes``, or ``steps`` updates a stage) is split evenly between the stages; a checkpoint after
+every round lets a killed run resume; the weights go into the index (:mod:`segswap.collection.learned`).
 """
 
 from __future__ import annotations
@@ -56,8 +46,6 @@ from tqdm import tqdm
 
 from ..collection.index import CollectionIndex
 from ..collection.learned import LEARNED_DIR, images_hash
-from ..collection.predictions import neighbour_pairs, predict_pairs
-from ..collection.search import calibrated_threshold
 from ..errors import SegswapError
 from ..io.files import write_bytes_atomic
 from ..pair import LEARNED_RECORD, LEARNED_TAIL, LEARNED_TRANSFORMER
@@ -229,13 +217,6 @@ ADAPT_CONF = {"lr": 1e-5, "positives": 4}
 DEFAULT_MINUTES = 20.0
 FEATURES_CHECKPOINT = "features_checkpoint.safetensors"
 ADAPT_CHECKPOINT = "adapt_checkpoint.safetensors"
-#: The calibration (rule L7): each image's nearest others by descriptor (as discovery's default), a seeded
-#: sample of those pairs, and the share of a timed budget set aside for scoring them twice.
-CALIBRATION_CONF = {"neighbours": 5, "pairs": 200, "budget_share": 0.05}
-#: Pairs needed on each side of the shipped threshold for the quantile to place it (else the ratio carries it).
-SIDE_PAIRS = 10
-#: The shipped model's matched fractions on the calibration pairs, kept for a resumed run.
-SHIPPED_SCORES = "calibration_shipped.json"
 
 
 @dataclass
@@ -247,17 +228,12 @@ class LearnSummary:
     resumed: bool  # a checkpoint of an interrupted run was continued
     positive_similarity: float  # stage 1's last round: mean s(P1, P2)
     negative_similarity: float  # and mean s(P1, N1)
-    calibration: dict | None = None  # learned.json's: pairs, shipped_threshold, matched_threshold, seconds
 
     def line(self) -> str:
-        calibration = self.calibration or {}
-        threshold = calibration.get("matched_threshold")
         return (f"learned the features in {self.steps[0]} updates ({self.pairs[0]} mined pairs), adapted the pair model "
                 f"in {self.steps[1]} ({self.pairs[1]} mined pairs), {self.seconds:.0f} s"
                 + (", resumed" if self.resumed else "")
-                + f"; last round: positives {self.positive_similarity:.3f}, hard negatives {self.negative_similarity:.3f}"
-                + ("" if threshold is None else f"; match threshold {threshold:.4f} (shipped "
-                   f"{calibration['shipped_threshold']:.4f}), calibrated on {calibration['pairs']} neighbour pairs"))
+                + f"; last round: positives {self.positive_similarity:.3f}, hard negatives {self.negative_similarity:.3f}")
 
 
 def check_learnable(index: CollectionIndex, matcher) -> None:
@@ -286,90 +262,21 @@ def learn_collection(index: CollectionIndex, matcher, *, minutes: float = DEFAUL
     folder.mkdir(exist_ok=True)
     signature = {"images": images_hash(index), "seed": seed, "conf": DEFAULT_CONF, "adapt": ADAPT_CONF,
                  "base_weights_sha256": matcher.weights_sha256}
-    started = time.perf_counter()
-    pairs = calibration_pairs(index, seed)
-    shipped_threshold = calibrated_threshold(matcher)
-    shipped = _shipped_fractions(index, matcher, folder, signature, pairs, show_progress)
-    calibrating = time.perf_counter() - started
-    budget = minutes * 60 * (1 - CALIBRATION_CONF["budget_share"]) / 2
+    budget = minutes * 60 / 2
     first = learn_features(index, model.tail, folder, signature, budget, steps, seed, show_progress)
     second = _adapt(index, model, folder, signature, budget, steps, seed, show_progress)
-    started = time.perf_counter()
-    learned = matched_fractions(matcher, index, pairs, "calibrating the learned model", show_progress)
-    calibrating += time.perf_counter() - started
-    calibration = {"pairs": len(pairs), "shipped_threshold": shipped_threshold,
-                   "matched_threshold": learned_threshold(shipped, learned, shipped_threshold),
-                   "seconds": round(calibrating, 1)}
-    seconds = first["seconds"] + second["seconds"] + calibrating
+    seconds = first["seconds"] + second["seconds"]
     tail_file = _save(folder / LEARNED_TAIL, model.tail.state_dict(), signature)
     _save(folder / LEARNED_TRANSFORMER, {k: v for k, v in model.state_dict().items() if not k.startswith("tail.")},
           signature)
     record = {"images_hash": signature["images"], "base_weights_sha256": matcher.weights_sha256, "seed": seed,
               "images": len(index), "conf": DEFAULT_CONF, "adapt": ADAPT_CONF,
-              "stages": {"features": first, "adapt": second}, "calibration": calibration, "seconds": round(seconds, 1),
+              "stages": {"features": first, "adapt": second}, "seconds": round(seconds, 1),
               "tail_sha256": hashlib.sha256(tail_file).hexdigest()}
     write_bytes_atomic(folder / LEARNED_RECORD, json.dumps(record, indent=1).encode())
     return LearnSummary((first["steps"], second["steps"]), (first["rounds"], second["rounds"]),
                         (first["pairs"], second["pairs"]), seconds, first["resumed"] or second["resumed"],
-                        first["positive_similarity"], first["negative_similarity"], calibration)
-
-
-def calibration_pairs(index: CollectionIndex, seed: int) -> list[tuple[int, int]]:
-    """The pairs the calibration scores: a seeded sample of each image's nearest others by descriptor."""
-    ids, regional = index.regional_descriptors()
-    pairs = neighbour_pairs(index.descriptor_index(), regional, ids, CALIBRATION_CONF["neighbours"])
-    if len(pairs) > CALIBRATION_CONF["pairs"]:
-        picked = np.random.default_rng([seed, 11]).choice(len(pairs), CALIBRATION_CONF["pairs"], replace=False)
-        pairs = [pairs[k] for k in sorted(picked.tolist())]
-    return pairs
-
-
-def matched_fractions(matcher, index: CollectionIndex, pairs: list[tuple[int, int]], desc: str,
-                      show_progress: bool) -> np.ndarray:
-    """``matcher``'s matched fraction (Eq. 3's score over the first image's cells) on each pair of the index."""
-    from ..models.outputs import matched_fraction
-
-    found = np.zeros(len(pairs))
-    def keep(k, prediction):
-        found[k] = float(matched_fraction(prediction.score_ab, index.features(pairs[k][0]).shape[1:]))
-    with torch.inference_mode():
-        predict_pairs(matcher, index.features, pairs, show_progress=show_progress, desc=desc, sink=keep)
-    return found
-
-
-def learned_threshold(shipped: np.ndarray, learned: np.ndarray, shipped_threshold: float | None) -> float | None:
-    """The shipped threshold carried onto the learned model's scale with the two models' matched fractions on
-    the same pairs (module docstring): the learned value at the quantile where ``shipped_threshold`` sits among
-    the shipped ones when at least :data:`SIDE_PAIRS` pairs lie on each side of it; otherwise (a collection
-    whose neighbours all match, or none does) the shipped threshold times the median ratio learned / shipped
-    over the pairs. None without a shipped threshold, or where that gives no positive threshold."""
-    if shipped_threshold is None or len(shipped) == 0:
-        return None
-    below = int(np.sum(shipped < shipped_threshold))
-    if min(below, len(shipped) - below) >= SIDE_PAIRS:
-        threshold = float(np.quantile(learned, below / len(shipped)))
-    else:
-        scored = shipped > 0
-        if not scored.any():
-            return None
-        threshold = shipped_threshold * float(np.median(learned[scored] / shipped[scored]))
-    return threshold if threshold > 0 else None
-
-
-def _shipped_fractions(index, matcher, folder: Path, signature: dict, pairs, show_progress: bool) -> np.ndarray:
-    """The shipped model's matched fractions on ``pairs`` (before any learning), kept in ``folder`` for a resumed run."""
-    path = folder / SHIPPED_SCORES
-    key = {"signature": signature, "pairs": [list(p) for p in pairs]}
-    if path.is_file():
-        try:
-            kept = json.loads(path.read_text())
-            if kept.get("key") == json.loads(json.dumps(key)):
-                return np.asarray(kept["matched"], dtype=float)
-        except (ValueError, KeyError):
-            pass  # damaged: scored again
-    found = matched_fractions(matcher, index, pairs, "scoring the collection's neighbours", show_progress)
-    write_bytes_atomic(path, json.dumps({"key": key, "matched": found.tolist()}).encode())
-    return found
+                        first["positive_similarity"], first["negative_similarity"])
 
 
 def _save(path: Path, tensors: dict, signature: dict) -> bytes:
