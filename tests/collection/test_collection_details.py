@@ -155,6 +155,22 @@ def test_the_template_finds_a_detail_at_another_size_in_a_redrawn_picture(kit, c
     assert empty < score
 
 
+def test_the_template_overrules_a_misplaced_box_but_not_a_right_or_much_larger_one(kit):
+    rng = np.random.default_rng(7)
+    photo = load_image(Path(segswap.__file__).parent / "data" / "box.png")
+    query = cv2.resize(kit.clutter(rng, 240, 320), (640, 480), interpolation=cv2.INTER_LINEAR)
+    query[100:144, 300:364] = cv2.resize(photo, (64, 44), interpolation=cv2.INTER_AREA)
+    other = cv2.resize(kit.clutter(rng, 240, 320), (800, 600), interpolation=cv2.INTER_LINEAR)
+    truth = (150, 380, 252, 450)
+    other[380:450, 150:252] = cv2.resize(photo, (102, 70), interpolation=cv2.INTER_AREA)
+    detail = DetailTemplate(query, (300, 100, 364, 144))
+    found = detail.overrule(other, (500, 60, 602, 130))  # the detail's size, on clutter
+    assert found is not None and box_iou(found[1], truth) >= 0.5, found
+    assert detail.overrule(other, truth) is None
+    # a box over five times the template's, even misplaced, is not overruled by a smaller fit
+    assert detail.overrule(other, (380, 100, 780, 400)) is None
+
+
 def test_a_detail_neither_evidence_places_is_boxed_by_its_template(small_detail, matcher, monkeypatch):
     root, index, _, boxes = small_detail
     # no keypoints, and the pair model's region empty, as on a 2×3-cell detail: only the last resort is left

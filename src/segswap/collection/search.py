@@ -20,7 +20,9 @@ A detail is often too small for either evidence to decide (two or three cells at
 copies are ranked near the top; every such hit still gets a best-guess box, and ``box_from`` says whose:
 the box carried by the keypoint inliers when there are at least :data:`GUESS_MIN_INLIERS` of them, else the
 pair model's matched region, else where the detail's features, slid over the hit at several sizes, fit
-best (ArtMiner's one-shot detection, :mod:`.template`). A guessed box changes no verdict.
+best (ArtMiner's one-shot detection, :mod:`.template`). That template also overrules the keypoint inliers' or
+the region's box where it fits there clearly worse than at the template's own best place, of comparable size.
+A guessed box changes no verdict.
 
 With ``rerank="ransac"`` the shortlist is re-ranked instead by ArtMiner's training-free verification
 (:func:`segswap.verify.ransac.verify`): the region is its inlier cells and the box their extent.
@@ -210,26 +212,28 @@ def search(index: CollectionIndex, query, matcher, *, box: tuple[int, int, int, 
         hits = [hits[k] for k in order] + hits[head:]
     hits = hits[:top]
     if box is not None:
-        _place_last_resort_boxes(rgb, box, hits, show_progress, on_progress)
+        _place_boxes_by_template(rgb, box, hits, show_progress, on_progress)
     return SearchResult(Path(query), box, len(candidates), hits, rerank, threshold, source, inlier_threshold)
 
 
-def _place_last_resort_boxes(rgb: np.ndarray, box, hits: list[SearchHit], show_progress: bool,
+def _place_boxes_by_template(rgb: np.ndarray, box, hits: list[SearchHit], show_progress: bool,
                              on_progress: ProgressCallback | None) -> None:
-    """A detail hit whose box would be the pair model's flow guess gets the detail's template's instead
-    (:mod:`.template`; rule G6 in lab/rules.md); where its image no longer loads, the flow's guess stays."""
-    guessed = [hit for hit in hits if hit.box_from in ("pair flow", None)]
-    if not guessed:
+    """The detail's template (:mod:`.template`) boxes a detail hit whose box would be the pair model's flow guess
+    (rule G6), and overrules a box from the keypoint inliers or the pair region where it fits clearly better
+    (rule G8; lab/rules.md); where the hit's image no longer loads, its box stays."""
+    needed = [hit for hit in hits if hit.box_from in (None, "pair flow", "keypoint inliers", "pair region")]
+    if not needed:
         return
     detail = DetailTemplate(rgb, box)
-    with stage(f"placing {len(guessed)} detail boxes by template", show_progress):
-        for done, hit in enumerate(guessed):
-            report_step(on_progress, "placing the detail", done, len(guessed))
+    with stage(f"checking {len(needed)} detail boxes by template", show_progress):
+        for done, hit in enumerate(needed):
+            report_step(on_progress, "placing the detail", done, len(needed))
             try:
                 pixels = load_image(hit.image.path)
             except ImageError:
                 continue
-            found = detail.locate(pixels)
+            found = (detail.locate(pixels) if hit.box_from in (None, "pair flow") or hit.box is None
+                     else detail.overrule(pixels, hit.box))
             if found is not None:
                 hit.box, hit.box_from = found[1], "template"
 
