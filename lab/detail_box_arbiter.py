@@ -20,15 +20,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch.nn.functional as F
 
 from segswap.cli.collection import index_matcher
 from segswap.collection import search as search_module
-from segswap.collection.template import DetailTemplate, template_sizes
+from segswap.collection.template import DetailTemplate
 from segswap.collection.update import update_index
 from segswap.evaluation.details import detail_scores, read_detail_truth
-from segswap.grid import STRIDE
-from segswap.io import load_image, resize_for_model
+from segswap.io import load_image
 
 DELTAS = (0.05, 0.10, 0.15)
 #: G8: the template's box replaces a box at most this many times its area (a mean cosine over fewer cells is
@@ -38,26 +36,8 @@ ARBITRATED = ("keypoint inliers", "pair region")
 
 
 def score_at(detail: DetailTemplate, image: np.ndarray, box) -> float | None:
-    """The mean cosine of the template of ``box``'s size (the nearest of the template sizes) at ``box``'s place."""
-    resized = resize_for_model(image, detail.target_side)
-    factor = resized.shape[1] / image.shape[1]
-    feats = detail._features(resized)
-    x0, y0, x1, y1 = (v * factor / STRIDE for v in box)
-    sizes = template_sizes(detail.target_side // STRIDE)
-    qx0, qy0, qx1, qy1 = detail.box
-    # the template as long, along the query box's long axis, as the hit's box
-    wanted = x1 - x0 if qx1 - qx0 >= qy1 - qy0 else y1 - y0
-    for cells in sorted(sizes, key=lambda c: abs(c - wanted)):
-        _, rows, cols = detail._geometry(cells)
-        if rows <= feats.shape[1] and cols <= feats.shape[2]:
-            break
-    else:
-        return None
-    tmpl = detail._template(cells)
-    scores = F.conv2d(feats[None], tmpl[None])[0, 0] / (rows * cols)
-    row = int(np.clip(round(y0), 0, scores.shape[0] - 1))
-    col = int(np.clip(round(x0), 0, scores.shape[1] - 1))
-    return float(scores[row, col])
+    """The mean cosine of the template of ``box``'s size at ``box``'s place (the library's, as G8 ships it)."""
+    return detail._score_at(*detail._searched(image), box)
 
 
 def area(box) -> float:
