@@ -37,7 +37,8 @@ ARBITRATED = ("keypoint inliers", "pair region")
 
 def score_at(detail: DetailTemplate, image: np.ndarray, box) -> float | None:
     """The mean cosine of the template of ``box``'s size at ``box``'s place (the library's, as G8 ships it)."""
-    return detail._score_at(*detail._searched(image), box)
+    feats, factor = detail._searched(image)
+    return detail._score_at(detail._scores(feats), factor, box)
 
 
 def area(box) -> float:

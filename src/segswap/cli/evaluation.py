@@ -85,11 +85,10 @@ def coseg(
     names = [g.strip() for item in groups or [] for g in item.split(",") if g.strip()]
     learned, record = None, None
     if index_dir is not None:
-        from ..collection.cosegment import resolve_method
         from ..collection.methods import COSEG_METHODS
         from ..evaluation.coseg import read_coseg_benchmark
 
-        if method not in COSEG_METHODS or not COSEG_METHODS[resolve_method(method)].pairs:
+        if method not in COSEG_METHODS or not COSEG_METHODS[method].pairs:
             raise SegswapError(f"--index runs the pair model with learned weights; method {method!r} runs none (these "
                                f"do: {', '.join(n for n, m in COSEG_METHODS.items() if m.pairs)})")
         items = [item.image for group in read_coseg_benchmark(root, names or None).values() for item in group]

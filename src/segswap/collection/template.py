@@ -95,27 +95,28 @@ class DetailTemplate:
         resized = resize_for_model(image, self.target_side)
         return self._features(resized), resized.shape[1] / image.shape[1]
 
-    def _scores(self, feats: torch.Tensor, cells: int) -> torch.Tensor | None:
-        """The mean cosine of the ``cells`` template at every place in ``feats``; None if it does not fit."""
-        _, rows, cols = self._geometry(cells)
-        if rows > feats.shape[1] or cols > feats.shape[2]:
-            return None  # not built unless some image fits it: the largest cost the most
-        return F.conv2d(feats[None], self._template(cells)[None])[0, 0] / (rows * cols)
+    def _scores(self, feats: torch.Tensor) -> dict[int, torch.Tensor]:
+        """By template size (cells), the template's mean cosine at every place in ``feats``, for the sizes that fit."""
+        scores = {}
+        for cells in template_sizes(self.target_side // STRIDE):
+            _, rows, cols = self._geometry(cells)
+            if rows > feats.shape[1] or cols > feats.shape[2]:
+                continue  # not built unless some image fits it: the largest cost the most
+            scores[cells] = F.conv2d(feats[None], self._template(cells)[None])[0, 0] / (rows * cols)
+        return scores
 
     def locate(self, image: np.ndarray) -> tuple[float, tuple[int, int, int, int]] | None:
         """(mean cosine, box in ``image``'s pixels) of the best place and size of the detail in ``image``
         (H×W×3 uint8 RGB); None if no template fits in it."""
-        return self._best(image, *self._searched(image))
+        feats, factor = self._searched(image)
+        return self._best(image, self._scores(feats), factor)
 
-    def _best(self, image: np.ndarray, feats: torch.Tensor, factor: float):
+    def _best(self, image: np.ndarray, scores: dict[int, torch.Tensor], factor: float):
         best = None
-        for cells in template_sizes(self.target_side // STRIDE):
-            scores = self._scores(feats, cells)
-            if scores is None:
-                continue
-            value, flat = scores.flatten().max(0)
+        for cells, at in scores.items():
+            value, flat = at.flatten().max(0)
             if best is None or value.item() > best[0]:
-                row, col = divmod(flat.item(), scores.shape[1])
+                row, col = divmod(flat.item(), at.shape[1])
                 best = (value.item(), row, col, self._geometry(cells)[0])
         if best is None:
             return None
@@ -127,27 +128,27 @@ class DetailTemplate:
         return score, (int(np.clip(np.floor(left), 0, w - 1)), int(np.clip(np.floor(top), 0, h - 1)),
                        int(np.clip(np.ceil(right), 1, w)), int(np.clip(np.ceil(bottom), 1, h)))
 
-    def _score_at(self, feats: torch.Tensor, factor: float, box) -> float | None:
+    def _score_at(self, scores: dict[int, torch.Tensor], factor: float, box) -> float | None:
         """The mean cosine at ``box`` (``image``'s pixels) of the template as long as it along the detail's long
-        axis, read at its corner."""
+        axis (the nearest size that fits), read at its corner."""
+        if not scores:
+            return None
         x0, y0, x1, y1 = (v * factor / STRIDE for v in box)
         qx0, qy0, qx1, qy1 = self.box
         wanted = x1 - x0 if qx1 - qx0 >= qy1 - qy0 else y1 - y0
-        for cells in sorted(template_sizes(self.target_side // STRIDE), key=lambda c: abs(c - wanted)):
-            scores = self._scores(feats, cells)
-            if scores is not None:
-                row = int(np.clip(round(y0), 0, scores.shape[0] - 1))
-                col = int(np.clip(round(x0), 0, scores.shape[1] - 1))
-                return float(scores[row, col])
-        return None
+        at = scores[min(scores, key=lambda c: abs(c - wanted))]
+        row = int(np.clip(round(y0), 0, at.shape[0] - 1))
+        col = int(np.clip(round(x0), 0, at.shape[1] - 1))
+        return float(at[row, col])
 
     def overrule(self, image: np.ndarray, box) -> tuple[float, tuple[int, int, int, int]] | None:
         """The template's (mean cosine, box) where it should replace ``box`` as the detail's place in ``image``
         (rule G8: it fits :data:`ARBITER_MARGIN` better there than at ``box`` and is not more than
         :data:`AREA_RATIO` times smaller); None where ``box`` stays."""
         feats, factor = self._searched(image)
-        best = self._best(image, feats, factor)
-        current = self._score_at(feats, factor, box)
+        scores = self._scores(feats)  # once: the best place and the box's are read from the same maps
+        best = self._best(image, scores, factor)
+        current = self._score_at(scores, factor, box)
         if best is None or current is None or best[0] - current < ARBITER_MARGIN:
             return None
         if _area(best[1]) * AREA_RATIO < _area(box):
